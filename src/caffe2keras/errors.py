@@ -1,0 +1,88 @@
+"""The one exception hierarchy of caffe2keras.
+
+Every error a user can cause derives from :class:`Caffe2KerasError`. Errors
+about one layer name the layer, its Caffe type, the offending field and its
+value, and end, Keras-style, in ``Received: field=value``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class Caffe2KerasError(Exception):
+    """Base class of every error caffe2keras raises on purpose."""
+
+
+class SchemaError(Caffe2KerasError):
+    """The Caffe schema (or a plugin's addition to it) does not compile."""
+
+
+class ModelFileError(Caffe2KerasError):
+    """A model file is missing, truncated, corrupt or not in a Caffe format."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class NetError(Caffe2KerasError):
+    """The net as a whole is inconsistent (unknown blobs, missing inputs...)."""
+
+
+class InputShapeError(NetError):
+    """An input blob has no known shape, or a given shape does not fit."""
+
+
+def _received(field: str | None, value) -> str:
+    return "" if field is None else f" Received: {field}={value!r}"
+
+
+class LayerError(Caffe2KerasError):
+    """A problem with one layer: its parameters, weights or inputs."""
+
+    def __init__(self, layer: str, layer_type: str, message: str, field: str | None = None, value=None):
+        self.layer = layer
+        self.layer_type = layer_type
+        self.field = field
+        self.value = value
+        self.detail = message
+        sentence = message if message.endswith((".", "?", "!")) else message + "."
+        super().__init__(f"Layer {layer!r} ({layer_type}): {sentence}{_received(field, value)}")
+
+
+class UnsupportedParameterError(LayerError):
+    """A parameter value that caffe2keras cannot convert exactly."""
+
+
+class WeightsError(LayerError):
+    """Weights that do not match the layer (count or shape)."""
+
+
+class ShapeError(LayerError):
+    """Input shapes that the layer cannot take, as Caffe would also refuse."""
+
+
+class UnsupportedLayersError(Caffe2KerasError):
+    """Layer types with no converter, all listed together before anything is built."""
+
+    PLUGIN_HINT = (
+        "Register a converter for a custom type with caffe2keras.register_converter() "
+        "(see the README's 'Custom layers' section)."
+    )
+
+    def __init__(self, unsupported: Iterable[tuple[str, int, str, str]]):
+        # (type, count, first layer name, reason or "")
+        self.unsupported = list(unsupported)
+        lines = []
+        for layer_type, count, first, reason in self.unsupported:
+            times = "1 layer" if count == 1 else f"{count} layers"
+            suffix = f" — {reason}" if reason else ""
+            lines.append(f"  {layer_type}: {times}, first {first!r}{suffix}")
+        types = ", ".join(t for t, *_ in self.unsupported)
+        super().__init__(
+            f"{len(self.unsupported)} unsupported layer type(s) in the net:\n"
+            + "\n".join(lines)
+            + f"\n{self.PLUGIN_HINT} Received: types={types!r}"
+        )
