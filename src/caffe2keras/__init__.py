@@ -1,0 +1,44 @@
+"""caffe2keras: Caffe models (prototxt + caffemodel) to Keras 3, with Caffe's exact numbers."""
+
+import os
+
+# JAX is the default backend; a user's KERAS_BACKEND setting wins. Set before Keras is imported.
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+from caffe2keras import layers  # noqa: E402  (registers the custom layers for loading)
+from caffe2keras.api import convert, register_converter  # noqa: E402
+from caffe2keras.caffe import extend_schema  # noqa: E402
+from caffe2keras.converters import Node, Step  # noqa: E402
+from caffe2keras.errors import (  # noqa: E402
+    Caffe2KerasError,
+    InputShapeError,
+    LayerError,
+    ModelFileError,
+    NetError,
+    SchemaError,
+    ShapeError,
+    UnsupportedLayersError,
+    UnsupportedParameterError,
+    WeightsError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Caffe2KerasError",
+    "InputShapeError",
+    "LayerError",
+    "ModelFileError",
+    "NetError",
+    "Node",
+    "SchemaError",
+    "ShapeError",
+    "Step",
+    "UnsupportedLayersError",
+    "UnsupportedParameterError",
+    "WeightsError",
+    "convert",
+    "extend_schema",
+    "layers",
+    "register_converter",
+]

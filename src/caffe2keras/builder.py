@@ -1,0 +1,239 @@
+"""Build the Keras functional model from a shaped blob graph and per-layer converters."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+
+from caffe2keras.caffe.weights import LayerWeights, Weights
+from caffe2keras.converters import base
+from caffe2keras.converters.base import Node, Step
+from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError
+from caffe2keras.graph import BlobRef, Graph, Op
+from caffe2keras.layout import Layout
+
+
+def keras_name(caffe_name: str) -> str:
+    """Keras forbids '/' in names; Caffe nets use it a lot (``inception_3a/1x1``)."""
+    return caffe_name.replace("/", "__") or "unnamed"
+
+
+class NameTable:
+    """Unique Keras layer names; names of output blobs are held back for the outputs."""
+
+    def __init__(self, reserved: Sequence[str]):
+        self.reserved = set(reserved)
+        self.used: set[str] = set()
+
+    def claim(self, name: str, *, reserved_ok: bool = False) -> str:
+        candidate, counter = name, 0
+        while candidate in self.used or (candidate in self.reserved and not reserved_ok):
+            counter += 1
+            candidate = f"{name}_{counter}"
+        self.used.add(candidate)
+        return candidate
+
+
+def check_supported(graph: Graph, rule_for: Callable[[str], base.LayerRule | None]) -> None:
+    """Report every layer type without a converter at once, before anything is built."""
+    counts: Counter[str] = Counter()
+    first: dict[str, str] = {}
+    reasons: dict[str, str] = {}
+    for op in graph.ops:
+        rule = rule_for(op.type)
+        reason = None
+        if rule is None:
+            reason = _unsupported_reason(op)
+        elif rule.check is not None:
+            reason = rule.check(op)
+            if reason is None:
+                continue
+        else:
+            continue
+        counts[op.type] += 1
+        first.setdefault(op.type, op.name)
+        reasons.setdefault(op.type, reason or "")
+    if counts:
+        raise UnsupportedLayersError((t, counts[t], first[t], reasons[t]) for t in counts)
+
+
+def _unsupported_reason(op: Op) -> str:
+    if op.type == "Python":
+        p = op.param.python_param
+        return (f"Python layer {p.module or '?'}.{p.layer or '?'}: its code is never imported or run; "
+                "write a converter for what it computes")
+    return ""
+
+
+class _PresetInitializer:
+    """Hands a layer's variable its converted value at creation (no random init, no second copy)."""
+
+    def __init__(self, value: np.ndarray, op: Op, index: int):
+        self.value, self.op, self.index = value, op, index
+
+    def __call__(self, shape, dtype=None):
+        if tuple(shape) != self.value.shape:
+            raise WeightsError(
+                self.op.name, self.op.type,
+                f"variable {self.index} has shape {tuple(shape)} but the converted weights have "
+                f"{self.value.shape} (a converter bug; please report it)",
+                "blobs", len(self.op.param.blobs),
+            )
+        return self.value
+
+
+def _call_with_weights(step: Step, op: Op, inputs):
+    """Call ``step.layer`` on ``inputs``, creating its variables from ``step.weights``."""
+    layer = step.layer
+    values = list(step.weights)
+    if not values or layer.built:
+        return layer(inputs)
+    created = 0
+    original = layer.add_weight
+
+    def add_weight(*args, **kwargs):
+        nonlocal created
+        index = created
+        created += 1
+        if index < len(values) and values[index] is not None:
+            if len(args) > 1:
+                args = args[:1] + args[2:]
+            kwargs["initializer"] = _PresetInitializer(np.asarray(values[index], dtype=np.float32), op, index)
+        return original(*args, **kwargs)
+
+    layer.add_weight = add_weight
+    try:
+        output = layer(inputs)
+    finally:
+        del layer.add_weight
+    if created != len(values):
+        raise LayerError(op.name, op.type, f"the Keras layer created {created} variables for "
+                         f"{len(values)} converted arrays (a converter bug; please report it)", "blobs", len(values))
+    return output
+
+
+def _apply_steps(steps: Sequence[Step], op: Op, bottoms: list, names: NameTable, final_name: str):
+    results: dict[int, object] = {}
+    previous = None
+    for index, step in enumerate(steps):
+        if step.inputs is None:
+            selected = bottoms if index == 0 else [previous]
+        else:
+            selected = [bottoms[i] if isinstance(i, int) else results[id(i)] for i in step.inputs]
+        last = index == len(steps) - 1
+        if last:
+            step.layer.name = final_name  # set before the layer is built
+        else:
+            suffix = step.suffix or re.sub(r"(?<!^)(?=[A-Z])", "_", type(step.layer).__name__).lower()
+            step.layer.name = names.claim(f"{keras_name(op.name)}_{suffix}")
+        previous = _call_with_weights(step, op, selected[0] if len(selected) == 1 else selected)
+        results[id(step)] = previous
+    return previous
+
+
+def build_model(
+    graph: Graph,
+    weights: Weights | None,
+    layout: Layout,
+    rule_for: Callable[[str], base.LayerRule | None],
+    outputs: Sequence[str] | None = None,
+    on_layer: Callable[[Op], None] | None = None,
+) -> keras.Model:
+    """The Keras model of ``graph``; ``weights=None`` builds the architecture only."""
+    output_refs = graph.outputs if outputs is None else [graph.blob(name) for name in outputs]
+    if not output_refs:
+        raise NetError("the net has no outputs: every blob is consumed by a layer.")
+    if len({ref.name for ref in output_refs}) != len(output_refs):
+        raise NetError(f"outputs must be distinct. Received: outputs={[r.name for r in output_refs]}")
+    names = NameTable([keras_name(ref.name) for ref in output_refs])
+    tensors: dict[BlobRef, object] = {}
+    producer_name: dict[BlobRef, str] = {}
+    model_inputs = []
+    for ref in graph.inputs:
+        name = names.claim(keras_name(ref.name), reserved_ok=True)
+        shape = layout.keras_shape(graph.shapes[ref])
+        tensor = keras.Input(shape=shape[1:], name=name)
+        tensors[ref] = tensor
+        producer_name[ref] = name
+        model_inputs.append(tensor)
+
+    needed = _needed_ops(graph, output_refs)
+    for op in graph.ops:
+        if id(op) not in needed:
+            continue
+        if on_layer is not None:
+            on_layer(op)
+        rule = rule_for(op.type)
+        in_shapes = tuple(graph.shapes[b] for b in op.bottoms)
+        out_shapes = tuple(rule.shapes(op, list(in_shapes))) if rule.shapes else None
+        layer_weights = None
+        if weights is not None:
+            found: LayerWeights | None = weights.get(op.name)
+            layer_weights = found.blobs if found is not None else ()
+        node = Node(op, in_shapes, out_shapes or (), layout, layer_weights)
+        steps = rule.convert(node)
+        steps = [steps] if isinstance(steps, Step) else list(steps)
+        node.check_all_blobs_used()
+        bottoms = [tensors[b] for b in op.bottoms]
+        if not steps:
+            produced = [bottoms[0]] * len(op.tops)
+        else:
+            # The last step is named after the Caffe layer, or after the blob it makes if that is an output.
+            single_output = op.tops[0] if len(op.tops) == 1 and op.tops[0] in output_refs else None
+            base_name = keras_name(op.name)
+            reserved_ok = single_output is not None and keras_name(single_output.name) == base_name
+            final_name = names.claim(base_name, reserved_ok=reserved_ok)
+            try:
+                result = _apply_steps(steps, op, bottoms, names, final_name)
+            except Caffe2KerasError:
+                raise
+            except Exception as exc:  # Keras refusing a configuration: report it against the layer
+                raise LayerError(op.name, op.type, f"Keras could not build this layer: {exc}", "type", op.type) from exc
+            produced = list(result) if isinstance(result, (list, tuple)) else [result]
+            for top in op.tops:
+                producer_name[top] = final_name
+        if len(produced) != len(op.tops):
+            raise LayerError(op.name, op.type, f"the converter made {len(produced)} outputs for {len(op.tops)} tops",
+                             "top", [t.name for t in op.tops])
+        for top, tensor, index in zip(op.tops, produced, range(len(produced))):
+            keras_shape = tuple(tensor.shape[1:])
+            if out_shapes is None:
+                graph.shapes[top] = layout.caffe_shape((in_shapes[0][0] if in_shapes else 1, *keras_shape))
+            else:
+                graph.shapes[top] = out_shapes[index]
+                expected = layout.keras_shape(out_shapes[index])[1:]
+                if keras_shape != tuple(expected):
+                    raise LayerError(op.name, op.type, f"top {index} came out with Keras shape {keras_shape}, "
+                                     f"Caffe's rules give {tuple(expected)} (a converter bug; please report it)",
+                                     "top", top.name)
+            tensors[top] = tensor
+
+    model_outputs = []
+    for ref in output_refs:
+        tensor = tensors[ref]
+        wanted = keras_name(ref.name)
+        if producer_name.get(ref) != wanted or any(t is tensor for t in model_outputs):
+            tensor = keras.layers.Identity(name=names.claim(wanted, reserved_ok=wanted not in names.used))(tensor)
+        model_outputs.append(tensor)
+    return keras.Model(model_inputs, model_outputs, name=keras_name(graph.name or "caffe_net"))
+
+
+def _needed_ops(graph: Graph, output_refs: Sequence[BlobRef]) -> set[int]:
+    """The ids of the ops the outputs depend on (others are not built)."""
+    needed: set = set()
+    pending = list(output_refs)
+    seen: set[BlobRef] = set()
+    while pending:
+        ref = pending.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        op = graph.producers.get(ref)
+        if op is not None and id(op) not in needed:
+            needed.add(id(op))
+            pending.extend(op.bottoms)
+    return needed

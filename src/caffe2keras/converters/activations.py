@@ -1,0 +1,118 @@
+"""Neuron layers (element-wise), Softmax and Dropout."""
+
+from __future__ import annotations
+
+from keras import layers
+
+from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
+from caffe2keras.converters.reshaping import canonical_axis
+from caffe2keras.errors import UnsupportedParameterError
+from caffe2keras import layers as caffe_layers
+
+
+@converts("ReLU", shapes=same_shapes)
+def relu(node: Node) -> Step:
+    slope = node.param.relu_param.negative_slope
+    return Step(layers.ReLU(negative_slope=slope) if slope else layers.ReLU())
+
+
+@converts("PReLU", shapes=same_shapes)
+def prelu(node: Node) -> Step:
+    shape = node.in_shapes[0]
+    require(len(shape) >= 2, node.op, "PReLU needs a channel axis", "bottom_shape", shape)
+    shared = node.param.prelu_param.channel_shared
+    channels = shape[1]
+    slopes = node.blob(0, (1,) if shared else (channels,), "prelu_param.channel_shared", shared)
+    rank = len(shape)
+    channel = node.keras_axis(1)
+    shared_axes = [a for a in range(1, rank) if shared or a != channel]
+    alpha_shape = [1 if a in shared_axes else channels for a in range(1, rank)]
+    alpha = None if slopes is None else slopes.reshape(alpha_shape)
+    return Step(layers.PReLU(shared_axes=shared_axes), (alpha,))
+
+
+@converts("ELU", shapes=same_shapes)
+def elu(node: Node) -> Step:
+    return Step(layers.ELU(alpha=node.param.elu_param.alpha))
+
+
+@converts("Sigmoid", shapes=same_shapes)
+def sigmoid(node: Node) -> Step:
+    return Step(layers.Activation("sigmoid"))
+
+
+@converts("TanH", shapes=same_shapes)
+def tanh(node: Node) -> Step:
+    return Step(layers.Activation("tanh"))
+
+
+@converts("BNLL", shapes=same_shapes)
+def bnll(node: Node) -> Step:
+    # Caffe's BNLL is log(1 + exp(x)), computed stably: softplus.
+    return Step(layers.Activation("softplus"))
+
+
+@converts("AbsVal", shapes=same_shapes)
+def absval(node: Node) -> Step:
+    return Step(caffe_layers.AbsVal())
+
+
+@converts("Power", shapes=same_shapes)
+def power(node: Node) -> Step:
+    p = node.param.power_param
+    return Step(caffe_layers.Power(power=p.power, scale=p.scale, shift=p.shift))
+
+
+def _positive_base(node: Node, p, field: str) -> None:
+    require(p.base == -1 or p.base > 0, node.op, "base must be positive, or -1 for e", field, p.base,
+            kind=UnsupportedParameterError)
+
+
+@converts("Exp", shapes=same_shapes)
+def exp(node: Node) -> Step:
+    p = node.param.exp_param
+    _positive_base(node, p, "exp_param.base")
+    return Step(caffe_layers.Exp(base=p.base, scale=p.scale, shift=p.shift))
+
+
+@converts("Log", shapes=same_shapes)
+def log(node: Node) -> Step:
+    p = node.param.log_param
+    _positive_base(node, p, "log_param.base")
+    return Step(caffe_layers.Log(base=p.base, scale=p.scale, shift=p.shift))
+
+
+@converts("Clip", shapes=same_shapes)
+def clip(node: Node) -> Step:
+    p = node.param.clip_param
+    require(p.HasField("min") and p.HasField("max"), node.op, "Clip needs both min and max", "clip_param",
+            f"min={p.min}, max={p.max}", kind=UnsupportedParameterError)
+    return Step(caffe_layers.Clip(min=p.min, max=p.max))
+
+
+@converts("Swish", shapes=same_shapes)
+def swish(node: Node) -> Step:
+    beta = node.param.swish_param.beta
+    return Step(layers.Activation("silu") if beta == 1 else caffe_layers.Swish(beta=beta))
+
+
+@converts("Threshold", shapes=same_shapes)
+def threshold(node: Node) -> Step:
+    return Step(caffe_layers.Threshold(threshold=node.param.threshold_param.threshold))
+
+
+@converts("Dropout", shapes=same_shapes)
+def dropout(node: Node):
+    ratio = node.param.dropout_param.dropout_ratio
+    require(0 <= ratio < 1, node.op, "dropout_ratio must be in [0, 1)", "dropout_param.dropout_ratio", ratio)
+    # Identity at inference; kept so that fine-tuning regularizes as the Caffe net did.
+    return Step(layers.Dropout(ratio)) if ratio > 0 else IDENTITY
+
+
+@converts("Softmax", shapes=same_shapes)
+def softmax(node: Node) -> Step:
+    rank = len(node.in_shapes[0])
+    axis = canonical_axis(node.op, node.param.softmax_param.axis, rank, "softmax_param.axis")
+    require(axis != 0, node.op, "a softmax across the batch is not supported", "softmax_param.axis", axis,
+            kind=UnsupportedParameterError)
+    return Step(layers.Softmax(axis=node.keras_axis(axis)))

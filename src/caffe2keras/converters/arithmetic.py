@@ -1,0 +1,142 @@
+"""Eltwise, Scale and Bias: arithmetic between blobs and learned broadcast parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import layers
+
+from caffe2keras.converters.base import Node, Step, converts, require, same_shapes
+from caffe2keras.converters.reshaping import canonical_axis, to_caffe_order, to_keras_order
+from caffe2keras.errors import UnsupportedParameterError
+from caffe2keras.graph import Op, Shape
+from caffe2keras.layers import Affine, WeightedSum
+
+PROD, SUM, MAX = 0, 1, 2
+
+
+def eltwise_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    require(len(in_shapes) >= 2, op, "Eltwise takes two or more bottoms", "bottom", [b.name for b in op.bottoms])
+    require(all(s == in_shapes[0] for s in in_shapes), op, "all bottoms must have the same shape",
+            "bottom_shapes", [tuple(s) for s in in_shapes])
+    p = op.param.eltwise_param
+    if p.coeff:
+        require(p.operation == SUM, op, "coefficients apply to SUM only", "eltwise_param.coeff", list(p.coeff))
+        require(len(p.coeff) == len(in_shapes), op, "give one coefficient per bottom", "eltwise_param.coeff",
+                list(p.coeff))
+    return [in_shapes[0]]
+
+
+@converts("Eltwise", shapes=eltwise_shapes)
+def eltwise(node: Node) -> Step:
+    p = node.param.eltwise_param
+    if p.operation == PROD:
+        return Step(layers.Multiply())
+    if p.operation == MAX:
+        return Step(layers.Maximum())
+    if p.coeff and any(c != 1 for c in p.coeff):
+        return Step(WeightedSum(p.coeff))
+    return Step(layers.Add())
+
+
+def _span(op: Op, shape: Shape, axis: int, num_axes: int, field: str) -> tuple[int, int]:
+    """Caffe axes [start, end) covered by a Scale/Bias parameter."""
+    start = canonical_axis(op, axis, len(shape), f"{field}.axis")
+    end = len(shape) if num_axes == -1 else start + num_axes
+    require(num_axes >= -1 and end <= len(shape), op, f"num_axes out of range for a {len(shape)}-D bottom",
+            f"{field}.num_axes", num_axes)
+    return start, end
+
+
+def broadcast_shape(shape: Shape, start: int, param_shape: Shape) -> list[int]:
+    """The Caffe-layout shape that lines ``param_shape`` up with ``shape`` from axis ``start``."""
+    full = [1] * len(shape)
+    full[start : start + len(param_shape)] = param_shape
+    return full
+
+
+def _param_shape(op: Op, in_shapes: list[Shape], field: str) -> tuple[int, Shape]:
+    """(first axis, shape) of the multiplier/addend: bottom 1's shape, or the learned blob's."""
+    shape = in_shapes[0]
+    p = getattr(op.param, field)
+    if len(in_shapes) == 2:
+        start = canonical_axis(op, p.axis, len(shape), f"{field}.axis")
+        other = tuple(in_shapes[1])
+        require(tuple(shape[start : start + len(other)]) == other, op,
+                f"bottom 1's shape {other} must match bottom 0's shape {tuple(shape)} from axis {start}",
+                f"{field}.axis", p.axis)
+        return start, other
+    start, end = _span(op, shape, p.axis, p.num_axes, field)
+    return start, tuple(shape[start:end])
+
+
+def scale_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    _param_shape(op, in_shapes, "scale_param")
+    return [in_shapes[0]]
+
+
+def bias_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    _param_shape(op, in_shapes, "bias_param")
+    return [in_shapes[0]]
+
+
+def _learned(node: Node, array: np.ndarray | None, start: int, param_shape: Shape) -> np.ndarray | None:
+    """A learned Caffe parameter in the Affine layer's broadcast shape."""
+    if array is None:
+        return None
+    full = np.reshape(array, broadcast_shape(node.in_shapes[0], start, param_shape))
+    return node.layout.to_keras(full)[0]
+
+
+def _affine_param_shape(node: Node, start: int, param_shape: Shape) -> tuple[int, ...]:
+    require(start >= 1 or not param_shape, node.op, "a learned parameter over the batch axis is not supported",
+            f"{'scale' if node.type == 'Scale' else 'bias'}_param.axis", start, kind=UnsupportedParameterError)
+    full = broadcast_shape(node.in_shapes[0], start, param_shape)
+    return node.layout.keras_shape(full)[1:]
+
+
+def _broadcast_bottom(node: Node, start: int, param_shape: Shape) -> list[Step]:
+    """Steps that reshape bottom 1 to broadcast against bottom 0 in this layout."""
+    require(start == 0, node.op,
+            "a second bottom must cover the batch axis (axis: 0), since every Keras tensor is batched",
+            f"{node.type.lower()}_param.axis", start, kind=UnsupportedParameterError)
+    rank = len(node.in_shapes[0])
+    target = broadcast_shape(node.in_shapes[0], 0, param_shape)
+    steps = []
+    to_caffe = to_caffe_order(node.layout, len(param_shape))
+    if to_caffe:
+        steps.append(Step(to_caffe.layer, inputs=[1], suffix="operand_to_nchw"))
+    steps.append(Step(layers.Reshape(tuple(target[1:])), inputs=[steps[-1]] if steps else [1], suffix="operand"))
+    back = to_keras_order(node.layout, rank)
+    if back:
+        steps.append(Step(back.layer, suffix="operand_from_nchw"))
+    return steps
+
+
+@converts("Scale", shapes=scale_shapes)
+def scale(node: Node) -> list[Step]:
+    p = node.param.scale_param
+    start, param_shape = _param_shape(node.op, list(node.in_shapes), "scale_param")
+    if len(node.in_shapes) == 2:
+        operand = _broadcast_bottom(node, start, param_shape)
+        # The bias of a two-bottom Scale has bottom 1's shape, which includes the batch axis.
+        require(not p.bias_term, node.op, "a learned bias over the batch axis is not supported",
+                "scale_param.bias_term", True, kind=UnsupportedParameterError)
+        return [*operand, Step(layers.Multiply(), inputs=[0, operand[-1]])]
+    gamma = _learned(node, node.blob(0, param_shape, "scale_param.num_axes", p.num_axes), start, param_shape)
+    weights = [gamma]
+    if p.bias_term:
+        weights.append(_learned(node, node.blob(1, param_shape, "scale_param.bias_term", True), start, param_shape))
+    keras_shape = _affine_param_shape(node, start, param_shape)
+    return [Step(Affine(keras_shape, use_scale=True, use_bias=p.bias_term), weights)]
+
+
+@converts("Bias", shapes=bias_shapes)
+def bias(node: Node) -> list[Step]:
+    p = node.param.bias_param
+    start, param_shape = _param_shape(node.op, list(node.in_shapes), "bias_param")
+    if len(node.in_shapes) == 2:
+        operand = _broadcast_bottom(node, start, param_shape)
+        return [*operand, Step(layers.Add(), inputs=[0, operand[-1]])]
+    beta = _learned(node, node.blob(0, param_shape, "bias_param.num_axes", p.num_axes), start, param_shape)
+    return [Step(Affine(_affine_param_shape(node, start, param_shape), use_scale=False, use_bias=True), [beta])]
+

@@ -1,0 +1,185 @@
+"""What a converter receives (:class:`Node`), returns (:class:`Step`), and the registry.
+
+A converter is a small pure function ``convert(node) -> Step | list[Step]``
+for one Caffe type. It reads the layer's parameters, its Caffe input/output
+shapes and its weights from the node, and returns the Keras layers to apply,
+each with the arrays its variables start from. The builder wires, names and
+applies them. A shape rule ``shapes(op, input_shapes) -> output_shapes``
+gives Caffe's output shapes before anything is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from caffe2keras.caffe.weights import Blob
+from caffe2keras.errors import Caffe2KerasError, LayerError, ShapeError, UnsupportedParameterError, WeightsError
+from caffe2keras.graph import Op, Shape
+from caffe2keras.layout import Layout
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """One Keras layer to apply.
+
+    ``inputs`` lists what the layer is called on: ints are the Caffe layer's
+    bottoms, :class:`Step` objects are earlier steps' outputs. By default the
+    first step takes every bottom and each later step the previous step's
+    output. ``weights`` are the initial values of the variables the layer
+    creates, in creation order (``None`` keeps the layer's initializer).
+    The last step's output(s) become the Caffe layer's top(s).
+    """
+
+    layer: object
+    weights: Sequence[np.ndarray | None] = ()
+    inputs: Sequence[int | Step] | None = None
+    suffix: str | None = None  # names a step that is not the last: "<layer>_<suffix>"
+
+
+Build = Step | Sequence[Step]
+IDENTITY: Build = ()  # every top is bottom 0 (Split, Dropout at test time...)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A Caffe layer as a converter sees it."""
+
+    op: Op
+    in_shapes: tuple[Shape, ...]
+    out_shapes: tuple[Shape, ...]
+    layout: Layout
+    # None: architecture only. A tuple (maybe empty): the blobs the weights file holds.
+    weights: tuple[Blob, ...] | None = None
+    _used: set = field(default_factory=set, compare=False, repr=False)
+    # Every blob the converter asked for: index -> the shape the prototxt gives it.
+    requested: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+    @property
+    def type(self) -> str:
+        return self.op.type
+
+    @property
+    def param(self):
+        return self.op.param
+
+    def error(self, message: str, field: str | None = None, value=None, kind=UnsupportedParameterError):
+        return kind(self.name, self.type, message, field, value)
+
+    def keras_axis(self, caffe_axis: int, rank: int | None = None) -> int:
+        rank = len(self.in_shapes[0]) if rank is None else rank
+        return self.layout.axis(caffe_axis, rank)
+
+    def blob(self, index: int, expected: Shape, field: str, value) -> np.ndarray | None:
+        """Weight blob ``index`` as an array of shape ``expected`` (None when converting
+        the architecture only). ``field``/``value`` name the parameter that sets the shape."""
+        expected = tuple(int(d) for d in expected)
+        self.requested[index] = expected
+        if self.weights is None:
+            return None
+        self._used.add(index)
+        if index >= len(self.weights):
+            held = f"{len(self.weights)} blob(s)" if self.weights else "no blobs"
+            raise WeightsError(
+                self.name,
+                self.type,
+                f"the weights file holds {held} for this layer, but it needs blob {index} "
+                f"of shape {tuple(expected)}",
+                field,
+                value,
+            )
+        blob = self.weights[index]
+        if blob.shape == expected:
+            return blob.data
+        # Caffe's legacy rule: num/channels/height/width match the shape padded to 4-D.
+        if blob.legacy and len(expected) <= 4 and blob.shape == (1,) * (4 - len(expected)) + expected:
+            return blob.data.reshape(expected)
+        raise WeightsError(
+            self.name,
+            self.type,
+            f"weight blob {index} has shape {blob.shape} but the prototxt gives {expected}",
+            field,
+            value,
+        )
+
+    def check_all_blobs_used(self) -> None:
+        if self.weights is not None and len(self.weights) > len(self._used):
+            raise WeightsError(
+                self.name,
+                self.type,
+                f"the weights file holds {len(self.weights)} blobs for this layer, but its "
+                f"parameters use {len(self._used)}",
+                "blobs",
+                len(self.weights),
+            )
+
+
+def require(condition: bool, op: Op, message: str, field: str, value, kind=ShapeError) -> None:
+    """Raise ``kind`` for ``op`` unless ``condition`` holds (for shape rules and converters)."""
+    if not condition:
+        raise kind(op.name, op.type, message, field, value)
+
+
+ShapeRule = Callable[[Op, list[Shape]], list[Shape]]
+Converter = Callable[[Node], Build]
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    type: str
+    convert: Converter
+    shapes: ShapeRule | None  # None: derived from the Keras layers' output shapes
+    # Checked before anything is built; returns a reason the layer cannot be converted.
+    check: Callable[[Op], str | None] | None = None
+
+
+class RegistryError(Caffe2KerasError):
+    """A converter registration clashes with an existing one."""
+
+
+_RULES: dict[str, LayerRule] = {}
+
+
+def register_rule(rule: LayerRule, *, replace: bool = False) -> LayerRule:
+    if rule.type in _RULES and not replace:
+        raise RegistryError(
+            f"a converter for Caffe type {rule.type!r} is already registered "
+            f"({_RULES[rule.type].convert.__module__}); pass replace=True to override it. "
+            f"Received: type={rule.type!r}"
+        )
+    _RULES[rule.type] = rule
+    return rule
+
+
+def converts(*types: str, shapes: ShapeRule | None, check=None):
+    """Decorator registering a built-in converter for one or more Caffe types."""
+
+    def decorate(convert: Converter) -> Converter:
+        for type_name in types:
+            register_rule(LayerRule(type_name, convert, shapes, check))
+        return convert
+
+    return decorate
+
+
+def rule_for(layer_type: str) -> LayerRule | None:
+    return _RULES.get(layer_type)
+
+
+def registered_types() -> list[str]:
+    return sorted(_RULES)
+
+
+def same_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    """Shape rule of element-wise layers: each top has the shape of bottom 0."""
+    return [in_shapes[0]] * len(op.tops)
+
+
+def layer_error(op: Op, message: str, field: str | None = None, value=None) -> LayerError:
+    return UnsupportedParameterError(op.name, op.type, message, field, value)

@@ -1,0 +1,194 @@
+"""Convolution and Deconvolution (1-, 2- and 3-D, groups, dilation, asymmetric geometry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from keras import layers
+
+from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.errors import UnsupportedParameterError
+from caffe2keras.graph import Op, Shape
+from caffe2keras.layers import Crop, GroupedConv2DTranspose
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    num_output: int
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    pad: tuple[int, ...]
+    dilation: tuple[int, ...]
+    group: int
+    bias_term: bool
+
+    @property
+    def extent(self) -> tuple[int, ...]:
+        """The dilated kernel's span per axis."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
+
+
+def _per_axis(op: Op, spatial: int, name: str, repeated, h_name: str | None, default: int | None):
+    """Caffe's rule: ``<name>_h``/``<name>_w`` (2-D only), else one value or one per axis."""
+    p = op.param.convolution_param
+    if h_name is not None and (p.HasField(f"{h_name}_h") or p.HasField(f"{h_name}_w")):
+        require(spatial == 2, op, f"{h_name}_h/{h_name}_w apply to 2-D convolutions only",
+                f"convolution_param.{h_name}_h", getattr(p, f"{h_name}_h"))
+        require(len(repeated) == 0, op, f"give either {name} or {h_name}_h/{h_name}_w, not both",
+                f"convolution_param.{name}", list(repeated))
+        return (getattr(p, f"{h_name}_h"), getattr(p, f"{h_name}_w"))
+    require(len(repeated) in ((1, spatial) if default is None else (0, 1, spatial)), op,
+            f"{name} must be given once or once per spatial axis ({spatial})",
+            f"convolution_param.{name}", list(repeated))
+    if not repeated:
+        return (default,) * spatial
+    return tuple(repeated) if len(repeated) == spatial else (repeated[0],) * spatial
+
+
+def conv_geometry(op: Op, input_shape: Shape) -> ConvGeometry:
+    p = op.param.convolution_param
+    axis = p.axis % len(input_shape)
+    require(axis == 1, op, "only convolutions over channel axis 1 are supported",
+            "convolution_param.axis", p.axis, kind=UnsupportedParameterError)
+    spatial = len(input_shape) - 2
+    require(spatial in (1, 2, 3), op, "convolutions need 1 to 3 spatial axes (input rank 3 to 5)",
+            "bottom_shape", tuple(input_shape))
+    geometry = ConvGeometry(
+        num_output=p.num_output,
+        kernel=_per_axis(op, spatial, "kernel_size", p.kernel_size, "kernel", None),
+        stride=_per_axis(op, spatial, "stride", p.stride, "stride", 1),
+        pad=_per_axis(op, spatial, "pad", p.pad, "pad", 0),
+        dilation=_per_axis(op, spatial, "dilation", p.dilation, None, 1),
+        group=p.group,
+        bias_term=p.bias_term,
+    )
+    require(geometry.num_output > 0, op, "num_output must be positive", "convolution_param.num_output", p.num_output)
+    for field, values in (("kernel_size", geometry.kernel), ("stride", geometry.stride), ("dilation", geometry.dilation)):
+        require(all(v > 0 for v in values), op, f"{field} must be positive", f"convolution_param.{field}", values)
+    channels = input_shape[1]
+    require(geometry.group > 0 and channels % geometry.group == 0 and geometry.num_output % geometry.group == 0,
+            op, f"group must divide the input channels ({channels}) and num_output ({geometry.num_output})",
+            "convolution_param.group", geometry.group)
+    return geometry
+
+
+def convolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    g = conv_geometry(op, in_shapes[0])
+    spatial = tuple(
+        (n + 2 * p - e) // s + 1 for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride)
+    )
+    require(all(n > 0 for n in spatial), op, f"the output would be empty (spatial size {spatial})",
+            "convolution_param.kernel_size", g.kernel)
+    return [(in_shapes[0][0], g.num_output, *spatial)] * len(op.tops)
+
+
+def deconvolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    g = conv_geometry(op, in_shapes[0])
+    spatial = tuple(
+        s * (n - 1) + e - 2 * p for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride)
+    )
+    require(all(n > 0 for n in spatial), op, f"the output would be empty (spatial size {spatial})",
+            "convolution_param.pad", g.pad)
+    return [(in_shapes[0][0], g.num_output, *spatial)] * len(op.tops)
+
+
+def _kernel_to_keras(kernel: np.ndarray | None, out_axis: int, in_axis: int) -> np.ndarray | None:
+    """A Caffe kernel (two channel axes first, then spatial axes) as (spatial..., in, out)."""
+    if kernel is None:
+        return None
+    spatial = tuple(range(2, kernel.ndim))
+    return np.transpose(kernel, (*spatial, in_axis, out_axis))
+
+
+def _bias(node: Node, g: ConvGeometry) -> np.ndarray | None:
+    return node.blob(1, (g.num_output,), "convolution_param.num_output", g.num_output)
+
+
+def _check_single_top(node: Node) -> None:
+    require(len(node.op.tops) == len(node.op.bottoms) == 1, node.op,
+            "caffe2keras converts convolutions with one bottom and one top",
+            "bottom", [b.name for b in node.op.bottoms], kind=UnsupportedParameterError)
+
+
+@converts("Convolution", shapes=convolution_shapes)
+def convolution(node: Node) -> list[Step]:
+    _check_single_top(node)
+    shape = node.in_shapes[0]
+    g = conv_geometry(node.op, shape)
+    spatial = len(g.kernel)
+    channels = shape[1]
+    data_format = node.layout.data_format
+    kernel = node.blob(0, (g.num_output, channels // g.group, *g.kernel),
+                       "convolution_param.num_output", g.num_output)
+    bias = _bias(node, g) if g.bias_term else None
+    steps = []
+    # Keras' "same" is Caffe's symmetric pad exactly when stride is 1 and the pad centres the kernel.
+    same = all(s == 1 and 2 * p == e - 1 for s, p, e in zip(g.stride, g.pad, g.extent)) and any(g.pad)
+    if any(g.pad) and not same:
+        padding_layer = (layers.ZeroPadding1D, layers.ZeroPadding2D, layers.ZeroPadding3D)[spatial - 1]
+        pads = tuple((p, p) for p in g.pad)
+        steps.append(Step(padding_layer(pads[0] if spatial == 1 else pads, data_format=data_format), suffix="pad"))
+    # Keras refuses stride > 1 together with dilation > 1: convolve densely, then subsample.
+    subsample = any(s > 1 for s in g.stride) and any(d > 1 for d in g.dilation)
+    common = dict(
+        strides=(1,) * spatial if subsample else g.stride,
+        padding="same" if same else "valid",
+        data_format=data_format,
+        dilation_rate=g.dilation,
+        use_bias=g.bias_term,
+    )
+    depthwise = spatial == 2 and g.group == channels and g.group > 1
+    if depthwise:
+        multiplier = g.num_output // channels
+        if kernel is not None:
+            # Caffe output channel o reads input channel o // multiplier.
+            kernel = kernel.reshape(channels, multiplier, *g.kernel).transpose(2, 3, 0, 1)
+        conv = layers.DepthwiseConv2D(g.kernel, depth_multiplier=multiplier, **common)
+    else:
+        conv_class = (layers.Conv1D, layers.Conv2D, layers.Conv3D)[spatial - 1]
+        conv = conv_class(g.num_output, g.kernel, groups=g.group, **common)
+        kernel = _kernel_to_keras(kernel, out_axis=0, in_axis=1)
+    steps.append(Step(conv, (kernel, bias) if g.bias_term else (kernel,), suffix="conv" if subsample else None))
+    if subsample:
+        pool_class = (layers.MaxPooling1D, layers.MaxPooling2D, layers.MaxPooling3D)[spatial - 1]
+        steps.append(Step(pool_class(pool_size=1, strides=g.stride, padding="valid", data_format=data_format)))
+    return steps
+
+
+@converts("Deconvolution", shapes=deconvolution_shapes)
+def deconvolution(node: Node) -> list[Step]:
+    _check_single_top(node)
+    shape = node.in_shapes[0]
+    g = conv_geometry(node.op, shape)
+    spatial = len(g.kernel)
+    channels = shape[1]
+    data_format = node.layout.data_format
+    # Caffe stores a deconvolution's kernel as (input channels, outputs per group, spatial...).
+    kernel = node.blob(0, (channels, g.num_output // g.group, *g.kernel),
+                       "convolution_param.num_output", g.num_output)
+    bias = _bias(node, g) if g.bias_term else None
+    kernel = _kernel_to_keras(kernel, out_axis=1, in_axis=0)
+    # Keras kernels for transposed convolutions are (spatial..., outputs, inputs).
+    if kernel is not None:
+        kernel = np.swapaxes(kernel, -1, -2)
+    weights = (kernel, bias) if g.bias_term else (kernel,)
+    standard = g.group == 1 and not (any(s > 1 for s in g.stride) and any(d > 1 for d in g.dilation))
+    common = dict(strides=g.stride, padding="valid", data_format=data_format, dilation_rate=g.dilation,
+                  use_bias=g.bias_term)
+    if standard:
+        conv_class = (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)[spatial - 1]
+        # output_padding=0 gives Caffe's size (n - 1) * s + k; Keras' default pads to n * s when k < s.
+        deconv = conv_class(g.num_output, g.kernel, output_padding=0, **common)
+    elif spatial == 2:
+        deconv = GroupedConv2DTranspose(g.num_output, g.kernel, groups=g.group, **common)
+    else:
+        raise node.error("grouped or strided-and-dilated deconvolutions are supported in 2-D only",
+                         "convolution_param.group", g.group)
+    steps = [Step(deconv, weights, suffix="deconv" if any(g.pad) else None)]
+    if any(g.pad):
+        # Caffe's deconvolution pad removes rows and columns from the full output.
+        out_shape = node.layout.keras_shape(node.out_shapes[0])
+        begin = node.layout.keras_shape((0, 0, *g.pad))
+        steps.append(Step(Crop(begin[1:], out_shape[1:])))
+    return steps

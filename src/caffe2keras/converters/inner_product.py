@@ -1,0 +1,50 @@
+"""InnerProduct: a Dense layer over the axes from ``axis`` on, flattened in Caffe's order."""
+
+from __future__ import annotations
+
+import math
+
+from keras import layers
+
+from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.reshaping import canonical_axis, to_caffe_order, to_keras_order
+from caffe2keras.graph import Op, Shape
+
+
+def inner_product_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    shape = in_shapes[0]
+    p = op.param.inner_product_param
+    axis = canonical_axis(op, p.axis, len(shape), "inner_product_param.axis")
+    require(p.num_output > 0, op, "num_output must be positive", "inner_product_param.num_output", p.num_output)
+    require(axis >= 1, op, "axis 0 would mix the batch into the features", "inner_product_param.axis", p.axis)
+    return [(*shape[:axis], p.num_output)]
+
+
+@converts("InnerProduct", shapes=inner_product_shapes)
+def inner_product(node: Node) -> list[Step]:
+    shape = node.in_shapes[0]
+    p = node.param.inner_product_param
+    axis = canonical_axis(node.op, p.axis, len(shape), "inner_product_param.axis")
+    inputs = math.prod(shape[axis:])
+    field, num = "inner_product_param.num_output", p.num_output
+    stored = (inputs, num) if p.transpose else (num, inputs)
+    weight = node.blob(0, stored, field, num)
+    bias = node.blob(1, (num,), field, num) if p.bias_term else None
+    kernel = None if weight is None else (weight if p.transpose else weight.T)  # (inputs, outputs)
+    dense = layers.Dense(num, use_bias=p.bias_term)
+    weights = (kernel, bias) if p.bias_term else (kernel,)
+    if axis == 1:
+        # Flatten in this layout's order and permute the kernel's rows to match, for free.
+        rows = node.layout.perm(len(shape))
+        if kernel is not None and rows != tuple(range(len(shape))):
+            kernel = kernel.reshape(shape[1:] + (num,)).transpose(*(a - 1 for a in rows[1:]), len(shape) - 1)
+            kernel = kernel.reshape(inputs, num)
+            weights = (kernel, bias) if p.bias_term else (kernel,)
+        steps = [Step(layers.Flatten(data_format="channels_last"), suffix="flatten")] if len(shape) > 2 else []
+        return [*steps, Step(dense, weights)]
+    # Features on the last axes: reshape in Caffe's order to (..., inputs), apply, restore the layout.
+    steps = [s for s in (to_caffe_order(node.layout, len(shape)),) if s]
+    steps.append(Step(layers.Reshape((*shape[1:axis], inputs)), suffix="reshape"))
+    steps.append(Step(dense, weights, suffix="dense"))
+    back = to_keras_order(node.layout, axis + 1)
+    return [*steps, back] if back else steps

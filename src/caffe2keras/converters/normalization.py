@@ -1,0 +1,47 @@
+"""LRN and BatchNorm."""
+
+from __future__ import annotations
+
+from keras import layers
+
+from caffe2keras.converters.base import Node, Step, converts, require, same_shapes
+from caffe2keras.errors import UnsupportedParameterError
+from caffe2keras.layers import LRN
+
+NORM_REGIONS = {0: "across_channels", 1: "within_channel"}
+
+
+def lrn_shapes(op, in_shapes):
+    p = op.param.lrn_param
+    require(len(in_shapes[0]) == 4, op, "LRN takes 4-D (N, C, H, W) inputs", "bottom_shape", in_shapes[0])
+    require(p.local_size % 2 == 1, op, "local_size must be odd", "lrn_param.local_size", p.local_size)
+    return same_shapes(op, in_shapes)
+
+
+@converts("LRN", shapes=lrn_shapes)
+def lrn(node: Node) -> Step:
+    p = node.param.lrn_param
+    return Step(LRN(size=p.local_size, alpha=p.alpha, beta=p.beta, k=p.k, norm_region=NORM_REGIONS[p.norm_region],
+                    data_format=node.layout.data_format))
+
+
+@converts("BatchNorm", shapes=same_shapes)
+def batch_norm(node: Node) -> Step:
+    p = node.param.batch_norm_param
+    require(not p.HasField("use_global_stats") or p.use_global_stats, node.op,
+            "normalizing with the batch's own statistics at inference is not supported",
+            "batch_norm_param.use_global_stats", p.use_global_stats, kind=UnsupportedParameterError)
+    shape = node.in_shapes[0]
+    channels = shape[1] if len(shape) > 1 else 1
+    field = "bottom_channels"
+    mean = node.blob(0, (channels,), field, channels)
+    variance = node.blob(1, (channels,), field, channels)
+    factor = node.blob(2, (1,), field, channels)
+    if factor is not None:
+        # Caffe's third blob is the running-average normalizer: statistics are divided by it (0 stays 0).
+        inverse = 0.0 if factor[0] == 0 else 1.0 / factor[0]
+        mean, variance = mean * inverse, variance * inverse
+    axis = node.keras_axis(1) if len(shape) > 1 else -1
+    norm = layers.BatchNormalization(axis=axis, epsilon=p.eps, momentum=p.moving_average_fraction,
+                                     center=False, scale=False)
+    return Step(norm, (mean, variance))

@@ -1,0 +1,99 @@
+"""Pooling: MAX, AVE and test-time STOCHASTIC, global or windowed, with Caffe's rounding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keras import layers
+
+from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.errors import UnsupportedParameterError
+from caffe2keras.graph import Op, Shape
+from caffe2keras.layers import CaffePooling2D
+from caffe2keras.layers.pooling import pooled_size
+
+METHODS = {0: "max", 1: "average", 2: "stochastic"}
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    method: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int]
+    ceil_mode: bool
+    is_global: bool
+
+
+def _pair(p, name: str, default: int | None) -> tuple[int, int] | None:
+    if p.HasField(f"{name}_h") or p.HasField(f"{name}_w"):
+        return (getattr(p, f"{name}_h"), getattr(p, f"{name}_w"))
+    field = "kernel_size" if name == "kernel" else name
+    if p.HasField(field) or default is None:
+        return (getattr(p, field),) * 2
+    return (default, default)
+
+
+def pool_geometry(op: Op, input_shape: Shape) -> PoolGeometry:
+    p = op.param.pooling_param
+    require(len(input_shape) == 4, op, "pooling takes 4-D (N, C, H, W) inputs", "bottom_shape", tuple(input_shape))
+    field = "pooling_param.ceil_mode"
+    ceil_mode = p.round_mode == p.CEIL
+    if p.HasField("ceil_mode"):
+        require(not p.HasField("round_mode") or p.ceil_mode == ceil_mode, op,
+                "round_mode and the fork field ceil_mode disagree", field, p.ceil_mode,
+                kind=UnsupportedParameterError)
+        ceil_mode = p.ceil_mode
+    if p.global_pooling:
+        require(not (p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w")), op,
+                "global pooling takes no kernel size", "pooling_param.kernel_size", p.kernel_size)
+        kernel = tuple(input_shape[2:])
+    else:
+        require(p.HasField("kernel_size") != (p.HasField("kernel_h") and p.HasField("kernel_w")), op,
+                "give kernel_size, or both kernel_h and kernel_w", "pooling_param.kernel_size", p.kernel_size)
+        kernel = _pair(p, "kernel", None)
+    geometry = PoolGeometry(METHODS[p.pool], kernel, _pair(p, "stride", 1), _pair(p, "pad", 0),
+                            ceil_mode, p.global_pooling)
+    require(all(k > 0 for k in geometry.kernel), op, "kernel sizes must be positive",
+            "pooling_param.kernel_size", geometry.kernel)
+    require(all(s > 0 for s in geometry.stride), op, "strides must be positive", "pooling_param.stride",
+            geometry.stride)
+    require(all(p_ < k for p_, k in zip(geometry.pad, geometry.kernel)), op,
+            "pad must be smaller than the kernel", "pooling_param.pad", geometry.pad)
+    if geometry.is_global:
+        require(geometry.pad == (0, 0) and geometry.stride == (1, 1), op,
+                "global pooling takes pad 0 and stride 1", "pooling_param.pad", geometry.pad)
+    if geometry.method == "stochastic":
+        require(geometry.pad == (0, 0), op, "Caffe pads only MAX and AVE pooling", "pooling_param.pad",
+                geometry.pad, kind=UnsupportedParameterError)
+    return geometry
+
+
+def pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    shape = in_shapes[0]
+    g = pool_geometry(op, shape)
+    require(len(op.tops) == 1, op,
+            "the second (argmax mask) top of MAX pooling is not supported", "top", [t.name for t in op.tops],
+            kind=UnsupportedParameterError)
+    pooled = tuple(pooled_size(n, k, s, p, g.ceil_mode) for n, k, s, p in zip(shape[2:], g.kernel, g.stride, g.pad))
+    return [(shape[0], shape[1], *pooled)]
+
+
+@converts("Pooling", shapes=pooling_shapes)
+def pooling(node: Node) -> Step:
+    shape = node.in_shapes[0]
+    out = node.out_shapes[0]
+    g = pool_geometry(node.op, shape)
+    data_format = node.layout.data_format
+    single_window = out[2:] == (1, 1) and g.pad == (0, 0) and g.kernel == tuple(shape[2:])
+    if single_window and g.method != "stochastic":
+        global_class = layers.GlobalMaxPooling2D if g.method == "max" else layers.GlobalAveragePooling2D
+        return Step(global_class(data_format=data_format, keepdims=True))
+    # Keras' valid pooling is exact when no padding is needed and the windows tile like floor().
+    floor_tiling = all(
+        o == (n - k) // s + 1 for o, n, k, s in zip(out[2:], shape[2:], g.kernel, g.stride)
+    )
+    if g.pad == (0, 0) and floor_tiling and g.method != "stochastic":
+        plain_class = layers.MaxPooling2D if g.method == "max" else layers.AveragePooling2D
+        return Step(plain_class(pool_size=g.kernel, strides=g.stride, padding="valid", data_format=data_format))
+    return Step(CaffePooling2D(g.method, g.kernel, g.stride, g.pad, g.ceil_mode, data_format=data_format))

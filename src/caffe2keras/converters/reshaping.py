@@ -1,0 +1,209 @@
+"""Blob plumbing: Split, Concat, Slice, Flatten, Reshape, Crop.
+
+Caffe reshapes in its own (N, C, H, W) element order. In ``channels_last`` a
+reshape therefore runs between two permutes, so that values land where Caffe
+puts them (the classic Flatten -> InnerProduct CHW/HWC trap).
+"""
+
+from __future__ import annotations
+
+import math
+
+from keras import layers
+
+from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
+from caffe2keras.errors import UnsupportedParameterError
+from caffe2keras.graph import Op, Shape
+from caffe2keras.layers import Crop, Slice
+from caffe2keras.layout import Layout
+
+
+def canonical_axis(op: Op, axis: int, rank: int, field: str) -> int:
+    require(-rank <= axis < rank, op, f"axis out of range for a {rank}-D blob", field, axis)
+    return axis % rank
+
+
+def to_caffe_order(layout: Layout, rank: int) -> Step | None:
+    """A permute from this layout to Caffe's axis order (None when they agree)."""
+    perm = layout.perm(rank)
+    if perm == tuple(range(rank)):
+        return None
+    return Step(layers.Permute(tuple(perm.index(axis) for axis in range(1, rank))), suffix="to_nchw")
+
+
+def to_keras_order(layout: Layout, rank: int) -> Step | None:
+    perm = layout.perm(rank)
+    if perm == tuple(range(rank)):
+        return None
+    return Step(layers.Permute(perm[1:]), suffix="from_nchw")
+
+
+def caffe_reshape_steps(node: Node, in_shape: Shape, out_shape: Shape, field: str) -> list[Step]:
+    """Steps that reshape in Caffe's element order, from and to this layout."""
+    require(in_shape[0] == out_shape[0], node.op, "reshaping across the batch axis is not supported",
+            field, tuple(out_shape), kind=UnsupportedParameterError)
+    steps = [s for s in (to_caffe_order(node.layout, len(in_shape)),) if s]
+    steps.append(Step(layers.Reshape(tuple(out_shape[1:])), suffix="reshape"))
+    back = to_keras_order(node.layout, len(out_shape))
+    if back:
+        steps.append(back)
+    return steps
+
+
+@converts("Split", shapes=same_shapes)
+def split(node: Node):
+    return IDENTITY
+
+
+def concat_axis(op: Op, rank: int) -> int:
+    p = op.param.concat_param
+    axis = p.concat_dim if p.HasField("concat_dim") else p.axis
+    return canonical_axis(op, axis, rank, "concat_param.axis")
+
+
+def concat_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    axis = concat_axis(op, len(in_shapes[0]))
+    for shape in in_shapes[1:]:
+        require(len(shape) == len(in_shapes[0]) and all(
+            a == b for i, (a, b) in enumerate(zip(shape, in_shapes[0])) if i != axis),
+            op, f"bottoms must agree on every axis but {axis}", "bottom_shapes", [tuple(s) for s in in_shapes])
+    out = list(in_shapes[0])
+    out[axis] = sum(s[axis] for s in in_shapes)
+    return [tuple(out)]
+
+
+@converts("Concat", shapes=concat_shapes)
+def concat(node: Node):
+    if len(node.in_shapes) == 1:
+        return IDENTITY
+    axis = concat_axis(node.op, len(node.in_shapes[0]))
+    require(axis != 0, node.op, "concatenating along the batch axis is not supported", "concat_param.axis", axis,
+            kind=UnsupportedParameterError)
+    return Step(layers.Concatenate(axis=node.keras_axis(axis)))
+
+
+def slice_points(op: Op, shape: Shape) -> tuple[int, list[int]]:
+    p = op.param.slice_param
+    axis = canonical_axis(op, p.slice_dim if p.HasField("slice_dim") else p.axis, len(shape), "slice_param.axis")
+    size = shape[axis]
+    tops = len(op.tops)
+    if p.slice_point:
+        points = list(p.slice_point)
+        require(len(points) == tops - 1, op, f"{tops} tops need {tops - 1} slice points",
+                "slice_param.slice_point", points)
+        require(all(a < b for a, b in zip([0, *points], [*points, size])), op,
+                f"slice points must increase strictly inside the axis (size {size})", "slice_param.slice_point", points)
+    else:
+        require(size % tops == 0, op, f"axis size {size} does not split evenly into {tops} tops",
+                "slice_param.axis", axis)
+        points = [size // tops * i for i in range(1, tops)]
+    return axis, points
+
+
+def slice_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    shape = in_shapes[0]
+    axis, points = slice_points(op, shape)
+    edges = [0, *points, shape[axis]]
+    return [tuple(b - a if i == axis else d for i, d in enumerate(shape)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+@converts("Slice", shapes=slice_shapes)
+def slice_(node: Node):
+    if len(node.op.tops) == 1:
+        return IDENTITY
+    axis, points = slice_points(node.op, node.in_shapes[0])
+    require(axis != 0, node.op, "slicing the batch axis is not supported", "slice_param.axis", axis,
+            kind=UnsupportedParameterError)
+    return Step(Slice(node.keras_axis(axis), points))
+
+
+def flatten_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    shape = in_shapes[0]
+    p = op.param.flatten_param
+    start = canonical_axis(op, p.axis, len(shape), "flatten_param.axis")
+    end = canonical_axis(op, p.end_axis, len(shape), "flatten_param.end_axis")
+    require(start <= end, op, "axis must not come after end_axis", "flatten_param.end_axis", p.end_axis)
+    return [(*shape[:start], math.prod(shape[start : end + 1]), *shape[end + 1 :])]
+
+
+@converts("Flatten", shapes=flatten_shapes)
+def flatten(node: Node):
+    return caffe_reshape_steps(node, node.in_shapes[0], node.out_shapes[0], "flatten_param.axis")
+
+
+def reshape_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    shape = in_shapes[0]
+    p = op.param.reshape_param
+    rank = len(shape)
+    start = p.axis if p.axis >= 0 else rank + 1 + p.axis
+    require(0 <= start <= rank, op, "axis out of range", "reshape_param.axis", p.axis)
+    end = rank if p.num_axes == -1 else start + p.num_axes
+    require(p.num_axes >= -1 and end <= rank, op, "num_axes out of range", "reshape_param.num_axes", p.num_axes)
+    dims = list(p.shape.dim)
+    require(sum(d == -1 for d in dims) <= 1, op, "at most one dimension may be -1", "reshape_param.shape", dims)
+    new = []
+    for i, d in enumerate(dims):
+        if d == 0:
+            require(start + i < rank, op, f"dim {i} copies axis {start + i}, which does not exist",
+                    "reshape_param.shape", dims)
+            new.append(shape[start + i])
+        else:
+            require(d >= -1, op, "dimensions must be -1, 0 or positive", "reshape_param.shape", dims)
+            new.append(d)
+    kept = math.prod(shape[start:end])
+    if -1 in new:
+        known = math.prod(d for d in new if d != -1)
+        require(known > 0 and kept % known == 0, op, f"cannot infer -1: {kept} values over {known}",
+                "reshape_param.shape", dims)
+        new[new.index(-1)] = kept // known
+    require(math.prod(new) == kept, op, f"the new shape holds {math.prod(new)} values, the bottom {kept}",
+            "reshape_param.shape", dims)
+    return [(*shape[:start], *new, *shape[end:])]
+
+
+@converts("Reshape", shapes=reshape_shapes)
+def reshape(node: Node):
+    if node.in_shapes[0] == node.out_shapes[0]:
+        return IDENTITY
+    return caffe_reshape_steps(node, node.in_shapes[0], node.out_shapes[0], "reshape_param.shape")
+
+
+def crop_offsets(op: Op, in_shapes: list[Shape]) -> list[int]:
+    """Per Caffe axis, where the crop starts (0 for axes before crop_param.axis)."""
+    require(len(in_shapes) == 2, op, "Crop takes two bottoms (the blob and a blob of the target shape)",
+            "bottom", [b.name for b in op.bottoms])
+    shape, reference = in_shapes
+    p = op.param.crop_param
+    rank = len(shape)
+    axis = canonical_axis(op, p.axis, rank, "crop_param.axis")
+    offsets = list(p.offset)
+    require(len(offsets) in (0, 1, rank - axis), op,
+            f"give one offset, or one per cropped axis ({rank - axis})", "crop_param.offset", offsets)
+    result = []
+    for i in range(rank):
+        if i < axis:
+            result.append(0)
+            continue
+        offset = 0 if not offsets else offsets[0] if len(offsets) == 1 else offsets[i - axis]
+        require(shape[i] - offset >= reference[i], op,
+                f"axis {i}: offset {offset} + size {reference[i]} exceeds the bottom's size {shape[i]}",
+                "crop_param.offset", offsets)
+        result.append(offset)
+    return result
+
+
+def crop_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    offsets = crop_offsets(op, in_shapes)
+    axis = canonical_axis(op, op.param.crop_param.axis, len(in_shapes[0]), "crop_param.axis")
+    return [tuple(in_shapes[1][i] if i >= axis else d for i, d in enumerate(in_shapes[0]))]
+
+
+@converts("Crop", shapes=crop_shapes)
+def crop(node: Node):
+    offsets = crop_offsets(node.op, list(node.in_shapes))
+    out = node.out_shapes[0]
+    require(out[0] == node.in_shapes[0][0], node.op, "cropping the batch axis is not supported",
+            "crop_param.axis", node.param.crop_param.axis, kind=UnsupportedParameterError)
+    begin = node.layout.keras_shape(offsets)[1:]
+    size = node.layout.keras_shape(out)[1:]
+    return Step(Crop(begin, size), inputs=[0])

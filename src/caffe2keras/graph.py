@@ -1,0 +1,295 @@
+"""The blob graph of a Caffe net, with Caffe's own rules.
+
+* Layers are filtered by the TEST-phase ``include``/``exclude`` rules; losses,
+  ``Accuracy``, ``Silence`` and ``HDF5Output`` are dropped.
+* Data layers, ``Input`` layers and the legacy ``input`` fields become the
+  net's inputs.
+* A blob name is rebound by in-place layers (``top == bottom``): every write
+  makes a new version (:class:`BlobRef`), so each consumer sees the value it
+  would see in Caffe, and the last version is what pycaffe shows after a
+  forward pass.
+* The net's outputs are, as in Caffe, the blobs nobody consumes, sorted by
+  name (Caffe keeps them in a ``std::set``).
+
+Shape inference takes its per-type rules from the caller, so this module
+knows nothing of converters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from caffe2keras.errors import InputShapeError, LayerError, NetError
+
+Shape = tuple[int, ...]
+
+DROPPED_TYPES = frozenset({"Accuracy", "Silence", "HDF5Output"})
+DATA_LAYER_TYPES = frozenset(
+    {
+        "Input",
+        "Data",
+        "ImageData",
+        "MemoryData",
+        "HDF5Data",
+        "DummyData",
+        "WindowData",
+        "AnnotatedData",
+        "VideoData",
+    }
+)
+
+
+def is_dropped_type(layer_type: str) -> bool:
+    return layer_type in DROPPED_TYPES or layer_type.endswith("Loss")
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """One value of a blob: ``version`` counts the writes to the name before it."""
+
+    name: str
+    version: int = 0
+
+    def __str__(self) -> str:
+        return self.name if self.version == 0 else f"{self.name}@{self.version}"
+
+
+@dataclass
+class Op:
+    """One kept Caffe layer, wired to blob versions."""
+
+    name: str
+    type: str
+    param: object  # caffe.LayerParameter
+    bottoms: list[BlobRef]
+    tops: list[BlobRef]
+
+
+@dataclass
+class Graph:
+    name: str
+    inputs: list[BlobRef]
+    ops: list[Op]
+    outputs: list[BlobRef]
+    final: dict[str, BlobRef]  # blob name -> its value after the forward pass
+    shapes: dict[BlobRef, Shape] = field(default_factory=dict)
+    producers: dict[BlobRef, Op] = field(default_factory=dict)
+
+    def blob(self, name: str) -> BlobRef:
+        """The value of blob ``name`` after the forward pass."""
+        if name not in self.final:
+            raise NetError(
+                f"the net has no blob {name!r}; known blobs: {', '.join(sorted(self.final))}. "
+                f"Received: blob={name!r}"
+            )
+        return self.final[name]
+
+    def blob_order(self) -> list[BlobRef]:
+        """Every blob value in network order (inputs first)."""
+        order = list(self.inputs)
+        for op in self.ops:
+            order.extend(t for t in op.tops if t not in order)
+        return order
+
+
+def state_meets_rule(rule, phase: int, level: int, stages: Sequence[str]) -> bool:
+    if rule.HasField("phase") and rule.phase != phase:
+        return False
+    if rule.HasField("min_level") and level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and level > rule.max_level:
+        return False
+    if any(stage not in stages for stage in rule.stage):
+        return False
+    return not any(stage in stages for stage in rule.not_stage)
+
+
+def layer_is_kept(layer, phase: int, level: int, stages: Sequence[str]) -> bool:
+    """Caffe's ``Net::FilterNet`` for one layer."""
+    if layer.include and layer.exclude:
+        raise LayerError(
+            layer.name,
+            layer.type,
+            "a layer may have include rules or exclude rules, not both.",
+            "include",
+            len(layer.include),
+        )
+    if layer.include:
+        return any(state_meets_rule(r, phase, level, stages) for r in layer.include)
+    return not any(state_meets_rule(r, phase, level, stages) for r in layer.exclude)
+
+
+def _dims(blob_shape) -> Shape:
+    return tuple(int(d) for d in blob_shape.dim)
+
+
+def _data_layer_shapes(layer) -> list[Shape | None]:
+    """Shapes of a data layer's tops, where the prototxt alone determines them."""
+    tops = len(layer.top)
+    kind = layer.type
+    if kind == "Input":
+        shapes = [_dims(s) for s in layer.input_param.shape]
+        if len(shapes) == 1:
+            return shapes * tops
+        return shapes + [None] * (tops - len(shapes))
+    if kind == "DummyData":
+        p = layer.dummy_data_param
+        if p.shape:
+            shapes = [_dims(s) for s in p.shape]
+        else:
+            shapes = [tuple(int(v) for v in dims) for dims in zip(p.num, p.channels, p.height, p.width)]
+        return shapes * tops if len(shapes) == 1 else shapes + [None] * (tops - len(shapes))
+    if kind == "MemoryData":
+        p = layer.memory_data_param
+        data = (p.batch_size, p.channels, p.height, p.width)
+        return [data, (p.batch_size,)][:tops]
+    if kind == "ImageData":
+        p = layer.image_data_param
+        crop = layer.transform_param.crop_size or p.crop_size
+        height, width = (crop, crop) if crop else (p.new_height, p.new_width)
+        data = (p.batch_size, 3 if p.is_color else 1, height, width) if height and width else None
+        return [data, (p.batch_size,)][:tops]
+    return [None] * tops
+
+
+def build_graph(
+    net,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    *,
+    phase: int = 1,
+    level: int | None = None,
+    stages: Sequence[str] | None = None,
+) -> Graph:
+    """Wire a current-format NetParameter into a :class:`Graph` (TEST phase by default)."""
+    given = {name: tuple(int(d) for d in shape) for name, shape in (input_shapes or {}).items()}
+    level = net.state.level if level is None else level
+    stages = list(net.state.stage) if stages is None else list(stages)
+
+    versions: dict[str, int] = {}
+    declared_inputs: list[tuple[str, Shape | None, str]] = []  # name, shape, declared by
+    ops: list[Op] = []
+    silenced: set[str] = set()
+
+    def new_version(name: str) -> BlobRef:
+        versions[name] = versions.get(name, -1) + 1
+        return BlobRef(name, versions[name])
+
+    def declare_input(name: str, shape: Shape | None, origin: str):
+        if name in versions:
+            raise NetError(f"input blob {name!r} ({origin}) is declared twice. Received: input={name!r}")
+        new_version(name)
+        declared_inputs.append((name, shape, origin))
+
+    legacy_shapes = [_dims(s) for s in net.input_shape]
+    for i, name in enumerate(net.input):
+        if i < len(legacy_shapes):
+            shape = legacy_shapes[i]
+        elif len(net.input_dim) >= 4 * (i + 1):
+            shape = tuple(int(d) for d in net.input_dim[4 * i : 4 * i + 4])
+        else:
+            shape = None
+        declare_input(name, shape, "the net's 'input' field")
+
+    for layer in net.layer:
+        if not layer_is_kept(layer, phase, level, stages):
+            continue
+        if layer.type in ("Silence",):
+            silenced.update(layer.bottom)
+        if is_dropped_type(layer.type):
+            continue
+        source_like = not layer.bottom and all(t in given for t in layer.top)
+        if layer.type in DATA_LAYER_TYPES or source_like:
+            if layer.bottom:
+                raise LayerError(layer.name, layer.type, "a data layer takes no bottoms.", "bottom", list(layer.bottom))
+            for top, shape in zip(layer.top, _data_layer_shapes(layer)):
+                declare_input(top, shape, f"layer {layer.name!r} ({layer.type})")
+            continue
+        bottoms = []
+        for bottom in layer.bottom:
+            if bottom not in versions:
+                raise LayerError(
+                    layer.name,
+                    layer.type,
+                    f"bottom blob {bottom!r} is not produced by any earlier layer or input.",
+                    "bottom",
+                    bottom,
+                )
+            bottoms.append(BlobRef(bottom, versions[bottom]))
+        tops = []
+        for top in layer.top:
+            if top in versions and top not in layer.bottom:
+                raise LayerError(
+                    layer.name,
+                    layer.type,
+                    f"top blob {top!r} is already produced by another layer; only in-place "
+                    "layers (top == bottom) may write a blob again.",
+                    "top",
+                    top,
+                )
+            tops.append(new_version(top))
+        ops.append(Op(layer.name, layer.type, layer, bottoms, tops))
+
+    consumed = {b for op in ops for b in op.bottoms}
+    inputs = [BlobRef(name) for name, _, _ in declared_inputs if BlobRef(name) in consumed]
+    graph = Graph(
+        name=net.name,
+        inputs=inputs,
+        ops=ops,
+        outputs=[],
+        final={name: BlobRef(name, v) for name, v in versions.items()},
+    )
+    graph.producers = {top: op for op in ops for top in op.tops}
+    produced_final = {ref for ref in graph.final.values() if ref in graph.producers}
+    graph.outputs = sorted(
+        (ref for ref in produced_final if ref not in consumed and ref.name not in silenced),
+        key=lambda ref: ref.name,
+    )
+
+    missing = []
+    for name, shape, origin in declared_inputs:
+        ref = BlobRef(name)
+        if ref not in consumed:
+            continue
+        if name in given:
+            shape = given[name]
+        if not shape or any(d <= 0 for d in shape):
+            missing.append(f"{name!r} (from {origin})")
+        else:
+            graph.shapes[ref] = shape
+    unknown = sorted(set(given) - {name for name, _, _ in declared_inputs})
+    if unknown:
+        raise InputShapeError(
+            f"input_shapes names blobs that are not inputs of the net: {', '.join(unknown)}; "
+            f"the inputs are {', '.join(n for n, _, _ in declared_inputs) or 'none'}. "
+            f"Received: input_shapes={dict(given)!r}"
+        )
+    if missing:
+        raise InputShapeError(
+            f"no shape is known for input blob(s) {', '.join(missing)}; give it with "
+            "input_shapes={'name': (N, C, H, W)} (CLI: --input-shape name=N,C,H,W). "
+            f"Received: input_shapes={dict(given)!r}"
+        )
+    if not graph.inputs:
+        raise NetError("the net has no inputs: no Input or data layer and no 'input' field feeds a layer.")
+    return graph
+
+
+ShapeRule = Callable[[Op, list[Shape]], list[Shape]]
+
+
+def infer_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule]) -> None:
+    """Fill ``graph.shapes`` for every blob value, in network order."""
+    for op in graph.ops:
+        in_shapes = [graph.shapes[b] for b in op.bottoms]
+        out_shapes = rule_for(op)(op, in_shapes)
+        if len(out_shapes) != len(op.tops):
+            raise LayerError(
+                op.name,
+                op.type,
+                f"the layer produces {len(out_shapes)} blob(s) but names {len(op.tops)} top(s).",
+                "top",
+                [t.name for t in op.tops],
+            )
+        for top, shape in zip(op.tops, out_shapes):
+            graph.shapes[top] = tuple(int(d) for d in shape)

@@ -1,0 +1,125 @@
+"""Element-wise Caffe layers that Keras has no layer for."""
+
+from __future__ import annotations
+
+import math
+
+from keras import layers, ops, saving
+
+from caffe2keras.layers.common import PACKAGE
+
+
+class _Elementwise(layers.Layer):
+    """Base: a fixed function of one tensor, configured by float constants."""
+
+    constants: tuple[str, ...] = ()
+
+    def __init__(self, **kwargs):
+        values = {name: float(kwargs.pop(name)) for name in self.constants if name in kwargs}
+        super().__init__(**kwargs)
+        for name in self.constants:
+            setattr(self, name, values.get(name, getattr(type(self), "defaults", {}).get(name)))
+            if getattr(self, name) is None:
+                raise ValueError(f"{type(self).__name__} needs the argument {name!r}.")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({name: getattr(self, name) for name in self.constants})
+        return config
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class Power(_Elementwise):
+    """``y = (shift + scale * x) ** power`` (Caffe's Power)."""
+
+    constants = ("power", "scale", "shift")
+    defaults = {"power": 1.0, "scale": 1.0, "shift": 0.0}
+
+    def call(self, inputs):
+        if self.power * self.scale == 0:  # Caffe's shortcut: a constant
+            value = 1.0 if self.power == 0 else self.shift**self.power
+            return ops.full_like(inputs, value)
+        x = inputs
+        if self.scale != 1:
+            x = x * self.scale
+        if self.shift != 0:
+            x = x + self.shift
+        if self.power == 1:
+            return x
+        if self.power == 2:
+            return ops.square(x)
+        return ops.power(x, self.power)
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class Exp(_Elementwise):
+    """``y = base ** (shift + scale * x)``; ``base=-1`` means e (Caffe's Exp)."""
+
+    constants = ("base", "scale", "shift")
+    defaults = {"base": -1.0, "scale": 1.0, "shift": 0.0}
+
+    def call(self, inputs):
+        log_base = 1.0 if self.base == -1 else math.log(self.base)
+        outer = math.exp(self.shift) if self.base == -1 else self.base**self.shift
+        y = ops.exp(inputs * (log_base * self.scale))
+        return y if outer == 1 else y * outer
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class Log(_Elementwise):
+    """``y = log_base(shift + scale * x)``; ``base=-1`` means e (Caffe's Log)."""
+
+    constants = ("base", "scale", "shift")
+    defaults = {"base": -1.0, "scale": 1.0, "shift": 0.0}
+
+    def call(self, inputs):
+        x = inputs
+        if self.scale != 1:
+            x = x * self.scale
+        if self.shift != 0:
+            x = x + self.shift
+        y = ops.log(x)
+        return y if self.base == -1 else y * (1.0 / math.log(self.base))
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class AbsVal(_Elementwise):
+    """``y = |x|``."""
+
+    def call(self, inputs):
+        return ops.absolute(inputs)
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class Clip(_Elementwise):
+    """``y = min(max(x, min), max)``."""
+
+    constants = ("min", "max")
+
+    def call(self, inputs):
+        return ops.minimum(ops.maximum(inputs, self.min), self.max)
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class Threshold(_Elementwise):
+    """``y = 1 if x > threshold else 0``."""
+
+    constants = ("threshold",)
+    defaults = {"threshold": 0.0}
+
+    def call(self, inputs):
+        return ops.cast(ops.greater(inputs, self.threshold), inputs.dtype)
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class Swish(_Elementwise):
+    """``y = x * sigmoid(beta * x)``."""
+
+    constants = ("beta",)
+    defaults = {"beta": 1.0}
+
+    def call(self, inputs):
+        return inputs * ops.sigmoid(inputs * self.beta if self.beta != 1 else inputs)

@@ -1,0 +1,77 @@
+"""Caffe's normalization layers that Keras has no twin for."""
+
+from __future__ import annotations
+
+from keras import layers, ops, saving
+
+from caffe2keras.layers.common import PACKAGE, channel_axis, check_data_format, spatial_axes
+
+NORM_REGIONS = ("across_channels", "within_channel")
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class LRN(layers.Layer):
+    """Local response normalization as Caffe computes it (4-D inputs).
+
+    ``across_channels``: ``y = x * (k + alpha / n * sum(x^2 over n channels)) ^ -beta``,
+    the window centred on the channel and zero-padded.
+    ``within_channel``: ``y = x * (1 + alpha * mean(x^2 over an n x n window)) ^ -beta``,
+    the window zero-padded and always divided by ``n * n`` (``k`` is not used,
+    as in Caffe).
+
+    Args:
+        size: the window length ``n`` (odd).
+        alpha, beta, k: the formula's constants.
+        norm_region: ``"across_channels"`` or ``"within_channel"``.
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+    """
+
+    def __init__(self, size=5, alpha=1.0, beta=0.75, k=1.0, norm_region="across_channels",
+                 data_format="channels_last", **kwargs):
+        super().__init__(**kwargs)
+        if int(size) % 2 != 1:
+            raise ValueError(f"size must be odd. Received: size={size}")
+        if norm_region not in NORM_REGIONS:
+            raise ValueError(f"norm_region must be one of {NORM_REGIONS}. Received: norm_region={norm_region!r}")
+        self.size = int(size)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.k = float(k)
+        self.norm_region = norm_region
+        self.data_format = check_data_format(data_format)
+
+    def call(self, inputs):
+        half = (self.size - 1) // 2
+        squares = ops.square(inputs)
+        pad_width = [[0, 0]] * 4
+        if self.norm_region == "across_channels":
+            axis = channel_axis(4, self.data_format)
+            pad_width[axis] = [half, half]
+            padded = ops.pad(squares, pad_width)
+            channels = inputs.shape[axis]
+            window_sum = _take(padded, axis, 0, channels)
+            for offset in range(1, self.size):
+                window_sum = window_sum + _take(padded, axis, offset, channels)
+            scale = self.k + (self.alpha / self.size) * window_sum
+        else:
+            for axis in spatial_axes(4, self.data_format):
+                pad_width[axis] = [half, half]
+            padded = ops.pad(squares, pad_width)
+            mean = ops.average_pool(padded, self.size, strides=1, padding="valid", data_format=self.data_format)
+            scale = 1.0 + self.alpha * mean
+        return inputs * ops.power(scale, -self.beta)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(size=self.size, alpha=self.alpha, beta=self.beta, k=self.k,
+                      norm_region=self.norm_region, data_format=self.data_format)
+        return config
+
+
+def _take(x, axis, start, length):
+    index = [slice(None)] * len(x.shape)
+    index[axis] = slice(start, start + length)
+    return x[tuple(index)]

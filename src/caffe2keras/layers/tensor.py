@@ -1,0 +1,132 @@
+"""Tensor plumbing and affine layers that Keras has no twin for."""
+
+from __future__ import annotations
+
+from keras import initializers, layers, ops, saving
+
+from caffe2keras.layers.common import PACKAGE
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class Affine(layers.Layer):
+    """``y = x * gamma + beta`` with learned ``gamma``/``beta`` broadcast over the input.
+
+    Caffe's Scale (``use_scale``, optionally ``use_bias``) and Bias
+    (``use_bias`` only) layers.
+
+    Args:
+        param_shape: shape of ``gamma``/``beta`` without the batch axis, broadcastable
+            to the input's (e.g. ``(1, 1, C)`` for per-channel NHWC).
+        use_scale: learn ``gamma`` (initialized to ones).
+        use_bias: learn ``beta`` (initialized to zeros).
+    """
+
+    def __init__(self, param_shape=(), use_scale=True, use_bias=False, **kwargs):
+        super().__init__(**kwargs)
+        if not (use_scale or use_bias):
+            raise ValueError("Affine needs use_scale or use_bias. Received: use_scale=False, use_bias=False")
+        self.param_shape = tuple(int(d) for d in param_shape)
+        self.use_scale = bool(use_scale)
+        self.use_bias = bool(use_bias)
+
+    def build(self, input_shape):
+        if self.use_scale:
+            self.gamma = self.add_weight(name="gamma", shape=self.param_shape, initializer=initializers.Ones())
+        if self.use_bias:
+            self.beta = self.add_weight(name="beta", shape=self.param_shape, initializer=initializers.Zeros())
+
+    def call(self, inputs):
+        x = inputs * self.gamma if self.use_scale else inputs
+        return x + self.beta if self.use_bias else x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(param_shape=self.param_shape, use_scale=self.use_scale, use_bias=self.use_bias)
+        return config
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class WeightedSum(layers.Layer):
+    """``y = sum(c_i * x_i)`` over a list of same-shaped inputs (Caffe's Eltwise SUM with coeff)."""
+
+    def __init__(self, coefficients, **kwargs):
+        super().__init__(**kwargs)
+        self.coefficients = tuple(float(c) for c in coefficients)
+
+    def call(self, inputs):
+        if len(inputs) != len(self.coefficients):
+            raise ValueError(
+                f"WeightedSum has {len(self.coefficients)} coefficients but got {len(inputs)} inputs."
+            )
+        total = inputs[0] * self.coefficients[0]
+        for x, c in zip(inputs[1:], self.coefficients[1:]):
+            total = total + x * c
+        return total
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(coefficients=self.coefficients)
+        return config
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class Slice(layers.Layer):
+    """Split one input along ``axis`` at ``points`` into ``len(points) + 1`` outputs."""
+
+    def __init__(self, axis, points, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = int(axis)
+        self.points = tuple(int(p) for p in points)
+
+    def _bounds(self, size):
+        edges = (0, *self.points, size)
+        return list(zip(edges[:-1], edges[1:]))
+
+    def call(self, inputs):
+        outputs = []
+        for start, stop in self._bounds(inputs.shape[self.axis]):
+            index = [slice(None)] * len(inputs.shape)
+            index[self.axis] = slice(start, stop)
+            outputs.append(inputs[tuple(index)])
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        shapes = []
+        for start, stop in self._bounds(input_shape[self.axis]):
+            shape = list(input_shape)
+            shape[self.axis] = stop - start
+            shapes.append(tuple(shape))
+        return shapes
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(axis=self.axis, points=self.points)
+        return config
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class Crop(layers.Layer):
+    """Take ``size[i]`` elements from ``begin[i]`` on every non-batch axis ``i + 1``."""
+
+    def __init__(self, begin, size, **kwargs):
+        super().__init__(**kwargs)
+        self.begin = tuple(int(b) for b in begin)
+        self.size = tuple(int(s) for s in size)
+
+    def call(self, inputs):
+        index = (slice(None), *(slice(b, b + s) for b, s in zip(self.begin, self.size)))
+        return inputs[index]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.size)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(begin=self.begin, size=self.size)
+        return config
