@@ -6,7 +6,7 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 from caffe2keras import layers  # noqa: E402  (registers the custom layers for loading)
-from caffe2keras.api import convert, register_converter  # noqa: E402
+from caffe2keras.api import convert, parameter_shapes, register_converter  # noqa: E402
 from caffe2keras.caffe import extend_schema  # noqa: E402
 from caffe2keras.converters import Node, Step  # noqa: E402
 from caffe2keras.errors import (  # noqa: E402
@@ -40,5 +40,6 @@ __all__ = [
     "convert",
     "extend_schema",
     "layers",
+    "parameter_shapes",
     "register_converter",
 ]
