@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from caffe2keras.caffe.weights import Blob
-from caffe2keras.errors import Caffe2KerasError, LayerError, ShapeError, UnsupportedParameterError, WeightsError
+from caffe2keras.errors import Caffe2KerasError, ShapeError, UnsupportedParameterError, WeightsError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layout import Layout
 
@@ -179,7 +179,3 @@ def registered_types() -> list[str]:
 def same_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     """Shape rule of element-wise layers: each top has the shape of bottom 0."""
     return [in_shapes[0]] * len(op.tops)
-
-
-def layer_error(op: Op, message: str, field: str | None = None, value=None) -> LayerError:
-    return UnsupportedParameterError(op.name, op.type, message, field, value)
