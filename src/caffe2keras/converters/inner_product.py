@@ -28,7 +28,9 @@ def inner_product(node: Node) -> list[Step]:
     inputs = math.prod(shape[axis:])
     field, num = "inner_product_param.num_output", p.num_output
     stored = (inputs, num) if p.transpose else (num, inputs)
-    weight = node.blob(0, stored, field, num)
+    inputs_dim = ("bottom_shape[inner_product_param.axis:]", tuple(shape[axis:]))
+    weight = node.blob(0, stored, field, num,
+                       dims=(inputs_dim, (field, num)) if p.transpose else ((field, num), inputs_dim))
     bias = node.blob(1, (num,), field, num) if p.bias_term else None
     kernel = None if weight is None else (weight if p.transpose else weight.T)  # (inputs, outputs)
     if axis == 1 and kernel is not None and node.layout.moves_channels(len(shape)):
