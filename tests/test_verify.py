@@ -327,7 +327,7 @@ def test_random_inputs_are_deterministic(tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--against", "nonsense"], "--against takes opencv, caffe or a .npz file"),
+        (["--against", "nonsense"], "the reference must be 'opencv', 'caffe', or a .npz file"),
         (["--input", "missing.npy"], "input file 'missing.npy' for blob 'data' does not exist"),
         (["--input", "a.npy", "--input", "b.npy"], "name the blob of each: --input BLOB=FILE"),
         (["--input", "label=x.npy"], "'label' is not an input of the net"),

@@ -95,12 +95,6 @@ def command_convert(args) -> int:
     return 0
 
 
-def parse_against(value: str) -> str:
-    if value in ("opencv", "caffe") or value.endswith(".npz") or Path(value).is_file():
-        return value
-    raise UsageError(f"--against takes opencv, caffe or a .npz file of reference blobs. Received: --against {value}")
-
-
 def parse_input_args(values: Sequence[str] | None):
     """``["x.npy"]`` -> ``"x.npy"``; ``["data=x.npy", "im_info=y.npy"]`` -> a dict by blob."""
     if not values:
@@ -141,7 +135,7 @@ def command_verify(args) -> int:
         report = caffe2keras.verify(
             args.prototxt,
             args.weights,
-            against=parse_against(args.against),
+            against=args.against,
             inputs=parse_input_args(args.input),
             input_shapes=parse_shape_args(args.input_shape),
             atol=args.atol,
