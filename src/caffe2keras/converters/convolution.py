@@ -8,6 +8,7 @@ import numpy as np
 from keras import layers
 
 from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import Crop, GroupedConv2DTranspose
@@ -106,6 +107,10 @@ def _kernel_dims(g: ConvGeometry, first: tuple, second: tuple) -> tuple:
     return (first, second, *(("convolution_param.kernel_size", g.kernel),) * len(g.kernel))
 
 
+def _weight_filler(node: Node, caffe_shape):
+    return caffe_filler(node.param, "convolution_param.weight_filler", caffe_shape)
+
+
 def _bias(node: Node, g: ConvGeometry) -> np.ndarray | None:
     return node.blob(1, (g.num_output,), "convolution_param.num_output", g.num_output)
 
@@ -138,7 +143,9 @@ def convolution(node: Node) -> list[Step]:
         steps.append(Step(padding_layer(pads[0] if spatial == 1 else pads, data_format=data_format), suffix="pad"))
     # Keras refuses stride > 1 together with dilation > 1: convolve densely, then subsample.
     subsample = any(s > 1 for s in g.stride) and any(d > 1 for d in g.dilation)
+    kernel_shape = (g.num_output, channels // g.group, *g.kernel)
     common = dict(
+        bias_initializer=caffe_filler(node.param, "convolution_param.bias_filler", (g.num_output,)),
         strides=(1,) * spatial if subsample else g.stride,
         padding="same" if same else "valid",
         data_format=data_format,
@@ -151,10 +158,12 @@ def convolution(node: Node) -> list[Step]:
         if kernel is not None:
             # Caffe output channel o reads input channel o // multiplier.
             kernel = kernel.reshape(channels, multiplier, *g.kernel).transpose(2, 3, 0, 1)
-        conv = layers.DepthwiseConv2D(g.kernel, depth_multiplier=multiplier, **common)
+        conv = layers.DepthwiseConv2D(g.kernel, depth_multiplier=multiplier, **common,
+                                      depthwise_initializer=_weight_filler(node, kernel_shape))
     else:
         conv_class = (layers.Conv1D, layers.Conv2D, layers.Conv3D)[spatial - 1]
-        conv = conv_class(g.num_output, g.kernel, groups=g.group, **common)
+        conv = conv_class(g.num_output, g.kernel, groups=g.group, **common,
+                          kernel_initializer=_weight_filler(node, kernel_shape))
         kernel = _kernel_to_keras(kernel, out_axis=0, in_axis=1)
     steps.append(Step(conv, (kernel, bias) if g.bias_term else (kernel,), suffix="conv" if subsample else None))
     if subsample:
@@ -185,7 +194,9 @@ def deconvolution(node: Node) -> list[Step]:
     weights = (kernel, bias) if g.bias_term else (kernel,)
     standard = g.group == 1 and not (any(s > 1 for s in g.stride) and any(d > 1 for d in g.dilation))
     common = dict(strides=g.stride, padding="valid", data_format=data_format, dilation_rate=g.dilation,
-                  use_bias=g.bias_term)
+                  use_bias=g.bias_term,
+                  kernel_initializer=_weight_filler(node, (channels, g.num_output // g.group, *g.kernel)),
+                  bias_initializer=caffe_filler(node.param, "convolution_param.bias_filler", (g.num_output,)))
     if standard:
         conv_class = (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)[spatial - 1]
         # output_padding=0 gives Caffe's size (n - 1) * s + k; Keras' default pads to n * s when k < s.
