@@ -115,22 +115,21 @@ def _bias(node: Node, g: ConvGeometry) -> np.ndarray | None:
     return node.blob(1, (g.num_output,), "convolution_param.num_output", g.num_output)
 
 
-def _check_single_top(node: Node) -> None:
+def _checked_geometry(node: Node) -> tuple[ConvGeometry, int]:
+    """The layer's geometry and input channels, once its wiring is checked."""
     require(len(node.op.tops) == len(node.op.bottoms) == 1, node.op,
             "caffe2keras converts convolutions with one bottom and one top",
             "bottom", [b.name for b in node.op.bottoms], kind=UnsupportedParameterError)
+    return conv_geometry(node.op, node.in_shapes[0]), node.in_shapes[0][1]
 
 
 @converts("Convolution", shapes=convolution_shapes)
 def convolution(node: Node) -> list[Step]:
-    _check_single_top(node)
-    shape = node.in_shapes[0]
-    g = conv_geometry(node.op, shape)
+    g, channels = _checked_geometry(node)
     spatial = len(g.kernel)
-    channels = shape[1]
     data_format = node.layout.data_format
-    kernel = node.blob(0, (g.num_output, channels // g.group, *g.kernel),
-                       "convolution_param.num_output", g.num_output,
+    kernel_shape = (g.num_output, channels // g.group, *g.kernel)
+    kernel = node.blob(0, kernel_shape, "convolution_param.num_output", g.num_output,
                        dims=_kernel_dims(g, ("convolution_param.num_output", g.num_output),
                                          ("bottom_channels/convolution_param.group", f"{channels}/{g.group}")))
     bias = _bias(node, g) if g.bias_term else None
@@ -143,7 +142,6 @@ def convolution(node: Node) -> list[Step]:
         steps.append(Step(padding_layer(pads[0] if spatial == 1 else pads, data_format=data_format), suffix="pad"))
     # Keras refuses stride > 1 together with dilation > 1: convolve densely, then subsample.
     subsample = any(s > 1 for s in g.stride) and any(d > 1 for d in g.dilation)
-    kernel_shape = (g.num_output, channels // g.group, *g.kernel)
     common = dict(
         bias_initializer=caffe_filler(node.param, "convolution_param.bias_filler", (g.num_output,)),
         strides=(1,) * spatial if subsample else g.stride,
@@ -174,11 +172,8 @@ def convolution(node: Node) -> list[Step]:
 
 @converts("Deconvolution", shapes=deconvolution_shapes)
 def deconvolution(node: Node) -> list[Step]:
-    _check_single_top(node)
-    shape = node.in_shapes[0]
-    g = conv_geometry(node.op, shape)
+    g, channels = _checked_geometry(node)
     spatial = len(g.kernel)
-    channels = shape[1]
     data_format = node.layout.data_format
     # Caffe stores a deconvolution's kernel as (input channels, outputs per group, spatial...).
     kernel = node.blob(0, (channels, g.num_output // g.group, *g.kernel),
