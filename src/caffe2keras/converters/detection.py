@@ -11,6 +11,7 @@ import math
 from keras import layers
 
 from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
+from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import DetectionOutput, Normalize, PriorBox
@@ -31,8 +32,10 @@ def normalize(node: Node) -> Step:
     p = node.param.norm_param
     shape = () if p.channel_shared else (node.in_shapes[0][1],)
     scale = node.blob(0, shape, "norm_param.channel_shared", p.channel_shared)
+    # SSD's default scale filler is the constant 1.
+    initializer = caffe_filler(node.param, "norm_param.scale_filler", shape, 1.0)
     layer = Normalize(across_spatial=p.across_spatial, channel_shared=p.channel_shared, eps=p.eps,
-                      data_format=node.layout.data_format)
+                      data_format=node.layout.data_format, scale_initializer=initializer)
     return Step(layer, (scale,))
 
 

@@ -34,14 +34,17 @@ class Normalize(layers.Layer):
         channel_shared: one learned scale for all channels (a scalar variable).
         eps: added to the sum of squares.
         data_format: ``"channels_last"`` or ``"channels_first"``.
+        scale_initializer: the scale's initializer (SSD's default: ones).
     """
 
-    def __init__(self, across_spatial=True, channel_shared=True, eps=1e-10, data_format="channels_last", **kwargs):
+    def __init__(self, across_spatial=True, channel_shared=True, eps=1e-10, data_format="channels_last",
+                 scale_initializer="ones", **kwargs):
         super().__init__(**kwargs)
         self.across_spatial = bool(across_spatial)
         self.channel_shared = bool(channel_shared)
         self.eps = float(eps)
         self.data_format = check_data_format(data_format)
+        self.scale_initializer = initializers.get(scale_initializer)
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -49,7 +52,7 @@ class Normalize(layers.Layer):
             raise ValueError(f"Normalize needs inputs of rank 2 or more. Received: input_shape={input_shape}")
         channels = input_shape[channel_axis(rank, self.data_format)]
         shape = () if self.channel_shared else (channels,)
-        self.scale = self.add_weight(name="scale", shape=shape, initializer=initializers.Ones())
+        self.scale = self.add_weight(name="scale", shape=shape, initializer=self.scale_initializer)
 
     def call(self, inputs):
         rank = len(inputs.shape)
@@ -72,7 +75,8 @@ class Normalize(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(across_spatial=self.across_spatial, channel_shared=self.channel_shared, eps=self.eps,
-                      data_format=self.data_format)
+                      data_format=self.data_format,
+                      scale_initializer=initializers.serialize(self.scale_initializer))
         return config
 
 

@@ -262,12 +262,12 @@ def caffe_detection_output(loc, conf, priors, num_classes, share_location=True, 
 def run_detection_output(layer, loc, conf, priors, data_format):
     """The layer on Caffe-layout inputs: its (N, 1, rows, 7) output and Caffe's blob from it.
 
-    It runs compiled (``predict``): one compilation instead of one per eager op.
+    It runs compiled (``predict_on_batch``): one compilation instead of one per eager op.
     """
     priors = np.repeat(to_layout(priors, data_format), len(loc), axis=0)
     inputs = [keras.Input(a.shape[1:]) for a in (loc, conf, priors)]
     model = keras.Model(inputs, roundtrip(layer)(inputs))
-    out = from_layout(model.predict([loc, conf, priors], verbose=0), data_format)
+    out = from_layout(np.asarray(model.predict_on_batch([loc, conf, priors])), data_format)
     rows = out.reshape(-1, 7)
     return out, rows[rows[:, 0] >= 0].reshape(1, 1, -1, 7)
 
