@@ -21,6 +21,7 @@ from caffe2keras.caffe import read_weights
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.synthetic import synthetic_weights
 from tests.conftest import SHARED, requires_shared
+from caffe2keras.verify import align_detections, caffe_detections, reference_detections, verify
 from tests.golden import assert_matches, max_error, run, save_and_reload
 
 cv2 = pytest.importorskip("cv2")
@@ -43,50 +44,27 @@ def convert_and_run(prototxt, weights, inputs: dict, outputs, data_format, tmp_p
     return run(reloaded, [inputs[name] for name in order], data_format)
 
 
-def caffe_rows(output: np.ndarray) -> np.ndarray:
-    """Caffe's detection blob from ours: the rows with image_id >= 0, in order."""
-    rows = output.reshape(-1, 7)
-    return rows[rows[:, 0] >= 0]
+def opencv_detections(blob: np.ndarray) -> np.ndarray:
+    return reference_detections(blob, "opencv")
 
 
-def opencv_rows(output: np.ndarray) -> np.ndarray:
-    """OpenCV's detections in Caffe's order (image, label, score descending): OpenCV sorts
-    each image's rows by score across labels and zero-pads the blob."""
-    rows = output.reshape(-1, 7)
-    rows = rows[np.any(rows != 0, axis=1)]
-    return rows[np.lexsort((-rows[:, 2], rows[:, 1], rows[:, 0]))]
+def assert_detections_match(output: np.ndarray, reference: np.ndarray, what: str):
+    """Our output, as Caffe's blob, against OpenCV's rows put in Caffe's order.
 
-
-def assert_detections_match(actual: np.ndarray, reference: np.ndarray, what: str):
-    """Row for row within the goldens' tolerance, in Caffe's order.
-
-    Rows of one image and label whose scores are closer than the tolerance form a block
-    that may come in any order: float noise between two runtimes decides their order
-    (OpenCV's own std::sort leaves even equal scores unordered). Every row of a block
-    must still match a row of the same block.
+    Our rows must be in Caffe's order; rows of one image and label whose scores are within
+    the tolerance may pair up in either order (see ``align_detections``).
     """
+    actual = caffe_detections(output)
     assert actual.shape == reference.shape, f"{what}: {len(actual)} detections, OpenCV has {len(reference)}"
     assert len(reference), f"{what}: no detections; the comparison would be empty"
-    key = actual[:, :2]
-    assert np.all(np.diff(key[:, 0]) >= 0), f"{what}: images out of order"
-    same_image = np.diff(key[:, 0]) == 0
-    assert np.all(np.diff(key[:, 1])[same_image] >= 0), f"{what}: labels out of order"
-    same_label = same_image & (np.diff(key[:, 1]) == 0)
-    assert np.all(np.diff(actual[:, 2])[same_label] <= 0), f"{what}: scores out of order"
+    image, label, score = actual[:, 0], actual[:, 1], actual[:, 2]
+    same_image = np.diff(image) == 0
+    same_label = same_image & (np.diff(label) == 0)
+    assert np.all(np.diff(image) >= 0), f"{what}: images out of order"
+    assert np.all(np.diff(label)[same_image] >= 0), f"{what}: labels out of order"
+    assert np.all(np.diff(score)[same_label] <= 0), f"{what}: scores out of order"
     _, allowed = max_error(reference, reference)
-    start = 0
-    while start < len(reference):
-        end = start + 1
-        while (end < len(reference) and np.array_equal(reference[end, :2], reference[start, :2])
-               and reference[end - 1, 2] - reference[end, 2] <= allowed):
-            end += 1
-        unmatched = list(range(start, end))
-        for row in reference[start:end]:
-            errors = [np.abs(actual[i] - row).max() for i in unmatched]
-            best = int(np.argmin(errors))
-            assert errors[best] <= allowed, f"{what}: OpenCV's row {row} has no match (error {errors[best]:.3g})"
-            unmatched.pop(best)
-        start = end
+    assert_matches(align_detections(actual, reference, allowed), reference, what)
 
 
 # ------------------------------------------------------------------ MobileNet-SSD
@@ -126,9 +104,9 @@ def test_mobilenet_ssd_matches_opencv(prototxt_name, factor, data_format, tmp_pa
         assert_matches(actual, reference, f"{prototxt_name}: {blob}")
     detections = outputs[-1]
     assert detections.shape == (1, 1, 100, 7)
-    expected = opencv_rows(references[-1])
+    expected = opencv_detections(references[-1])
     assert 10 <= len(expected) <= 100
-    assert_detections_match(caffe_rows(detections), expected, f"{prototxt_name}: detection_out")
+    assert_detections_match(detections, expected, f"{prototxt_name}: detection_out")
     assert np.all(detections[0, 0, len(expected):] == -1)
 
 
@@ -168,6 +146,16 @@ def test_normalize_matches_opencv(data_format, tmp_path):
     outputs = convert_and_run(prototxt, weights, {"data": data}, names, data_format, tmp_path)
     for name, actual, reference in zip(names, outputs, references):
         assert_matches(actual, reference, name)
+
+
+def test_normalize_starts_from_its_scale_filler(tmp_path):
+    """SSD nets declare scale_filler { value: 20 }: the architecture-only model starts there."""
+    prototxt = write(tmp_path, "normalize.prototxt", NORMALIZE_NET.replace(
+        "norm_param { across_spatial: false channel_shared: false eps: 0.001 }",
+        'norm_param { across_spatial: false channel_shared: false scale_filler { type: "constant" value: 20 } }'))
+    model = caffe2keras.convert(prototxt)
+    np.testing.assert_array_equal(model.get_layer("position_per_channel").get_weights()[0], np.full(4, 20.0))
+    np.testing.assert_array_equal(model.get_layer("image_shared").get_weights()[0], np.float32(1.0))
 
 
 def test_scalar_blob_without_shape_reads_as_scalar(tmp_path):
@@ -293,9 +281,26 @@ def test_detection_output_matches_opencv(data_format, tmp_path):
     references = opencv_forward(prototxt, None, inputs, names)
     outputs = convert_and_run(prototxt, None, inputs, names, data_format, tmp_path)
     for name, actual, reference in zip(names, outputs, references):
-        expected = opencv_rows(reference)
+        expected = opencv_detections(reference)
         assert set(expected[:, 0]) == {0, 1}, name
-        assert_detections_match(caffe_rows(actual), expected, name)
+        assert_detections_match(actual, expected, name)
+
+
+def test_verify_compares_detections_as_caffe_orders_them(tmp_path):
+    """caffe2keras verify reads OpenCV's score-sorted, zero-padded blob in Caffe's order."""
+    report = verify(write(tmp_path, "detection.prototxt", DETECTION_NET), None, against="opencv")
+    assert report.ok, report.describe_first_divergence()
+    rows = {row.blob: row for row in report.rows}
+    assert all("detections compared in Caffe's order" in rows[name].note for name in ("center_size", "per_class"))
+
+
+def test_align_detections_pairs_near_ties_only_within_a_run():
+    reference = np.array([[0, 1, 0.9, 0, 0, 1, 1], [0, 1, 0.5, 0, 0, 2, 2], [0, 1, 0.5, 0, 0, 3, 3],
+                          [0, 2, 0.5, 0, 0, 4, 4]], np.float32)
+    swapped = reference[[0, 2, 1, 3]]
+    np.testing.assert_array_equal(align_detections(swapped, reference, 1e-4), reference)
+    across_labels = reference[[0, 1, 3, 2]]  # a row moved to another label's run stays misplaced
+    assert np.abs(align_detections(across_labels, reference, 1e-4) - reference).max() > 0
 
 
 # ------------------------------------------------------------------ errors
