@@ -357,3 +357,53 @@ def test_normalize_scale_of_the_wrong_size(tmp_path):
     write_caffemodel(weights, [("x", "Normalize", [np.ones(3, np.float32)])])
     with pytest.raises(caffe2keras.WeightsError, match=re.escape("has shape (3,) but the prototxt gives (2,)")):
         caffe2keras.convert(prototxt, weights)
+
+
+SSD_TEST_NET = """
+name: "ssd_test"
+layer {
+  name: "data" type: "AnnotatedData" top: "data" top: "label"
+  include { phase: TEST }
+  transform_param {
+    mean_value: 127.5 mean_value: 127.5 mean_value: 127.5 scale: 0.007843
+    resize_param { prob: 1 resize_mode: WARP height: 32 width: 32 interp_mode: LINEAR }
+    emit_constraint { emit_type: CENTER }
+  }
+  data_param { source: "test_lmdb" batch_size: 1 backend: LMDB }
+  annotated_data_param {
+    batch_sampler { sampler { min_scale: 0.3 max_scale: 1 } sample_constraint { min_jaccard_overlap: 0.1 }
+                    max_sample: 1 max_trials: 50 }
+    label_map_file: "labelmap.prototxt"
+    anno_type: BBOX
+  }
+}
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 12 kernel_size: 3 stride: 8 pad: 1 } }
+layer { name: "loc" type: "Convolution" bottom: "conv" top: "loc" convolution_param { num_output: 4 kernel_size: 1 } }
+layer { name: "loc_flat" type: "Flatten" bottom: "loc" top: "loc_flat" }
+layer { name: "conf" type: "Convolution" bottom: "conv" top: "conf" convolution_param { num_output: 3 kernel_size: 1 } }
+layer { name: "conf_flat" type: "Flatten" bottom: "conf" top: "conf_flat" }
+layer { name: "priors" type: "PriorBox" bottom: "conv" bottom: "data" top: "priors"
+        prior_box_param { min_size: 10 variance: 0.1 } }
+layer { name: "mbox_loss" type: "MultiBoxLoss" bottom: "loc_flat" bottom: "conf_flat" bottom: "priors"
+        bottom: "label" top: "mbox_loss" include { phase: TRAIN }
+        multibox_loss_param { loc_loss_type: SMOOTH_L1 conf_loss_type: SOFTMAX num_classes: 3 code_type: CENTER_SIZE
+                              mining_type: MAX_NEGATIVE nms_param { nms_threshold: 0.45 } } }
+layer { name: "detection_out" type: "DetectionOutput" bottom: "loc_flat" bottom: "conf_flat" bottom: "priors"
+        top: "detection_out" include { phase: TEST }
+        detection_output_param { num_classes: 3 code_type: CENTER_SIZE keep_top_k: 5 confidence_threshold: 0.01
+                                 save_output_param { output_directory: "out" output_format: "VOC"
+                                                     resize_param { height: 32 width: 32 } } } }
+layer { name: "detection_eval" type: "DetectionEvaluate" bottom: "detection_out" bottom: "label"
+        top: "detection_eval" include { phase: TEST }
+        detection_evaluate_param { num_classes: 3 background_label_id: 0 overlap_threshold: 0.5 } }
+"""
+
+
+def test_ssd_test_prototxt_converts_without_its_training_layers(tmp_path):
+    """SSD's test nets: AnnotatedData becomes the input, DetectionEvaluate is dropped like Accuracy."""
+    prototxt = write(tmp_path, "test.prototxt", SSD_TEST_NET)
+    model = caffe2keras.convert(prototxt, input_shapes={"data": (1, 3, 32, 32)}, data_format="channels_first")
+    assert [t.name for t in model.inputs] == ["data"]
+    assert model.output_names == ["detection_out"]
+    assert model.outputs[0].shape == (None, 1, 5, 7)

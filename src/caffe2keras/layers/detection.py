@@ -303,7 +303,8 @@ class DetectionOutput(layers.Layer):
 
     Called on ``[loc, conf, priors]``: ``loc`` ``(N, num_priors * num_loc_classes * 4)``,
     ``conf`` ``(N, num_priors * num_classes)`` (trailing axes of size 1 allowed), ``priors``
-    as :class:`PriorBox` gives them. Every step is Caffe's CPU code: scores must exceed
+    as :class:`PriorBox` gives them (batch 1 serves every image). Every step is Caffe's CPU
+    code: scores must exceed
     ``confidence_threshold``; per class the ``top_k`` best (a stable sort: equal scores by
     prior index) go through greedy NMS (``nms_threshold``, adaptive ``eta``); then, if an
     image has more than ``keep_top_k``, the best ``keep_top_k`` are kept.
@@ -315,7 +316,9 @@ class DetectionOutput(layers.Layer):
     be empty (no detection in the whole batch) it holds ``[i, -1, -1, -1, -1, -1, -1]``
     per image, and so does row 0 of each image here. Caffe's blob is therefore the rows
     with ``image_id >= 0``, in order. Scores that tie at the ``keep_top_k`` cut are kept
-    by label, then NMS order (Caffe's unstable sort leaves this open).
+    by label, then NMS order (Caffe's unstable sort leaves this open). With
+    ``share_location`` and ``background_label_id=-1`` every class is foreground, as in
+    Caffe's GPU code (its CPU code skips decoding the shared boxes and aborts).
 
     Args:
         num_classes: classes per prior in ``conf``.
