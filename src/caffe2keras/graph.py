@@ -1,7 +1,8 @@
 """The blob graph of a Caffe net, with Caffe's own rules.
 
 * Layers are filtered by the TEST-phase ``include``/``exclude`` rules; losses,
-  ``Accuracy``, ``Silence`` and ``HDF5Output`` are dropped.
+  ``Accuracy``, SSD's ``DetectionEvaluate``, ``Silence`` and ``HDF5Output`` are
+  dropped.
 * Data layers, ``Input`` layers and the legacy ``input`` fields become the
   net's inputs.
 * A blob name is rebound by in-place layers (``top == bottom``): every write
@@ -24,7 +25,7 @@ from caffe2keras.errors import InputShapeError, LayerError, NetError
 
 Shape = tuple[int, ...]
 
-DROPPED_TYPES = frozenset({"Accuracy", "Silence", "HDF5Output"})
+DROPPED_TYPES = frozenset({"Accuracy", "DetectionEvaluate", "Silence", "HDF5Output"})
 DATA_LAYER_TYPES = frozenset(
     {
         "Input",

@@ -57,7 +57,9 @@ def read_weights(path: str | os.PathLike) -> Weights:
 
 
 def blob_from_proto(blob, source, layer_name: str, index: int) -> Blob:
-    legacy = not blob.HasField("shape")
+    # Caffe's Blob::FromProto: any legacy dimension present means num/channels/height/width;
+    # otherwise the shape message, whose absence means a scalar (as Caffe writes 0-d blobs).
+    legacy = any(blob.HasField(name) for name in ("num", "channels", "height", "width"))
     if legacy:
         shape = (blob.num, blob.channels, blob.height, blob.width)
     else:

@@ -30,13 +30,19 @@ def _length_delimited(field: int, payload: bytes) -> bytes:
 
 
 def blob_bytes(array: np.ndarray, legacy: bool = False) -> bytes:
-    """A BlobProto: its shape (or legacy 4-D dims) and packed float32 data."""
-    array = np.ascontiguousarray(array, dtype="<f4")
+    """A BlobProto: its shape (or legacy 4-D dims) and packed float32 data.
+
+    A 0-d array gets no shape message at all, as Caffe writes scalar blobs.
+    """
+    shape = np.shape(array)
+    array = np.ascontiguousarray(array, dtype="<f4")  # at least 1-D: keep the shape apart
     if legacy:
-        dims = (1,) * (4 - array.ndim) + array.shape
+        dims = (1,) * (4 - len(shape)) + shape
         header = b"".join(_varint(f << 3) + _varint(int(d)) for f, d in zip((1, 2, 3, 4), dims))
+    elif shape:
+        header = _length_delimited(7, _length_delimited(1, b"".join(_varint(int(d)) for d in shape)))
     else:
-        header = _length_delimited(7, _length_delimited(1, b"".join(_varint(int(d)) for d in array.shape)))
+        header = b""
     return header + _length_delimited(5, array.tobytes())
 
 

@@ -4,6 +4,7 @@ from caffe2keras.converters import (  # noqa: F401
     activations,
     arithmetic,
     convolution,
+    detection,
     inner_product,
     normalization,
     pooling,

@@ -6,6 +6,7 @@ package name, so a saved model reloads with ``safe_mode=True`` once
 """
 
 from caffe2keras.layers.convolution import GroupedConv2DTranspose
+from caffe2keras.layers.detection import DetectionOutput, Normalize, PriorBox
 from caffe2keras.layers.elementwise import AbsVal, Clip, Exp, Log, Power, Swish, Threshold
 from caffe2keras.layers.initializers import CaffeFiller
 from caffe2keras.layers.normalization import LRN
@@ -19,11 +20,14 @@ __all__ = [
     "CaffePooling2D",
     "Clip",
     "Crop",
+    "DetectionOutput",
     "Exp",
     "GroupedConv2DTranspose",
     "LRN",
     "Log",
+    "Normalize",
     "Power",
+    "PriorBox",
     "Slice",
     "Swish",
     "Threshold",
