@@ -193,7 +193,7 @@ def crop_offsets(op: Op, in_shapes: list[Shape]) -> list[int]:
 
 
 def crop_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
-    offsets = crop_offsets(op, in_shapes)
+    crop_offsets(op, in_shapes)  # validates the offsets against both bottoms
     axis = canonical_axis(op, op.param.crop_param.axis, len(in_shapes[0]), "crop_param.axis")
     return [tuple(in_shapes[1][i] if i >= axis else d for i, d in enumerate(in_shapes[0]))]
 
