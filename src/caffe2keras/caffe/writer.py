@@ -31,7 +31,9 @@ def _length_delimited(field: int, payload: bytes) -> bytes:
 
 def blob_bytes(array: np.ndarray, legacy: bool = False) -> bytes:
     """A BlobProto: its shape (or legacy 4-D dims) and packed float32 data."""
-    array = np.ascontiguousarray(array, dtype="<f4")
+    # asarray, not ascontiguousarray: that makes a 0-d array 1-d, and a scalar blob (Scale with
+    # num_axes: 0) has no dims in Caffe, which checks the shape exactly when loading.
+    array = np.asarray(array, dtype="<f4")
     if legacy:
         dims = (1,) * (4 - array.ndim) + array.shape
         header = b"".join(_varint(f << 3) + _varint(int(d)) for f, d in zip((1, 2, 3, 4), dims))
