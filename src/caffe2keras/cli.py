@@ -45,19 +45,33 @@ def parse_list_arg(value: str | None) -> list[str] | None:
 
 def save_atomically(model, path: str) -> None:
     """Save to a temporary file beside ``path``, then rename: no partial file on failure."""
+    from caffe2keras.errors import ModelFileError
+
     target = Path(path)
     if target.suffix != ".keras":
         raise UsageError(f"the output must be a .keras file. Received: -o {path}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".partial.keras", dir=target.parent)
-    os.close(fd)
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".partial.keras", dir=target.parent)
+        os.close(fd)
         model.save(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the output should not be
         os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as exc:  # an unwritable directory, a full disk...: the user's to fix, not a bug
+        reason = exc.strerror or str(exc)
+        if exc.filename:
+            reason += f": {exc.filename}"
+        raise ModelFileError(path, f"cannot write the model: {reason}.") from exc
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def describe(model) -> str:
