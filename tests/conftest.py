@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -30,22 +31,24 @@ def case_dirs(kind: str) -> list:
 def zoo_weights(tmp_path_factory):
     """Regenerate a golden/zoo case's weights with the case's own tool, once per session.
 
-    The files go in a directory shared by pytest-xdist workers; each is written to a
-    temporary name and renamed, so workers never see a partial file.
+    The files go in a directory shared by pytest-xdist workers; a lock per case makes one
+    worker write it (to a temporary name, then renamed) while the others wait.
     """
     root = tmp_path_factory.getbasetemp().parent / "zoo-weights"
     root.mkdir(exist_ok=True)
 
     def weights_for(case_dir: Path) -> Path:
         target = root / f"{case_dir.name}.caffemodel"
-        if not target.exists():
-            partial = root / f"{case_dir.name}.{os.getpid()}.partial"
-            subprocess.run(
-                [sys.executable, str(SHARED / "tools" / "caffe_weights.py"), str(case_dir), str(partial)],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            os.replace(partial, target)
+        with open(root / f"{case_dir.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not target.exists():
+                partial = root / f"{case_dir.name}.partial"
+                subprocess.run(
+                    [sys.executable, str(SHARED / "tools" / "caffe_weights.py"), str(case_dir), str(partial)],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+                os.replace(partial, target)
         return target
 
     return weights_for

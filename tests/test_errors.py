@@ -323,7 +323,7 @@ def test_a_failed_save_leaves_no_partial_file(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(keras.Model, "save", save_half_then_fail)
     assert main(["convert", str(prototxt), str(weights), "-o", str(output_dir / "model.keras")]) == 1
     captured = capsys.readouterr()
-    assert captured.err.strip() == (f"caffe2keras: error: {output_dir / 'model.keras'}: cannot write the model: "
+    assert captured.err.strip() == (f"caffe2keras: error: {output_dir / 'model.keras'}: cannot write the file: "
                                     "No space left on device.")
     assert list(output_dir.iterdir()) == []
 
@@ -333,7 +333,7 @@ def test_an_output_under_a_file_is_a_clean_error(tmp_path, capsys):
     (tmp_path / "not_a_dir").write_text("")
     assert main(["convert", str(prototxt), str(weights), "-o", str(tmp_path / "not_a_dir" / "m.keras")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("caffe2keras: error: ") and "cannot write the model" in err and "Traceback" not in err
+    assert err.startswith("caffe2keras: error: ") and "cannot write the file" in err and "Traceback" not in err
 
 
 def test_output_must_be_a_keras_file(tmp_path, capsys):

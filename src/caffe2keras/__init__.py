@@ -19,8 +19,10 @@ from caffe2keras.errors import (  # noqa: E402
     ShapeError,
     UnsupportedLayersError,
     UnsupportedParameterError,
+    VerifyError,
     WeightsError,
 )
+from caffe2keras.verify import VerifyReport, verify  # noqa: E402  (the function shadows the module's name)
 
 __version__ = "0.1.0"
 
@@ -36,10 +38,13 @@ __all__ = [
     "Step",
     "UnsupportedLayersError",
     "UnsupportedParameterError",
+    "VerifyError",
+    "VerifyReport",
     "WeightsError",
     "convert",
     "extend_schema",
     "layers",
     "parameter_shapes",
     "register_converter",
+    "verify",
 ]

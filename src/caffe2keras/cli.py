@@ -7,6 +7,8 @@ the exit status is non-zero, and no partial output file is left behind.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -43,26 +45,29 @@ def parse_list_arg(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
-def save_atomically(model, path: str) -> None:
-    """Save to a temporary file beside ``path``, then rename: no partial file on failure."""
+@contextlib.contextmanager
+def atomic_output(path: str, suffix: str):
+    """A temporary path beside ``path``, renamed to it when the block succeeds: no partial file.
+
+    An OSError (an unwritable directory, a full disk...) is the user's to fix, not a bug: it
+    becomes a :class:`ModelFileError` naming the path.
+    """
     from caffe2keras.errors import ModelFileError
 
     target = Path(path)
-    if target.suffix != ".keras":
-        raise UsageError(f"the output must be a .keras file. Received: -o {path}")
     tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".partial.keras", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{suffix}", dir=target.parent)
         os.close(fd)
-        model.save(tmp)
+        yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the output should not be
         os.replace(tmp, target)
-    except OSError as exc:  # an unwritable directory, a full disk...: the user's to fix, not a bug
+    except OSError as exc:
         reason = exc.strerror or str(exc)
         if exc.filename:
             reason += f": {exc.filename}"
-        raise ModelFileError(path, f"cannot write the model: {reason}.") from exc
+        raise ModelFileError(path, f"cannot write the file: {reason}.") from exc
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
@@ -72,6 +77,13 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def save_atomically(model, path: str) -> None:
+    if Path(path).suffix != ".keras":
+        raise UsageError(f"the output must be a .keras file. Received: -o {path}")
+    with atomic_output(path, ".keras") as tmp:
+        model.save(tmp)
 
 
 def describe(model) -> str:
@@ -101,6 +113,72 @@ def command_convert(args) -> int:
     return 0
 
 
+def parse_input_args(values: Sequence[str] | None):
+    """``["x.npy"]`` -> ``"x.npy"``; ``["data=x.npy", "im_info=y.npy"]`` -> a dict by blob."""
+    if not values:
+        return None
+    named, unnamed = {}, []
+    for value in values:
+        blob, sep, path = value.partition("=")
+        if sep and blob and path and not Path(value).exists():
+            if blob in named:
+                raise UsageError(f"--input names blob {blob!r} twice. Received: --input {value}")
+            named[blob] = path
+        else:
+            unnamed.append(value)
+    if unnamed and (named or len(unnamed) > 1):
+        raise UsageError(
+            "with several --input options, name the blob of each: --input BLOB=FILE. "
+            f"Received: --input {' --input '.join(values)}"
+        )
+    return unnamed[0] if unnamed else named
+
+
+def non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0. Received: {value!r}")
+    return number
+
+
+def command_verify(args) -> int:
+    import caffe2keras
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    with console.status("verifying") as status:
+        report = caffe2keras.verify(
+            args.prototxt,
+            args.weights,
+            against=args.against,
+            inputs=parse_input_args(args.input),
+            input_shapes=parse_shape_args(args.input_shape),
+            atol=args.atol,
+            rtol=args.rtol,
+            data_format=args.data_format,
+            seed=args.seed,
+            on_step=lambda what: status.update(f"{what}…"),
+        )
+    report.print()
+    if args.json:
+        with atomic_output(args.json, ".json") as tmp:
+            Path(tmp).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if not report.compared:
+        print("caffe2keras: error: nothing was compared; check the reference's blob names.", file=sys.stderr)
+        return EXIT_USAGE
+    return 0 if report.ok else EXIT_ERROR
+
+
+def add_shape_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input-shape", action="append", metavar="NAME=N,C,H,W",
+                        help="shape of an input blob the prototxt does not fix (repeatable)")
+    parser.add_argument("--data-format", choices=("channels_last", "channels_first"), default="channels_last",
+                        help="layout of the Keras model's tensors (default channels_last)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="caffe2keras",
@@ -113,11 +191,33 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("prototxt", help="net definition (.prototxt)")
     convert.add_argument("weights", nargs="?", help="weights (.caffemodel or .caffemodel.h5); omit for the architecture only")
     convert.add_argument("-o", "--output", required=True, help="the .keras file to write")
-    convert.add_argument("--input-shape", action="append", metavar="NAME=N,C,H,W",
-                         help="shape of an input blob the prototxt does not fix (repeatable)")
     convert.add_argument("--outputs", metavar="BLOB[,BLOB...]", help="blobs to output, in order (default: the net's outputs)")
-    convert.add_argument("--data-format", choices=("channels_last", "channels_first"), default="channels_last")
+    add_shape_options(convert)
     convert.set_defaults(run=command_convert)
+
+    verify = commands.add_parser(
+        "verify",
+        help="compare every blob of the converted model with a reference run",
+        description="Convert the net with every blob as an output, run it and a reference on the same "
+        "input, and compare blob by blob in network order. Exit status: 0 every compared blob within "
+        "tolerance, 1 one is not, 2 the comparison could not be made.",
+    )
+    verify.add_argument("prototxt", help="net definition (.prototxt)")
+    verify.add_argument("weights", help="weights (.caffemodel; .caffemodel.h5 except against OpenCV)")
+    verify.add_argument("--against", default="opencv", metavar="opencv|caffe|BLOBS.npz",
+                        help="the reference: OpenCV 4.x's Caffe runtime (default), pycaffe, or a .npz of "
+                        "blobs by Caffe blob name in NCHW layout, whose input blobs are the inputs")
+    verify.add_argument("--input", action="append", metavar="[BLOB=]FILE",
+                        help="an input: .npy in Caffe's NCHW layout, or an image (read with OpenCV, resized "
+                        "to the input's HxW, BGR, values 0-255, no mean); default: random normal (repeatable)")
+    verify.add_argument("--json", metavar="REPORT.json", help="also write the report as JSON")
+    verify.add_argument("--atol", type=non_negative_float, default=1e-4, metavar="A",
+                        help="absolute tolerance (default 1e-4)")
+    verify.add_argument("--rtol", type=non_negative_float, default=1e-4, metavar="R",
+                        help="tolerance relative to max|ref| (default 1e-4): ok when max|y-ref| <= A + R*max|ref|")
+    verify.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    add_shape_options(verify)
+    verify.set_defaults(run=command_verify, failure_status=EXIT_USAGE)
     return parser
 
 
@@ -126,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from caffe2keras.errors import Caffe2KerasError
 
+    # verify keeps exit status 1 for "a blob diverged"; any failure to compare is 2.
+    failure_status = getattr(args, "failure_status", EXIT_ERROR)
     try:
         return args.run(args)
     except UsageError as exc:
@@ -135,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"caffe2keras: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return failure_status
     except KeyboardInterrupt:
         print("caffe2keras: interrupted", file=sys.stderr)
         return 130
@@ -147,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Run again with --debug for the traceback, and please report it.",
             file=sys.stderr,
         )
-        return EXIT_ERROR
+        return failure_status
 
 
 if __name__ == "__main__":

@@ -64,6 +64,10 @@ class ShapeError(LayerError):
     """Input shapes that the layer cannot take, as Caffe would also refuse."""
 
 
+class VerifyError(Caffe2KerasError):
+    """A verification that cannot be set up: a reference that cannot run, inputs that do not fit."""
+
+
 class UnsupportedLayersError(Caffe2KerasError):
     """Layer types with no converter, all listed together before anything is built."""
 

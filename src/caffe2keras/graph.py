@@ -160,8 +160,13 @@ def build_graph(
     phase: int = 1,
     level: int | None = None,
     stages: Sequence[str] | None = None,
+    require_input_shapes: bool = True,
 ) -> Graph:
-    """Wire a current-format NetParameter into a :class:`Graph` (TEST phase by default)."""
+    """Wire a current-format NetParameter into a :class:`Graph` (TEST phase by default).
+
+    With ``require_input_shapes=False`` an input without a known shape is no error; it is
+    simply missing from ``graph.shapes`` (for callers that only need the inputs' names).
+    """
     given = {name: tuple(int(d) for d in shape) for name, shape in (input_shapes or {}).items()}
     level = net.state.level if level is None else level
     stages = list(net.state.stage) if stages is None else list(stages)
@@ -264,7 +269,7 @@ def build_graph(
             f"the inputs are {', '.join(n for n, _, _ in declared_inputs) or 'none'}. "
             f"Received: input_shapes={dict(given)!r}"
         )
-    if missing:
+    if missing and require_input_shapes:
         raise InputShapeError(
             f"no shape is known for input blob(s) {', '.join(missing)}; give it with "
             "input_shapes={'name': (N, C, H, W)} (CLI: --input-shape name=N,C,H,W). "

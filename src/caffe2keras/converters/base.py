@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from caffe2keras.caffe.weights import Blob
-from caffe2keras.errors import Caffe2KerasError, LayerError, ShapeError, UnsupportedParameterError, WeightsError
+from caffe2keras.errors import Caffe2KerasError, ShapeError, UnsupportedParameterError, WeightsError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layout import Layout
 
@@ -76,9 +76,14 @@ class Node:
         rank = len(self.in_shapes[0]) if rank is None else rank
         return self.layout.axis(caffe_axis, rank)
 
-    def blob(self, index: int, expected: Shape, field: str, value) -> np.ndarray | None:
+    def blob(self, index: int, expected: Shape, field: str, value, *, dims=None) -> np.ndarray | None:
         """Weight blob ``index`` as an array of shape ``expected`` (None when converting
-        the architecture only). ``field``/``value`` name the parameter that sets the shape."""
+        the architecture only).
+
+        ``field``/``value`` name the parameter that sets the shape; ``dims`` may name,
+        per dimension, the ``(field, value)`` that sets that dimension, so that a
+        mismatch is reported against the right one.
+        """
         expected = tuple(int(d) for d in expected)
         self.requested[index] = expected
         if self.weights is None:
@@ -100,6 +105,9 @@ class Node:
         # Caffe's legacy rule: num/channels/height/width match the shape padded to 4-D.
         if blob.legacy and len(expected) <= 4 and blob.shape == (1,) * (4 - len(expected)) + expected:
             return blob.data.reshape(expected)
+        if dims is not None and len(blob.shape) == len(expected):
+            differing = next(i for i, (a, b) in enumerate(zip(blob.shape, expected)) if a != b)
+            field, value = dims[differing]
         raise WeightsError(
             self.name,
             self.type,
@@ -179,7 +187,3 @@ def registered_types() -> list[str]:
 def same_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     """Shape rule of element-wise layers: each top has the shape of bottom 0."""
     return [in_shapes[0]] * len(op.tops)
-
-
-def layer_error(op: Op, message: str, field: str | None = None, value=None) -> LayerError:
-    return UnsupportedParameterError(op.name, op.type, message, field, value)

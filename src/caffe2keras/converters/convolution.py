@@ -114,6 +114,11 @@ def _kernel_to_keras(kernel: np.ndarray | None, out_axis: int, in_axis: int) -> 
     return np.transpose(kernel, (*spatial, in_axis, out_axis))
 
 
+def _kernel_dims(g: ConvGeometry, first: tuple, second: tuple) -> tuple:
+    """Which parameter sets each dimension of a (de)convolution kernel, for error messages."""
+    return (first, second, *(("convolution_param.kernel_size", g.kernel),) * len(g.kernel))
+
+
 def _bias(node: Node, g: ConvGeometry) -> np.ndarray | None:
     return node.blob(1, (g.num_output,), "convolution_param.num_output", g.num_output)
 
@@ -133,7 +138,9 @@ def convolution(node: Node) -> list[Step]:
     channels = shape[1]
     data_format = node.layout.data_format
     kernel = node.blob(0, (g.num_output, channels // g.group, *g.kernel),
-                       "convolution_param.num_output", g.num_output)
+                       "convolution_param.num_output", g.num_output,
+                       dims=_kernel_dims(g, ("convolution_param.num_output", g.num_output),
+                                         ("bottom_channels/convolution_param.group", f"{channels}/{g.group}")))
     bias = _bias(node, g) if g.bias_term else None
     steps = []
     extra = [_zeros_past_end(n, p, e, s, o)
@@ -181,7 +188,10 @@ def deconvolution(node: Node) -> list[Step]:
     data_format = node.layout.data_format
     # Caffe stores a deconvolution's kernel as (input channels, outputs per group, spatial...).
     kernel = node.blob(0, (channels, g.num_output // g.group, *g.kernel),
-                       "convolution_param.num_output", g.num_output)
+                       "convolution_param.num_output", g.num_output,
+                       dims=_kernel_dims(g, ("bottom_channels", channels),
+                                         ("convolution_param.num_output/convolution_param.group",
+                                          f"{g.num_output}/{g.group}")))
     bias = _bias(node, g) if g.bias_term else None
     kernel = _kernel_to_keras(kernel, out_axis=1, in_axis=0)
     # Keras kernels for transposed convolutions are (spatial..., outputs, inputs).

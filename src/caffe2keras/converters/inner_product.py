@@ -28,20 +28,21 @@ def inner_product(node: Node) -> list[Step]:
     inputs = math.prod(shape[axis:])
     field, num = "inner_product_param.num_output", p.num_output
     stored = (inputs, num) if p.transpose else (num, inputs)
-    weight = node.blob(0, stored, field, num)
+    inputs_dim = ("bottom_shape[inner_product_param.axis:]", tuple(shape[axis:]))
+    weight = node.blob(0, stored, field, num,
+                       dims=(inputs_dim, (field, num)) if p.transpose else ((field, num), inputs_dim))
     bias = node.blob(1, (num,), field, num) if p.bias_term else None
     kernel = None if weight is None else (weight if p.transpose else weight.T)  # (inputs, outputs)
+    if axis == 1 and kernel is not None and node.layout.moves_channels(len(shape)):
+        # Keras flattens (H, W, C); permute the kernel's rows from Caffe's (C, H, W) order, for free.
+        rows = node.layout.perm(len(shape))
+        kernel = kernel.reshape(*shape[1:], num).transpose(*(a - 1 for a in rows[1:]), len(shape) - 1)
+        kernel = kernel.reshape(inputs, num)
     dense = layers.Dense(num, use_bias=p.bias_term)
     weights = (kernel, bias) if p.bias_term else (kernel,)
     if axis == 1:
-        # Flatten in this layout's order and permute the kernel's rows to match, for free.
-        rows = node.layout.perm(len(shape))
-        if kernel is not None and rows != tuple(range(len(shape))):
-            kernel = kernel.reshape(shape[1:] + (num,)).transpose(*(a - 1 for a in rows[1:]), len(shape) - 1)
-            kernel = kernel.reshape(inputs, num)
-            weights = (kernel, bias) if p.bias_term else (kernel,)
-        steps = [Step(layers.Flatten(data_format="channels_last"), suffix="flatten")] if len(shape) > 2 else []
-        return [*steps, Step(dense, weights)]
+        flatten = [Step(layers.Flatten(data_format="channels_last"), suffix="flatten")] if len(shape) > 2 else []
+        return [*flatten, Step(dense, weights)]
     # Features on the last axes: reshape in Caffe's order to (..., inputs), apply, restore the layout.
     steps = [s for s in (to_caffe_order(node.layout, len(shape)),) if s]
     steps.append(Step(layers.Reshape((*shape[1:axis], inputs)), suffix="reshape"))
