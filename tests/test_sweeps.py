@@ -8,6 +8,7 @@ importer. Where OpenCV is left out, the case says why.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -38,7 +39,8 @@ OPENCV_DILATED_DECONV = "OpenCV ignores dilation in Deconvolution"
 
 
 def conv_case(m: Maker, name: str, shape, num_output: int, kernel, stride=None, pad=None, dilation=None,
-              group: int = 1, bias_term: bool = True, repeated: bool = False, opencv: str | None = None) -> Case:
+              group: int = 1, bias_term: bool = True, repeated: bool = False, opencv: str | None = None,
+              layer_type: str = "Convolution") -> Case:
     spatial = len(shape) - 2
     stride, dilation = stride or (1,) * spatial, dilation or (1,) * spatial
     pad = pad or (0,) * spatial
@@ -51,13 +53,16 @@ def conv_case(m: Maker, name: str, shape, num_output: int, kernel, stride=None, 
         params["group"] = group
     if not bias_term:
         params["bias_term"] = False
-    weight = m.array(num_output, shape[1] // group, *kernel)
+    if layer_type == "Convolution":
+        weight, formula = m.array(num_output, shape[1] // group, *kernel), oracle.convolution
+    else:  # Caffe keeps a deconvolution's kernel as (input channels, outputs per group, kernel...)
+        weight, formula = m.array(shape[1], num_output // group, *kernel), oracle.deconvolution
     blobs = [weight, m.array(num_output)] if bias_term else [weight]
 
     def reference(x, w, b=None):
-        return oracle.convolution(x, w, b, stride, pad, dilation, group)
+        return formula(x, w, b, stride, pad, dilation, group)
 
-    return m.single(name, "Convolution", shape, {"convolution_param": params}, reference, blobs, opencv)
+    return m.single(name, layer_type, shape, {"convolution_param": params}, reference, blobs, opencv)
 
 
 def convolution_cases() -> list[Case]:
@@ -112,27 +117,7 @@ def convolution_cases() -> list[Case]:
 # --------------------------------------------------------------------------- Deconvolution
 
 
-def deconv_case(m: Maker, name: str, shape, num_output: int, kernel, stride=None, pad=None, dilation=None,
-                group: int = 1, bias_term: bool = True, opencv: str | None = None) -> Case:
-    spatial = len(shape) - 2
-    stride, dilation = stride or (1,) * spatial, dilation or (1,) * spatial
-    pad = pad or (0,) * spatial
-    params = {"num_output": num_output,
-              **spatial_fields("kernel_size", kernel, "kernel"),
-              **spatial_fields("stride", stride, "stride", default=1),
-              **spatial_fields("pad", pad, "pad", default=0),
-              **spatial_fields("dilation", dilation, None, default=1)}
-    if group != 1:
-        params["group"] = group
-    if not bias_term:
-        params["bias_term"] = False
-    weight = m.array(shape[1], num_output // group, *kernel)
-    blobs = [weight, m.array(num_output)] if bias_term else [weight]
-
-    def reference(x, w, b=None):
-        return oracle.deconvolution(x, w, b, stride, pad, dilation, group)
-
-    return m.single(name, "Deconvolution", shape, {"convolution_param": params}, reference, blobs, opencv)
+deconv_case = functools.partial(conv_case, layer_type="Deconvolution")
 
 
 def deconvolution_cases() -> list[Case]:
