@@ -44,9 +44,9 @@ class Case:
 
 
 def run(model, arrays, data_format: str) -> list[np.ndarray]:
-    """Run ``model`` on Caffe-layout arrays; return Caffe-layout outputs."""
+    """Run ``model`` (compiled as one graph) on Caffe-layout arrays; return Caffe-layout outputs."""
     layout = Layout(data_format)
-    outputs = model([layout.to_keras(a) for a in arrays], training=False)
+    outputs = model.predict_on_batch([layout.to_keras(a) for a in arrays])
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return [layout.to_caffe(np.asarray(y)) for y in outputs]
 

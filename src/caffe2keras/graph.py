@@ -186,14 +186,12 @@ def build_graph(
         new_version(name)
         declared_inputs.append((name, shape, origin))
 
-    legacy_shapes = [_dims(s) for s in net.input_shape]
+    # As Caffe's UpgradeNetInput: input_shape if the net has any, else 4 input_dim per input.
+    legacy_shapes = [_dims(s) for s in net.input_shape] or [
+        tuple(int(d) for d in net.input_dim[i : i + 4]) for i in range(0, len(net.input_dim) - 3, 4)
+    ]
     for i, name in enumerate(net.input):
-        if i < len(legacy_shapes):
-            shape = legacy_shapes[i]
-        elif len(net.input_dim) >= 4 * (i + 1):
-            shape = tuple(int(d) for d in net.input_dim[4 * i : 4 * i + 4])
-        else:
-            shape = None
+        shape = legacy_shapes[i] if i < len(legacy_shapes) else None
         declare_input(name, shape, "the net's 'input' field")
 
     for layer in net.layer:

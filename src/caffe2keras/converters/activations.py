@@ -6,6 +6,7 @@ import numpy as np
 from keras import layers
 
 from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
+from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.reshaping import canonical_axis
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras import layers as caffe_layers
@@ -35,7 +36,9 @@ def prelu(node: Node) -> Step:
     shared_axes = [a for a in range(1, rank) if shared or a != channel]
     alpha_shape = [1 if a in shared_axes else channels for a in range(1, rank)]
     alpha = None if slopes is None else slopes.reshape(alpha_shape)
-    return Step(layers.PReLU(shared_axes=shared_axes), (alpha,))
+    # Caffe's default PReLU filler is the constant 0.25.
+    initializer = caffe_filler(node.param, "prelu_param.filler", (1,) if shared else (channels,), 0.25)
+    return Step(layers.PReLU(alpha_initializer=initializer, shared_axes=shared_axes), (alpha,))
 
 
 @converts("ELU", shapes=same_shapes)

@@ -6,6 +6,7 @@ import numpy as np
 from keras import layers
 
 from caffe2keras.converters.base import Node, Step, converts, require, same_shapes
+from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.reshaping import canonical_axis, to_caffe_order, to_keras_order
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
@@ -127,7 +128,10 @@ def scale(node: Node) -> list[Step]:
     if p.bias_term:
         weights.append(_learned(node, node.blob(1, param_shape, "scale_param.bias_term", True), start, param_shape))
     keras_shape = _affine_param_shape(node, start, param_shape)
-    return [Step(Affine(keras_shape, use_scale=True, use_bias=p.bias_term), weights)]
+    # Caffe's default Scale filler is the constant 1.
+    fillers = dict(gamma_initializer=caffe_filler(node.param, "scale_param.filler", param_shape, 1.0),
+                   beta_initializer=caffe_filler(node.param, "scale_param.bias_filler", param_shape))
+    return [Step(Affine(keras_shape, use_scale=True, use_bias=p.bias_term, **fillers), weights)]
 
 
 @converts("Bias", shapes=bias_shapes)
@@ -138,5 +142,7 @@ def bias(node: Node) -> list[Step]:
         operand = _broadcast_bottom(node, start, param_shape)
         return [*operand, Step(layers.Add(), inputs=[0, operand[-1]])]
     beta = _learned(node, node.blob(0, param_shape, "bias_param.num_axes", p.num_axes), start, param_shape)
-    return [Step(Affine(_affine_param_shape(node, start, param_shape), use_scale=False, use_bias=True), [beta])]
+    filler = caffe_filler(node.param, "bias_param.filler", param_shape)
+    keras_shape = _affine_param_shape(node, start, param_shape)
+    return [Step(Affine(keras_shape, use_scale=False, use_bias=True, beta_initializer=filler), [beta])]
 

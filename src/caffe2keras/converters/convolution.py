@@ -8,6 +8,7 @@ import numpy as np
 from keras import layers
 
 from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import Crop, GroupedConv2DTranspose
@@ -119,26 +120,29 @@ def _kernel_dims(g: ConvGeometry, first: tuple, second: tuple) -> tuple:
     return (first, second, *(("convolution_param.kernel_size", g.kernel),) * len(g.kernel))
 
 
+def _weight_filler(node: Node, caffe_shape):
+    return caffe_filler(node.param, "convolution_param.weight_filler", caffe_shape)
+
+
 def _bias(node: Node, g: ConvGeometry) -> np.ndarray | None:
     return node.blob(1, (g.num_output,), "convolution_param.num_output", g.num_output)
 
 
-def _check_single_top(node: Node) -> None:
+def _checked_geometry(node: Node) -> tuple[ConvGeometry, int]:
+    """The layer's geometry and input channels, once its wiring is checked."""
     require(len(node.op.tops) == len(node.op.bottoms) == 1, node.op,
             "caffe2keras converts convolutions with one bottom and one top",
             "bottom", [b.name for b in node.op.bottoms], kind=UnsupportedParameterError)
+    return conv_geometry(node.op, node.in_shapes[0]), node.in_shapes[0][1]
 
 
 @converts("Convolution", shapes=convolution_shapes)
 def convolution(node: Node) -> list[Step]:
-    _check_single_top(node)
-    shape = node.in_shapes[0]
-    g = conv_geometry(node.op, shape)
+    g, channels = _checked_geometry(node)
     spatial = len(g.kernel)
-    channels = shape[1]
     data_format = node.layout.data_format
-    kernel = node.blob(0, (g.num_output, channels // g.group, *g.kernel),
-                       "convolution_param.num_output", g.num_output,
+    kernel_shape = (g.num_output, channels // g.group, *g.kernel)
+    kernel = node.blob(0, kernel_shape, "convolution_param.num_output", g.num_output,
                        dims=_kernel_dims(g, ("convolution_param.num_output", g.num_output),
                                          ("bottom_channels/convolution_param.group", f"{channels}/{g.group}")))
     bias = _bias(node, g) if g.bias_term else None
@@ -154,6 +158,7 @@ def convolution(node: Node) -> list[Step]:
     # Keras refuses stride > 1 together with dilation > 1: convolve densely, then subsample.
     subsample = any(s > 1 for s in g.stride) and any(d > 1 for d in g.dilation)
     common = dict(
+        bias_initializer=caffe_filler(node.param, "convolution_param.bias_filler", (g.num_output,)),
         strides=(1,) * spatial if subsample else g.stride,
         padding="same" if same else "valid",
         data_format=data_format,
@@ -166,10 +171,12 @@ def convolution(node: Node) -> list[Step]:
         if kernel is not None:
             # Caffe output channel o reads input channel o // multiplier.
             kernel = kernel.reshape(channels, multiplier, *g.kernel).transpose(2, 3, 0, 1)
-        conv = layers.DepthwiseConv2D(g.kernel, depth_multiplier=multiplier, **common)
+        conv = layers.DepthwiseConv2D(g.kernel, depth_multiplier=multiplier, **common,
+                                      depthwise_initializer=_weight_filler(node, kernel_shape))
     else:
         conv_class = (layers.Conv1D, layers.Conv2D, layers.Conv3D)[spatial - 1]
-        conv = conv_class(g.num_output, g.kernel, groups=g.group, **common)
+        conv = conv_class(g.num_output, g.kernel, groups=g.group, **common,
+                          kernel_initializer=_weight_filler(node, kernel_shape))
         kernel = _kernel_to_keras(kernel, out_axis=0, in_axis=1)
     steps.append(Step(conv, (kernel, bias) if g.bias_term else (kernel,), suffix="conv" if subsample else None))
     if subsample:
@@ -180,11 +187,8 @@ def convolution(node: Node) -> list[Step]:
 
 @converts("Deconvolution", shapes=deconvolution_shapes)
 def deconvolution(node: Node) -> list[Step]:
-    _check_single_top(node)
-    shape = node.in_shapes[0]
-    g = conv_geometry(node.op, shape)
+    g, channels = _checked_geometry(node)
     spatial = len(g.kernel)
-    channels = shape[1]
     data_format = node.layout.data_format
     # Caffe stores a deconvolution's kernel as (input channels, outputs per group, spatial...).
     kernel = node.blob(0, (channels, g.num_output // g.group, *g.kernel),
@@ -200,7 +204,9 @@ def deconvolution(node: Node) -> list[Step]:
     weights = (kernel, bias) if g.bias_term else (kernel,)
     standard = g.group == 1 and not (any(s > 1 for s in g.stride) and any(d > 1 for d in g.dilation))
     common = dict(strides=g.stride, padding="valid", data_format=data_format, dilation_rate=g.dilation,
-                  use_bias=g.bias_term)
+                  use_bias=g.bias_term,
+                  kernel_initializer=_weight_filler(node, (channels, g.num_output // g.group, *g.kernel)),
+                  bias_initializer=caffe_filler(node.param, "convolution_param.bias_filler", (g.num_output,)))
     if standard:
         conv_class = (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)[spatial - 1]
         # output_padding=0 gives Caffe's size (n - 1) * s + k; Keras' default pads to n * s when k < s.

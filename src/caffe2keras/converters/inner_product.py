@@ -7,6 +7,7 @@ import math
 from keras import layers
 
 from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.reshaping import canonical_axis, to_caffe_order, to_keras_order
 from caffe2keras.graph import Op, Shape
 
@@ -38,7 +39,9 @@ def inner_product(node: Node) -> list[Step]:
         rows = node.layout.perm(len(shape))
         kernel = kernel.reshape(*shape[1:], num).transpose(*(a - 1 for a in rows[1:]), len(shape) - 1)
         kernel = kernel.reshape(inputs, num)
-    dense = layers.Dense(num, use_bias=p.bias_term)
+    dense = layers.Dense(num, use_bias=p.bias_term,
+                         kernel_initializer=caffe_filler(node.param, "inner_product_param.weight_filler", stored),
+                         bias_initializer=caffe_filler(node.param, "inner_product_param.bias_filler", (num,)))
     weights = (kernel, bias) if p.bias_term else (kernel,)
     if axis == 1:
         flatten = [Step(layers.Flatten(data_format="channels_last"), suffix="flatten")] if len(shape) > 2 else []

@@ -7,6 +7,7 @@ package name, so a saved model reloads with ``safe_mode=True`` once
 
 from caffe2keras.layers.convolution import GroupedConv2DTranspose
 from caffe2keras.layers.elementwise import AbsVal, Clip, Exp, Log, Power, Swish, Threshold
+from caffe2keras.layers.initializers import CaffeFiller
 from caffe2keras.layers.normalization import LRN
 from caffe2keras.layers.pooling import CaffePooling2D
 from caffe2keras.layers.tensor import Affine, Crop, Slice, WeightedSum
@@ -14,6 +15,7 @@ from caffe2keras.layers.tensor import Affine, Crop, Slice, WeightedSum
 __all__ = [
     "AbsVal",
     "Affine",
+    "CaffeFiller",
     "CaffePooling2D",
     "Clip",
     "Crop",

@@ -20,7 +20,8 @@ class GroupedConv2DTranspose(layers.Layer):
     """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), dilation_rate=(1, 1), groups=1,
-                 use_bias=True, padding="valid", data_format="channels_last", **kwargs):
+                 use_bias=True, padding="valid", data_format="channels_last",
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         if padding != "valid":
             raise ValueError(f"GroupedConv2DTranspose only supports padding='valid'. Received: padding={padding!r}")
@@ -32,6 +33,8 @@ class GroupedConv2DTranspose(layers.Layer):
         self.use_bias = bool(use_bias)
         self.padding = padding
         self.data_format = check_data_format(data_format)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
         if self.filters % self.groups:
             raise ValueError(f"groups must divide filters. Received: filters={filters}, groups={groups}")
 
@@ -42,10 +45,10 @@ class GroupedConv2DTranspose(layers.Layer):
         self.kernel = self.add_weight(
             name="kernel",
             shape=(*self.kernel_size, self.filters // self.groups, channels),
-            initializer=initializers.GlorotUniform(),
+            initializer=self.kernel_initializer,
         )
         if self.use_bias:
-            self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=initializers.Zeros())
+            self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=self.bias_initializer)
 
     def call(self, inputs):
         axis = channel_axis(4, self.data_format)
@@ -77,5 +80,7 @@ class GroupedConv2DTranspose(layers.Layer):
         config = super().get_config()
         config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
                       dilation_rate=self.dilation_rate, groups=self.groups, use_bias=self.use_bias,
-                      padding=self.padding, data_format=self.data_format)
+                      padding=self.padding, data_format=self.data_format,
+                      kernel_initializer=initializers.serialize(self.kernel_initializer),
+                      bias_initializer=initializers.serialize(self.bias_initializer))
         return config

@@ -19,21 +19,25 @@ class Affine(layers.Layer):
             to the input's (e.g. ``(1, 1, C)`` for per-channel NHWC).
         use_scale: learn ``gamma`` (initialized to ones).
         use_bias: learn ``beta`` (initialized to zeros).
+        gamma_initializer, beta_initializer: their initializers.
     """
 
-    def __init__(self, param_shape=(), use_scale=True, use_bias=False, **kwargs):
+    def __init__(self, param_shape=(), use_scale=True, use_bias=False, gamma_initializer="ones",
+                 beta_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         if not (use_scale or use_bias):
             raise ValueError("Affine needs use_scale or use_bias. Received: use_scale=False, use_bias=False")
         self.param_shape = tuple(int(d) for d in param_shape)
         self.use_scale = bool(use_scale)
         self.use_bias = bool(use_bias)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_initializer = initializers.get(beta_initializer)
 
     def build(self, input_shape):
         if self.use_scale:
-            self.gamma = self.add_weight(name="gamma", shape=self.param_shape, initializer=initializers.Ones())
+            self.gamma = self.add_weight(name="gamma", shape=self.param_shape, initializer=self.gamma_initializer)
         if self.use_bias:
-            self.beta = self.add_weight(name="beta", shape=self.param_shape, initializer=initializers.Zeros())
+            self.beta = self.add_weight(name="beta", shape=self.param_shape, initializer=self.beta_initializer)
 
     def call(self, inputs):
         x = inputs * self.gamma if self.use_scale else inputs
@@ -44,7 +48,9 @@ class Affine(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(param_shape=self.param_shape, use_scale=self.use_scale, use_bias=self.use_bias)
+        config.update(param_shape=self.param_shape, use_scale=self.use_scale, use_bias=self.use_bias,
+                      gamma_initializer=initializers.serialize(self.gamma_initializer),
+                      beta_initializer=initializers.serialize(self.beta_initializer))
         return config
 
 
