@@ -16,8 +16,7 @@ import numpy as np
 import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
 from tests import oracle
-from caffe2keras.layout import Layout
-from tests.golden import max_error, save_and_reload
+from tests.golden import max_error, run, save_and_reload
 from tests.oracle import Layer, input_layer
 
 FORMATS = ["channels_last", "channels_first"]
@@ -108,13 +107,8 @@ def check_family(family: Family, data_format: str, tmp_path: Path, opencv: dict[
 
 
 def predict(model, inputs: dict[str, np.ndarray], data_format: str) -> list[np.ndarray]:
-    """Run ``model`` on Caffe-layout arrays by input name, as one compiled program (as ``predict``
-    does: a family's many small layers compile much faster together than one by one)."""
-    layout = Layout(data_format)
-    arrays = [layout.to_keras(inputs[t.name.split(":")[0]]) for t in model.inputs]
-    outputs = model.predict_on_batch(arrays)
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    return [layout.to_caffe(np.asarray(y)) for y in outputs]
+    """Run ``model`` on Caffe-layout arrays given by input name."""
+    return run(model, [inputs[t.name.split(":")[0]] for t in model.inputs], data_format)
 
 
 # --------------------------------------------------------------------------- building cases

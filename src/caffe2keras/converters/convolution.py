@@ -148,7 +148,7 @@ def convolution(node: Node) -> list[Step]:
     bias = _bias(node, g) if g.bias_term else None
     steps = []
     extra = [_zeros_past_end(n, p, e, s, o)
-             for n, p, e, s, o in zip(shape[2:], g.pad, g.extent, g.stride, node.out_shapes[0][2:])]
+             for n, p, e, s, o in zip(node.in_shapes[0][2:], g.pad, g.extent, g.stride, node.out_shapes[0][2:])]
     # Keras' "same" is Caffe's symmetric pad exactly when stride is 1 and the pad centres the kernel.
     same = all(s == 1 and 2 * p == e - 1 for s, p, e in zip(g.stride, g.pad, g.extent)) and any(g.pad)
     if (any(g.pad) or any(extra)) and not same:
