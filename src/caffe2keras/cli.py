@@ -47,18 +47,36 @@ def parse_list_arg(value: str | None) -> list[str] | None:
 
 @contextlib.contextmanager
 def atomic_output(path: str, suffix: str):
-    """A temporary path beside ``path``, renamed to it when the block succeeds: no partial file."""
+    """A temporary path beside ``path``, renamed to it when the block succeeds: no partial file.
+
+    An OSError (an unwritable directory, a full disk...) is the user's to fix, not a bug: it
+    becomes a :class:`ModelFileError` naming the path.
+    """
+    from caffe2keras.errors import ModelFileError
+
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{suffix}", dir=target.parent)
-    os.close(fd)
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{suffix}", dir=target.parent)
+        os.close(fd)
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the output should not be
         os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.filename:
+            reason += f": {exc.filename}"
+        raise ModelFileError(path, f"cannot write the file: {reason}.") from exc
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_atomically(model, path: str) -> None:

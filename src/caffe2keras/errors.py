@@ -19,7 +19,7 @@ class SchemaError(Caffe2KerasError):
 
 
 class ModelFileError(Caffe2KerasError):
-    """A model file is missing, truncated, corrupt or not in a Caffe format."""
+    """A model file is missing, truncated, corrupt or not in a Caffe format, or cannot be written."""
 
     def __init__(self, path, reason: str):
         self.path = str(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from google.protobuf import text_format
 
@@ -11,19 +12,32 @@ from caffe2keras.caffe.upgrade import upgrade_net
 from caffe2keras.errors import ModelFileError
 
 
+_UNKNOWN_FIELD = re.compile(r'Message type "caffe\.(\w+)" has no field named "(\w+)"')
+
+
+def _parse_error_hint(message: str) -> str:
+    unknown = _UNKNOWN_FIELD.search(message)
+    if unknown is None:
+        return ""
+    message_type, name = unknown.groups()
+    if message_type != "NetParameter" and name in schema().NetParameter.DESCRIPTOR.fields_by_name:
+        # A net-level field ("layer", "input"...) inside a layer: the previous block is unclosed.
+        return " A closing '}' is probably missing before this line."
+    return (" The field may belong to a Caffe fork that caffe2keras does not know; "
+            "add it with caffe2keras.extend_schema().")
+
+
 def parse_net_text(text: str, source: str = "<prototxt>"):
     """Parse prototxt text (current or V1 format) into a current-format NetParameter."""
     net = schema().NetParameter()
     try:
         text_format.Parse(text, net)
     except text_format.ParseError as exc:
-        hint = ""
-        if "has no field named" in str(exc):
-            hint = (
-                " The field may belong to a Caffe fork that caffe2keras does not know; "
-                "add it with caffe2keras.extend_schema()."
-            )
-        raise ModelFileError(source, f"not a valid Caffe prototxt: {exc}.{hint}") from None
+        message = re.sub(r"^\d+:\d+ : ", "", str(exc)).rstrip(".")
+        where = f"line {exc.GetLine()}, column {exc.GetColumn()}: " if exc.GetLine() else ""
+        raise ModelFileError(
+            source, f"not a valid Caffe prototxt: {where}{message}.{_parse_error_hint(message)}"
+        ) from None
     return upgrade_net(net, source)
 
 

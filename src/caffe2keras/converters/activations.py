@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from keras import layers
 
 from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
@@ -14,6 +15,12 @@ from caffe2keras import layers as caffe_layers
 @converts("ReLU", shapes=same_shapes)
 def relu(node: Node) -> Step:
     slope = node.param.relu_param.negative_slope
+    if slope < 0:
+        # Keras' ReLU and LeakyReLU refuse negative slopes, which Caffe computes like any other.
+        # A PReLU whose slope is frozen is the same function, and stays fixed in fine-tuning.
+        rank = len(node.in_shapes[0])
+        alpha = np.full((1,) * (rank - 1), slope, np.float32)
+        return Step(layers.PReLU(shared_axes=list(range(1, rank)), trainable=False), (alpha,))
     return Step(layers.ReLU(negative_slope=slope) if slope else layers.ReLU())
 
 

@@ -74,10 +74,23 @@ def conv_geometry(op: Op, input_shape: Shape) -> ConvGeometry:
     return geometry
 
 
+def _conv_output_size(size: int, pad: int, extent: int, stride: int) -> int:
+    """Caffe's ``(size + 2 * pad - extent) / stride + 1`` in C++ integer division, which rounds
+    toward zero: a kernel reaching past the padded input still gives one output (see
+    :func:`_zeros_past_end`)."""
+    span = size + 2 * pad - extent
+    return (span // stride if span >= 0 else -(-span // stride)) + 1
+
+
+def _zeros_past_end(size: int, pad: int, extent: int, stride: int, out: int) -> int:
+    """Zeros to add after the padded input where Caffe's last window reads past it (im2col reads 0)."""
+    return max(0, (out - 1) * stride + extent - size - 2 * pad)
+
+
 def convolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     g = conv_geometry(op, in_shapes[0])
     spatial = tuple(
-        (n + 2 * p - e) // s + 1 for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride)
+        _conv_output_size(n, p, e, s) for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride)
     )
     require(all(n > 0 for n in spatial), op, f"the output would be empty (spatial size {spatial})",
             "convolution_param.kernel_size", g.kernel)
@@ -134,11 +147,13 @@ def convolution(node: Node) -> list[Step]:
                                          ("bottom_channels/convolution_param.group", f"{channels}/{g.group}")))
     bias = _bias(node, g) if g.bias_term else None
     steps = []
+    extra = [_zeros_past_end(n, p, e, s, o)
+             for n, p, e, s, o in zip(node.in_shapes[0][2:], g.pad, g.extent, g.stride, node.out_shapes[0][2:])]
     # Keras' "same" is Caffe's symmetric pad exactly when stride is 1 and the pad centres the kernel.
     same = all(s == 1 and 2 * p == e - 1 for s, p, e in zip(g.stride, g.pad, g.extent)) and any(g.pad)
-    if any(g.pad) and not same:
+    if (any(g.pad) or any(extra)) and not same:
         padding_layer = (layers.ZeroPadding1D, layers.ZeroPadding2D, layers.ZeroPadding3D)[spatial - 1]
-        pads = tuple((p, p) for p in g.pad)
+        pads = tuple((p, p + x) for p, x in zip(g.pad, extra))
         steps.append(Step(padding_layer(pads[0] if spatial == 1 else pads, data_format=data_format), suffix="pad"))
     # Keras refuses stride > 1 together with dilation > 1: convolve densely, then subsample.
     subsample = any(s > 1 for s in g.stride) and any(d > 1 for d in g.dilation)

@@ -10,7 +10,7 @@ from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import CaffePooling2D
-from caffe2keras.layers.pooling import pooled_size
+from caffe2keras.layers.pooling import pooled_sizes
 
 METHODS = {0: "max", 1: "average", 2: "stochastic"}
 
@@ -75,7 +75,7 @@ def pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     require(len(op.tops) == 1, op,
             "the second (argmax mask) top of MAX pooling is not supported", "top", [t.name for t in op.tops],
             kind=UnsupportedParameterError)
-    pooled = tuple(pooled_size(n, k, s, p, g.ceil_mode) for n, k, s, p in zip(shape[2:], g.kernel, g.stride, g.pad))
+    pooled = pooled_sizes(shape[2:], g.kernel, g.stride, g.pad, g.ceil_mode)
     return [(shape[0], shape[1], *pooled)]
 
 

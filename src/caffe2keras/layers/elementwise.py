@@ -20,7 +20,7 @@ class _Elementwise(layers.Layer):
         for name in self.constants:
             setattr(self, name, values.get(name, getattr(type(self), "defaults", {}).get(name)))
             if getattr(self, name) is None:
-                raise ValueError(f"{type(self).__name__} needs the argument {name!r}.")
+                raise ValueError(f"{type(self).__name__} needs the argument {name!r}. Received: {name}=None")
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -54,12 +54,25 @@ class Power(_Elementwise):
         return ops.power(x, self.power)
 
 
+def _check_base(layer: _Elementwise, allow_one: bool) -> None:
+    """Caffe's checks: base is -1 (for e) or positive, and a logarithm's base is not 1."""
+    if not (layer.base == -1 or (layer.base > 0 and (allow_one or layer.base != 1))):
+        raise ValueError(
+            f"{type(layer).__name__}'s base must be -1 (for e) or positive{'' if allow_one else ' and not 1'}. "
+            f"Received: base={layer.base}"
+        )
+
+
 @saving.register_keras_serializable(package=PACKAGE)
 class Exp(_Elementwise):
     """``y = base ** (shift + scale * x)``; ``base=-1`` means e (Caffe's Exp)."""
 
     constants = ("base", "scale", "shift")
     defaults = {"base": -1.0, "scale": 1.0, "shift": 0.0}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        _check_base(self, allow_one=True)
 
     def call(self, inputs):
         log_base = 1.0 if self.base == -1 else math.log(self.base)
@@ -74,6 +87,10 @@ class Log(_Elementwise):
 
     constants = ("base", "scale", "shift")
     defaults = {"base": -1.0, "scale": 1.0, "shift": 0.0}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        _check_base(self, allow_one=False)
 
     def call(self, inputs):
         x = inputs
@@ -95,12 +112,12 @@ class AbsVal(_Elementwise):
 
 @saving.register_keras_serializable(package=PACKAGE)
 class Clip(_Elementwise):
-    """``y = min(max(x, min), max)``."""
+    """``y = max(min, min(x, max))``, in Caffe's order (which gives ``min`` when ``min > max``)."""
 
     constants = ("min", "max")
 
     def call(self, inputs):
-        return ops.minimum(ops.maximum(inputs, self.min), self.max)
+        return ops.maximum(ops.minimum(inputs, self.max), self.min)
 
 
 @saving.register_keras_serializable(package=PACKAGE)

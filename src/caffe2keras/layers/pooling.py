@@ -22,13 +22,19 @@ METHODS = ("max", "average", "stochastic")
 LOWEST_FLOAT32 = float(np.finfo(np.float32).min)
 
 
-def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
-    """Caffe's output size for one spatial axis."""
+def pooled_sizes(sizes, kernel, stride, pad, ceil_mode: bool) -> tuple[int, ...]:
+    """Caffe's output size per spatial axis.
+
+    As soon as any axis is padded, Caffe drops a last window that starts at or past
+    ``size + pad`` on *every* axis, padded or not (``PoolingLayer::Reshape``).
+    """
     rounding = math.ceil if ceil_mode else math.floor
-    pooled = int(rounding((size + 2 * pad - kernel) / stride)) + 1
-    if pad and (pooled - 1) * stride >= size + pad:
-        pooled -= 1
-    return pooled
+    clip = any(pad)
+    pooled = []
+    for n, k, s, p in zip(sizes, kernel, stride, pad):
+        size = int(rounding((n + 2 * p - k) / s)) + 1
+        pooled.append(size - 1 if clip and (size - 1) * s >= n + p else size)
+    return tuple(pooled)
 
 
 def average_divisors(size: int, kernel: int, stride: int, pad: int, pooled: int) -> np.ndarray:
@@ -86,11 +92,7 @@ class CaffePooling2D(layers.Layer):
     def _geometry(self, input_shape):
         """(input size, output size) per spatial axis."""
         sizes = [input_shape[a] for a in spatial_axes(4, self.data_format)]
-        pooled = [
-            pooled_size(n, k, s, p, self.ceil_mode)
-            for n, k, s, p in zip(sizes, self.pool_size, self.strides, self.padding)
-        ]
-        return sizes, pooled
+        return sizes, pooled_sizes(sizes, self.pool_size, self.strides, self.padding, self.ceil_mode)
 
     def compute_output_shape(self, input_shape):
         sizes, pooled = self._geometry(input_shape)

@@ -65,7 +65,8 @@ class WeightedSum(layers.Layer):
     def call(self, inputs):
         if len(inputs) != len(self.coefficients):
             raise ValueError(
-                f"WeightedSum has {len(self.coefficients)} coefficients but got {len(inputs)} inputs."
+                f"WeightedSum needs one input per coefficient ({len(self.coefficients)}). "
+                f"Received: {len(inputs)} inputs"
             )
         total = inputs[0] * self.coefficients[0]
         for x, c in zip(inputs[1:], self.coefficients[1:]):
@@ -89,6 +90,8 @@ class Slice(layers.Layer):
         super().__init__(**kwargs)
         self.axis = int(axis)
         self.points = tuple(int(p) for p in points)
+        if not self.points or any(a >= b for a, b in zip((0, *self.points), self.points)):
+            raise ValueError(f"points must be positive and strictly increasing. Received: points={self.points}")
 
     def _bounds(self, size):
         edges = (0, *self.points, size)
@@ -124,6 +127,11 @@ class Crop(layers.Layer):
         super().__init__(**kwargs)
         self.begin = tuple(int(b) for b in begin)
         self.size = tuple(int(s) for s in size)
+        if len(self.begin) != len(self.size) or min(self.begin, default=0) < 0 or min(self.size, default=1) < 1:
+            raise ValueError(
+                "begin and size need one value per non-batch axis, begin >= 0 and size >= 1. "
+                f"Received: begin={self.begin}, size={self.size}"
+            )
 
     def call(self, inputs):
         index = (slice(None), *(slice(b, b + s) for b, s in zip(self.begin, self.size)))

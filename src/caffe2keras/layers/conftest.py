@@ -1,0 +1,56 @@
+"""Fixtures shared by the custom layers' tests beside them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import caffe2keras  # noqa: F401  (the default backend, and the layers registered for loading)
+import keras
+
+
+@pytest.fixture
+def config_round_trip():
+    """Check ``from_config(get_config())`` and Keras' safe-mode deserialization give the same layer."""
+
+    def check(layer):
+        config = layer.get_config()
+        assert type(layer).from_config(config).get_config() == config
+        restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer), safe_mode=True)
+        assert type(restored) is type(layer)
+        assert restored.get_config() == config
+
+    return check
+
+
+@pytest.fixture
+def reloaded_outputs(tmp_path):
+    """Run ``layer`` in a model, save it as .keras, reload with safe_mode=True, and return the
+    reloaded model's outputs (checked equal to the original's)."""
+
+    def run(layer, *inputs: np.ndarray):
+        tensors = [keras.Input(shape=x.shape[1:]) for x in inputs]
+        model = keras.Model(tensors, layer(tensors[0] if len(tensors) == 1 else tensors))
+        path = tmp_path / "layer.keras"
+        model.save(path)
+        reloaded = keras.saving.load_model(path, safe_mode=True)
+        before, after = model.predict_on_batch(list(inputs)), reloaded.predict_on_batch(list(inputs))
+        before, after = (list(y) if isinstance(y, (list, tuple)) else [y] for y in (before, after))
+        for a, b in zip(before, after):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        return [np.asarray(y) for y in after] if len(after) > 1 else np.asarray(after[0])
+
+    return run
+
+
+@pytest.fixture
+def assert_close():
+    """The project's tolerance: 1e-4 absolute plus 1e-4 of the reference's largest magnitude."""
+
+    def check(actual, expected):
+        expected = np.asarray(expected, np.float64)
+        assert np.shape(actual) == expected.shape, (np.shape(actual), expected.shape)
+        error = np.max(np.abs(np.asarray(actual, np.float64) - expected))
+        assert error <= 1e-4 + 1e-4 * np.max(np.abs(expected)), error
+
+    return check

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from caffe2keras.layers.pooling import CaffePooling2D, average_divisors, pooled_sizes
+
+FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def caffe_pool(x, method, kernel, stride, pad, ceil_mode):
+    """Caffe's windows, one output at a time (NCHW): MAX over the window clipped to the input,
+    AVE over it divided by the window clipped to the padded extent, STOCHASTIC (test time) as
+    sum(x^2) / sum(x)."""
+    n, c, height, width = x.shape
+    out = pooled_sizes((height, width), kernel, stride, pad, ceil_mode)
+    y = np.empty((n, c, *out))
+    for i in range(out[0]):
+        for j in range(out[1]):
+            h0, w0 = i * stride[0] - pad[0], j * stride[1] - pad[1]
+            h1, w1 = min(h0 + kernel[0], height + pad[0]), min(w0 + kernel[1], width + pad[1])
+            window = x[:, :, max(h0, 0) : min(h1, height), max(w0, 0) : min(w1, width)].astype(np.float64)
+            if method == "max":
+                y[:, :, i, j] = window.max(axis=(2, 3)) if window.size else -FLT_MAX
+            elif method == "average":
+                y[:, :, i, j] = window.sum(axis=(2, 3)) / ((h1 - h0) * (w1 - w0))
+            else:
+                y[:, :, i, j] = (window**2).sum(axis=(2, 3)) / window.sum(axis=(2, 3))
+    return y
+
+
+@pytest.mark.parametrize(
+    "sizes, kernel, stride, pad, ceil_mode, expected",
+    [
+        ((7, 7), (2, 2), (2, 2), (0, 0), True, (4, 4)),  # ceil keeps the half window
+        ((7, 7), (2, 2), (2, 2), (0, 0), False, (3, 3)),
+        ((5, 5), (2, 2), (2, 2), (1, 1), True, (3, 3)),  # the 4th window would start at 6 = 5 + 1
+        ((5, 7), (1, 3), (3, 3), (0, 1), True, (2, 3)),  # ...on every axis once any axis is padded
+        ((5, 7), (1, 3), (3, 3), (0, 0), True, (3, 3)),  # no pad at all: no clip
+        ((2, 5), (3, 3), (2, 2), (0, 0), True, (1, 2)),  # ceil(-0.5) + 1: one window over the input
+    ],
+)
+def test_pooled_sizes_follow_caffe(sizes, kernel, stride, pad, ceil_mode, expected):
+    assert pooled_sizes(sizes, kernel, stride, pad, ceil_mode) == expected
+
+
+def test_average_divisors_stop_at_the_padded_extent():
+    # 8 rows, kernel 3, stride 2, pad 1, 5 windows: the last starts at 7 and ends at 8 + 1.
+    np.testing.assert_array_equal(average_divisors(8, 3, 2, 1, 5), [3, 3, 3, 3, 2])
+
+
+CONFIGS = [
+    dict(method="max", pool_size=(3, 3), strides=(2, 2), padding=(1, 1), ceil_mode=True),
+    dict(method="max", pool_size=(2, 3), strides=(1, 2), padding=(0, 1), ceil_mode=False),
+    dict(method="average", pool_size=(3, 3), strides=(2, 2), padding=(1, 1), ceil_mode=True),
+    dict(method="average", pool_size=(2, 2), strides=(3, 3), padding=(1, 0), ceil_mode=True),
+    dict(method="average", pool_size=(3, 2), strides=(2, 1), padding=(0, 0), ceil_mode=False),
+    dict(method="stochastic", pool_size=(2, 2), strides=(2, 2), padding=(0, 0), ceil_mode=True),
+]
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c['method']}-{c['pool_size']}-{c['padding']}")
+def test_matches_caffe_windows(config, data_format, reloaded_outputs, assert_close):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.1, 1.0, (2, 3, 7, 8)) if config["method"] == "stochastic" else rng.standard_normal((2, 3, 7, 8))
+    x = (x - 3 * (config["method"] == "max")).astype(np.float32)  # negative maxima: padding must not win
+    expected = caffe_pool(x, config["method"], config["pool_size"], config["strides"], config["padding"],
+                          config["ceil_mode"])
+    to_layout = (lambda a: a.transpose(0, 2, 3, 1)) if data_format == "channels_last" else (lambda a: a)
+    layer = CaffePooling2D(**config, data_format=data_format)
+    assert_close(reloaded_outputs(layer, to_layout(x)), to_layout(expected))
+    assert layer.compute_output_shape((None, *to_layout(x).shape[1:])) == (None, *to_layout(expected).shape[1:])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c["method"])
+def test_config_round_trip(config, config_round_trip):
+    config_round_trip(CaffePooling2D(**config, data_format="channels_first", name="pool"))
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(method="median"), "method must be one of"),
+        (dict(data_format="nchw"), "data_format"),
+        (dict(pool_size=(2, 2, 2)), "pool_size must have 2 values"),
+        (dict(pool_size=(2, 2), padding=(2, 0)), "padding must be smaller than pool_size"),
+        (dict(method="stochastic", padding=(1, 1), pool_size=(3, 3)), "stochastic pooling takes no padding"),
+    ],
+)
+def test_rejects_bad_arguments(arguments, message):
+    with pytest.raises(ValueError, match=message) as raised:
+        CaffePooling2D(**arguments)
+    assert "Received:" in str(raised.value)
