@@ -42,12 +42,15 @@ def check_supported(graph: Graph, rule_for: Callable[[str], base.LayerRule | Non
     """Report every layer type without a converter at once, before anything is built."""
     counts: Counter[str] = Counter()
     first: dict[str, str] = {}
-    reasons: dict[str, str] = {}
+    reasons: dict[str, dict[str, None]] = {}  # type -> distinct reasons, in order
+    details: dict[str, dict[str, None]] = {}
     for op in graph.ops:
         rule = rule_for(op.type)
-        reason = None
         if rule is None:
-            reason = _unsupported_reason(op)
+            known = base.unsupported(op.type)
+            reason = known.reason if known else ""
+            if known and known.detail:
+                details.setdefault(op.type, {})[known.detail(op)] = None
         elif rule.check is not None:
             reason = rule.check(op)
             if reason is None:
@@ -56,17 +59,16 @@ def check_supported(graph: Graph, rule_for: Callable[[str], base.LayerRule | Non
             continue
         counts[op.type] += 1
         first.setdefault(op.type, op.name)
-        reasons.setdefault(op.type, reason or "")
+        reasons.setdefault(op.type, {})[reason] = None
     if counts:
-        raise UnsupportedLayersError((t, counts[t], first[t], reasons[t]) for t in counts)
+        raise UnsupportedLayersError(
+            (t, counts[t], first[t], _join_reasons(details.get(t, {}), reasons[t])) for t in counts
+        )
 
 
-def _unsupported_reason(op: Op) -> str:
-    if op.type == "Python":
-        p = op.param.python_param
-        return (f"Python layer {p.module or '?'}.{p.layer or '?'}: its code is never imported or run; "
-                "write a converter for what it computes")
-    return ""
+def _join_reasons(details, reasons) -> str:
+    text = "; ".join(r for r in reasons if r)
+    return f"{', '.join(details)}: {text}" if details else text
 
 
 class _PresetInitializer:
@@ -178,7 +180,8 @@ def build_model(
         steps = rule.convert(node)
         steps = [steps] if isinstance(steps, Step) else list(steps)
         node.check_all_blobs_used()
-        bottoms = [tensors[b] for b in op.bottoms]
+        # A layer without bottoms (Parameter) is wired to the first net input, which it ignores.
+        bottoms = [tensors[b] for b in op.bottoms] or model_inputs[:1]
         if not steps:
             produced = [bottoms[0]] * len(op.tops)
         else:

@@ -7,8 +7,12 @@ from caffe2keras.converters import (  # noqa: F401
     detection,
     inner_product,
     normalization,
+    parameter,
     pooling,
+    recurrent,
+    reduction,
     reshaping,
+    unsupported,
 )
 from caffe2keras.converters.base import (
     IDENTITY,

@@ -180,6 +180,27 @@ def rule_for(layer_type: str) -> LayerRule | None:
     return _RULES.get(layer_type)
 
 
+@dataclass(frozen=True)
+class Unsupported:
+    """Why caffe2keras has no converter for a Caffe type, for the unsupported-layers report."""
+
+    reason: str
+    # What tells one such layer from another (a Python layer's class), listed with the reason.
+    detail: Callable[[Op], str] | None = None
+
+
+_UNSUPPORTED: dict[str, Unsupported] = {}
+
+
+def declare_unsupported(layer_type: str, reason: str, detail: Callable[[Op], str] | None = None) -> None:
+    """Record why a Caffe type is not converted; a registered converter still takes precedence."""
+    _UNSUPPORTED[layer_type] = Unsupported(reason, detail)
+
+
+def unsupported(layer_type: str) -> Unsupported | None:
+    return _UNSUPPORTED.get(layer_type)
+
+
 def registered_types() -> list[str]:
     return sorted(_RULES)
 

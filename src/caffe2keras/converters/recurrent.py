@@ -1,0 +1,81 @@
+"""LSTM and RNN at inference, in Caffe's (time, stream, ...) layout with its ``cont`` input.
+
+Caffe unrolls these layers into a net of InnerProduct, Eltwise and LSTMUnit
+layers whose parameters are, in order: the input weights and bias, the static
+input's weights (with a third bottom), the recurrent weights, and for RNN the
+output weights and bias. Each starts from zero state, as Caffe's first
+forward pass does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.graph import Op, Shape
+from caffe2keras.layers import CaffeLSTM, CaffeRNN
+
+STATES = {"LSTM": 2, "RNN": 1}
+GATES = {"LSTM": 4, "RNN": 1}
+
+
+def _has_static_input(op: Op) -> bool:
+    exposed = STATES[op.type] if op.param.recurrent_param.expose_hidden else 0
+    return len(op.bottoms) > 2 + exposed
+
+
+def recurrent_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    p = op.param.recurrent_param
+    require(p.num_output > 0, op, "num_output must be positive", "recurrent_param.num_output", p.num_output)
+    require(len(in_shapes) >= 2, op, "a recurrent layer takes x (T, N, ...) and cont (T, N)", "bottom",
+            [b.name for b in op.bottoms])
+    x, cont = in_shapes[0], in_shapes[1]
+    require(len(x) >= 3, op, "x must be (T, N, features...)", "bottom_shapes", [tuple(s) for s in in_shapes])
+    require(tuple(cont) == tuple(x[:2]), op, f"cont must be (T, N) = {tuple(x[:2])}", "bottom_shapes",
+            [tuple(s) for s in in_shapes])
+    steps, streams = x[:2]
+    state = (1, streams, p.num_output)
+    states = STATES[op.type] if p.expose_hidden else 0
+    static = _has_static_input(op)
+    require(len(in_shapes) == 2 + static + states, op,
+            f"expected x, cont, optionally x_static, then {states} initial state(s)", "bottom",
+            [b.name for b in op.bottoms])
+    if static:
+        require(len(in_shapes[2]) >= 2 and in_shapes[2][0] == streams, op, f"x_static must be (N={streams}, ...)",
+                "bottom_shapes", [tuple(s) for s in in_shapes])
+    for given in in_shapes[2 + static:]:
+        require(tuple(given) == state, op, f"initial states must be {state}", "bottom_shapes",
+                [tuple(s) for s in in_shapes])
+    require(len(op.tops) == 1 + states, op, f"expected {1 + states} top(s)", "top", [t.name for t in op.tops])
+    return [(steps, streams, p.num_output), *[state] * states]
+
+
+def _kernel(node: Node, index: int, rows: int, columns: int) -> np.ndarray | None:
+    """Caffe's (outputs, inputs) InnerProduct weights as a Keras (inputs, outputs) kernel."""
+    field = "recurrent_param.num_output"
+    weight = node.blob(index, (rows, columns), field, node.param.recurrent_param.num_output)
+    return None if weight is None else weight.T
+
+
+@converts("LSTM", "RNN", shapes=recurrent_shapes)
+def recurrent(node: Node) -> Step:
+    p = node.param.recurrent_param
+    units = p.num_output
+    width = GATES[node.type] * units
+    static = _has_static_input(node.op)
+    field = "recurrent_param.num_output"
+    weights = [
+        _kernel(node, 0, width, math.prod(node.in_shapes[0][2:])),
+        node.blob(1, (width,), field, units),
+    ]
+    if static:
+        weights.append(_kernel(node, 2, width, math.prod(node.in_shapes[2][1:])))
+    weights.append(_kernel(node, len(weights), width, units))
+    layer_class = CaffeLSTM if node.type == "LSTM" else CaffeRNN
+    if node.type == "RNN":
+        weights += [_kernel(node, len(weights), units, units), node.blob(len(weights) + 1, (units,), field, units)]
+    layer = layer_class(units, static_input=static, expose_hidden=p.expose_hidden,
+                        data_format=node.layout.data_format)
+    return Step(layer, weights)
