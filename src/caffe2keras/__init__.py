@@ -11,6 +11,7 @@ from caffe2keras.caffe import extend_schema  # noqa: E402
 from caffe2keras.converters import Node, Step  # noqa: E402
 from caffe2keras.errors import (  # noqa: E402
     Caffe2KerasError,
+    ConversionWarning,
     InputShapeError,
     LayerError,
     ModelFileError,
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Caffe2KerasError",
+    "ConversionWarning",
     "InputShapeError",
     "LayerError",
     "ModelFileError",

@@ -15,6 +15,7 @@ from caffe2keras.converters.base import Node, Step
 from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError
 from caffe2keras.graph import BlobRef, Graph, Op
 from caffe2keras.layout import Layout
+from caffe2keras.sharing import SharedParameters
 
 
 def keras_name(caffe_name: str) -> str:
@@ -127,7 +128,9 @@ def _apply_steps(steps: Sequence[Step], op: Op, bottoms: list, names: NameTable,
         else:
             selected = [bottoms[i] if isinstance(i, int) else results[id(i)] for i in step.inputs]
         last = index == len(steps) - 1
-        if last:
+        if step.layer.built:
+            pass  # a layer shared with an earlier Caffe layer keeps its name
+        elif last:
             step.layer.name = final_name  # set before the layer is built
         else:
             suffix = step.suffix or re.sub(r"(?<!^)(?=[A-Z])", "_", type(step.layer).__name__).lower()
@@ -164,6 +167,7 @@ def build_model(
         model_inputs.append(tensor)
 
     needed = _needed_ops(graph, output_refs)
+    shared = SharedParameters()
     for op in graph.ops:
         if id(op) not in needed:
             continue
@@ -180,6 +184,7 @@ def build_model(
         steps = rule.convert(node)
         steps = [steps] if isinstance(steps, Step) else list(steps)
         node.check_all_blobs_used()
+        steps = shared.apply(node, steps)
         # A layer without bottoms (Parameter) is wired to the first net input, which it ignores.
         bottoms = [tensors[b] for b in op.bottoms] or model_inputs[:1]
         if not steps:
@@ -189,7 +194,10 @@ def build_model(
             single_output = op.tops[0] if len(op.tops) == 1 and op.tops[0] in output_refs else None
             base_name = keras_name(op.name)
             reserved_ok = single_output is not None and keras_name(single_output.name) == base_name
-            final_name = names.claim(base_name, reserved_ok=reserved_ok)
+            if steps[-1].layer.built:  # tied to an earlier layer's parameters
+                final_name = steps[-1].layer.name
+            else:
+                final_name = names.claim(base_name, reserved_ok=reserved_ok)
             try:
                 result = _apply_steps(steps, op, bottoms, names, final_name)
             except Caffe2KerasError:

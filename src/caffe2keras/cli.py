@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,13 +102,20 @@ def describe(model) -> str:
 def command_convert(args) -> int:
     import caffe2keras
 
-    model = caffe2keras.convert(
-        args.prototxt,
-        args.weights,
-        input_shapes=parse_shape_args(args.input_shape),
-        outputs=parse_list_arg(args.outputs),
-        data_format=args.data_format,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", caffe2keras.ConversionWarning)
+        model = caffe2keras.convert(
+            args.prototxt,
+            args.weights,
+            input_shapes=parse_shape_args(args.input_shape),
+            outputs=parse_list_arg(args.outputs),
+            data_format=args.data_format,
+        )
+    for warning in caught:
+        if issubclass(warning.category, caffe2keras.ConversionWarning):
+            print(f"caffe2keras: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     save_atomically(model, args.output)
     print(f"wrote {args.output}: {describe(model)}")
     return 0

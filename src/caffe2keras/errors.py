@@ -68,6 +68,10 @@ class VerifyError(Caffe2KerasError):
     """A verification that cannot be set up: a reference that cannot run, inputs that do not fit."""
 
 
+class ConversionWarning(UserWarning):
+    """The conversion is exact at inference, but something behaves differently in training."""
+
+
 class UnsupportedLayersError(Caffe2KerasError):
     """Layer types with no converter, all listed together before anything is built."""
 
