@@ -18,6 +18,10 @@ class SchemaError(Caffe2KerasError):
     """The Caffe schema (or a plugin's addition to it) does not compile."""
 
 
+class RegistryError(Caffe2KerasError):
+    """A converter registration clashes with an existing one, or could never run."""
+
+
 class ModelFileError(Caffe2KerasError):
     """A model file is missing, truncated, corrupt or not in a Caffe format, or cannot be written."""
 
