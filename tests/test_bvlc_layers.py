@@ -78,8 +78,7 @@ def caffe_argmax(x: np.ndarray, top_k: int, out_max_val: bool, axis: int | None)
         ((2, 5, 3), "top_k: 2"),
         ((2, 3, 4, 5), "axis: 1 top_k: 2"),
         ((2, 3, 4, 5), "axis: 2 top_k: 3 out_max_val: true"),
-        ((2, 3, 4, 5), "axis: -1 top_k: 1"),
-        ((4, 6), "axis: 1 top_k: 6"),
+        ((4, 6), "axis: -1 top_k: 6"),
     ],
 )
 def test_argmax_ranks_like_caffe_partial_sort(shape, params, data_format, tmp_path):
@@ -105,8 +104,8 @@ OPERATIONS = {"SUM": np.sum, "ASUM": lambda v, axis: np.abs(v).sum(axis), "SUMSQ
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
-@pytest.mark.parametrize("operation", list(OPERATIONS))
-@pytest.mark.parametrize("axis, coeff", [(1, 1.0), (2, -0.5), (3, 2.0), (-1, 1.0)])
+@pytest.mark.parametrize("operation, axis, coeff", [("SUM", 1, 1.0), ("ASUM", 2, -0.5), ("SUMSQ", 3, 2.0),
+                                                    ("MEAN", -1, 1.0), ("MEAN", 1, 3.0)])
 def test_reduction_reduces_every_axis_from_axis_on(operation, axis, coeff, data_format, tmp_path):
     shape = (2, 3, 4, 5)
     x = RNG.standard_normal(shape).astype(np.float32)
@@ -158,9 +157,7 @@ MVN_CASES = [
     ((2, 3, 5, 7), False, True, 1e-9),
     ((2, 3, 5, 7), True, False, 1e-9),
     ((2, 3, 5, 7), False, True, 0.1),
-    ((2, 3, 5, 7), True, True, 0.5),
-    ((3, 4), True, True, 1e-3),
-    ((3, 4), False, True, 1e-3),
+    ((3, 4), True, True, 0.5),
     ((2, 3, 5), False, True, 1e-3),
 ]
 
@@ -301,6 +298,39 @@ def test_spp_refuses_an_input_too_small_for_its_bins(tmp_path):
     prototxt, _ = write_net(tmp_path, net({"data": (1, 1, 5, 8)}, layer("SPP", "spp_param { pyramid_height: 3 }")))
     with pytest.raises(caffe2keras.ShapeError, match="pad < kernel"):
         caffe2keras.convert(prototxt)
+
+
+# ---------------------------------------------------------------- Im2col
+
+
+def caffe_im2col(x: np.ndarray, kernel, pad, stride, dilation) -> np.ndarray:
+    """im2col_cpu: row (c * kh + i) * kw + j holds input channel c at kernel offset (i, j)."""
+    n, channels, height, width = x.shape
+    (kh, kw), (ph, pw), (sh, sw), (dh, dw) = kernel, pad, stride, dilation
+    out_h = (height + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
+    out_w = (width + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
+    out = np.zeros((n, channels * kh * kw, out_h, out_w), np.float32)
+    for c in range(channels):
+        for i in range(kh):
+            for j in range(kw):
+                for oh in range(out_h):
+                    for ow in range(out_w):
+                        ih, iw = oh * sh - ph + i * dh, ow * sw - pw + j * dw
+                        if 0 <= ih < height and 0 <= iw < width:
+                            out[:, (c * kh + i) * kw + j, oh, ow] = x[:, c, ih, iw]
+    return out
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("params, geometry", [
+    ("kernel_size: 3 pad: 1", ((3, 3), (1, 1), (1, 1), (1, 1))),
+    ("kernel_h: 2 kernel_w: 3 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0", ((2, 3), (1, 0), (2, 1), (1, 1))),
+    ("kernel_size: 3 stride: 2 dilation: 2 pad: 2", ((3, 3), (2, 2), (2, 2), (2, 2))),
+])
+def test_im2col_copies_each_window_into_channels(params, geometry, data_format, tmp_path):
+    x = RNG.standard_normal((2, 3, 7, 8)).astype(np.float32)
+    actual = single("Im2col", f"convolution_param {{ {params} }}", x, data_format, tmp_path)
+    np.testing.assert_array_equal(actual, caffe_im2col(x, *geometry))
 
 
 # ---------------------------------------------------------------- Parameter

@@ -129,3 +129,22 @@ def test_recurrent_layer_checks_cont_shape(tmp_path):
     prototxt, _ = write_net(tmp_path, text)
     with pytest.raises(caffe2keras.ShapeError, match=r"cont must be \(T, N\) = \(5, 2\)"):
         caffe2keras.convert(prototxt)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_lstm_unit_is_one_caffe_step(data_format, tmp_path):
+    streams = 3
+    c_prev = RNG.standard_normal((1, streams, UNITS)).astype(np.float32)
+    gates = RNG.standard_normal((1, streams, 4 * UNITS)).astype(np.float32)
+    cont = np.array([[0, 1, 0.5]], np.float32)
+    shapes = {"c_prev": c_prev.shape, "gates": gates.shape, "cont": cont.shape}
+    inputs = "".join(f'input: "{n}"\ninput_shape {{ {" ".join(f"dim: {d}" for d in s)} }}\n' for n, s in shapes.items())
+    text = (f'name: "t"\n{inputs}layer {{ name: "unit" type: "LSTMUnit" bottom: "c_prev" bottom: "gates" '
+            'bottom: "cont" top: "c" top: "h" }\n')
+    c, h = convert_and_run(tmp_path, text, [c_prev, gates, cont], data_format, outputs=["c", "h"])
+    # LSTMUnitLayer::Forward_cpu, element by element.
+    i, f, o, g = (gates[0, :, k * UNITS:(k + 1) * UNITS] for k in range(4))
+    forget = np.where(cont.T == 0, 0, cont.T * sigmoid(f))
+    expected_c = forget * c_prev[0] + sigmoid(i) * caffe_tanh(g)
+    assert_matches(c, expected_c[None], "LSTMUnit c")
+    assert_matches(h, (sigmoid(o) * caffe_tanh(expected_c))[None], "LSTMUnit h")

@@ -1,4 +1,4 @@
-"""LSTM and RNN at inference, in Caffe's (time, stream, ...) layout with its ``cont`` input.
+"""LSTM, RNN and LSTMUnit at inference, in Caffe's (time, stream, ...) layout with its ``cont`` input.
 
 Caffe unrolls these layers into a net of InnerProduct, Eltwise and LSTMUnit
 layers whose parameters are, in order: the input weights and bias, the static
@@ -15,7 +15,7 @@ import numpy as np
 
 from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import CaffeLSTM, CaffeRNN
+from caffe2keras.layers import CaffeLSTM, CaffeRNN, LSTMUnit
 
 STATES = {"LSTM": 2, "RNN": 1}
 GATES = {"LSTM": 4, "RNN": 1}
@@ -79,3 +79,18 @@ def recurrent(node: Node) -> Step:
     layer = layer_class(units, static_input=static, expose_hidden=p.expose_hidden,
                         data_format=node.layout.data_format)
     return Step(layer, weights)
+
+
+def lstm_unit_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    bottoms = [tuple(s) for s in in_shapes]
+    require(len(bottoms) == 3, op, "LSTMUnit takes c_prev (1, N, H), gates (1, N, 4H) and cont (1, N)", "bottom",
+            [b.name for b in op.bottoms])
+    c_prev, gates, cont = bottoms
+    require(len(c_prev) == 3 and c_prev[0] == 1 and gates == (1, c_prev[1], 4 * c_prev[2]) and cont == c_prev[:2], op,
+            "bottoms must be c_prev (1, N, H), gates (1, N, 4H) and cont (1, N)", "bottom_shapes", bottoms)
+    return [c_prev, c_prev]
+
+
+@converts("LSTMUnit", shapes=lstm_unit_shapes)
+def lstm_unit(node: Node) -> Step:
+    return Step(LSTMUnit(data_format=node.layout.data_format))

@@ -11,7 +11,7 @@ from caffe2keras.layers.elementwise import AbsVal, Clip, Exp, Log, Power, Swish,
 from caffe2keras.layers.initializers import CaffeFiller
 from caffe2keras.layers.normalization import LRN, MeanVarianceNormalization
 from caffe2keras.layers.pooling import CaffePooling2D
-from caffe2keras.layers.recurrent import CaffeLSTM, CaffeRNN
+from caffe2keras.layers.recurrent import CaffeLSTM, CaffeRNN, LSTMUnit
 from caffe2keras.layers.reduction import ArgMax, Reduction
 from caffe2keras.layers.tensor import Affine, BatchReindex, Crop, LearnedTensor, Slice, Tile, WeightedSum
 
@@ -30,6 +30,7 @@ __all__ = [
     "Exp",
     "GroupedConv2DTranspose",
     "LRN",
+    "LSTMUnit",
     "LearnedTensor",
     "Log",
     "MeanVarianceNormalization",

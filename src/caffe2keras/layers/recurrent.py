@@ -1,4 +1,4 @@
-"""Caffe's LSTM and RNN layers, at inference, in Caffe's (time, stream, ...) layout.
+"""Caffe's LSTM, RNN and LSTMUnit layers, at inference, in Caffe's (time, stream, ...) layout.
 
 Caffe feeds a recurrent layer ``x`` of shape ``(T, N, ...)`` -- ``T`` time
 steps of ``N`` independent streams -- and ``cont`` of shape ``(T, N)``: 0
@@ -17,24 +17,13 @@ from keras import initializers, layers, ops, saving
 from caffe2keras.layers.common import PACKAGE, check_data_format
 
 
-class _CaffeRecurrent(layers.Layer):
-    """Shared wiring. Inputs: ``[x, cont]``, then ``x_static`` if ``static_input``,
-    then the initial states if ``expose_hidden`` (else they are zeros). Outputs:
-    the sequence, then the final states if ``expose_hidden``."""
+class _CaffeLayout(layers.Layer):
+    """Moves tensors between ``data_format`` and Caffe's own layout (only rank >= 3 differs)."""
 
-    gates = 1  # gate blocks in the input and recurrent kernels
-    state_count = 1
-
-    def __init__(self, units, static_input=False, expose_hidden=False, data_format="channels_last", **kwargs):
+    def __init__(self, data_format="channels_last", **kwargs):
         super().__init__(**kwargs)
-        if int(units) < 1:
-            raise ValueError(f"units must be positive. Received: units={units}")
-        self.units = int(units)
-        self.static_input = bool(static_input)
-        self.expose_hidden = bool(expose_hidden)
         self.data_format = check_data_format(data_format)
 
-    # Caffe layout <-> this layout: only tensors of rank >= 3 differ, by where axis 1 sits.
     def _to_caffe(self, x):
         return ops.moveaxis(x, -1, 1) if self._moves(x.shape) else x
 
@@ -48,6 +37,57 @@ class _CaffeRecurrent(layers.Layer):
         if self._moves(caffe_shape):
             return (caffe_shape[0], *caffe_shape[2:], caffe_shape[1])
         return tuple(caffe_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(data_format=self.data_format)
+        return config
+
+
+def lstm_unit(c_prev, gates, cont):
+    """Caffe's LSTMUnit: gates ``[i, f, o, g]`` on the last axis; ``cont`` broadcasts against ``c_prev``.
+
+    ``c = f' * c_prev + sigmoid(i) * tanh(g)`` with ``f' = 0 if cont == 0 else
+    cont * sigmoid(f)``; ``h = sigmoid(o) * tanh(c)``. Returns ``(c, h)``.
+    """
+    i, f, o, g = ops.split(gates, 4, axis=-1)
+    forget = ops.where(cont == 0, ops.zeros_like(f), cont * ops.sigmoid(f))
+    c = forget * c_prev + ops.sigmoid(i) * ops.tanh(g)
+    return c, ops.sigmoid(o) * ops.tanh(c)
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class LSTMUnit(_CaffeLayout):
+    """One LSTM step as Caffe's LSTMUnit layer computes it (see :func:`lstm_unit`).
+
+    Called on ``[c_prev, gates, cont]`` of Caffe shapes ``(1, N, H)``,
+    ``(1, N, 4H)`` and ``(1, N)``; returns ``[c, h]``, each ``(1, N, H)``.
+    """
+
+    def call(self, inputs):
+        c_prev, gates, cont = inputs
+        c, h = lstm_unit(self._to_caffe(c_prev), self._to_caffe(gates), ops.expand_dims(cont, -1))
+        return [self._from_caffe(c), self._from_caffe(h)]
+
+    def compute_output_shape(self, input_shape):
+        return [input_shape[0], input_shape[0]]
+
+
+class _CaffeRecurrent(_CaffeLayout):
+    """Shared wiring. Inputs: ``[x, cont]``, then ``x_static`` if ``static_input``,
+    then the initial states if ``expose_hidden`` (else they are zeros). Outputs:
+    the sequence, then the final states if ``expose_hidden``."""
+
+    gates = 1  # gate blocks in the input and recurrent kernels
+    state_count = 1
+
+    def __init__(self, units, static_input=False, expose_hidden=False, data_format="channels_last", **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        if int(units) < 1:
+            raise ValueError(f"units must be positive. Received: units={units}")
+        self.units = int(units)
+        self.static_input = bool(static_input)
+        self.expose_hidden = bool(expose_hidden)
 
     def _streams(self, x_shape) -> int:
         return x_shape[-1] if self._moves(x_shape) else x_shape[1]
@@ -106,8 +146,7 @@ class _CaffeRecurrent(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(units=self.units, static_input=self.static_input, expose_hidden=self.expose_hidden,
-                      data_format=self.data_format)
+        config.update(units=self.units, static_input=self.static_input, expose_hidden=self.expose_hidden)
         return config
 
 
@@ -115,11 +154,8 @@ class _CaffeRecurrent(layers.Layer):
 class CaffeLSTM(_CaffeRecurrent):
     """Caffe's LSTM: gates in the order input, forget, output, cell candidate.
 
-    Per step, with ``h`` and ``c`` the previous states::
-
-        [i, f, o, g] = x_t W_x + b (+ x_static W_s) + (cont_t * h) W_h
-        c = f' * c + sigmoid(i) * tanh(g),  f' = 0 if cont_t == 0 else cont_t * sigmoid(f)
-        h = sigmoid(o) * tanh(c)
+    Per step, with ``h`` and ``c`` the previous states, ``gates = x_t W_x + b
+    (+ x_static W_s) + (cont_t * h) W_h`` feed :func:`lstm_unit`.
 
     Outputs ``h`` for every step ``(T, N, units)``; with ``expose_hidden``, also
     the final ``h`` and ``c`` ``(1, N, units)`` (and the initial ones are inputs).
@@ -132,10 +168,7 @@ class CaffeLSTM(_CaffeRecurrent):
         h, c = state
         drive, cont = inputs
         cont = ops.expand_dims(cont, -1)
-        i, f, o, g = ops.split(drive + ops.matmul(cont * h, self.recurrent_kernel), 4, axis=-1)
-        forget = ops.where(cont == 0, ops.zeros_like(f), cont * ops.sigmoid(f))
-        c = forget * c + ops.sigmoid(i) * ops.tanh(g)
-        h = ops.sigmoid(o) * ops.tanh(c)
+        c, h = lstm_unit(c, drive + ops.matmul(cont * h, self.recurrent_kernel), cont)
         return (h, c), h
 
 
