@@ -15,6 +15,21 @@ FORMATS = ["channels_last", "channels_first"]
 Layers = Sequence[tuple[str, str, Sequence[np.ndarray]]]
 
 
+def net(input_shapes: Mapping[str, Sequence[int]], body: str) -> str:
+    """A prototxt with legacy inputs of the given shapes, then ``body``."""
+    header = "".join(
+        f'input: "{name}"\ninput_shape {{ {" ".join(f"dim: {d}" for d in shape)} }}\n'
+        for name, shape in input_shapes.items()
+    )
+    return f'name: "t"\n{header}{body}'
+
+
+def layer(type_: str, params: str = "", bottoms=("data",), tops=("out",), name="l") -> str:
+    """One ``layer { }`` entry of a prototxt."""
+    wiring = "".join(f' bottom: "{b}"' for b in bottoms) + "".join(f' top: "{t}"' for t in tops)
+    return f'layer {{ name: "{name}" type: "{type_}"{wiring} {params} }}\n'
+
+
 def write_net(tmp_path: Path, text: str, layers: Layers = ()) -> tuple[Path, Path | None]:
     """The prototxt and (when ``layers`` holds blobs) a caffemodel, in ``tmp_path``."""
     prototxt = tmp_path / "net.prototxt"

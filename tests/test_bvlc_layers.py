@@ -14,23 +14,9 @@ import pytest
 import caffe2keras
 from tests.conftest import SHARED, requires_shared
 from tests.golden import assert_matches
-from tests.nets import FORMATS, convert_and_run, opencv_forward, write_net
+from tests.nets import FORMATS, convert_and_run, layer, net, opencv_forward, write_net
 
 RNG = np.random.default_rng(20240607)
-
-
-def net(input_shapes: dict[str, tuple[int, ...]], body: str) -> str:
-    """A prototxt with legacy inputs of the given shapes, then ``body``."""
-    header = "".join(
-        f'input: "{name}"\ninput_shape {{ {" ".join(f"dim: {d}" for d in shape)} }}\n'
-        for name, shape in input_shapes.items()
-    )
-    return f'name: "t"\n{header}{body}'
-
-
-def layer(type_: str, params: str = "", bottoms=("data",), tops=("out",), name="l") -> str:
-    wiring = "".join(f' bottom: "{b}"' for b in bottoms) + "".join(f' top: "{t}"' for t in tops)
-    return f'layer {{ name: "{name}" type: "{type_}"{wiring} {params} }}\n'
 
 
 def single(type_: str, params: str, x: np.ndarray, data_format, tmp_path, layers=()) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 
 import caffe2keras
 from tests.golden import assert_matches
-from tests.nets import FORMATS, convert_and_run, write_net
+from tests.nets import FORMATS, convert_and_run, layer, net, write_net
 
 RNG = np.random.default_rng(7)
 UNITS = 3
@@ -79,11 +79,10 @@ def blobs_for(kind: str, features: int, static_features: int | None):
 
 
 def recurrent_net(kind: str, shapes: dict, expose_hidden: bool) -> str:
-    inputs = "".join(f'input: "{n}"\ninput_shape {{ {" ".join(f"dim: {d}" for d in s)} }}\n' for n, s in shapes.items())
-    bottoms = "".join(f' bottom: "{n}"' for n in shapes)
-    tops = ' top: "h"' + (' top: "h_T"' + (' top: "c_T"' if kind == "LSTM" else "") if expose_hidden else "")
-    return (f'name: "t"\n{inputs}layer {{ name: "rec" type: "{kind}"{bottoms}{tops} '
-            f'recurrent_param {{ num_output: {UNITS} expose_hidden: {str(expose_hidden).lower()} }} }}\n')
+    final_states = ["h_T", "c_T"] if kind == "LSTM" else ["h_T"]
+    tops = ["h", *final_states] if expose_hidden else ["h"]
+    params = f"recurrent_param {{ num_output: {UNITS} expose_hidden: {str(expose_hidden).lower()} }}"
+    return net(shapes, layer(kind, params, bottoms=shapes, tops=tops, name="rec"))
 
 
 # Stream 0 starts over at t=3; stream 1 carries a non-binary cont, which Caffe scales by.
@@ -138,9 +137,7 @@ def test_lstm_unit_is_one_caffe_step(data_format, tmp_path):
     gates = RNG.standard_normal((1, streams, 4 * UNITS)).astype(np.float32)
     cont = np.array([[0, 1, 0.5]], np.float32)
     shapes = {"c_prev": c_prev.shape, "gates": gates.shape, "cont": cont.shape}
-    inputs = "".join(f'input: "{n}"\ninput_shape {{ {" ".join(f"dim: {d}" for d in s)} }}\n' for n, s in shapes.items())
-    text = (f'name: "t"\n{inputs}layer {{ name: "unit" type: "LSTMUnit" bottom: "c_prev" bottom: "gates" '
-            'bottom: "cont" top: "c" top: "h" }\n')
+    text = net(shapes, layer("LSTMUnit", bottoms=shapes, tops=("c", "h")))
     c, h = convert_and_run(tmp_path, text, [c_prev, gates, cont], data_format, outputs=["c", "h"])
     # LSTMUnitLayer::Forward_cpu, element by element.
     i, f, o, g = (gates[0, :, k * UNITS:(k + 1) * UNITS] for k in range(4))
