@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextlib
 import json
 import os
 import sys
@@ -102,20 +103,13 @@ def describe(model) -> str:
 def command_convert(args) -> int:
     import caffe2keras
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", caffe2keras.ConversionWarning)
-        model = caffe2keras.convert(
-            args.prototxt,
-            args.weights,
-            input_shapes=parse_shape_args(args.input_shape),
-            outputs=parse_list_arg(args.outputs),
-            data_format=args.data_format,
-        )
-    for warning in caught:
-        if issubclass(warning.category, caffe2keras.ConversionWarning):
-            print(f"caffe2keras: warning: {warning.message}", file=sys.stderr)
-        else:
-            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    model = caffe2keras.convert(
+        args.prototxt,
+        args.weights,
+        input_shapes=parse_shape_args(args.input_shape),
+        outputs=parse_list_arg(args.outputs),
+        data_format=args.data_format,
+    )
     save_atomically(model, args.output)
     print(f"wrote {args.output}: {describe(model)}")
     return 0
@@ -229,6 +223,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def conversion_warnings_as_lines():
+    """Print each ConversionWarning as one ``caffe2keras: warning:`` line; other warnings as usual."""
+    from caffe2keras.errors import ConversionWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ConversionWarning):
+            print(f"caffe2keras: warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -237,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # verify keeps exit status 1 for "a blob diverged"; any failure to compare is 2.
     failure_status = getattr(args, "failure_status", EXIT_ERROR)
     try:
-        return args.run(args)
+        with conversion_warnings_as_lines():
+            return args.run(args)
     except UsageError as exc:
         print(f"caffe2keras: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
