@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import CaffeLSTM, CaffeRNN, LSTMUnit
@@ -52,31 +50,28 @@ def recurrent_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(steps, streams, p.num_output), *[state] * states]
 
 
-def _kernel(node: Node, index: int, rows: int, columns: int) -> np.ndarray | None:
-    """Caffe's (outputs, inputs) InnerProduct weights as a Keras (inputs, outputs) kernel."""
-    field = "recurrent_param.num_output"
-    weight = node.blob(index, (rows, columns), field, node.param.recurrent_param.num_output)
-    return None if weight is None else weight.T
+def _blob_shapes(node: Node) -> list[Shape]:
+    """The layer's blobs in Caffe's order: W_x, b, (W_static), W_h, and for RNN W_o, b_o."""
+    units = node.param.recurrent_param.num_output
+    width = GATES[node.type] * units
+    shapes = [(width, math.prod(node.in_shapes[0][2:])), (width,)]
+    if _has_static_input(node.op):
+        shapes.append((width, math.prod(node.in_shapes[2][1:])))
+    shapes.append((width, units))
+    if node.type == "RNN":
+        shapes += [(units, units), (units,)]
+    return shapes
 
 
 @converts("LSTM", "RNN", shapes=recurrent_shapes)
 def recurrent(node: Node) -> Step:
     p = node.param.recurrent_param
-    units = p.num_output
-    width = GATES[node.type] * units
-    static = _has_static_input(node.op)
-    field = "recurrent_param.num_output"
-    weights = [
-        _kernel(node, 0, width, math.prod(node.in_shapes[0][2:])),
-        node.blob(1, (width,), field, units),
-    ]
-    if static:
-        weights.append(_kernel(node, 2, width, math.prod(node.in_shapes[2][1:])))
-    weights.append(_kernel(node, len(weights), width, units))
+    blobs = [node.blob(i, shape, "recurrent_param.num_output", p.num_output)
+             for i, shape in enumerate(_blob_shapes(node))]
+    # Caffe's InnerProduct weights are (outputs, inputs); Keras kernels (inputs, outputs).
+    weights = [blob.T if blob is not None and blob.ndim == 2 else blob for blob in blobs]
     layer_class = CaffeLSTM if node.type == "LSTM" else CaffeRNN
-    if node.type == "RNN":
-        weights += [_kernel(node, len(weights), units, units), node.blob(len(weights) + 1, (units,), field, units)]
-    layer = layer_class(units, static_input=static, expose_hidden=p.expose_hidden,
+    layer = layer_class(p.num_output, static_input=_has_static_input(node.op), expose_hidden=p.expose_hidden,
                         data_format=node.layout.data_format)
     return Step(layer, weights)
 
