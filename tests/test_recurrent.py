@@ -145,3 +145,14 @@ def test_lstm_unit_is_one_caffe_step(data_format, tmp_path):
     expected_c = forget * c_prev[0] + sigmoid(i) * caffe_tanh(g)
     assert_matches(c, expected_c[None], "LSTMUnit c")
     assert_matches(h, (sigmoid(o) * caffe_tanh(expected_c))[None], "LSTMUnit h")
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "RNN"])
+def test_recurrent_layer_initializes_with_caffe_fillers(kind, tmp_path):
+    params = (f"recurrent_param {{ num_output: {UNITS} weight_filler {{ type: 'constant' value: 0.5 }} "
+              "bias_filler { type: 'constant' value: 0.1 } }")
+    prototxt, _ = write_net(tmp_path, net({"x": (5, 2, 4), "cont": (5, 2)}, layer(kind, params, ("x", "cont"), ("h",))))
+    model = caffe2keras.convert(prototxt)  # architecture only: every variable from its filler
+    for variable in model.get_layer("l").weights:
+        expected = 0.1 if "bias" in variable.name else 0.5
+        np.testing.assert_array_equal(variable.numpy(), np.full(variable.shape, expected, np.float32))

@@ -69,9 +69,13 @@ def embed(node: Node) -> list[Step]:
     # Caffe stores the table as (input_dim, num_output), as Keras does; indices are truncated floats.
     table = node.blob(0, (p.input_dim, p.num_output), "embed_param.input_dim", p.input_dim)
     steps = [s for s in (to_caffe_order(node.layout, len(shape)),) if s]
-    steps.append(Step(layers.Embedding(p.input_dim, p.num_output), (table,), suffix="embedding"))
+    filler = caffe_filler(node.param, "embed_param.weight_filler", (p.input_dim, p.num_output))
+    steps.append(Step(layers.Embedding(p.input_dim, p.num_output, embeddings_initializer=filler), (table,),
+                      suffix="embedding"))
     if p.bias_term:
         bias = node.blob(1, (p.num_output,), "embed_param.bias_term", True)
-        steps.append(Step(Affine((p.num_output,), use_scale=False, use_bias=True), (bias,), suffix="bias"))
+        filler = caffe_filler(node.param, "embed_param.bias_filler", (p.num_output,))
+        steps.append(Step(Affine((p.num_output,), use_scale=False, use_bias=True, beta_initializer=filler), (bias,),
+                          suffix="bias"))
     back = to_keras_order(node.layout, len(out))
     return [*steps, back] if back else steps

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import CaffeLSTM, CaffeRNN, LSTMUnit
 
@@ -50,29 +51,33 @@ def recurrent_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(steps, streams, p.num_output), *[state] * states]
 
 
-def _blob_shapes(node: Node) -> list[Shape]:
-    """The layer's blobs in Caffe's order: W_x, b, (W_static), W_h, and for RNN W_o, b_o."""
+def _blobs(node: Node) -> list[tuple[str, Shape]]:
+    """The layer's blobs in Caffe's order -- W_x, b, (W_static), W_h, and for RNN W_o, b_o --
+    with the names of the Keras layer's variables."""
     units = node.param.recurrent_param.num_output
     width = GATES[node.type] * units
-    shapes = [(width, math.prod(node.in_shapes[0][2:])), (width,)]
+    blobs = [("input_kernel", (width, math.prod(node.in_shapes[0][2:]))), ("bias", (width,))]
     if _has_static_input(node.op):
-        shapes.append((width, math.prod(node.in_shapes[2][1:])))
-    shapes.append((width, units))
+        blobs.append(("static_kernel", (width, math.prod(node.in_shapes[2][1:]))))
+    blobs.append(("recurrent_kernel", (width, units)))
     if node.type == "RNN":
-        shapes += [(units, units), (units,)]
-    return shapes
+        blobs += [("output_kernel", (units, units)), ("output_bias", (units,))]
+    return blobs
 
 
 @converts("LSTM", "RNN", shapes=recurrent_shapes)
 def recurrent(node: Node) -> Step:
     p = node.param.recurrent_param
-    blobs = [node.blob(i, shape, "recurrent_param.num_output", p.num_output)
-             for i, shape in enumerate(_blob_shapes(node))]
-    # Caffe's InnerProduct weights are (outputs, inputs); Keras kernels (inputs, outputs).
-    weights = [blob.T if blob is not None and blob.ndim == 2 else blob for blob in blobs]
+    weights, fillers = [], {}
+    for index, (name, shape) in enumerate(_blobs(node)):
+        blob = node.blob(index, shape, "recurrent_param.num_output", p.num_output)
+        # Caffe's InnerProduct weights are (outputs, inputs); Keras kernels (inputs, outputs).
+        weights.append(blob.T if blob is not None and blob.ndim == 2 else blob)
+        filler = "recurrent_param.weight_filler" if len(shape) == 2 else "recurrent_param.bias_filler"
+        fillers[f"{name}_initializer"] = caffe_filler(node.param, filler, shape)
     layer_class = CaffeLSTM if node.type == "LSTM" else CaffeRNN
     layer = layer_class(p.num_output, static_input=_has_static_input(node.op), expose_hidden=p.expose_hidden,
-                        data_format=node.layout.data_format)
+                        data_format=node.layout.data_format, **fillers)
     return Step(layer, weights)
 
 

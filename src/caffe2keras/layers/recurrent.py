@@ -76,12 +76,18 @@ class LSTMUnit(_CaffeLayout):
 class _CaffeRecurrent(_CaffeLayout):
     """Shared wiring. Inputs: ``[x, cont]``, then ``x_static`` if ``static_input``,
     then the initial states if ``expose_hidden`` (else they are zeros). Outputs:
-    the sequence, then the final states if ``expose_hidden``."""
+    the sequence, then the final states if ``expose_hidden``. Kernels are
+    ``(inputs, outputs)``; ``<variable>_initializer`` keyword arguments set each
+    variable's initializer."""
 
     gates = 1  # gate blocks in the input and recurrent kernels
     state_count = 1
+    initializer_defaults = {"input_kernel": "glorot_uniform", "bias": "zeros", "static_kernel": "glorot_uniform",
+                            "recurrent_kernel": "orthogonal"}
 
     def __init__(self, units, static_input=False, expose_hidden=False, data_format="channels_last", **kwargs):
+        self.initializers = {name: initializers.get(kwargs.pop(f"{name}_initializer", default))
+                             for name, default in self.initializer_defaults.items()}
         super().__init__(data_format=data_format, **kwargs)
         if int(units) < 1:
             raise ValueError(f"units must be positive. Received: units={units}")
@@ -102,18 +108,18 @@ class _CaffeRecurrent(_CaffeLayout):
         static = inputs[2] if self.static_input else None
         return inputs[0], inputs[1], static, inputs[2 + self.static_input:]
 
-    def build(self, input_shape):
+    def _variable_shapes(self, input_shape) -> list[tuple[str, tuple]]:
+        """The variables in Caffe's blob order."""
         x_shape, _, static_shape, _ = self._split(input_shape)
-        features = math.prod(x_shape[1:]) // self._streams(x_shape)
         width = self.gates * self.units
-        self.input_kernel = self.add_weight(name="input_kernel", shape=(features, width),
-                                            initializer=initializers.GlorotUniform())
-        self.bias = self.add_weight(name="bias", shape=(width,), initializer=initializers.Zeros())
+        shapes = [("input_kernel", (math.prod(x_shape[1:]) // self._streams(x_shape), width)), ("bias", (width,))]
         if self.static_input:
-            self.static_kernel = self.add_weight(name="static_kernel", shape=(math.prod(static_shape[1:]), width),
-                                                 initializer=initializers.GlorotUniform())
-        self.recurrent_kernel = self.add_weight(name="recurrent_kernel", shape=(self.units, width),
-                                                initializer=initializers.Orthogonal())
+            shapes.append(("static_kernel", (math.prod(static_shape[1:]), width)))
+        return [*shapes, ("recurrent_kernel", (self.units, width))]
+
+    def build(self, input_shape):
+        for name, shape in self._variable_shapes(input_shape):
+            setattr(self, name, self.add_weight(name=name, shape=shape, initializer=self.initializers[name]))
 
     def call(self, inputs):
         x, cont, static, states = self._split(inputs)
@@ -147,6 +153,8 @@ class _CaffeRecurrent(_CaffeLayout):
     def get_config(self):
         config = super().get_config()
         config.update(units=self.units, static_input=self.static_input, expose_hidden=self.expose_hidden)
+        config.update({f"{name}_initializer": initializers.serialize(initializer)
+                       for name, initializer in self.initializers.items()})
         return config
 
 
@@ -178,11 +186,12 @@ class CaffeRNN(_CaffeRecurrent):
     output ``o = tanh(h W_o + b_o)`` for every step ``(T, N, units)``; with
     ``expose_hidden``, also the final ``h`` ``(1, N, units)``."""
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.output_kernel = self.add_weight(name="output_kernel", shape=(self.units, self.units),
-                                             initializer=initializers.GlorotUniform())
-        self.output_bias = self.add_weight(name="output_bias", shape=(self.units,), initializer=initializers.Zeros())
+    initializer_defaults = {**_CaffeRecurrent.initializer_defaults, "output_kernel": "glorot_uniform",
+                            "output_bias": "zeros"}
+
+    def _variable_shapes(self, input_shape):
+        units = self.units
+        return [*super()._variable_shapes(input_shape), ("output_kernel", (units, units)), ("output_bias", (units,))]
 
     def _step(self, state, inputs):
         (h,) = state
