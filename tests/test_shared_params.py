@@ -70,9 +70,14 @@ def test_tied_layers_reuse_one_keras_layer_and_match_opencv(data_format, tmp_pat
 
 
 def test_tied_layers_stay_tied_in_training(tmp_path):
-    text = siamese()
+    # A filler on one tower only does not untie it: Caffe fills a shared parameter from its owner.
+    text = siamese().replace("num_output: 4 kernel_size: 3 stride: 1 } }\nlayer { name: \"pool1_p\"",
+                             "num_output: 4 kernel_size: 3 stride: 1 weight_filler { type: 'xavier' } } }\n"
+                             "layer { name: \"pool1_p\"")
+    assert "xavier" in text
     prototxt, weights = write_net(tmp_path, text, weights_as_caffe_saves_them(text, tmp_path))
     model = caffe2keras.convert(prototxt, weights, outputs=["feat", "feat_p"])
+    assert len(model.trainable_weights) == 6
     before = model.get_layer("conv1").kernel.numpy().copy()
     pair = RNG.standard_normal((4, 10, 10, 2)).astype(np.float32)
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")

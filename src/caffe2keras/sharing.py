@@ -97,7 +97,8 @@ def _configuration(steps: list[Step]) -> str:
     positions = {id(step): i for i, step in enumerate(steps)}
     described = []
     for step in steps:
-        config = {k: v for k, v in step.layer.get_config().items() if k != "name"}
+        # Initializers do not count: Caffe fills a shared parameter once, from its owner's filler.
+        config = {k: v for k, v in step.layer.get_config().items() if k != "name" and not k.endswith("initializer")}
         wiring = None if step.inputs is None else [i if isinstance(i, int) else f"step{positions[id(i)]}"
                                                     for i in step.inputs]
         described.append([type(step.layer).__qualname__, config, wiring])
