@@ -13,7 +13,7 @@ import pytest
 
 import caffe2keras
 from tests.conftest import SHARED, requires_shared
-from tests.golden import assert_matches
+from tests.golden import assert_matches, run
 from tests.nets import FORMATS, convert_and_run, layer, net, opencv_forward, write_net
 
 RNG = np.random.default_rng(20240607)
@@ -170,12 +170,10 @@ def test_mvn_matches_opencv(across, tmp_path):
 
 @requires_shared
 @pytest.mark.parametrize("data_format", FORMATS)
-def test_opencv_layer_mvn_prototxt(data_format, tmp_path):
+def test_opencv_layer_mvn_prototxt(data_format):
     x = RNG.standard_normal((2, 6, 75, 113)).astype(np.float32)
     prototxt = SHARED / "caffe" / "opencv_layers" / "layer_mvn.prototxt"
     model = caffe2keras.convert(prototxt, data_format=data_format)
-    from tests.golden import run
-
     assert_matches(run(model, [x], data_format)[0], caffe_mvn(x, False, True, 0.1), "layer_mvn")
 
 
@@ -364,18 +362,16 @@ def test_filter_is_reported_with_its_reason(tmp_path):
 
 @requires_shared
 @pytest.mark.parametrize("data_format", FORMATS)
-def test_opencv_reshape_and_slice_routines_give_the_input_back(data_format, tmp_path):
+def test_opencv_reshape_and_slice_routines_give_the_input_back(data_format):
     x = RNG.uniform(-1, 1, (6, 12)).astype(np.float32)
     prototxt = SHARED / "caffe" / "opencv_layers" / "reshape_and_slice_routines.prototxt"
     model = caffe2keras.convert(prototxt, input_shapes={"input": x.shape}, outputs=["output"], data_format=data_format)
-    from tests.golden import run
-
     np.testing.assert_array_equal(run(model, [x], data_format)[0], x)
 
 
 @requires_shared
 @pytest.mark.parametrize("data_format", FORMATS)
-def test_opencv_net_input_mixes_legacy_and_input_layers(data_format, tmp_path):
+def test_opencv_net_input_mixes_legacy_and_input_layers(data_format):
     prototxt = SHARED / "caffe" / "opencv_layers" / "net_input.prototxt"
     model = caffe2keras.convert(prototxt, data_format=data_format)
     names = ["old_style_input_blue_green", "old_style_input_red", "different_name_for_red", "input_layer_blue_green"]
@@ -383,8 +379,6 @@ def test_opencv_net_input_mixes_legacy_and_input_layers(data_format, tmp_path):
     blue_green1, red2, red1, blue_green2 = arrays = [
         RNG.standard_normal((1, c, 10, 11)).astype(np.float32) for c in (2, 1, 1, 2)
     ]
-    from tests.golden import run
-
     expected = np.concatenate([blue_green1, red1], axis=1) + np.concatenate([blue_green2, red2], axis=1)
     assert_matches(run(model, arrays, data_format)[0], expected, "net_input")
 
