@@ -9,6 +9,7 @@ import numpy as np
 
 import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
+from tests import oracle
 from tests.golden import run, save_and_reload
 
 FORMATS = ["channels_last", "channels_first"]
@@ -51,11 +52,6 @@ def convert_and_run(tmp_path: Path, text: str, inputs: Sequence[np.ndarray], dat
 
 def opencv_forward(tmp_path: Path, text: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
                    layers: Layers = ()) -> list[np.ndarray]:
-    """The same net run by OpenCV's independent Caffe importer; ``outputs`` names layers."""
-    import cv2
-
+    """The same net run by OpenCV's independent Caffe importer; ``outputs`` names layers (first top)."""
     prototxt, weights = write_net(tmp_path, text, layers)
-    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(weights) if weights else None)
-    for name, array in inputs.items():
-        net.setInput(np.ascontiguousarray(array, dtype=np.float32), name)
-    return [np.asarray(y) for y in net.forward(list(outputs))]
+    return oracle.opencv_forward(prototxt, weights, inputs, [(name, 0) for name in outputs])

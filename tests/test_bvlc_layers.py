@@ -13,6 +13,7 @@ import pytest
 
 import caffe2keras
 from tests.conftest import SHARED, requires_shared
+from tests import oracle
 from tests.golden import assert_matches, run
 from tests.nets import FORMATS, convert_and_run, layer, net, opencv_forward, write_net
 
@@ -231,36 +232,13 @@ def test_embed_looks_up_truncated_indices(shape, bias_term, data_format, tmp_pat
 # ---------------------------------------------------------------- SPP
 
 
-def caffe_pool(x: np.ndarray, method: str, kernel, pad) -> np.ndarray:
-    """PoolingLayer::Forward_cpu for stride == kernel, ceil rounding (as SPP configures it)."""
-    (height, width), (kh, kw), (ph, pw) = x.shape[2:], kernel, pad
-    sizes = []
-    for n, k, p in ((height, kh, ph), (width, kw, pw)):
-        pooled = math.ceil((n + 2 * p - k) / k) + 1
-        if p and (pooled - 1) * k >= n + p:
-            pooled -= 1
-        sizes.append(pooled)
-    out = np.zeros((*x.shape[:2], *sizes))
-    for i in range(sizes[0]):
-        for j in range(sizes[1]):
-            h0, w0 = i * kh - ph, j * kw - pw
-            if method == "MAX":
-                window = x[:, :, max(h0, 0):min(h0 + kh, height), max(w0, 0):min(w0 + kw, width)]
-                out[:, :, i, j] = window.max(axis=(2, 3))
-            else:
-                area = (min(h0 + kh, height + ph) - h0) * (min(w0 + kw, width + pw) - w0)
-                window = x[:, :, max(h0, 0):min(h0 + kh, height), max(w0, 0):min(w0 + kw, width)]
-                out[:, :, i, j] = window.sum(axis=(2, 3)) / area
-    return out
-
-
 def caffe_spp(x: np.ndarray, pyramid_height: int, method: str) -> np.ndarray:
     levels = []
     for level in range(pyramid_height):
         bins = 2**level
         kernel = [math.ceil(n / bins) for n in x.shape[2:]]
         pad = [(k * bins - n + 1) // 2 for k, n in zip(kernel, x.shape[2:])]
-        levels.append(caffe_pool(x, method, kernel, pad))
+        levels.append(oracle.pooling(x, method, kernel, kernel, pad))
     if pyramid_height == 1:
         return levels[0]
     return np.concatenate([level.reshape(x.shape[0], -1) for level in levels], axis=1)
@@ -269,12 +247,12 @@ def caffe_spp(x: np.ndarray, pyramid_height: int, method: str) -> np.ndarray:
 @pytest.mark.parametrize("data_format", FORMATS)
 @pytest.mark.parametrize("shape, height, method", [((2, 3, 13, 9), 3, "MAX"), ((2, 3, 13, 9), 3, "AVE"),
                                                    ((1, 4, 7, 7), 2, "AVE"), ((2, 2, 6, 11), 2, "MAX"),
-                                                   ((2, 3, 5, 4), 1, "MAX")])
+                                                   ((2, 3, 5, 4), 1, "MAX"), ((1, 2, 9, 4), 3, "AVE")])
 def test_spp_pools_each_level_as_caffe(shape, height, method, data_format, tmp_path):
     x = RNG.standard_normal(shape).astype(np.float32)
     params = f"spp_param {{ pyramid_height: {height} pool: {method} }}"
     actual = single("SPP", params, x, data_format, tmp_path)
-    assert_matches(actual, caffe_spp(x, height, method), f"SPP {params} on {shape}")
+    assert_matches(actual, caffe_spp(x, height, method.lower()), f"SPP {params} on {shape}")
 
 
 def test_spp_refuses_an_input_too_small_for_its_bins(tmp_path):

@@ -8,15 +8,13 @@ import numpy as np
 import pytest
 
 import caffe2keras
+from tests import oracle
 from tests.golden import assert_matches
 from tests.nets import FORMATS, convert_and_run, layer, net, write_net
+from tests.oracle import sigmoid
 
 RNG = np.random.default_rng(7)
 UNITS = 3
-
-
-def sigmoid(x):
-    return 1 / (1 + np.exp(-x))
 
 
 def caffe_tanh(x):
@@ -24,9 +22,8 @@ def caffe_tanh(x):
 
 
 def inner_product(x, weight, bias=None):
-    """InnerProduct over the last axis: Caffe stores (outputs, inputs)."""
-    y = x @ weight.T
-    return y if bias is None else y + bias
+    """InnerProduct over the last axis (Caffe's weights are (outputs, inputs))."""
+    return oracle.inner_product(x, weight, bias, axis=x.ndim - 1)
 
 
 def caffe_lstm(x, cont, blobs, static=None, h0=None, c0=None):

@@ -122,7 +122,7 @@ def spp_levels(op: Op, shape: Shape) -> list[tuple[PoolGeometry, Shape]]:
                 p.pyramid_height)
         require(pad == (0, 0) or g.method != "stochastic", op,
                 f"level {level} needs padding, which Caffe's stochastic pooling refuses", "spp_param.pool", p.pool)
-        pooled = tuple(pooled_size(n, k, k, q, True) for n, k, q in zip(shape[2:], kernel, pad))
+        pooled = pooled_sizes(shape[2:], kernel, kernel, pad, ceil_mode=True)
         levels.append((g, (shape[0], shape[1], *pooled)))
     return levels
 
