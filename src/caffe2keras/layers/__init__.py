@@ -11,11 +11,13 @@ from caffe2keras.layers.elementwise import AbsVal, Clip, Exp, Log, Power, Swish,
 from caffe2keras.layers.initializers import CaffeFiller
 from caffe2keras.layers.normalization import LRN
 from caffe2keras.layers.pooling import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
+from caffe2keras.layers.resampling import BilinearInterp, MaxUnpooling2D
 from caffe2keras.layers.tensor import Affine, Crop, Slice, WeightedSum
 
 __all__ = [
     "AbsVal",
     "Affine",
+    "BilinearInterp",
     "CaffeFiller",
     "CaffePooling2D",
     "Clip",
@@ -26,6 +28,7 @@ __all__ = [
     "LRN",
     "Log",
     "MaxPoolingWithArgmax2D",
+    "MaxUnpooling2D",
     "Normalize",
     "Power",
     "PriorBox",
