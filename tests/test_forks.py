@@ -165,32 +165,30 @@ def test_axpy_rejects_a_spatial_scale(tmp_path):
 # ---------------------------------------------------------------- segmentation family
 
 
+def fork_source_cell(size_in, size_out, i):
+    """caffe_cpu_interp2 along one axis, in float32: (cell, step to the next cell, its two weights)."""
+    f32 = np.float32
+    ratio = f32(size_in - 1) / f32(size_out - 1) if size_out > 1 else f32(0)
+    position = ratio * f32(i)
+    cell = int(position)
+    upper = f32(position - f32(cell))
+    return cell, 1 if cell < size_in - 1 else 0, f32(1) - upper, upper
+
+
 def pspnet_interp(x, pad_beg, pad_end, size_out):
-    """PSPNet's InterpLayer::Forward_cpu through caffe_cpu_interp2, in float32."""
+    """PSPNet's InterpLayer::Forward_cpu through caffe_cpu_interp2."""
     n, c, height, width = x.shape
     h1, w1 = height + pad_beg + pad_end, width + pad_beg + pad_end
     crop = x[:, :, -pad_beg : -pad_beg + h1, -pad_beg : -pad_beg + w1]
-    h2, w2 = size_out
-    if (h1, w1) == (h2, w2):
+    if (h1, w1) == tuple(size_out):
         return crop.copy()
-    out = np.empty((n, c, h2, w2), np.float32)
-    f32 = np.float32
-    rheight = f32(h1 - 1) / f32(h2 - 1) if h2 > 1 else f32(0)
-    rwidth = f32(w1 - 1) / f32(w2 - 1) if w2 > 1 else f32(0)
-    for i in range(h2):
-        h1r = rheight * f32(i)
-        hi = int(h1r)
-        hp = 1 if hi < h1 - 1 else 0
-        l1 = f32(h1r - f32(hi))
-        l0 = f32(1) - l1
-        for j in range(w2):
-            w1r = rwidth * f32(j)
-            wi = int(w1r)
-            wp = 1 if wi < w1 - 1 else 0
-            m1 = f32(w1r - f32(wi))
-            m0 = f32(1) - m1
-            out[:, :, i, j] = l0 * (m0 * crop[:, :, hi, wi] + m1 * crop[:, :, hi, wi + wp]) + l1 * (
-                m0 * crop[:, :, hi + hp, wi] + m1 * crop[:, :, hi + hp, wi + wp])
+    out = np.empty((n, c, *size_out), np.float32)
+    for i in range(size_out[0]):
+        h, hp, l0, l1 = fork_source_cell(h1, size_out[0], i)
+        for j in range(size_out[1]):
+            w, wp, m0, m1 = fork_source_cell(w1, size_out[1], j)
+            out[:, :, i, j] = l0 * (m0 * crop[:, :, h, w] + m1 * crop[:, :, h, w + wp]) + l1 * (
+                m0 * crop[:, :, h + hp, w] + m1 * crop[:, :, h + hp, w + wp])
     return out
 
 

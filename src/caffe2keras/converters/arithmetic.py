@@ -147,7 +147,6 @@ def bias(node: Node) -> list[Step]:
     return [Step(Affine(keras_shape, use_scale=False, use_bias=True, beta_initializer=filler), [beta])]
 
 
-
 def axpy_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     bottoms = [b.name for b in op.bottoms]
     require(len(in_shapes) == 3, op, "Axpy takes three bottoms: a, x and y", "bottom", bottoms)

@@ -43,8 +43,30 @@ def _blend(x, axis: int, weights: AxisWeights):
                 axis, weights)
 
 
+class _Resize2D(layers.Layer):
+    """Base: a layer whose 4-D output has a fixed spatial ``size``."""
+
+    def __init__(self, size, data_format="channels_last", **kwargs):
+        super().__init__(**kwargs)
+        self.size = tuple(int(s) for s in size)
+        if len(self.size) != 2 or min(self.size) <= 0:
+            raise ValueError(f"size must be two positive integers. Received: size={size}")
+        self.data_format = check_data_format(data_format)
+
+    def _resized(self, input_shape):
+        shape = list(input_shape)
+        for axis, n in zip(spatial_axes(4, self.data_format), self.size):
+            shape[axis] = n
+        return tuple(shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(size=self.size, data_format=self.data_format)
+        return config
+
+
 @saving.register_keras_serializable(package=PACKAGE)
-class BilinearInterp(layers.Layer):
+class BilinearInterp(_Resize2D):
     """Bilinear resize with aligned corners, exactly as DeepLab's and PSPNet's ``Interp``.
 
     Output cell ``i`` reads source position ``i * (n_in - 1) / (n_out - 1)``
@@ -56,18 +78,8 @@ class BilinearInterp(layers.Layer):
         data_format: ``"channels_last"`` or ``"channels_first"``.
     """
 
-    def __init__(self, size, data_format="channels_last", **kwargs):
-        super().__init__(**kwargs)
-        self.size = tuple(int(s) for s in size)
-        if len(self.size) != 2 or min(self.size) <= 0:
-            raise ValueError(f"size must be two positive integers. Received: size={size}")
-        self.data_format = check_data_format(data_format)
-
     def compute_output_shape(self, input_shape):
-        shape = list(input_shape)
-        for axis, n in zip(spatial_axes(4, self.data_format), self.size):
-            shape[axis] = n
-        return tuple(shape)
+        return self._resized(input_shape)
 
     def call(self, inputs):
         row_axis, col_axis = spatial_axes(4, self.data_format)
@@ -80,14 +92,9 @@ class BilinearInterp(layers.Layer):
         bottom = _blend(ops.take(inputs, rows.lower + rows.step, axis=row_axis), col_axis, cols)
         return _mix(top, bottom, row_axis, rows)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(size=self.size, data_format=self.data_format)
-        return config
-
 
 @saving.register_keras_serializable(package=PACKAGE)
-class MaxUnpooling2D(layers.Layer):
+class MaxUnpooling2D(_Resize2D):
     """SegNet's max-unpooling: scatter each value to the cell its argmax mask names.
 
     Inputs ``[values, mask]`` of one shape; ``mask`` holds flat indices
@@ -101,18 +108,8 @@ class MaxUnpooling2D(layers.Layer):
         data_format: ``"channels_last"`` or ``"channels_first"``.
     """
 
-    def __init__(self, size, data_format="channels_last", **kwargs):
-        super().__init__(**kwargs)
-        self.size = tuple(int(s) for s in size)
-        if len(self.size) != 2 or min(self.size) <= 0:
-            raise ValueError(f"size must be two positive integers. Received: size={size}")
-        self.data_format = check_data_format(data_format)
-
     def compute_output_shape(self, input_shape):
-        shape = list(input_shape[0])
-        for axis, n in zip(spatial_axes(4, self.data_format), self.size):
-            shape[axis] = n
-        return tuple(shape)
+        return self._resized(input_shape[0])
 
     def call(self, inputs):
         values, mask = inputs
@@ -135,8 +132,3 @@ class MaxUnpooling2D(layers.Layer):
         if self.data_format == "channels_last":
             output = ops.transpose(output, (0, 2, 3, 1))
         return output
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(size=self.size, data_format=self.data_format)
-        return config
