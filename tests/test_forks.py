@@ -14,7 +14,6 @@ import pytest
 import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.errors import ShapeError, UnsupportedParameterError
-from caffe2keras.layout import Layout
 from caffe2keras.synthetic import synthetic_weights
 from tests.conftest import SHARED, requires_shared
 from tests.golden import assert_matches, run, save_and_reload
@@ -73,10 +72,8 @@ def test_shufflenet_v1_g3_matches_opencv(data_format, tmp_path):
     # fc1000 is the net's only output; the shuffles are probes inside it.
     outputs = ["fc1000", "shuffle2", "shuffle9"]
     references = opencv_forward(prototxt, weights, {"data": image}, outputs)
-    model = save_and_reload(caffe2keras.convert(prototxt, weights, data_format=data_format, outputs=outputs), tmp_path)
-    layout = Layout(data_format)
-    # predict compiles the whole net once, much faster than running ~250 layers op by op.
-    actual = [layout.to_caffe(y) for y in model.predict(layout.to_keras(image), verbose=0)]
+    model = caffe2keras.convert(prototxt, weights, data_format=data_format, outputs=outputs)
+    actual = run(save_and_reload(model, tmp_path), [image], data_format)
     for blob, y, reference in zip(outputs, actual, references):
         assert_matches(y, reference, f"ShuffleNet blob {blob!r}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from keras import layers
 
 from caffe2keras.converters.base import Node, Step, converts, require, same_shapes
+from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.layers import LRN
 
@@ -64,7 +65,14 @@ def bn(node: Node) -> Step:
     """
     p = node.param.bn_param
     channels = node.in_shapes[0][1]
-    blobs = [node.blob(i, (1, channels, 1, 1), "bottom_channels", channels) for i in range(4)]
+    blob_shape = (1, channels, 1, 1)
+    blobs = [node.blob(i, blob_shape, "bottom_channels", channels) for i in range(4)]
     slope, bias, mean, variance = (None if b is None else b.reshape(channels) for b in blobs)
-    norm = layers.BatchNormalization(axis=node.keras_axis(1), epsilon=p.eps, momentum=p.momentum)
+    # As the fork initializes: the fillers, a zero mean, and a variance of 1 when frozen, else 0.
+    norm = layers.BatchNormalization(
+        axis=node.keras_axis(1), epsilon=p.eps, momentum=p.momentum,
+        gamma_initializer=caffe_filler(node.param, "bn_param.slope_filler", blob_shape),
+        beta_initializer=caffe_filler(node.param, "bn_param.bias_filler", blob_shape),
+        moving_variance_initializer="ones" if p.frozen else "zeros",
+    )
     return Step(norm, (slope, bias, mean, variance))
