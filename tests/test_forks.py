@@ -235,6 +235,13 @@ def test_interp_rejects_what_the_fork_rejects(params, field, tmp_path):
         caffe2keras.convert(_write(tmp_path / "net.prototxt", interp_net(params)))
 
 
+def test_interp_takes_one_bottom(tmp_path):
+    text = net_text({"data": (1, 2, 4, 4), "size": (1, 2, 8, 8)}, """
+layer { name: "interp" type: "Interp" bottom: "data" bottom: "size" top: "output" interp_param { zoom_factor: 2 } }""")
+    with pytest.raises(UnsupportedParameterError, match="one bottom"):
+        caffe2keras.convert(_write(tmp_path / "net.prototxt", text))
+
+
 def caffe_max_pool_with_mask(x, kernel, stride, pad, pooled):
     """BVLC PoolingLayer::Forward_cpu, MAX, with the mask top."""
     n, c, height, width = x.shape

@@ -51,6 +51,8 @@ def interp_sizes(op: Op, shape: Shape) -> tuple[tuple[int, int], tuple[int, int]
 
 
 def interp_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    require(len(in_shapes) == 1, op, "PSPNet's Interp takes one bottom", "bottom", [b.name for b in op.bottoms],
+            kind=UnsupportedParameterError)
     _, size_out = interp_sizes(op, in_shapes[0])
     return [(*in_shapes[0][:2], *size_out)]
 
