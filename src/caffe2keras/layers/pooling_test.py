@@ -102,18 +102,6 @@ def test_rejects_bad_arguments(arguments, message):
     assert "Received:" in str(raised.value)
 
 
-def nhwc(array):
-    return array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
-
-
-def run_nchw(run, layer, *arrays):
-    """Run ``layer`` (saved and reloaded in a model) on NCHW arrays; NCHW results."""
-    last = layer.data_format == "channels_last"
-    outputs = run(layer, *(nhwc(a) if last else a for a in arrays))
-    outputs = outputs if isinstance(outputs, list) else [outputs]
-    return [y.transpose(0, 3, 1, 2) if last else y for y in outputs]
-
-
 GRID = np.array([[1, 5, 2], [5, 0, 3], [4, 4, 4]], np.float32)
 
 
@@ -127,9 +115,9 @@ GRID = np.array([[1, 5, 2], [5, 0, 3], [4, 4, 4]], np.float32)
         ((3, 3), (2, 2), (1, 1), [[5, 5], [5, 4]], [[1, 1], [3, 7]]),
     ],
 )
-def test_max_pooling_with_argmax(kernel, stride, pad, pooled, mask, data_format, reloaded_outputs):
+def test_max_pooling_with_argmax(kernel, stride, pad, pooled, mask, data_format, reloaded_nchw_outputs):
     layer = MaxPoolingWithArgmax2D(kernel, stride, pad, data_format=data_format)
-    values, indices = run_nchw(reloaded_outputs, layer, GRID[None, None])
+    values, indices = reloaded_nchw_outputs(layer, GRID[None, None])
     np.testing.assert_array_equal(values[0, 0], pooled)
     np.testing.assert_array_equal(indices[0, 0], mask)
 
@@ -153,9 +141,9 @@ FEATURES = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
         ([0, 10, 10, 12, 12], [[0, 0], [0, 0]]),  # outside the map: empty bins give 0
     ],
 )
-def test_roi_pooling(roi, expected, data_format, reloaded_outputs):
+def test_roi_pooling(roi, expected, data_format, reloaded_nchw_outputs):
     layer = ROIPooling((2, 2), 1.0, data_format=data_format)
-    (pooled,) = run_nchw(reloaded_outputs, layer, FEATURES, np.array([roi], np.float32))
+    (pooled,) = reloaded_nchw_outputs(layer, FEATURES, np.array([roi], np.float32))
     np.testing.assert_array_equal(pooled[0, 0], expected)
 
 
