@@ -8,6 +8,7 @@ from caffe2keras.converters import (  # noqa: F401
     inner_product,
     normalization,
     pooling,
+    resampling,
     reshaping,
 )
 from caffe2keras.converters.base import (

@@ -10,12 +10,14 @@ from caffe2keras.layers.detection import DetectionOutput, Normalize, PriorBox
 from caffe2keras.layers.elementwise import AbsVal, Clip, Exp, Log, Power, Swish, Threshold
 from caffe2keras.layers.initializers import CaffeFiller
 from caffe2keras.layers.normalization import LRN
-from caffe2keras.layers.pooling import CaffePooling2D
+from caffe2keras.layers.pooling import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
+from caffe2keras.layers.resampling import BilinearInterp, MaxUnpooling2D
 from caffe2keras.layers.tensor import Affine, Crop, Slice, WeightedSum
 
 __all__ = [
     "AbsVal",
     "Affine",
+    "BilinearInterp",
     "CaffeFiller",
     "CaffePooling2D",
     "Clip",
@@ -25,9 +27,12 @@ __all__ = [
     "GroupedConv2DTranspose",
     "LRN",
     "Log",
+    "MaxPoolingWithArgmax2D",
+    "MaxUnpooling2D",
     "Normalize",
     "Power",
     "PriorBox",
+    "ROIPooling",
     "Slice",
     "Swish",
     "Threshold",
