@@ -48,6 +48,12 @@ def _values(rng: np.random.Generator, layer_type: str, index: int, shape: tuple[
             return np.ones(shape, np.float32)
         if index == 1:
             return (np.abs(rng.standard_normal(shape)) + 0.5).astype(np.float32)
+    if layer_type == "BN":  # slope, bias, mean, variance
+        if index == 3:
+            return (np.abs(rng.standard_normal(shape)) + 0.5).astype(np.float32)
+        if index == 0:
+            return (1 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+        return (0.1 * rng.standard_normal(shape)).astype(np.float32)
     if layer_type == "PReLU":
         return rng.uniform(0.05, 0.3, shape).astype(np.float32)
     if len(shape) >= 2:

@@ -11,6 +11,7 @@ from caffe2keras.converters import (  # noqa: F401
     pooling,
     recurrent,
     reduction,
+    resampling,
     reshaping,
     unsupported,
 )

@@ -24,6 +24,12 @@ def relu(node: Node) -> Step:
     return Step(layers.ReLU(negative_slope=slope) if slope else layers.ReLU())
 
 
+@converts("ReLU6", shapes=same_shapes)
+def relu6(node: Node) -> Step:
+    # The forks' ReLU6 (MobileNet v2 ports) has no parameters: min(max(x, 0), 6).
+    return Step(layers.ReLU(max_value=6.0))
+
+
 @converts("PReLU", shapes=same_shapes)
 def prelu(node: Node) -> Step:
     shape = node.in_shapes[0]

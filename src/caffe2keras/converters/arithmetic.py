@@ -1,4 +1,4 @@
-"""Eltwise, Scale and Bias: arithmetic between blobs and learned broadcast parameters."""
+"""Eltwise, Scale, Bias and SENet's Axpy: arithmetic between blobs and learned broadcast parameters."""
 
 from __future__ import annotations
 
@@ -146,3 +146,26 @@ def bias(node: Node) -> list[Step]:
     keras_shape = _affine_param_shape(node, start, param_shape)
     return [Step(Affine(keras_shape, use_scale=False, use_bias=True, beta_initializer=filler), [beta])]
 
+
+def axpy_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    bottoms = [b.name for b in op.bottoms]
+    require(len(in_shapes) == 3, op, "Axpy takes three bottoms: a, x and y", "bottom", bottoms)
+    a, x, y = (tuple(s) for s in in_shapes)
+    require(len(x) >= 2 and x == y, op, f"x and y (bottoms 1 and 2) must have one shape, got {x} and {y}",
+            "bottom", bottoms)
+    require(a[:2] == x[:2] and all(d == 1 for d in a[2:]), op,
+            f"a (bottom 0) must have shape (N, C) or (N, C, 1, ...) to scale x {x} per channel, got {a}",
+            "bottom", bottoms)
+    return [x]
+
+
+@converts("Axpy", shapes=axpy_shapes)
+def axpy(node: Node) -> list[Step]:
+    """SENet's Axpy: ``a * x + y`` with ``a`` one factor per sample and channel."""
+    a_shape, x_shape, _ = node.in_shapes
+    target = node.layout.keras_shape(broadcast_shape(x_shape, 0, a_shape[:2]))[1:]
+    steps = []
+    if node.layout.keras_shape(a_shape)[1:] != target:
+        steps.append(Step(layers.Reshape(target), inputs=[0], suffix="scale"))
+    scaled = Step(layers.Multiply(), inputs=[1, steps[-1] if steps else 0], suffix="scaled")
+    return [*steps, scaled, Step(layers.Add(), inputs=[scaled, 2])]

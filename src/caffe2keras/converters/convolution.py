@@ -1,4 +1,11 @@
-"""Convolution, Deconvolution (1-, 2- and 3-D, groups, dilation, asymmetric geometry) and Im2col."""
+"""Convolution, Deconvolution (1-, 2- and 3-D, groups, dilation, asymmetric geometry) and Im2col.
+
+Two forks' depthwise layers read ``convolution_param`` too:
+``DepthwiseConvolution`` (yonghenglh6/DepthwiseConvolution, for MobileNet) is a
+Convolution with a faster GPU kernel, so it converts as one; ``ConvolutionDepthwise``
+(the fork farmingyard/ShuffleNet's prototxts use) ignores ``num_output`` and
+``group`` and keeps one ``(C, 1, kh, kw)`` filter per input channel.
+"""
 
 from __future__ import annotations
 
@@ -58,19 +65,24 @@ def conv_geometry(op: Op, input_shape: Shape) -> ConvGeometry:
     spatial = len(input_shape) - 2
     require(spatial in (1, 2, 3), op, "convolutions need 1 to 3 spatial axes (input rank 3 to 5)",
             "bottom_shape", tuple(input_shape))
+    channels = input_shape[1]
+    num_output, group = p.num_output, p.group
+    if op.type == "ConvolutionDepthwise":
+        require(spatial == 2, op, "ConvolutionDepthwise takes 4-D (N, C, H, W) inputs", "bottom_shape",
+                tuple(input_shape))
+        num_output = group = channels
     geometry = ConvGeometry(
-        num_output=p.num_output,
+        num_output=num_output,
         kernel=_per_axis(op, spatial, "kernel_size", p.kernel_size, "kernel", None),
         stride=_per_axis(op, spatial, "stride", p.stride, "stride", 1),
         pad=_per_axis(op, spatial, "pad", p.pad, "pad", 0),
         dilation=_per_axis(op, spatial, "dilation", p.dilation, None, 1),
-        group=p.group,
+        group=group,
         bias_term=p.bias_term,
     )
     require(geometry.num_output > 0, op, "num_output must be positive", "convolution_param.num_output", p.num_output)
     for field, values in (("kernel_size", geometry.kernel), ("stride", geometry.stride), ("dilation", geometry.dilation)):
         require(all(v > 0 for v in values), op, f"{field} must be positive", f"convolution_param.{field}", values)
-    channels = input_shape[1]
     require(geometry.group > 0 and channels % geometry.group == 0 and geometry.num_output % geometry.group == 0,
             op, f"group must divide the input channels ({channels}) and num_output ({geometry.num_output})",
             "convolution_param.group", geometry.group)
@@ -139,7 +151,7 @@ def _checked_geometry(node: Node) -> tuple[ConvGeometry, int]:
     return conv_geometry(node.op, node.in_shapes[0]), node.in_shapes[0][1]
 
 
-@converts("Convolution", shapes=convolution_shapes)
+@converts("Convolution", "DepthwiseConvolution", "ConvolutionDepthwise", shapes=convolution_shapes)
 def convolution(node: Node) -> list[Step]:
     g, channels = _checked_geometry(node)
     spatial = len(g.kernel)

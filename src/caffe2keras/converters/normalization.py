@@ -1,10 +1,11 @@
-"""LRN, BatchNorm and MVN."""
+"""LRN, BatchNorm, MVN, and PSPNet's BN."""
 
 from __future__ import annotations
 
 from keras import layers
 
 from caffe2keras.converters.base import Node, Step, converts, require, same_shapes
+from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.reshaping import caffe_reshape_steps
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import LRN, MeanVarianceNormalization
@@ -67,3 +68,33 @@ def mvn(node: Node) -> list[Step]:
     if node.out_shapes[0] != shape:
         steps += caffe_reshape_steps(node, shape, node.out_shapes[0], "bottom_shape")
     return steps
+
+
+def bn_shapes(op, in_shapes):
+    shape = in_shapes[0]
+    require(2 <= len(shape) <= 4, op, "BN takes 2-D to 4-D inputs with channels on axis 1", "bottom_shape",
+            tuple(shape))
+    return same_shapes(op, in_shapes)
+
+
+@converts("BN", shapes=bn_shapes)
+def bn(node: Node) -> Step:
+    """PSPNet's BN at test time: ``(x - mean) / sqrt(variance + eps) * slope + bias``.
+
+    Its four blobs (slope, bias, mean, variance) have shape (1, C, 1, 1); unlike
+    BatchNorm there is no scale-factor blob. The CPU formula is used: the fork's
+    cuDNN engine raises eps to at least 1e-5.
+    """
+    p = node.param.bn_param
+    channels = node.in_shapes[0][1]
+    blob_shape = (1, channels, 1, 1)
+    blobs = [node.blob(i, blob_shape, "bottom_channels", channels) for i in range(4)]
+    slope, bias, mean, variance = (None if b is None else b.reshape(channels) for b in blobs)
+    # As the fork initializes: the fillers, a zero mean, and a variance of 1 when frozen, else 0.
+    norm = layers.BatchNormalization(
+        axis=node.keras_axis(1), epsilon=p.eps, momentum=p.momentum,
+        gamma_initializer=caffe_filler(node.param, "bn_param.slope_filler", blob_shape),
+        beta_initializer=caffe_filler(node.param, "bn_param.bias_filler", blob_shape),
+        moving_variance_initializer="ones" if p.frozen else "zeros",
+    )
+    return Step(norm, (slope, bias, mean, variance))

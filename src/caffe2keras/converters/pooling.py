@@ -1,4 +1,5 @@
-"""Pooling (MAX, AVE and test-time STOCHASTIC, global or windowed, with Caffe's rounding) and SPP."""
+"""Pooling (MAX with its argmax mask top, AVE and test-time STOCHASTIC, global or windowed,
+with Caffe's rounding), SPP, and Fast R-CNN's ROIPooling."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.converters.reshaping import to_caffe_order
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import CaffePooling2D
+from caffe2keras.layers import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
 from caffe2keras.layers.pooling import pooled_sizes
 
 METHODS = {0: "max", 1: "average", 2: "stochastic"}
@@ -74,17 +75,20 @@ def pool_geometry(op: Op, input_shape: Shape) -> PoolGeometry:
 def pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     shape = in_shapes[0]
     g = pool_geometry(op, shape)
-    require(len(op.tops) == 1, op,
-            "the second (argmax mask) top of MAX pooling is not supported", "top", [t.name for t in op.tops],
-            kind=UnsupportedParameterError)
+    require(len(op.tops) == 1 or (len(op.tops) == 2 and g.method == "max"), op,
+            "only MAX pooling has a second (argmax mask) top", "top", [t.name for t in op.tops])
     pooled = pooled_sizes(shape[2:], g.kernel, g.stride, g.pad, g.ceil_mode)
-    return [(shape[0], shape[1], *pooled)]
+    return [(shape[0], shape[1], *pooled)] * len(op.tops)
 
 
 @converts("Pooling", shapes=pooling_shapes)
 def pooling(node: Node) -> Step:
-    g = pool_geometry(node.op, node.in_shapes[0])
-    return Step(pooling_layer(g, node.in_shapes[0], node.out_shapes[0], node.layout.data_format))
+    shape = node.in_shapes[0]
+    g = pool_geometry(node.op, shape)
+    data_format = node.layout.data_format
+    if len(node.op.tops) == 2:
+        return Step(MaxPoolingWithArgmax2D(g.kernel, g.stride, g.pad, g.ceil_mode, data_format=data_format))
+    return Step(pooling_layer(g, shape, node.out_shapes[0], data_format))
 
 
 def pooling_layer(g: PoolGeometry, shape: Shape, out: Shape, data_format: str):
@@ -153,3 +157,27 @@ def spp(node: Node) -> list[Step]:
                           suffix=f"level{level}_flatten"))
         flattened.append(steps[-1])
     return [*steps, Step(layers.Concatenate(axis=1), inputs=flattened)]
+
+
+def roi_pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    p = op.param.roi_pooling_param
+    bottoms = [b.name for b in op.bottoms]
+    require(len(in_shapes) == 2, op, "ROIPooling takes two bottoms: the feature map and the ROIs", "bottom", bottoms)
+    features, rois = (tuple(s) for s in in_shapes)
+    require(len(features) == 4, op, "the feature map must be 4-D (N, C, H, W)", "bottom_shape", features)
+    require(math.prod(rois[1:]) == 5, op, f"each ROI is 5 numbers (batch index, x1, y1, x2, y2), got shape {rois}",
+            "bottom", bottoms)
+    require(p.pooled_h > 0 and p.pooled_w > 0, op, "pooled_h and pooled_w must be positive",
+            "roi_pooling_param.pooled_h", (p.pooled_h, p.pooled_w))
+    return [(rois[0], features[1], p.pooled_h, p.pooled_w)]
+
+
+@converts("ROIPooling", shapes=roi_pooling_shapes)
+def roi_pooling(node: Node) -> list[Step]:
+    p = node.param.roi_pooling_param
+    steps = []
+    if len(node.in_shapes[1]) != 2:
+        # (R, 5, 1, 1) and the like: five numbers per ROI, whatever the layout.
+        steps.append(Step(layers.Reshape((5,)), inputs=[1], suffix="rois"))
+    pool = ROIPooling((p.pooled_h, p.pooled_w), p.spatial_scale, data_format=node.layout.data_format)
+    return [*steps, Step(pool, inputs=[0, steps[-1] if steps else 1])]

@@ -1,4 +1,5 @@
-"""Blob plumbing: Split, Concat, Slice, Flatten, Reshape, Crop, Tile, BatchReindex.
+"""Blob plumbing: Split, Concat, Slice, Flatten, Reshape, Crop, Tile, BatchReindex, and the forks'
+ShuffleChannel and Reorg.
 
 Caffe reshapes in its own (N, C, H, W) element order. In ``channels_last`` a
 reshape therefore runs between two permutes, so that values land where Caffe
@@ -38,16 +39,19 @@ def to_keras_order(layout: Layout, rank: int) -> Step | None:
     return Step(layers.Permute(perm[1:]), suffix="from_nchw")
 
 
+def in_caffe_order(node: Node, in_rank: int, out_rank: int, steps: list[Step]) -> list[Step]:
+    """``steps`` (which work on Caffe-ordered tensors) between permutes from and to this layout."""
+    to_caffe = to_caffe_order(node.layout, in_rank)
+    back = to_keras_order(node.layout, out_rank)
+    return [*([to_caffe] if to_caffe else []), *steps, *([back] if back else [])]
+
+
 def caffe_reshape_steps(node: Node, in_shape: Shape, out_shape: Shape, field: str) -> list[Step]:
     """Steps that reshape in Caffe's element order, from and to this layout."""
     require(in_shape[0] == out_shape[0], node.op, "reshaping across the batch axis is not supported",
             field, tuple(out_shape), kind=UnsupportedParameterError)
-    steps = [s for s in (to_caffe_order(node.layout, len(in_shape)),) if s]
-    steps.append(Step(layers.Reshape(tuple(out_shape[1:])), suffix="reshape"))
-    back = to_keras_order(node.layout, len(out_shape))
-    if back:
-        steps.append(back)
-    return steps
+    reshape = Step(layers.Reshape(tuple(out_shape[1:])), suffix="reshape")
+    return in_caffe_order(node, len(in_shape), len(out_shape), [reshape])
 
 
 @converts("Split", shapes=same_shapes)
@@ -237,3 +241,69 @@ def batch_reindex_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 @converts("BatchReindex", shapes=batch_reindex_shapes)
 def batch_reindex(node: Node) -> Step:
     return Step(BatchReindex())
+
+
+def shuffle_channel_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    shape = in_shapes[0]
+    group = op.param.shuffle_channel_param.group
+    require(len(shape) >= 2, op, "ShuffleChannel needs a channel axis", "bottom_shape", tuple(shape))
+    require(group > 0 and shape[1] % group == 0, op, f"group must divide the {shape[1]} channels",
+            "shuffle_channel_param.group", group)
+    return [shape]
+
+
+@converts("ShuffleChannel", shapes=shuffle_channel_shapes)
+def shuffle_channel(node: Node):
+    """ShuffleNet's shuffle: the channels, viewed as (group, C / group), transposed."""
+    shape = node.in_shapes[0]
+    group = node.param.shuffle_channel_param.group
+    if group in (1, shape[1]):
+        return IDENTITY
+    keras_shape = node.layout.keras_shape(shape)[1:]
+    axis = node.keras_axis(1) - 1  # in the shape without the batch axis
+    grouped = [*keras_shape[:axis], group, shape[1] // group, *keras_shape[axis + 1 :]]
+    swap = list(range(1, len(grouped) + 1))
+    swap[axis], swap[axis + 1] = swap[axis + 1], swap[axis]
+    return [Step(layers.Reshape(tuple(grouped)), suffix="groups"),
+            Step(layers.Permute(tuple(swap)), suffix="transpose"),
+            Step(layers.Reshape(keras_shape))]
+
+
+def reorg_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    p = op.param.reorg_param
+    shape = tuple(in_shapes[0])
+    require(len(shape) == 4, op, "Reorg takes 4-D (N, C, H, W) inputs", "bottom_shape", shape)
+    require(p.HasField("stride") and p.stride > 0, op, "Reorg needs a positive stride", "reorg_param.stride",
+            p.stride)
+    n, c, h, w = shape
+    s = p.stride
+    require(c % (s * s) == 0, op, f"stride * stride must divide the {c} channels", "reorg_param.stride", s)
+    if p.reverse:
+        return [(n, c // (s * s), h * s, w * s)]
+    require(h % s == 0 and w % s == 0, op, f"stride must divide the height and width {(h, w)}",
+            "reorg_param.stride", s)
+    return [(n, c * s * s, h // s, w // s)]
+
+
+@converts("Reorg", shapes=reorg_shapes)
+def reorg(node: Node) -> list[Step]:
+    """YOLOv2's Reorg as darknet computes it, and the Caffe YOLOv2 forks (gklz1982/caffe-yolov2) copy it.
+
+    With ``reverse: true`` it moves blocks of channels into space: output
+    ``[c, j * s + a, i * s + b]`` is input ``[(a * s + b) * C' + c, j, i]`` with
+    ``C' = C / s^2``. Without it, darknet runs the inverse of that loop with the
+    input's own sizes: it reads the ``(C, H, W)`` input as if it were
+    ``(C', H * s, W * s)``, gathers it into a ``(C, H, W)`` order and hands that
+    buffer on as ``(C * s^2, H / s, W / s)``. It is not a plain space-to-depth.
+    """
+    n, c, h, w = node.in_shapes[0]
+    s = node.param.reorg_param.stride
+    blocks = c // (s * s)
+    if node.param.reorg_param.reverse:
+        regroup = [Step(layers.Reshape((s, s, blocks, h, w)), suffix="blocks"),
+                   Step(layers.Permute((3, 4, 1, 5, 2)), suffix="to_space")]
+    else:
+        regroup = [Step(layers.Reshape((blocks, h, s, w, s)), suffix="blocks"),
+                   Step(layers.Permute((3, 5, 1, 2, 4)), suffix="to_channels")]
+    regroup.append(Step(layers.Reshape(tuple(node.out_shapes[0][1:])), suffix="reshape"))
+    return in_caffe_order(node, 4, 4, regroup)

@@ -10,9 +10,10 @@ from caffe2keras.layers.detection import DetectionOutput, Normalize, PriorBox
 from caffe2keras.layers.elementwise import AbsVal, Clip, Exp, Log, Power, Swish, Threshold
 from caffe2keras.layers.initializers import CaffeFiller
 from caffe2keras.layers.normalization import LRN, MeanVarianceNormalization
-from caffe2keras.layers.pooling import CaffePooling2D
+from caffe2keras.layers.pooling import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
 from caffe2keras.layers.recurrent import CaffeLSTM, CaffeRNN, LSTMUnit
 from caffe2keras.layers.reduction import ArgMax, Reduction
+from caffe2keras.layers.resampling import BilinearInterp, MaxUnpooling2D
 from caffe2keras.layers.tensor import Affine, BatchReindex, Crop, LearnedTensor, Slice, Tile, WeightedSum
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Affine",
     "ArgMax",
     "BatchReindex",
+    "BilinearInterp",
     "CaffeFiller",
     "CaffeLSTM",
     "CaffePooling2D",
@@ -33,10 +35,13 @@ __all__ = [
     "LSTMUnit",
     "LearnedTensor",
     "Log",
+    "MaxPoolingWithArgmax2D",
+    "MaxUnpooling2D",
     "MeanVarianceNormalization",
     "Normalize",
     "Power",
     "PriorBox",
+    "ROIPooling",
     "Reduction",
     "Slice",
     "Swish",

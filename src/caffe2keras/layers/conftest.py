@@ -44,6 +44,21 @@ def reloaded_outputs(tmp_path):
 
 
 @pytest.fixture
+def reloaded_nchw_outputs(reloaded_outputs):
+    """``reloaded_outputs`` for NCHW arrays and results, whatever the layer's ``data_format``
+    (rank-4 arrays are transposed, others pass as they are)."""
+
+    def run(layer, *inputs: np.ndarray):
+        last = layer.data_format == "channels_last"
+        move = (lambda a, axes: a.transpose(axes) if last and a.ndim == 4 else a)
+        outputs = reloaded_outputs(layer, *(move(a, (0, 2, 3, 1)) for a in inputs))
+        outputs = outputs if isinstance(outputs, list) else [outputs]
+        return [move(y, (0, 3, 1, 2)) for y in outputs]
+
+    return run
+
+
+@pytest.fixture
 def assert_close():
     """The project's tolerance: 1e-4 absolute plus 1e-4 of the reference's largest magnitude."""
 

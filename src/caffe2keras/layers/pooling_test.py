@@ -1,7 +1,17 @@
 import numpy as np
 import pytest
 
-from caffe2keras.layers.pooling import CaffePooling2D, average_divisors, pooled_sizes
+from keras import ops
+
+from caffe2keras.layers.pooling import (
+    CaffePooling2D,
+    MaxPoolingWithArgmax2D,
+    ROIPooling,
+    _correctly_rounded_quotient,
+    _round_half_away,
+    average_divisors,
+    pooled_sizes,
+)
 
 FLT_MAX = float(np.finfo(np.float32).max)
 
@@ -90,3 +100,82 @@ def test_rejects_bad_arguments(arguments, message):
     with pytest.raises(ValueError, match=message) as raised:
         CaffePooling2D(**arguments)
     assert "Received:" in str(raised.value)
+
+
+GRID = np.array([[1, 5, 2], [5, 0, 3], [4, 4, 4]], np.float32)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize(
+    "kernel, stride, pad, pooled, mask",
+    [
+        # Ties go to the first maximum in raster order: the 5 at index 1, not the one at 3.
+        ((2, 2), (1, 1), (0, 0), [[5, 5], [5, 4]], [[1, 1], [3, 7]]),
+        # Windows start at -1 and are clipped to the grid.
+        ((3, 3), (2, 2), (1, 1), [[5, 5], [5, 4]], [[1, 1], [3, 7]]),
+    ],
+)
+def test_max_pooling_with_argmax(kernel, stride, pad, pooled, mask, data_format, reloaded_nchw_outputs):
+    layer = MaxPoolingWithArgmax2D(kernel, stride, pad, data_format=data_format)
+    values, indices = reloaded_nchw_outputs(layer, GRID[None, None])
+    np.testing.assert_array_equal(values[0, 0], pooled)
+    np.testing.assert_array_equal(indices[0, 0], mask)
+
+
+def test_max_pooling_with_argmax_config(config_round_trip):
+    layer = MaxPoolingWithArgmax2D((3, 2), (2, 1), (1, 0), ceil_mode=False, data_format="channels_first")
+    config_round_trip(layer)
+    assert layer.compute_output_shape((None, 4, 7, 5)) == [(None, 4, 4, 4)] * 2
+
+
+FEATURES = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize(
+    "roi, expected",
+    [
+        ([0, 0, 0, 3, 3], [[5, 7], [13, 15]]),  # 4 cells per axis: bins [0, 2) and [2, 4)
+        ([0, 0.5, 0, 3, 3], [[6, 7], [14, 15]]),  # x1 rounds up to 1: 3 columns, bins [1, 3) and [2, 4)
+        ([0, 3, 3, 0, 0], [[15, 15], [15, 15]]),  # reversed corners: a 1x1 ROI at (3, 3)
+        ([0, 10, 10, 12, 12], [[0, 0], [0, 0]]),  # outside the map: empty bins give 0
+    ],
+)
+def test_roi_pooling(roi, expected, data_format, reloaded_nchw_outputs):
+    layer = ROIPooling((2, 2), 1.0, data_format=data_format)
+    (pooled,) = reloaded_nchw_outputs(layer, FEATURES, np.array([roi], np.float32))
+    np.testing.assert_array_equal(pooled[0, 0], expected)
+
+
+def test_roi_pooling_config(config_round_trip):
+    layer = ROIPooling((6, 7), 0.0625, data_format="channels_first")
+    config_round_trip(layer)
+    assert layer.compute_output_shape([(2, 5, 9, 9), (None, 5)]) == (None, 5, 6, 7)
+
+
+@pytest.mark.parametrize(
+    "layer_class, arguments, message",
+    [
+        (MaxPoolingWithArgmax2D, dict(pool_size=(2, 2, 2)), "pool_size must have 2 values"),
+        (MaxPoolingWithArgmax2D, dict(data_format="nchw"), "data_format"),
+        (ROIPooling, dict(pooled_size=(0, 3)), "pooled_size must be positive"),
+    ],
+)
+def test_new_layers_reject_bad_arguments(layer_class, arguments, message):
+    arguments = {"pooled_size": (2, 2), **arguments} if layer_class is ROIPooling else arguments
+    with pytest.raises(ValueError, match=message) as raised:
+        layer_class(**arguments)
+    assert "Received:" in str(raised.value)
+
+
+def test_rounding_goes_away_from_zero():
+    x = np.array([-2.5, -1.5, -0.5, -0.49999997, 0.49999997, 0.5, 1.5, 2.5], np.float32)
+    np.testing.assert_array_equal(np.asarray(_round_half_away(ops.convert_to_tensor(x))),
+                                  [-3, -2, -1, 0, 0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("divisor", [3, 6, 7, 14])
+def test_quotient_is_ieee(divisor):
+    a = np.arange(1, 5000, dtype=np.float32)
+    quotient = _correctly_rounded_quotient(ops.convert_to_tensor(a), float(divisor))
+    np.testing.assert_array_equal(np.asarray(quotient), a / np.float32(divisor))
