@@ -8,7 +8,7 @@ from keras import layers
 
 from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
-from caffe2keras.converters.reshaping import canonical_axis, to_caffe_order, to_keras_order
+from caffe2keras.converters.reshaping import canonical_axis, in_caffe_order, to_caffe_order, to_keras_order
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import Affine
 
@@ -68,14 +68,12 @@ def embed(node: Node) -> list[Step]:
     shape, out = node.in_shapes[0], node.out_shapes[0]
     # Caffe stores the table as (input_dim, num_output), as Keras does; indices are truncated floats.
     table = node.blob(0, (p.input_dim, p.num_output), "embed_param.input_dim", p.input_dim)
-    steps = [s for s in (to_caffe_order(node.layout, len(shape)),) if s]
     filler = caffe_filler(node.param, "embed_param.weight_filler", (p.input_dim, p.num_output))
-    steps.append(Step(layers.Embedding(p.input_dim, p.num_output, embeddings_initializer=filler), (table,),
-                      suffix="embedding"))
+    steps = [Step(layers.Embedding(p.input_dim, p.num_output, embeddings_initializer=filler), (table,),
+                  suffix="embedding")]
     if p.bias_term:
         bias = node.blob(1, (p.num_output,), "embed_param.bias_term", True)
         filler = caffe_filler(node.param, "embed_param.bias_filler", (p.num_output,))
         steps.append(Step(Affine((p.num_output,), use_scale=False, use_bias=True, beta_initializer=filler), (bias,),
                           suffix="bias"))
-    back = to_keras_order(node.layout, len(out))
-    return [*steps, back] if back else steps
+    return in_caffe_order(node, len(shape), len(out), steps)

@@ -7,7 +7,7 @@ import math
 from keras import layers
 
 from caffe2keras.converters.base import Node, Step, converts, require
-from caffe2keras.converters.reshaping import canonical_axis, to_caffe_order, to_keras_order
+from caffe2keras.converters.reshaping import canonical_axis, in_caffe_order
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import ArgMax, Reduction
@@ -43,12 +43,11 @@ def argmax(node: Node) -> Step | list[Step]:
                 kind=UnsupportedParameterError)
         return Step(ArgMax(p.top_k, node.keras_axis(axis), "values" if p.out_max_val else "indices"))
     out = node.out_shapes[0]
-    steps = [s for s in (to_caffe_order(node.layout, len(shape)),) if s]
-    steps.append(Step(layers.Reshape((math.prod(shape[1:]),)), suffix="flatten"))
-    steps.append(Step(ArgMax(p.top_k, -1, "indices_and_values" if p.out_max_val else "indices"), suffix="argmax"))
-    steps.append(Step(layers.Reshape(out[1:]), suffix="reshape"))
-    back = to_keras_order(node.layout, len(out))
-    return [*steps, back] if back else steps
+    return in_caffe_order(node, len(shape), len(out), [
+        Step(layers.Reshape((math.prod(shape[1:]),)), suffix="flatten"),
+        Step(ArgMax(p.top_k, -1, "indices_and_values" if p.out_max_val else "indices"), suffix="argmax"),
+        Step(layers.Reshape(out[1:]), suffix="reshape"),
+    ])
 
 
 def _reduction_axis(op: Op, rank: int) -> int:
