@@ -212,11 +212,11 @@ def softmax_over_batch(d: Path) -> Broken:
                   {"layer": "prob", "layer_type": "Softmax", "field": "softmax_param.axis", "value": 0})
 
 
-def batch_statistics(d: Path) -> Broken:
-    text = NET + ('layer { name: "bn" type: "BatchNorm" bottom: "conv1" top: "bn" '
-                  'batch_norm_param { use_global_stats: false } }\n')
+def reduction_over_batch(d: Path) -> Broken:
+    # Reduction's default axis 0 sums the whole batch into one number.
+    text = NET + 'layer { name: "total" type: "Reduction" bottom: "conv1" top: "total" }\n'
     return Broken(_write(d, "net.prototxt", text), None, UnsupportedParameterError,
-                  ("'bn'", "BatchNorm", "batch_norm_param.use_global_stats=False"))
+                  ("'total'", "Reduction", "reduction_param.axis=0"))
 
 
 BROKEN = {
@@ -242,7 +242,7 @@ BROKEN = {
     "v0_format": v0_format,
     "group_mismatch": group_mismatch,
     "softmax_over_batch": softmax_over_batch,
-    "batch_statistics": batch_statistics,
+    "reduction_over_batch": reduction_over_batch,
 }
 
 

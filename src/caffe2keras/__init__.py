@@ -11,10 +11,12 @@ from caffe2keras.caffe import extend_schema  # noqa: E402
 from caffe2keras.converters import Node, Step  # noqa: E402
 from caffe2keras.errors import (  # noqa: E402
     Caffe2KerasError,
+    ConversionWarning,
     InputShapeError,
     LayerError,
     ModelFileError,
     NetError,
+    RegistryError,
     SchemaError,
     ShapeError,
     UnsupportedLayersError,
@@ -28,11 +30,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Caffe2KerasError",
+    "ConversionWarning",
     "InputShapeError",
     "LayerError",
     "ModelFileError",
     "NetError",
     "Node",
+    "RegistryError",
     "SchemaError",
     "ShapeError",
     "Step",

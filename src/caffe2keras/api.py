@@ -9,8 +9,8 @@ from caffe2keras.builder import build_model, check_supported
 from caffe2keras.caffe import read_net, read_weights
 from caffe2keras.converters.base import Converter, LayerRule, ShapeRule, register_rule, rule_for
 from caffe2keras.converters.base import Node
-from caffe2keras.errors import NetError
-from caffe2keras.graph import Graph, build_graph, infer_shapes
+from caffe2keras.errors import NetError, RegistryError
+from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, infer_shapes, is_dropped_type
 from caffe2keras.layout import Layout
 
 PathLike = str | os.PathLike
@@ -67,7 +67,8 @@ def parameter_shapes(
     def shape_rule(op):
         rule = rule_for(op.type)
         if rule.shapes is None:
-            raise NetError(f"layer {op.name!r} ({op.type}) has a converter without a shape rule. Received: type={op.type!r}")
+            raise NetError(f"layer {op.name!r} ({op.type}) has a converter without a shape rule; register it "
+                           f"with register_converter(..., shapes=...). Received: type={op.type!r}")
         return rule.shapes
 
     infer_shapes(graph, shape_rule)
@@ -87,16 +88,39 @@ def register_converter(
     *,
     replace: bool = False,
 ) -> None:
-    """Teach caffe2keras a Caffe layer type.
+    """Teach caffe2keras a Caffe layer type (a fork's, your own, or ``"Python"``).
 
     Args:
-        layer_type: the type string as written in the prototxt (``type: "MyLayer"``).
-        convert: ``convert(node) -> Step | list[Step]``; ``node`` carries the layer's
-            parameters (``node.param``), Caffe shapes, layout and weights (``node.blob(i, shape, field, value)``).
-            Return Keras layers wrapped in :class:`caffe2keras.Step`; use registered-serializable
-            layers so that saved models reload with ``safe_mode=True``.
-        shapes: ``shapes(op, input_shapes) -> output_shapes`` in Caffe's layout; when omitted
-            the output shapes are read off the Keras layers.
-        replace: allow replacing an existing converter (including a built-in one).
+        layer_type: the type string as the prototxt writes it (``type: "MyLayer"``).
+        convert: ``convert(node) -> Step | list[Step]``. ``node`` (a
+            :class:`caffe2keras.Node`) carries the layer's parameters
+            (``node.param``), its Caffe shapes, the layout of the Keras tensors
+            and its weights (``node.blob(i, shape)``). Return the Keras layers to
+            apply wrapped in :class:`caffe2keras.Step` (an empty list makes every
+            top the first bottom). Raise ``node.error(message, field, value)`` for
+            parameters you cannot convert. For a saved model to reload with
+            ``safe_mode=True``, use layers registered with
+            ``keras.saving.register_keras_serializable``, never ``Lambda``.
+        shapes: ``shapes(op, input_shapes) -> output_shapes``: Caffe's shape rule,
+            in Caffe's layout with the batch axis (``op.param`` is the layer's
+            parameters). It lets the builder check your layers' output shapes and
+            ``parameter_shapes`` work; when omitted, the output shapes are read
+            off the Keras layers.
+        replace: replace an existing converter, a built-in one included.
+
+    Raises:
+        RegistryError: ``layer_type`` already has a converter (and ``replace`` is
+            False), or caffe2keras handles the type before any converter runs
+            (data layers become inputs; losses, ``Accuracy`` and ``Silence`` are dropped).
     """
+    if not isinstance(layer_type, str) or not layer_type:
+        raise TypeError(f"layer_type must be a non-empty string. Received: layer_type={layer_type!r}")
+    if not callable(convert):
+        raise TypeError(f"convert must be callable as convert(node). Received: convert={convert!r}")
+    if shapes is not None and not callable(shapes):
+        raise TypeError(f"shapes must be callable as shapes(op, input_shapes), or None. Received: shapes={shapes!r}")
+    if layer_type in DATA_LAYER_TYPES or is_dropped_type(layer_type):
+        role = "become the net's inputs" if layer_type in DATA_LAYER_TYPES else "are dropped at inference"
+        raise RegistryError(f"{layer_type!r} layers {role} before any converter runs, so a converter for them "
+                            f"would never be called. Received: layer_type={layer_type!r}")
     register_rule(LayerRule(layer_type, convert, shapes), replace=replace)

@@ -15,6 +15,7 @@ from caffe2keras.converters.base import Node, Step
 from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError
 from caffe2keras.graph import BlobRef, Graph, Op
 from caffe2keras.layout import Layout
+from caffe2keras.sharing import SharedParameters
 
 
 def keras_name(caffe_name: str) -> str:
@@ -42,12 +43,15 @@ def check_supported(graph: Graph, rule_for: Callable[[str], base.LayerRule | Non
     """Report every layer type without a converter at once, before anything is built."""
     counts: Counter[str] = Counter()
     first: dict[str, str] = {}
-    reasons: dict[str, str] = {}
+    reasons: dict[str, dict[str, None]] = {}  # type -> distinct reasons, in order
+    details: dict[str, dict[str, None]] = {}
     for op in graph.ops:
         rule = rule_for(op.type)
-        reason = None
         if rule is None:
-            reason = _unsupported_reason(op)
+            known = base.unsupported(op.type)
+            reason = known.reason if known else ""
+            if known and known.detail:
+                details.setdefault(op.type, {})[known.detail(op)] = None
         elif rule.check is not None:
             reason = rule.check(op)
             if reason is None:
@@ -56,17 +60,16 @@ def check_supported(graph: Graph, rule_for: Callable[[str], base.LayerRule | Non
             continue
         counts[op.type] += 1
         first.setdefault(op.type, op.name)
-        reasons.setdefault(op.type, reason or "")
+        reasons.setdefault(op.type, {})[reason] = None
     if counts:
-        raise UnsupportedLayersError((t, counts[t], first[t], reasons[t]) for t in counts)
+        raise UnsupportedLayersError(
+            (t, counts[t], first[t], _join_reasons(details.get(t, {}), reasons[t])) for t in counts
+        )
 
 
-def _unsupported_reason(op: Op) -> str:
-    if op.type == "Python":
-        p = op.param.python_param
-        return (f"Python layer {p.module or '?'}.{p.layer or '?'}: its code is never imported or run; "
-                "write a converter for what it computes")
-    return ""
+def _join_reasons(details, reasons) -> str:
+    text = "; ".join(r for r in reasons if r)
+    return f"{', '.join(details)}: {text}" if details else text
 
 
 class _PresetInitializer:
@@ -125,7 +128,9 @@ def _apply_steps(steps: Sequence[Step], op: Op, bottoms: list, names: NameTable,
         else:
             selected = [bottoms[i] if isinstance(i, int) else results[id(i)] for i in step.inputs]
         last = index == len(steps) - 1
-        if last:
+        if step.layer.built:
+            pass  # a layer shared with an earlier Caffe layer keeps its name
+        elif last:
             step.layer.name = final_name  # set before the layer is built
         else:
             suffix = step.suffix or re.sub(r"(?<!^)(?=[A-Z])", "_", type(step.layer).__name__).lower()
@@ -162,6 +167,7 @@ def build_model(
         model_inputs.append(tensor)
 
     needed = _needed_ops(graph, output_refs)
+    shared = SharedParameters()
     for op in graph.ops:
         if id(op) not in needed:
             continue
@@ -178,7 +184,9 @@ def build_model(
         steps = rule.convert(node)
         steps = [steps] if isinstance(steps, Step) else list(steps)
         node.check_all_blobs_used()
-        bottoms = [tensors[b] for b in op.bottoms]
+        steps = shared.apply(node, steps)
+        # A layer without bottoms (Parameter) is wired to the first net input, which it ignores.
+        bottoms = [tensors[b] for b in op.bottoms] or model_inputs[:1]
         if not steps:
             produced = [bottoms[0]] * len(op.tops)
         else:
@@ -186,7 +194,10 @@ def build_model(
             single_output = op.tops[0] if len(op.tops) == 1 and op.tops[0] in output_refs else None
             base_name = keras_name(op.name)
             reserved_ok = single_output is not None and keras_name(single_output.name) == base_name
-            final_name = names.claim(base_name, reserved_ok=reserved_ok)
+            if steps[-1].layer.built:  # tied to an earlier layer's parameters
+                final_name = steps[-1].layer.name
+            else:
+                final_name = names.claim(base_name, reserved_ok=reserved_ok)
             try:
                 result = _apply_steps(steps, op, bottoms, names, final_name)
             except Caffe2KerasError:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextlib
 import json
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -221,6 +223,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def conversion_warnings_as_lines():
+    """Print each ConversionWarning as one ``caffe2keras: warning:`` line; other warnings as usual."""
+    from caffe2keras.errors import ConversionWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ConversionWarning):
+            print(f"caffe2keras: warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -229,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # verify keeps exit status 1 for "a blob diverged"; any failure to compare is 2.
     failure_status = getattr(args, "failure_status", EXIT_ERROR)
     try:
-        return args.run(args)
+        with conversion_warnings_as_lines():
+            return args.run(args)
     except UsageError as exc:
         print(f"caffe2keras: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

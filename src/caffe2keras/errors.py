@@ -18,6 +18,10 @@ class SchemaError(Caffe2KerasError):
     """The Caffe schema (or a plugin's addition to it) does not compile."""
 
 
+class RegistryError(Caffe2KerasError):
+    """A converter registration clashes with an existing one, or could never run."""
+
+
 class ModelFileError(Caffe2KerasError):
     """A model file is missing, truncated, corrupt or not in a Caffe format, or cannot be written."""
 
@@ -66,6 +70,10 @@ class ShapeError(LayerError):
 
 class VerifyError(Caffe2KerasError):
     """A verification that cannot be set up: a reference that cannot run, inputs that do not fit."""
+
+
+class ConversionWarning(UserWarning):
+    """The conversion is exact at inference, but something behaves differently in training."""
 
 
 class UnsupportedLayersError(Caffe2KerasError):

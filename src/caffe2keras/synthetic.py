@@ -20,16 +20,25 @@ def synthetic_weights(
     """``(layer name, type, blobs)`` for every layer with parameters, ready for ``write_caffemodel``.
 
     Weights are scaled by fan-in so activations keep a sane range through deep nets;
-    BatchNorm gets plausible statistics and a scale factor of 1.
+    BatchNorm gets plausible statistics and a scale factor of 1; parameters that layers
+    share by name (``param { name: ... }``) get one value.
     """
     rng = np.random.default_rng(seed)
-    types = {op.name: op.type for op in load_graph(prototxt, input_shapes).ops}
+    ops = {op.name: op for op in load_graph(prototxt, input_shapes).ops}
+    shared: dict[str, np.ndarray] = {}  # parameters shared by name hold one value, as in Caffe
     layers = []
     for name, shapes in parameter_shapes(prototxt, input_shapes).items():
+        op = ops[name]
         blobs = []
         for index, shape in enumerate(shapes):
-            blobs.append(_values(rng, types[name], index, shape))
-        layers.append((name, types[name], blobs))
+            key = op.param.param[index].name if index < len(op.param.param) else ""
+            if key in shared and shared[key].size == math.prod(shape):
+                blobs.append(shared[key].reshape(shape))
+                continue
+            blobs.append(_values(rng, op.type, index, shape))
+            if key:
+                shared[key] = blobs[-1]
+        layers.append((name, op.type, blobs))
     return layers
 
 

@@ -346,13 +346,28 @@ def schema() -> Schema:
 
 
 def extend_schema(proto_text: str, source: str = "<extension>") -> None:
-    """Add messages, enums and fields to the schema.
+    """Add messages, enums and fields to the Caffe schema, as a fork's ``caffe.proto`` does.
 
     ``proto_text`` is proto2 text in package ``caffe``: new ``message`` and
-    ``enum`` definitions, and ``extend LayerParameter { optional FooParameter
-    foo_param = 1234; }`` blocks that add fields to existing messages.
-    The new schema is checked before it replaces the current one.
+    ``enum`` definitions, and ``extend`` blocks that add fields to existing
+    messages, for example::
+
+        message ChannelGateParameter { optional float gain = 1 [default = 1]; }
+        extend LayerParameter { optional ChannelGateParameter channel_gate_param = 5001; }
+
+    The new fields are then read from prototxt and caffemodel files like
+    Caffe's own (``channel_gate_param { gain: 2 }``; a V1 ``layers {}`` net needs
+    the field on ``V1LayerParameter`` too) and reach converters as
+    ``node.param.channel_gate_param``. Use the field number the fork uses, so
+    its binary files read correctly. Adding the same text again does nothing,
+    so a plugin module may call this at import.
+
+    Raises:
+        SchemaError: the text does not parse, or clashes with the schema
+            (a name or field number already taken). The schema is left unchanged.
     """
+    if any(text == proto_text for _, text in _extra_texts):
+        return
     candidate = (_base_text(), *_extra_texts, (source, proto_text))
     _compiled.cache_clear()
     try:

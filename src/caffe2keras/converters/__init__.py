@@ -7,9 +7,13 @@ from caffe2keras.converters import (  # noqa: F401
     detection,
     inner_product,
     normalization,
+    parameter,
     pooling,
+    recurrent,
+    reduction,
     resampling,
     reshaping,
+    unsupported,
 )
 from caffe2keras.converters.base import (
     IDENTITY,

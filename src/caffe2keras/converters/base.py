@@ -16,21 +16,29 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from caffe2keras.caffe.weights import Blob
-from caffe2keras.errors import Caffe2KerasError, ShapeError, UnsupportedParameterError, WeightsError
+from caffe2keras.errors import RegistryError, ShapeError, UnsupportedParameterError, WeightsError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layout import Layout
 
 
 @dataclass(frozen=True, eq=False)
 class Step:
-    """One Keras layer to apply.
+    """One Keras layer to apply, as a converter returns it.
 
-    ``inputs`` lists what the layer is called on: ints are the Caffe layer's
-    bottoms, :class:`Step` objects are earlier steps' outputs. By default the
-    first step takes every bottom and each later step the previous step's
-    output. ``weights`` are the initial values of the variables the layer
-    creates, in creation order (``None`` keeps the layer's initializer).
-    The last step's output(s) become the Caffe layer's top(s).
+    Args:
+        layer: a new, unbuilt Keras layer. For a model that reloads with
+            ``safe_mode=True``, use Keras' own layers or layers registered with
+            ``keras.saving.register_keras_serializable`` -- never ``Lambda``.
+        weights: the initial values of the variables the layer creates, in
+            creation order, in the layer's own layout (``None`` keeps that
+            variable's initializer; an empty sequence keeps them all).
+        inputs: what the layer is called on: ints are the Caffe layer's
+            bottoms, :class:`Step` objects earlier steps' outputs. By default
+            the first step takes every bottom (one tensor, or a list of them)
+            and each later step the previous step's output.
+        suffix: names a step that is not the last, ``<layer>_<suffix>``; the
+            last step is named after the Caffe layer and its output(s) become
+            the Caffe layer's top(s).
     """
 
     layer: object
@@ -45,7 +53,22 @@ IDENTITY: Build = ()  # every top is bottom 0 (Split, Dropout at test time...)
 
 @dataclass(frozen=True)
 class Node:
-    """A Caffe layer as a converter sees it."""
+    """A Caffe layer as a converter sees it.
+
+    Attributes:
+        name, type: the Caffe layer's name and type string.
+        param: its ``LayerParameter`` (``node.param.convolution_param.num_output``,
+            or a plugin's own field added with :func:`caffe2keras.extend_schema`).
+        in_shapes, out_shapes: Caffe (N, C, H, W...) shapes of the bottoms and
+            tops, batch included (``out_shapes`` is empty without a shape rule).
+        layout: where Caffe's axes are in the Keras tensors: ``layout.data_format``,
+            ``layout.keras_shape(caffe_shape)``, ``layout.to_keras(caffe_array)``;
+            see also :meth:`keras_axis`.
+        op: the graph node (bottoms and tops as blob references).
+
+    Use :meth:`blob` for weights and :meth:`error` for parameters that cannot
+    be converted.
+    """
 
     op: Op
     in_shapes: tuple[Shape, ...]
@@ -70,21 +93,28 @@ class Node:
         return self.op.param
 
     def error(self, message: str, field: str | None = None, value=None, kind=UnsupportedParameterError):
+        """An error naming this layer, ending in ``Received: field=value``; ``raise node.error(...)``."""
         return kind(self.name, self.type, message, field, value)
 
     def keras_axis(self, caffe_axis: int, rank: int | None = None) -> int:
+        """The Keras axis holding Caffe axis ``caffe_axis`` of a tensor of ``rank``
+        (default: bottom 0's rank)."""
         rank = len(self.in_shapes[0]) if rank is None else rank
         return self.layout.axis(caffe_axis, rank)
 
-    def blob(self, index: int, expected: Shape, field: str, value, *, dims=None) -> np.ndarray | None:
-        """Weight blob ``index`` as an array of shape ``expected`` (None when converting
-        the architecture only).
+    def blob(self, index: int, expected: Shape, field: str | None = None, value=None, *,
+             dims=None) -> np.ndarray | None:
+        """Weight blob ``index`` as a float32 array of shape ``expected``, in Caffe's layout,
+        or None when converting the architecture only. Every blob the weights file holds
+        for the layer must be asked for.
 
-        ``field``/``value`` name the parameter that sets the shape; ``dims`` may name,
-        per dimension, the ``(field, value)`` that sets that dimension, so that a
-        mismatch is reported against the right one.
+        ``field``/``value`` name the parameter that sets the shape, for the error when the
+        file disagrees; ``dims`` may name, per dimension, the ``(field, value)`` that sets
+        that dimension, so that a mismatch is reported against the right one.
         """
         expected = tuple(int(d) for d in expected)
+        if field is None:
+            field, value = f"blobs[{index}].shape", expected
         self.requested[index] = expected
         if self.weights is None:
             return None
@@ -147,19 +177,16 @@ class LayerRule:
     check: Callable[[Op], str | None] | None = None
 
 
-class RegistryError(Caffe2KerasError):
-    """A converter registration clashes with an existing one."""
-
-
 _RULES: dict[str, LayerRule] = {}
 
 
 def register_rule(rule: LayerRule, *, replace: bool = False) -> LayerRule:
     if rule.type in _RULES and not replace:
+        existing = _RULES[rule.type].convert
         raise RegistryError(
             f"a converter for Caffe type {rule.type!r} is already registered "
-            f"({_RULES[rule.type].convert.__module__}); pass replace=True to override it. "
-            f"Received: type={rule.type!r}"
+            f"({existing.__module__}.{getattr(existing, '__qualname__', existing)}); pass replace=True to "
+            f"override it. Received: layer_type={rule.type!r}"
         )
     _RULES[rule.type] = rule
     return rule
@@ -178,6 +205,27 @@ def converts(*types: str, shapes: ShapeRule | None, check=None):
 
 def rule_for(layer_type: str) -> LayerRule | None:
     return _RULES.get(layer_type)
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """Why caffe2keras has no converter for a Caffe type, for the unsupported-layers report."""
+
+    reason: str
+    # What tells one such layer from another (a Python layer's class), listed with the reason.
+    detail: Callable[[Op], str] | None = None
+
+
+_UNSUPPORTED: dict[str, Unsupported] = {}
+
+
+def declare_unsupported(layer_type: str, reason: str, detail: Callable[[Op], str] | None = None) -> None:
+    """Record why a Caffe type is not converted; a registered converter still takes precedence."""
+    _UNSUPPORTED[layer_type] = Unsupported(reason, detail)
+
+
+def unsupported(layer_type: str) -> Unsupported | None:
+    return _UNSUPPORTED.get(layer_type)
 
 
 def registered_types() -> list[str]:

@@ -1,4 +1,4 @@
-"""Convolution and Deconvolution (1-, 2- and 3-D, groups, dilation, asymmetric geometry).
+"""Convolution, Deconvolution (1-, 2- and 3-D, groups, dilation, asymmetric geometry) and Im2col.
 
 Two forks' depthwise layers read ``convolution_param`` too:
 ``DepthwiseConvolution`` (yonghenglh6/DepthwiseConvolution, for MobileNet) is a
@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 from keras import layers
 
+from caffe2keras.caffe.weights import Blob
 from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
@@ -234,4 +237,36 @@ def deconvolution(node: Node) -> list[Step]:
         out_shape = node.layout.keras_shape(node.out_shapes[0])
         begin = node.layout.keras_shape((0, 0, *g.pad))
         steps.append(Step(Crop(begin[1:], out_shape[1:])))
+    return steps
+
+
+
+def _im2col_as_convolution(op: Op, shape: Shape) -> Op:
+    """Caffe's Im2col as the fixed grouped convolution that copies each window into channels:
+    output channel ``c * K + k`` holds kernel position ``k`` (row-major) of input channel ``c``."""
+    param = type(op.param)()
+    param.CopyFrom(op.param)
+    conv = param.convolution_param
+    channels = shape[1]
+    conv.group, conv.num_output, conv.bias_term = channels, channels, False
+    as_convolution = Op(op.name, op.type, param, op.bottoms, op.tops)
+    conv.num_output = channels * math.prod(conv_geometry(as_convolution, shape).kernel)
+    return as_convolution
+
+
+def im2col_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    return convolution_shapes(_im2col_as_convolution(op, in_shapes[0]), in_shapes)
+
+
+@converts("Im2col", shapes=im2col_shapes)
+def im2col(node: Node) -> list[Step]:
+    shape = node.in_shapes[0]
+    op = _im2col_as_convolution(node.op, shape)
+    kernel = conv_geometry(op, shape).kernel
+    window = math.prod(kernel)
+    # One-hot kernels: multiplying by 1 and adding zeros copies the values exactly.
+    one_hot = np.tile(np.eye(window, dtype=np.float32).reshape(window, 1, *kernel), (shape[1], 1) + (1,) * len(kernel))
+    steps = convolution(Node(op, node.in_shapes, node.out_shapes, node.layout, (Blob(one_hot),)))
+    for step in steps:
+        step.layer.trainable = False  # a fixed rearrangement, not a parameter
     return steps

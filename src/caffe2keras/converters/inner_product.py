@@ -1,4 +1,4 @@
-"""InnerProduct: a Dense layer over the axes from ``axis`` on, flattened in Caffe's order."""
+"""InnerProduct (a Dense layer over the axes from ``axis`` on, flattened in Caffe's order) and Embed."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from keras import layers
 
 from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
-from caffe2keras.converters.reshaping import canonical_axis, to_caffe_order, to_keras_order
+from caffe2keras.converters.reshaping import canonical_axis, in_caffe_order, to_caffe_order, to_keras_order
 from caffe2keras.graph import Op, Shape
+from caffe2keras.layers import Affine
 
 
 def inner_product_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -52,3 +53,27 @@ def inner_product(node: Node) -> list[Step]:
     steps.append(Step(dense, weights, suffix="dense"))
     back = to_keras_order(node.layout, axis + 1)
     return [*steps, back] if back else steps
+
+
+def embed_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    p = op.param.embed_param
+    require(p.num_output > 0, op, "num_output must be positive", "embed_param.num_output", p.num_output)
+    require(p.input_dim > 0, op, "input_dim must be positive", "embed_param.input_dim", p.input_dim)
+    return [(*in_shapes[0], p.num_output)]
+
+
+@converts("Embed", shapes=embed_shapes)
+def embed(node: Node) -> list[Step]:
+    p = node.param.embed_param
+    shape, out = node.in_shapes[0], node.out_shapes[0]
+    # Caffe stores the table as (input_dim, num_output), as Keras does; indices are truncated floats.
+    table = node.blob(0, (p.input_dim, p.num_output), "embed_param.input_dim", p.input_dim)
+    filler = caffe_filler(node.param, "embed_param.weight_filler", (p.input_dim, p.num_output))
+    steps = [Step(layers.Embedding(p.input_dim, p.num_output, embeddings_initializer=filler), (table,),
+                  suffix="embedding")]
+    if p.bias_term:
+        bias = node.blob(1, (p.num_output,), "embed_param.bias_term", True)
+        filler = caffe_filler(node.param, "embed_param.bias_filler", (p.num_output,))
+        steps.append(Step(Affine((p.num_output,), use_scale=False, use_bias=True, beta_initializer=filler), (bias,),
+                          suffix="bias"))
+    return in_caffe_order(node, len(shape), len(out), steps)

@@ -1,5 +1,5 @@
-"""Pooling: MAX (with its argmax mask top), AVE and test-time STOCHASTIC, global or windowed,
-with Caffe's rounding; and Fast R-CNN's ROIPooling."""
+"""Pooling (MAX with its argmax mask top, AVE and test-time STOCHASTIC, global or windowed,
+with Caffe's rounding), SPP, and Fast R-CNN's ROIPooling."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from keras import layers
 
 from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.reshaping import to_caffe_order
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
@@ -83,23 +84,79 @@ def pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 @converts("Pooling", shapes=pooling_shapes)
 def pooling(node: Node) -> Step:
     shape = node.in_shapes[0]
-    out = node.out_shapes[0]
     g = pool_geometry(node.op, shape)
     data_format = node.layout.data_format
     if len(node.op.tops) == 2:
         return Step(MaxPoolingWithArgmax2D(g.kernel, g.stride, g.pad, g.ceil_mode, data_format=data_format))
+    return Step(pooling_layer(g, shape, node.out_shapes[0], data_format))
+
+
+def pooling_layer(g: PoolGeometry, shape: Shape, out: Shape, data_format: str):
+    """The plainest Keras layer that pools exactly as Caffe does for this geometry."""
     single_window = out[2:] == (1, 1) and g.pad == (0, 0) and g.kernel == tuple(shape[2:])
     if single_window and g.method != "stochastic":
         global_class = layers.GlobalMaxPooling2D if g.method == "max" else layers.GlobalAveragePooling2D
-        return Step(global_class(data_format=data_format, keepdims=True))
+        return global_class(data_format=data_format, keepdims=True)
     # Keras' valid pooling is exact when no padding is needed and the windows tile like floor().
     floor_tiling = all(
         o == (n - k) // s + 1 for o, n, k, s in zip(out[2:], shape[2:], g.kernel, g.stride)
     )
     if g.pad == (0, 0) and floor_tiling and g.method != "stochastic":
         plain_class = layers.MaxPooling2D if g.method == "max" else layers.AveragePooling2D
-        return Step(plain_class(pool_size=g.kernel, strides=g.stride, padding="valid", data_format=data_format))
-    return Step(CaffePooling2D(g.method, g.kernel, g.stride, g.pad, g.ceil_mode, data_format=data_format))
+        return plain_class(pool_size=g.kernel, strides=g.stride, padding="valid", data_format=data_format)
+    return CaffePooling2D(g.method, g.kernel, g.stride, g.pad, g.ceil_mode, data_format=data_format)
+
+
+def spp_levels(op: Op, shape: Shape) -> list[tuple[PoolGeometry, Shape]]:
+    """Caffe's SPP: level i pools into 2**i bins per side with kernel = stride = ceil(size / bins),
+    padded by half the shortfall (rounded up), under Caffe's own pooling rules."""
+    p = op.param.spp_param
+    require(len(shape) == 4, op, "SPP takes 4-D (N, C, H, W) inputs", "bottom_shape", tuple(shape))
+    require(p.pyramid_height >= 1, op, "pyramid_height must be at least 1", "spp_param.pyramid_height",
+            p.pyramid_height)
+    levels = []
+    for level in range(p.pyramid_height):
+        bins = 2**level
+        kernel = tuple(-(-n // bins) for n in shape[2:])
+        pad = tuple((k * bins - n + 1) // 2 for k, n in zip(kernel, shape[2:]))
+        g = PoolGeometry(METHODS[p.pool], kernel, kernel, pad, ceil_mode=True, is_global=False)
+        require(all(q < k for q, k in zip(pad, kernel)), op,
+                f"level {level} would pad {pad} with kernel {kernel}; Caffe's pooling needs pad < kernel "
+                f"(the input {tuple(shape[2:])} is too small for {bins} bins)", "spp_param.pyramid_height",
+                p.pyramid_height)
+        require(pad == (0, 0) or g.method != "stochastic", op,
+                f"level {level} needs padding, which Caffe's stochastic pooling refuses", "spp_param.pool", p.pool)
+        pooled = pooled_sizes(shape[2:], kernel, kernel, pad, ceil_mode=True)
+        levels.append((g, (shape[0], shape[1], *pooled)))
+    return levels
+
+
+def spp_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    levels = spp_levels(op, in_shapes[0])
+    if len(levels) == 1:  # Caffe returns the single pooling's top as is
+        return [levels[0][1]]
+    return [(in_shapes[0][0], sum(math.prod(out[1:]) for _, out in levels))]
+
+
+@converts("SPP", shapes=spp_shapes)
+def spp(node: Node) -> list[Step]:
+    shape = node.in_shapes[0]
+    levels = spp_levels(node.op, shape)
+    data_format = node.layout.data_format
+    if len(levels) == 1:
+        g, out = levels[0]
+        return [Step(pooling_layer(g, shape, out, data_format))]
+    steps, flattened = [], []
+    for level, (g, out) in enumerate(levels):
+        pooled = Step(pooling_layer(g, shape, out, data_format), inputs=[0], suffix=f"level{level}")
+        steps.append(pooled)
+        to_caffe = to_caffe_order(node.layout, 4)
+        if to_caffe:
+            steps.append(Step(to_caffe.layer, inputs=[pooled], suffix=f"level{level}_to_nchw"))
+        steps.append(Step(layers.Flatten(data_format="channels_last"), inputs=[steps[-1]],
+                          suffix=f"level{level}_flatten"))
+        flattened.append(steps[-1])
+    return [*steps, Step(layers.Concatenate(axis=1), inputs=flattened)]
 
 
 def roi_pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:

@@ -1,4 +1,5 @@
-"""Blob plumbing: Split, Concat, Slice, Flatten, Reshape, Crop, and the forks' ShuffleChannel and Reorg.
+"""Blob plumbing: Split, Concat, Slice, Flatten, Reshape, Crop, Tile, BatchReindex, and the forks'
+ShuffleChannel and Reorg.
 
 Caffe reshapes in its own (N, C, H, W) element order. In ``channels_last`` a
 reshape therefore runs between two permutes, so that values land where Caffe
@@ -14,7 +15,7 @@ from keras import layers
 from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import Crop, Slice
+from caffe2keras.layers import BatchReindex, Crop, Slice, Tile
 from caffe2keras.layout import Layout
 
 
@@ -210,6 +211,36 @@ def crop(node: Node):
     begin = node.layout.keras_shape(offsets)[1:]
     size = node.layout.keras_shape(out)[1:]
     return Step(Crop(begin, size), inputs=[0])
+
+
+def tile_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    shape = in_shapes[0]
+    p = op.param.tile_param
+    axis = canonical_axis(op, p.axis, len(shape), "tile_param.axis")
+    require(p.HasField("tiles") and p.tiles > 0, op, "tiles must be given and positive", "tile_param.tiles", p.tiles)
+    return [tuple(d * p.tiles if i == axis else d for i, d in enumerate(shape))]
+
+
+@converts("Tile", shapes=tile_shapes)
+def tile(node: Node) -> Step:
+    p = node.param.tile_param
+    axis = canonical_axis(node.op, p.axis, len(node.in_shapes[0]), "tile_param.axis")
+    require(axis != 0, node.op, "tiling the batch axis is not supported", "tile_param.axis", p.axis,
+            kind=UnsupportedParameterError)
+    # Whole copies of the block from `axis` on, one after another: the same along any layout.
+    return Step(Tile(node.keras_axis(axis), p.tiles))
+
+
+def batch_reindex_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    require(len(in_shapes) == 2, op, "BatchReindex takes two bottoms (the blob and the indices)", "bottom",
+            [b.name for b in op.bottoms])
+    require(len(in_shapes[1]) == 1, op, "the indices must be a 1-D blob", "bottom_shapes", [tuple(s) for s in in_shapes])
+    return [(in_shapes[1][0], *in_shapes[0][1:])]
+
+
+@converts("BatchReindex", shapes=batch_reindex_shapes)
+def batch_reindex(node: Node) -> Step:
+    return Step(BatchReindex())
 
 
 def shuffle_channel_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:

@@ -9,32 +9,43 @@ from caffe2keras.layers.convolution import GroupedConv2DTranspose
 from caffe2keras.layers.detection import DetectionOutput, Normalize, PriorBox
 from caffe2keras.layers.elementwise import AbsVal, Clip, Exp, Log, Power, Swish, Threshold
 from caffe2keras.layers.initializers import CaffeFiller
-from caffe2keras.layers.normalization import LRN
+from caffe2keras.layers.normalization import LRN, MeanVarianceNormalization
 from caffe2keras.layers.pooling import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
+from caffe2keras.layers.recurrent import CaffeLSTM, CaffeRNN, LSTMUnit
+from caffe2keras.layers.reduction import ArgMax, Reduction
 from caffe2keras.layers.resampling import BilinearInterp, MaxUnpooling2D
-from caffe2keras.layers.tensor import Affine, Crop, Slice, WeightedSum
+from caffe2keras.layers.tensor import Affine, BatchReindex, Crop, LearnedTensor, Slice, Tile, WeightedSum
 
 __all__ = [
     "AbsVal",
     "Affine",
+    "ArgMax",
+    "BatchReindex",
     "BilinearInterp",
     "CaffeFiller",
+    "CaffeLSTM",
     "CaffePooling2D",
+    "CaffeRNN",
     "Clip",
     "Crop",
     "DetectionOutput",
     "Exp",
     "GroupedConv2DTranspose",
     "LRN",
+    "LSTMUnit",
+    "LearnedTensor",
     "Log",
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",
+    "MeanVarianceNormalization",
     "Normalize",
     "Power",
     "PriorBox",
     "ROIPooling",
+    "Reduction",
     "Slice",
     "Swish",
     "Threshold",
+    "Tile",
     "WeightedSum",
 ]

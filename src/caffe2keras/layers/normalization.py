@@ -75,3 +75,54 @@ def _take(x, axis, start, length):
     index = [slice(None)] * len(x.shape)
     index[axis] = slice(start, start + length)
     return x[tuple(index)]
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class MeanVarianceNormalization(layers.Layer):
+    """Subtract the mean over ``axes`` and, optionally, divide by the standard deviation.
+
+    Caffe's MVN adds ``epsilon`` to the standard deviation:
+    ``y = (x - mean) / (sqrt(var) + epsilon)``; its BatchNorm with the batch's
+    own statistics adds it to the variance: ``y = (x - mean) / sqrt(var + epsilon)``
+    (``epsilon_on="variance"``). ``var`` is the mean squared deviation. The
+    statistics are those of each call's inputs: ``axes`` may include the batch
+    axis 0, and then the result depends on the whole batch.
+
+    Args:
+        axes: the axes the statistics are taken over (empty: every value is its own mean).
+        normalize_variance: divide by the standard deviation.
+        epsilon: the constant that keeps the division finite.
+        epsilon_on: ``"stddev"`` (Caffe's MVN) or ``"variance"`` (Caffe's BatchNorm).
+    """
+
+    EPSILON_ON = ("stddev", "variance")
+
+    def __init__(self, axes=(-1,), normalize_variance=True, epsilon=1e-9, epsilon_on="stddev", **kwargs):
+        super().__init__(**kwargs)
+        if epsilon_on not in self.EPSILON_ON:
+            raise ValueError(f"epsilon_on must be one of {self.EPSILON_ON}. Received: epsilon_on={epsilon_on!r}")
+        self.axes = tuple(int(a) for a in axes)
+        self.normalize_variance = bool(normalize_variance)
+        self.epsilon = float(epsilon)
+        self.epsilon_on = epsilon_on
+
+    def _mean(self, x):
+        return ops.mean(x, axis=self.axes, keepdims=True) if self.axes else x
+
+    def call(self, inputs):
+        centred = inputs - self._mean(inputs)
+        if not self.normalize_variance:
+            return centred
+        variance = self._mean(ops.square(centred))
+        if self.epsilon_on == "stddev":
+            return centred / (ops.sqrt(variance) + self.epsilon)
+        return centred / ops.sqrt(variance + self.epsilon)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(axes=self.axes, normalize_variance=self.normalize_variance, epsilon=self.epsilon,
+                      epsilon_on=self.epsilon_on)
+        return config

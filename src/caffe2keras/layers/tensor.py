@@ -144,3 +144,75 @@ class Crop(layers.Layer):
         config = super().get_config()
         config.update(begin=self.begin, size=self.size)
         return config
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class Tile(layers.Layer):
+    """Repeat the input ``tiles`` times along ``axis`` (Caffe's Tile: whole copies, one after another)."""
+
+    def __init__(self, axis, tiles, **kwargs):
+        super().__init__(**kwargs)
+        if int(tiles) < 1:
+            raise ValueError(f"tiles must be positive. Received: tiles={tiles}")
+        self.axis = int(axis)
+        self.tiles = int(tiles)
+
+    def call(self, inputs):
+        repeats = [1] * len(inputs.shape)
+        repeats[self.axis] = self.tiles
+        return ops.tile(inputs, repeats)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        axis = self.axis % len(shape)
+        shape[axis] = None if shape[axis] is None else shape[axis] * self.tiles
+        return tuple(shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(axis=self.axis, tiles=self.tiles)
+        return config
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class BatchReindex(layers.Layer):
+    """``y[i] = x[indices[i]]`` along the batch axis (Caffe's BatchReindex).
+
+    Called on ``[x, indices]``; ``indices`` is a 1-D float tensor of whole
+    numbers, as Caffe reads them, and sets the output's batch size.
+    """
+
+    def call(self, inputs):
+        data, indices = inputs
+        return ops.take(data, ops.cast(indices, "int32"), axis=0)
+
+    def compute_output_shape(self, input_shape):
+        data_shape, indices_shape = input_shape
+        return (indices_shape[0], *data_shape[1:])
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class LearnedTensor(layers.Layer):
+    """A learned tensor of a fixed ``value_shape`` as the output (Caffe's Parameter layer).
+
+    The input only places the layer in a functional graph; its values are
+    ignored. The output's first axis is the tensor's own axis 0, not a batch.
+    """
+
+    def __init__(self, value_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.value_shape = tuple(int(d) for d in value_shape)
+
+    def build(self, input_shape):
+        self.value = self.add_weight(name="value", shape=self.value_shape, initializer=initializers.Zeros())
+
+    def call(self, inputs):
+        return ops.convert_to_tensor(self.value)
+
+    def compute_output_shape(self, input_shape):
+        return self.value_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(value_shape=self.value_shape)
+        return config
