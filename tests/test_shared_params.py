@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import keras
@@ -92,8 +93,11 @@ def test_partly_shared_layers_are_converted_apart_with_a_warning(tmp_path):
     text = siamese(partial=True)
     layers = weights_as_caffe_saves_them(text, tmp_path)
     prototxt, weights = write_net(tmp_path, text, layers)
-    with pytest.warns(caffe2keras.ConversionWarning, match="Layer 'conv1_p' .* shares 'conv1_w' with 'conv1'"):
+    with pytest.warns(caffe2keras.ConversionWarning) as warned:
         model = caffe2keras.convert(prototxt, weights, outputs=["feat", "feat_p"], data_format="channels_first")
+    messages = [str(w.message) for w in warned]
+    assert any(re.search("Layer 'conv1_p' .* shares 'conv1_w' with 'conv1'", m) for m in messages)
+    assert {re.match(r"Layer '(\w+)'", m).group(1) for m in messages} == {"conv1_p", "ip1_p", "feat_p"}
     x = RNG.standard_normal((3, 2, 10, 10)).astype(np.float32)
     references = opencv_forward(tmp_path, text, {"pair_data": x}, ["feat", "feat_p"], layers)
     for blob, actual, reference in zip(["feat", "feat_p"], run(model, [x], "channels_first"), references):
