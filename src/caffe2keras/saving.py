@@ -12,13 +12,13 @@ this Keras lacks the internals used, it calls ``model.save``.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from caffe2keras.progress import Progress
 
 COPY_CHUNK = 16 << 20
 
@@ -39,21 +39,28 @@ def _streaming_supported() -> bool:
     )
 
 
-def save_model(model, path: str | os.PathLike, *, on_variable: Callable[[int], None] | None = None) -> None:
+def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> None:
     """Write ``model`` to ``path`` (a ``.keras`` file) as ``model.save(path)`` does, streaming its weights.
 
-    ``on_variable(nbytes)`` is called after each variable is written (for progress displays).
+    ``progress=True`` shows a progress bar on stderr.
     """
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"the path must end in .keras. Received: path={str(path)!r}")
-    if not _streaming_supported():
-        model.save(path)
-        return
+    # Each byte is written twice: into the HDF5 file, then into the archive.
+    total = 2 * sum(np.asarray(v).nbytes for v in model.weights)
+    with Progress(progress) as bars, bars.phase("saving", total) as advance:
+        if _streaming_supported():
+            _save_streaming(model, path, advance)
+        else:
+            model.save(path)
+
+
+def _save_streaming(model, path: Path, on_bytes) -> None:
     config_json, metadata_json = saving_lib._serialize_model_as_json(model)
     with tempfile.TemporaryDirectory(prefix=".weights-", dir=path.parent) as scratch:
         weights_path = os.path.join(scratch, saving_lib._VARS_FNAME_H5)
-        weights_store = _ViewingH5IOStore(weights_path, mode="w", on_variable=on_variable)
+        weights_store = _ViewingH5IOStore(weights_path, mode="w", on_variable=on_bytes)
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr(saving_lib._METADATA_FILENAME, metadata_json)
             archive.writestr(saving_lib._CONFIG_FILENAME, config_json)
@@ -65,7 +72,9 @@ def save_model(model, path: str | os.PathLike, *, on_variable: Callable[[int], N
                 assets_store.close()
             with open(weights_path, "rb") as source, archive.open(saving_lib._VARS_FNAME_H5, "w",
                                                                    force_zip64=True) as member:
-                shutil.copyfileobj(source, member, COPY_CHUNK)
+                while chunk := source.read(COPY_CHUNK):
+                    member.write(chunk)
+                    on_bytes(len(chunk))
 
 
 if saving_lib is not None and hasattr(saving_lib, "H5IOStore"):
@@ -73,7 +82,7 @@ if saving_lib is not None and hasattr(saving_lib, "H5IOStore"):
     class _ViewingH5IOStore(saving_lib.H5IOStore):
         """Keras' HDF5 weights store, writing each variable from a view of its buffer, not a copy."""
 
-        def __init__(self, *args, on_variable=None, **kwargs):
+        def __init__(self, *args, on_variable, **kwargs):
             super().__init__(*args, **kwargs)
             self.on_variable = on_variable
 
@@ -85,5 +94,4 @@ if saving_lib is not None and hasattr(saving_lib, "H5IOStore"):
                 self._h5_entry_group[key] = array
             else:  # bfloat16 and other types Keras tags specially
                 super().__setitem__(key, value)
-            if self.on_variable is not None:
-                self.on_variable(array.nbytes)
+            self.on_variable(array.nbytes)

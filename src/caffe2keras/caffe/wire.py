@@ -237,6 +237,8 @@ def _scan_blob(buffer, start: int, stop: int, numbers: _Numbers) -> BlobRecord:
 
 def _add_values(runs: list[Run], wire: int, value, end: int, single_wire: int, itemsize: int, what: str) -> None:
     """Append one field's values: a packed array, or one unpacked value (consecutive ones join a strided run)."""
+    if wire != LENGTH:
+        _expect(wire, single_wire, what)
     start, stop = value
     if wire == LENGTH:
         if (stop - start) % itemsize:
@@ -244,7 +246,6 @@ def _add_values(runs: list[Run], wire: int, value, end: int, single_wire: int, i
         if stop > start:
             runs.append(Run(start, (stop - start) // itemsize, itemsize))
         return
-    _expect(wire, single_wire, what)
     if runs:
         last = runs[-1]
         if last.count == 1 and last.stride == 0:
