@@ -14,7 +14,9 @@ from __future__ import annotations
 import itertools
 import math
 import mmap
+import os
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -23,6 +25,8 @@ ALIGNMENT = 64
 # Tiles of a transposing copy stay within the L2 cache; slabs bound the mapped pages resident at once.
 TILE_BYTES = 256 << 10
 SLAB_BYTES = 16 << 20
+MAPPED_BYTES = 1 << 20  # buffers from this size on are anonymous memory maps
+MAX_THREADS = 4
 
 _owned_buffers: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
@@ -39,10 +43,20 @@ def owned_copy(array: np.ndarray, dtype=np.float32) -> np.ndarray:
     outer = order[0]
     rows = array.shape[outer]
     slab = max(1, min(rows, SLAB_BYTES // max(1, array.nbytes // max(1, rows))))
-    for start in range(0, rows, slab):
+
+    def copy_slab(start: int) -> None:
         index = (slice(None),) * outer + (slice(start, start + slab),)
         _copy_tiled(out[index].transpose(order), array[index].transpose(order))
         release_pages(array[index])
+
+    starts = range(0, rows, slab)
+    workers = min(len(starts), os.cpu_count() or 1, MAX_THREADS)
+    if workers > 1:  # numpy copies without the GIL: slabs go in parallel
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(copy_slab, starts))
+    else:
+        for start in starts:
+            copy_slab(start)
     return out
 
 
@@ -61,7 +75,12 @@ def is_owned(array: np.ndarray) -> bool:
 
 def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     nbytes = math.prod(shape) * dtype.itemsize
-    raw = np.empty(nbytes + ALIGNMENT, np.uint8)
+    if nbytes >= MAPPED_BYTES and hasattr(mmap, "MAP_PRIVATE"):
+        # Page-aligned private memory of its own. numpy asks the kernel for huge pages for big
+        # arrays, and on a busy machine the compaction that takes costs more than the copy.
+        raw = np.frombuffer(mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE), np.uint8)
+    else:
+        raw = np.empty(nbytes + ALIGNMENT, np.uint8)
     _owned_buffers[id(raw)] = raw
     start = -raw.ctypes.data % ALIGNMENT
     return raw[start : start + nbytes].view(dtype).reshape(shape)
