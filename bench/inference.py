@@ -6,7 +6,9 @@ For each net, the converted model (our prototxt, synthetic weights) and
 ``keras.applications.<Net>(weights=None)`` are run with ``predict_on_batch``
 (jit-compiled by Keras) on the same random batch, alternately, after one
 warm-up call each. Reports the median time per batch, the ratio, and the
-spread of the per-pair ratios.
+spread of the per-pair ratios; and, free of timing noise, what XLA's cost
+analysis of each compiled forward pass counts (floating-point operations,
+bytes accessed) and its number of convolutions and fused kernels.
 """
 
 from __future__ import annotations
@@ -33,13 +35,31 @@ def timed(model, batch) -> float:
     return time.perf_counter() - start
 
 
+def compiled_cost(model, batch) -> str:
+    """XLA's own account of the compiled inference pass (JAX backend only)."""
+    if keras.backend.backend() != "jax":
+        return ""
+    import jax
+
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    forward = jax.jit(lambda t, n, x: model.stateless_call(t, n, x, training=False)[0])
+    compiled = forward.lower(trainable, non_trainable, batch).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    text = compiled.as_text()
+    return (f"{cost.get('flops', 0) / 1e9:.3f} GFLOP, {cost.get('bytes accessed', 0) / 1e6:.1f} MB accessed, "
+            f"{text.count(' convolution(')} convolutions, {text.count(' fusion(')} fusions")
+
+
 def compare(net: str, batch_size: int, runs: int, directory) -> tuple[float, float, list[float]]:
     prototxt, weights = ensure_model(net, directory)
     converted = caffe2keras.convert(prototxt, weights)
     twin = TWINS[net](weights=None)
     batch = np.random.default_rng(0).standard_normal((batch_size, 224, 224, 3)).astype(np.float32)
-    for model in (converted, twin):
+    for name, model in (("converted", converted), ("keras.applications", twin)):
         timed(model, batch)  # compile
+        print(f"{net:<9} {name:<19} XLA: {compiled_cost(model, batch)}", flush=True)
     ours, theirs = [], []
     for _ in range(runs):
         ours.append(timed(converted, batch))

@@ -135,7 +135,7 @@ def release_pages(view: np.ndarray) -> None:
     while isinstance(root.base, np.ndarray):
         root = root.base
     owner = root.base.obj if isinstance(root.base, memoryview) else root.base
-    if not isinstance(owner, mmap.mmap) or owner.closed or view.size == 0:
+    if not isinstance(owner, mmap.mmap) or owner.closed or view.size == 0 or not hasattr(mmap, "MADV_DONTNEED"):
         return
     extents = [(n - 1) * s for n, s in zip(view.shape, view.strides)]
     low = view.ctypes.data + sum(e for e in extents if e < 0) - root.ctypes.data

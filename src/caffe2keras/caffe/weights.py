@@ -84,9 +84,10 @@ def read_binary_weights(path: str | os.PathLike, *, fast: bool = True) -> Weight
 
     ``fast=True`` scans the wire format (:mod:`caffe2keras.caffe.wire`) of the
     memory-mapped file: blob data are read-only numpy views of the file's pages,
-    read when used, and the mapping lives as long as any of them. Encodings the
-    scanner leaves to protobuf, and ``fast=False``, take the plain path, where
-    protobuf decodes the whole NetParameter into memory.
+    read when used, and the mapping lives as long as any of them (as with any
+    memory map, the file must not be truncated meanwhile; replacing it is fine).
+    Encodings the scanner leaves to protobuf, and ``fast=False``, take the plain
+    path, where protobuf decodes the whole NetParameter into memory.
     """
     if fast:
         try:
