@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -15,6 +16,16 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 DEFAULT_DIR = Path(os.environ.get("CAFFE2KERAS_BENCH_DIR", "/tmp/caffe2keras-bench"))
+sys.path.insert(0, str(REPO / "src"))  # this checkout's caffe2keras, here as in the measured children
+
+
+def parse_arguments(doc: str) -> argparse.Namespace:
+    """The options every benchmark of one net takes."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="alternated runs (medians are reported)")
+    parser.add_argument("--net", default="vgg16", choices=("vgg16", "resnet50"))
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="where the model files are written")
+    return parser.parse_args()
 
 
 def child_env() -> dict:

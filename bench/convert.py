@@ -12,20 +12,15 @@ and the spread of each.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from common import DEFAULT_DIR, machine, measure, median, spread, ensure_model
+from common import ensure_model, machine, measure, median, parse_arguments, spread
 
 OPENCV = "import cv2, sys; cv2.dnn.readNetFromCaffe(sys.argv[1], sys.argv[2])"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--net", default="vgg16", choices=("vgg16", "resnet50"))
-    parser.add_argument("--dir", type=lambda p: __import__("pathlib").Path(p), default=DEFAULT_DIR)
-    args = parser.parse_args()
+    args = parse_arguments(__doc__)
     prototxt, weights = ensure_model(args.net, args.dir)
     output = args.dir / f"{args.net}.keras"
     commands = {

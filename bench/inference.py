@@ -17,14 +17,16 @@ import argparse
 import os
 import statistics
 import time
+from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from common import DEFAULT_DIR, ensure_model, machine  # noqa: E402  (puts this checkout's src first)
+
 import caffe2keras  # noqa: E402
-from common import DEFAULT_DIR, ensure_model, machine  # noqa: E402
 
 TWINS = {"vgg16": keras.applications.VGG16, "resnet50": keras.applications.ResNet50}
 
@@ -72,7 +74,7 @@ def main() -> None:
     parser.add_argument("--nets", default="vgg16,resnet50")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--dir", type=lambda p: __import__("pathlib").Path(p), default=DEFAULT_DIR)
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     args = parser.parse_args()
     print(f"{machine()}; Keras {keras.__version__}, backend {keras.backend.backend()}, batch {args.batch}, "
           f"medians of {args.runs} alternated calls")

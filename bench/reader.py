@@ -16,13 +16,12 @@ Reports throughput (file size / time), peak RSS and its ratio to the file size, 
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
 import sys
 
-from common import DEFAULT_DIR, REPO, child_env, ensure_model, machine
+from common import REPO, child_env, ensure_model, machine, parse_arguments
 
 CHILD = r"""
 import json, resource, sys, time, types
@@ -55,11 +54,7 @@ def run_child(weights, path_kind: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--net", default="vgg16", choices=("vgg16", "resnet50"))
-    parser.add_argument("--dir", type=lambda p: __import__("pathlib").Path(p), default=DEFAULT_DIR)
-    args = parser.parse_args()
+    args = parse_arguments(__doc__)
     _, weights = ensure_model(args.net, args.dir)
     size = weights.stat().st_size
     run_child(weights, "read")  # warm the page cache
