@@ -183,15 +183,27 @@ def test_legacy_dims_shape_merging_and_skipped_fields(tmp_path):
     assert weights["merged"].blobs[0].shape == (2, 3)
 
 
-def test_empty_data_and_blob_without_fields(tmp_path):
+def test_empty_data_scalars_and_zero_legacy_dims(tmp_path):
+    # No shape message and no legacy field: a scalar (Caffe's Blob::FromProto); a legacy field
+    # present, even 0, makes the shape num/channels/height/width.
     zero_dim = shape_field(0, 4)
-    payload = layer("a", "Scale", zero_dim) + layer("b", "Scale", b"")
+    scalar = packed(DATA, [2.5], "f")
+    zero_legacy = varint_field(NUM, 0)
+    payload = layer("a", "Scale", zero_dim) + layer("b", "Power", scalar) + layer("c", "Scale", zero_legacy)
     weights = assert_paths_agree(write_bytes(tmp_path, payload))
-    assert weights["a"].blobs[0].shape == (0, 4) and weights["b"].blobs[0].shape == (0, 0, 0, 0)
+    assert weights["a"].blobs[0].shape == (0, 4)
+    assert weights["b"].blobs[0].shape == () and not weights["b"].blobs[0].legacy
+    assert weights["c"].blobs[0].shape == (0, 0, 0, 0) and weights["c"].blobs[0].legacy
+
+
+def test_blob_without_fields_is_a_scalar_without_its_value(tmp_path):
+    fast, plain = both_paths(write_bytes(tmp_path, layer("x", "Power", b"")))
+    assert isinstance(fast, ModelFileError) and isinstance(plain, ModelFileError)
 
 
 def test_count_mismatch_is_a_model_file_error(tmp_path):
-    for blob in (shape_field(2, 2) + packed(DATA, [1, 2, 3], "f"), shape_field() + b"", legacy_negative()):
+    for blob in (shape_field(2, 2) + packed(DATA, [1, 2, 3], "f"), shape_field() + packed(DATA, [1, 2], "f"),
+                 legacy_negative()):
         path = write_bytes(tmp_path, layer("x", "Scale", blob))
         fast, plain = both_paths(path)
         assert isinstance(fast, ModelFileError) and isinstance(plain, ModelFileError)
