@@ -56,5 +56,13 @@ def test_release_pages_keeps_values_of_mapped_arrays(tmp_path):
     view = np.frombuffer(mapped, np.uint8)[12:].view(np.float32)
     assert np.array_equal(owned_copy(view[::-1]), array[::-1])
     release_pages(view)
-    release_pages(np.ones(3))  # not mapped: nothing to do
     assert np.array_equal(view, array)
+
+
+def test_release_pages_leaves_writable_memory_alone():
+    big = owned_copy(np.arange(4 * mmap.PAGESIZE, dtype=np.float32))  # anonymous mapped memory
+    release_pages(big)
+    release_pages(np.ones(3))
+    assert np.array_equal(big, np.arange(4 * mmap.PAGESIZE, dtype=np.float32))
+    assert np.array_equal(owned_copy(big[::-1]), np.arange(4 * mmap.PAGESIZE, dtype=np.float32)[::-1])
+    assert np.array_equal(big, np.arange(4 * mmap.PAGESIZE, dtype=np.float32))

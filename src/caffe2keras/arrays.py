@@ -134,8 +134,11 @@ def release_pages(view: np.ndarray) -> None:
     root = view
     while isinstance(root.base, np.ndarray):
         root = root.base
-    owner = root.base.obj if isinstance(root.base, memoryview) else root.base
-    if not isinstance(owner, mmap.mmap) or owner.closed or view.size == 0 or not hasattr(mmap, "MADV_DONTNEED"):
+    exported = root.base
+    # Only a read-only map: dropping pages of writable (anonymous or copy-on-write) memory loses them.
+    if not (isinstance(exported, memoryview) and exported.readonly and isinstance(exported.obj, mmap.mmap)):
+        return
+    if exported.obj.closed or view.size == 0 or not hasattr(mmap, "MADV_DONTNEED"):
         return
     extents = [(n - 1) * s for n, s in zip(view.shape, view.strides)]
     low = view.ctypes.data + sum(e for e in extents if e < 0) - root.ctypes.data
@@ -143,4 +146,4 @@ def release_pages(view: np.ndarray) -> None:
     first = -(-low // mmap.PAGESIZE) * mmap.PAGESIZE
     last = high // mmap.PAGESIZE * mmap.PAGESIZE
     if last > first:
-        owner.madvise(mmap.MADV_DONTNEED, first, last - first)
+        exported.obj.madvise(mmap.MADV_DONTNEED, first, last - first)
