@@ -90,7 +90,7 @@ def _signed(value: int, bits: int) -> int:
 
 
 def fields(buffer, pos: int, end: int):
-    """Yield ``(field number, wire type, value, position)`` for each field in ``buffer[pos:end]``.
+    """Yield ``(field number, wire type, value)`` for each field in ``buffer[pos:end]``.
 
     ``value`` is the integer of a varint, or the ``(start, stop)`` of a
     length-delimited or fixed-size field's bytes.
@@ -102,7 +102,7 @@ def fields(buffer, pos: int, end: int):
             raise WireError(f"field number 0 at byte {pos}")
         if wire == VARINT:
             value, pos = read_varint(buffer, pos, end)
-            yield number, wire, value, pos
+            yield number, wire, value
             continue
         if wire == LENGTH:
             size, pos = read_varint(buffer, pos, end)
@@ -116,7 +116,7 @@ def fields(buffer, pos: int, end: int):
             raise WireError(f"invalid wire type {wire} (field {number}) at byte {pos}")
         if size > end - pos:
             raise WireError(f"field {number} at byte {pos} needs {size} bytes; {end - pos} remain")
-        yield number, wire, (pos, pos + size), pos + size
+        yield number, wire, (pos, pos + size)
         pos += size
 
 
@@ -175,7 +175,7 @@ def scan_net(buffer) -> list[LayerRecord]:
     """Every layer of a binary NetParameter: the current ``layer`` entries, then the V1 ``layers``."""
     numbers = _Numbers.from_schema()
     current, v1 = [], []
-    for number, wire, value, _ in fields(buffer, 0, len(buffer)):
+    for number, wire, value in fields(buffer, 0, len(buffer)):
         if number == numbers.net_layer:
             _expect(wire, LENGTH, "NetParameter.layer")
             current.append(_scan_layer(buffer, *value, numbers, v1=False))
@@ -190,7 +190,7 @@ def _scan_layer(buffer, start: int, stop: int, numbers: _Numbers, v1: bool) -> L
     name_number, type_number, blobs_number = (
         (numbers.v1_name, numbers.v1_type, numbers.v1_blobs) if v1 else (numbers.name, numbers.type, numbers.blobs)
     )
-    for number, wire, value, _ in fields(buffer, start, stop):
+    for number, wire, value in fields(buffer, start, stop):
         if number == name_number:
             _expect(wire, LENGTH, "a layer name")
             layer.name = _text(buffer, value)
@@ -219,11 +219,11 @@ def _text(buffer, span: tuple[int, int]) -> str:
 
 def _scan_blob(buffer, start: int, stop: int, numbers: _Numbers) -> BlobRecord:
     blob = BlobRecord()
-    for number, wire, value, end in fields(buffer, start, stop):
+    for number, wire, value in fields(buffer, start, stop):
         if number == numbers.data:
-            _add_values(blob.floats, wire, value, end, FIXED32, 4, "BlobProto.data")
+            _add_values(blob.floats, wire, value, FIXED32, 4, "BlobProto.data")
         elif number == numbers.double_data:
-            _add_values(blob.doubles, wire, value, end, FIXED64, 8, "BlobProto.double_data")
+            _add_values(blob.doubles, wire, value, FIXED64, 8, "BlobProto.double_data")
         elif number == numbers.shape:
             _expect(wire, LENGTH, "BlobProto.shape")
             # Repeated occurrences of a message field merge: their dims append.
@@ -235,17 +235,17 @@ def _scan_blob(buffer, start: int, stop: int, numbers: _Numbers) -> BlobRecord:
     return blob
 
 
-def _add_values(runs: list[Run], wire: int, value, end: int, single_wire: int, itemsize: int, what: str) -> None:
+def _add_values(runs: list[Run], wire: int, value, single_wire: int, itemsize: int, what: str) -> None:
     """Append one field's values: a packed array, or one unpacked value (consecutive ones join a strided run)."""
-    if wire != LENGTH:
-        _expect(wire, single_wire, what)
-    start, stop = value
     if wire == LENGTH:
+        start, stop = value
         if (stop - start) % itemsize:
             raise WireError(f"{what} at byte {start} holds {stop - start} bytes, not a multiple of {itemsize}")
         if stop > start:
             runs.append(Run(start, (stop - start) // itemsize, itemsize))
         return
+    _expect(wire, single_wire, what)
+    start, _ = value
     if runs:
         last = runs[-1]
         if last.count == 1 and last.stride == 0:
@@ -259,7 +259,7 @@ def _add_values(runs: list[Run], wire: int, value, end: int, single_wire: int, i
 
 def _scan_dims(buffer, start: int, stop: int, dim_number: int) -> list[int]:
     dims = []
-    for number, wire, value, _ in fields(buffer, start, stop):
+    for number, wire, value in fields(buffer, start, stop):
         if number != dim_number:
             continue
         if wire == VARINT:
