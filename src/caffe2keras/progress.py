@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 
 
 class Progress:
+    """Bars on stderr while in a ``with`` block, one per :meth:`phase`; nothing when not ``enabled``."""
+
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
         self._bars = None
