@@ -13,7 +13,8 @@ protobuf's result or raises: :class:`WireError` for bytes protobuf would
 refuse too (truncated, malformed), :class:`Unhandled` for valid encodings it
 does not decode (groups, a known field with an unexpected wire type, names
 that are not UTF-8), where the caller uses protobuf itself. Fields it does not
-need (layer parameters, ``diff``) are skipped by their length, unparsed.
+need (layer parameters, ``diff``) are skipped by their length, unparsed: a file
+whose only flaw is inside them is read, where protobuf refuses it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Unhandled(Exception):
 
 @dataclass(frozen=True)
 class Run:
-    """``count`` little-endian values of ``itemsize`` bytes from byte ``offset``, ``stride`` bytes apart."""
+    """``count`` little-endian values from byte ``offset`` on, ``stride`` bytes apart (0 for a single one)."""
 
     offset: int
     count: int
@@ -52,14 +53,6 @@ class BlobRecord:
     legacy_present: bool = False  # any of the legacy fields is on the wire
     floats: list[Run] = field(default_factory=list)
     doubles: list[Run] = field(default_factory=list)
-
-    @property
-    def float_count(self) -> int:
-        return sum(run.count for run in self.floats)
-
-    @property
-    def double_count(self) -> int:
-        return sum(run.count for run in self.doubles)
 
 
 @dataclass
