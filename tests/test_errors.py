@@ -311,16 +311,16 @@ def test_a_failed_conversion_keeps_the_previous_output(tmp_path, capsys):
 
 
 def test_a_failed_save_leaves_no_partial_file(tmp_path, capsys, monkeypatch):
-    import keras
+    from caffe2keras import saving
 
     prototxt, weights = _net_with(tmp_path, GOOD_WEIGHTS)
     output_dir = tmp_path / "out"
 
-    def save_half_then_fail(self, path, *args, **kwargs):
+    def save_half_then_fail(model, path, **kwargs):
         Path(path).write_bytes(b"half a zip")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(keras.Model, "save", save_half_then_fail)
+    monkeypatch.setattr(saving, "save_model", save_half_then_fail)
     assert main(["convert", str(prototxt), str(weights), "-o", str(output_dir / "model.keras")]) == 1
     captured = capsys.readouterr()
     assert captured.err.strip() == (f"caffe2keras: error: {output_dir / 'model.keras'}: cannot write the file: "

@@ -9,6 +9,7 @@ from caffe2keras import layers  # noqa: E402  (registers the custom layers for l
 from caffe2keras.api import convert, parameter_shapes, register_converter  # noqa: E402
 from caffe2keras.caffe import extend_schema  # noqa: E402
 from caffe2keras.converters import Node, Step  # noqa: E402
+from caffe2keras.saving import save_model  # noqa: E402
 from caffe2keras.errors import (  # noqa: E402
     Caffe2KerasError,
     ConversionWarning,
@@ -50,5 +51,6 @@ __all__ = [
     "layers",
     "parameter_shapes",
     "register_converter",
+    "save_model",
     "verify",
 ]

@@ -1,5 +1,3 @@
-import sys
+from caffe2keras.cli import run
 
-from caffe2keras.cli import main
-
-sys.exit(main())
+run()

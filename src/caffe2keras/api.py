@@ -12,6 +12,7 @@ from caffe2keras.converters.base import Node
 from caffe2keras.errors import NetError, RegistryError
 from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, infer_shapes, is_dropped_type
 from caffe2keras.layout import Layout
+from caffe2keras.progress import Progress
 
 PathLike = str | os.PathLike
 
@@ -23,6 +24,7 @@ def convert(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     outputs: Sequence[str] | None = None,
     data_format: str = "channels_last",
+    progress: bool = False,
 ):
     """Convert a Caffe net to a Keras functional model.
 
@@ -34,6 +36,7 @@ def convert(
             pass (as pycaffe's ``net.blobs[name]``); default: Caffe's net outputs.
         data_format: ``"channels_last"`` (Caffe's axis 1 moved last in every tensor of rank >= 3)
             or ``"channels_first"`` (Caffe's own layout).
+        progress: show progress bars (reading, building) on stderr, for big models.
 
     Returns:
         A ``keras.Model`` whose inputs are named and ordered as the net's input blobs and whose
@@ -44,8 +47,14 @@ def convert(
     if outputs is not None:
         for name in outputs:
             graph.blob(name)
-    loaded = read_weights(weights) if weights is not None else None
-    return build_model(graph, loaded, layout, rule_for, outputs)
+    with Progress(progress) as bars:
+        loaded = None
+        if weights is not None:
+            with bars.phase("reading", None, detail=os.path.basename(weights)):
+                loaded = read_weights(weights)
+        with bars.phase("building", len(graph.ops)) as advance:
+            return build_model(graph, loaded, layout, rule_for, outputs,
+                               on_layer=lambda op: advance(detail=f"{op.name} ({op.type})"))
 
 
 def load_graph(prototxt: PathLike, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:

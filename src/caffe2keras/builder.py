@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
+from caffe2keras.arrays import is_owned, owned_copy, release_pages
 from caffe2keras.caffe.weights import LayerWeights, Weights
 from caffe2keras.converters import base
 from caffe2keras.converters.base import Node, Step
@@ -73,7 +74,8 @@ def _join_reasons(details, reasons) -> str:
 
 
 class _PresetInitializer:
-    """Hands a layer's variable its converted value at creation (no random init, no second copy)."""
+    """Hands a layer's variable its converted value at creation: no random initialization, and
+    the value is copied once, into memory the backend adopts as is (JAX on the CPU)."""
 
     def __init__(self, value: np.ndarray, op: Op, index: int):
         self.value, self.op, self.index = value, op, index
@@ -86,7 +88,14 @@ class _PresetInitializer:
                 f"{self.value.shape} (a converter bug; please report it)",
                 "blobs", len(self.op.param.blobs),
             )
-        return self.value
+        value = self.value
+        if not (is_owned(value) and value.dtype == np.float32):
+            value = owned_copy(value)
+        if keras.backend.backend() == "jax":
+            import jax
+
+            return jax.device_put(value)  # adopts the aligned buffer: no copy on the CPU
+        return value
 
 
 def _call_with_weights(step: Step, op: Op, inputs):
@@ -105,7 +114,8 @@ def _call_with_weights(step: Step, op: Op, inputs):
         if index < len(values) and values[index] is not None:
             if len(args) > 1:
                 args = args[:1] + args[2:]
-            kwargs["initializer"] = _PresetInitializer(np.asarray(values[index], dtype=np.float32), op, index)
+            kwargs["initializer"] = _PresetInitializer(np.asarray(values[index]), op, index)
+            values[index] = None
         return original(*args, **kwargs)
 
     layer.add_weight = add_weight
@@ -207,6 +217,8 @@ def build_model(
             produced = list(result) if isinstance(result, (list, tuple)) else [result]
             for top in op.tops:
                 producer_name[top] = final_name
+        for blob in layer_weights or ():
+            release_pages(blob.data)  # the layer's variables hold their own copies now
         if len(produced) != len(op.tops):
             raise LayerError(op.name, op.type, f"the converter made {len(produced)} outputs for {len(op.tops)} tops",
                              "top", [t.name for t in op.tops])

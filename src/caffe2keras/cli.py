@@ -81,11 +81,13 @@ def _umask() -> int:
     return mask
 
 
-def save_atomically(model, path: str) -> None:
+def save_atomically(model, path: str, progress: bool = False) -> None:
+    from caffe2keras.saving import save_model
+
     if Path(path).suffix != ".keras":
         raise UsageError(f"the output must be a .keras file. Received: -o {path}")
     with atomic_output(path, ".keras") as tmp:
-        model.save(tmp)
+        save_model(model, tmp, progress=progress)
 
 
 def describe(model) -> str:
@@ -103,15 +105,18 @@ def describe(model) -> str:
 def command_convert(args) -> int:
     import caffe2keras
 
+    progress = not args.quiet and (args.progress or sys.stderr.isatty())
     model = caffe2keras.convert(
         args.prototxt,
         args.weights,
         input_shapes=parse_shape_args(args.input_shape),
         outputs=parse_list_arg(args.outputs),
         data_format=args.data_format,
+        progress=progress,
     )
-    save_atomically(model, args.output)
-    print(f"wrote {args.output}: {describe(model)}")
+    save_atomically(model, args.output, progress)
+    if not args.quiet:
+        print(f"wrote {args.output}: {describe(model)}")
     return 0
 
 
@@ -195,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("-o", "--output", required=True, help="the .keras file to write")
     convert.add_argument("--outputs", metavar="BLOB[,BLOB...]", help="blobs to output, in order (default: the net's outputs)")
     add_shape_options(convert)
+    shown = convert.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true",
+                       help="show progress bars on stderr (default: when stderr is a terminal)")
+    shown.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     convert.set_defaults(run=command_convert)
 
     verify = commands.add_parser(
@@ -275,5 +284,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return failure_status
 
 
+def run() -> None:
+    """The console script: :func:`main`, then exit without tearing the interpreter down.
+
+    Everything is written and closed by then; unloading Keras, JAX and their
+    thousands of objects would take about half a second more.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -6,12 +6,14 @@ array in Caffe's own layout.
 
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass
 
 import numpy as np
 from google.protobuf.message import DecodeError
 
+from caffe2keras.caffe import wire
 from caffe2keras.caffe.schema import schema
 from caffe2keras.caffe.upgrade import V1_TYPE_NAMES
 from caffe2keras.errors import ModelFileError
@@ -56,28 +58,76 @@ def read_weights(path: str | os.PathLike) -> Weights:
     return read_binary_weights(path)
 
 
-def blob_from_proto(blob, source, layer_name: str, index: int) -> Blob:
-    # Caffe's Blob::FromProto: any legacy dimension present means num/channels/height/width;
-    # otherwise the shape message, whose absence means a scalar (as Caffe writes 0-d blobs).
-    legacy = any(blob.HasField(name) for name in ("num", "channels", "height", "width"))
-    if legacy:
-        shape = (blob.num, blob.channels, blob.height, blob.width)
-    else:
-        shape = tuple(blob.shape.dim)
-    values = blob.data if len(blob.data) else blob.double_data
+def make_blob(shape: tuple[int, ...], legacy: bool, values: np.ndarray, source, layer_name: str, index: int) -> Blob:
+    """A blob from its decoded shape and values (float32), checked as Caffe checks them."""
     count = int(np.prod(shape, dtype=np.int64))
-    if len(values) != count:
+    if len(values) != count or any(d < 0 for d in shape):
         raise ModelFileError(
             source,
             f"blob {index} of layer {layer_name!r} holds {len(values)} values but its "
             f"shape {shape} needs {count}; the file is corrupt.",
         )
-    data = np.asarray(values, dtype=np.float32).reshape(shape)
-    return Blob(data, legacy)
+    return Blob(values.reshape(shape), legacy)
 
 
-def read_binary_weights(path: str | os.PathLike) -> Weights:
-    """The plain path: protobuf decodes the whole NetParameter."""
+def blob_from_proto(blob, source, layer_name: str, index: int) -> Blob:
+    # Caffe's Blob::FromProto: any legacy dimension present means num/channels/height/width;
+    # otherwise the shape message, whose absence means a scalar (as Caffe writes 0-d blobs).
+    legacy = any(blob.HasField(name) for name in ("num", "channels", "height", "width"))
+    shape = (blob.num, blob.channels, blob.height, blob.width) if legacy else tuple(blob.shape.dim)
+    values = blob.data if len(blob.data) else blob.double_data
+    return make_blob(shape, legacy, np.asarray(values, dtype=np.float32), source, layer_name, index)
+
+
+def read_binary_weights(path: str | os.PathLike, *, fast: bool = True) -> Weights:
+    """Read a binary ``.caffemodel``.
+
+    ``fast=True`` scans the wire format (:mod:`caffe2keras.caffe.wire`) of the
+    memory-mapped file: blob data are read-only numpy views of the file's pages,
+    read when used, and the mapping lives as long as any of them (as with any
+    memory map, the file must not be truncated meanwhile; replacing it is fine).
+    Encodings the scanner leaves to protobuf, and ``fast=False``, take the plain
+    path, where protobuf decodes the whole NetParameter into memory.
+    """
+    if fast:
+        try:
+            return _read_mapped_weights(path)
+        except wire.Unhandled:
+            pass
+    return _read_parsed_weights(path)
+
+
+def _read_mapped_weights(path) -> Weights:
+    with open(path, "rb") as f:
+        try:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):  # empty files and pipes cannot be mapped; protobuf reads them
+            raise wire.Unhandled("a file that cannot be memory-mapped") from None
+    try:
+        layers = wire.scan_net(mapped)
+    except wire.WireError as exc:
+        raise ModelFileError(path, f"not a readable binary caffemodel (truncated or corrupt): {exc}.") from None
+    array = np.frombuffer(mapped, np.uint8)
+    weights: Weights = {}
+    for layer in layers:
+        layer_type = _v1_type_name(layer.type) if layer.v1 else layer.type
+        blobs = []
+        for index, blob in enumerate(layer.blobs):
+            legacy = blob.legacy_present
+            shape = tuple(blob.legacy_dims) if legacy else tuple(blob.dims)
+            blobs.append(make_blob(shape, legacy, wire.blob_values(array, blob), path, layer.name, index))
+        weights[layer.name] = LayerWeights(layer.name, layer_type, tuple(blobs))
+    if not weights:
+        raise ModelFileError(path, "the file holds no layers; it is not a caffemodel.")
+    return weights
+
+
+def _v1_type_name(number: int) -> str:
+    type_enum = schema().V1LayerParameter.DESCRIPTOR.fields_by_name["type"].enum_type
+    return V1_TYPE_NAMES.get(type_enum.values_by_number[number].name, "")
+
+
+def _read_parsed_weights(path) -> Weights:
     with open(path, "rb") as f:
         payload = f.read()
     net = schema().NetParameter()
@@ -88,18 +138,11 @@ def read_binary_weights(path: str | os.PathLike) -> Weights:
             path, f"not a readable binary caffemodel (truncated or corrupt): {exc}."
         ) from None
     weights: Weights = {}
-    for layer in net.layer:
-        weights[layer.name] = LayerWeights(
-            layer.name,
-            layer.type,
-            tuple(blob_from_proto(b, path, layer.name, i) for i, b in enumerate(layer.blobs)),
-        )
-    if net.layers:
-        type_enum = schema().V1LayerParameter.DESCRIPTOR.fields_by_name["type"].enum_type
-        for layer in net.layers:
+    for v1, layers in ((False, net.layer), (True, net.layers)):
+        for layer in layers:
             weights[layer.name] = LayerWeights(
                 layer.name,
-                V1_TYPE_NAMES.get(type_enum.values_by_number[layer.type].name, ""),
+                _v1_type_name(layer.type) if v1 else layer.type,
                 tuple(blob_from_proto(b, path, layer.name, i) for i, b in enumerate(layer.blobs)),
             )
     if not weights:

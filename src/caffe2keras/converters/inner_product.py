@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from keras import layers
 
+from caffe2keras.arrays import owned_copy
 from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.reshaping import canonical_axis, in_caffe_order, to_caffe_order, to_keras_order
@@ -36,10 +38,12 @@ def inner_product(node: Node) -> list[Step]:
     bias = node.blob(1, (num,), field, num) if p.bias_term else None
     kernel = None if weight is None else (weight if p.transpose else weight.T)  # (inputs, outputs)
     if axis == 1 and kernel is not None and node.layout.moves_channels(len(shape)):
-        # Keras flattens (H, W, C); permute the kernel's rows from Caffe's (C, H, W) order, for free.
+        # Keras flattens (H, W, C); permute the kernel's rows from Caffe's (C, H, W) order, for free:
+        # permute a (C, H, W..., outputs) view, then copy it once into 2-D rows (a reshape of the
+        # transposed view would copy it twice).
         rows = node.layout.perm(len(shape))
-        kernel = kernel.reshape(*shape[1:], num).transpose(*(a - 1 for a in rows[1:]), len(shape) - 1)
-        kernel = kernel.reshape(inputs, num)
+        by_axis = weight.reshape(*shape[1:], num) if p.transpose else np.moveaxis(weight.reshape(num, *shape[1:]), 0, -1)
+        kernel = owned_copy(by_axis.transpose(*(a - 1 for a in rows[1:]), len(shape) - 1)).reshape(inputs, num)
     dense = layers.Dense(num, use_bias=p.bias_term,
                          kernel_initializer=caffe_filler(node.param, "inner_product_param.weight_filler", stored),
                          bias_initializer=caffe_filler(node.param, "inner_product_param.bias_filler", (num,)))

@@ -1,0 +1,88 @@
+"""Shared by the benchmarks: the models on disk, child processes measured one by one, medians."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+DEFAULT_DIR = Path(os.environ.get("CAFFE2KERAS_BENCH_DIR", "/tmp/caffe2keras-bench"))
+sys.path.insert(0, str(REPO / "src"))  # this checkout's caffe2keras, here as in the measured children
+
+
+def parse_arguments(doc: str) -> argparse.Namespace:
+    """The options every benchmark of one net takes."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="alternated runs (medians are reported)")
+    parser.add_argument("--net", default="vgg16", choices=("vgg16", "resnet50"))
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="where the model files are written")
+    return parser.parse_args()
+
+
+def child_env() -> dict:
+    """The environment of measured children: this checkout's sources first."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), str(REPO), env.get("PYTHONPATH")) if p)
+    env.setdefault("KERAS_BACKEND", "jax")
+    return env
+
+
+def ensure_model(name: str, directory: Path = DEFAULT_DIR) -> tuple[Path, Path]:
+    """``<name>.prototxt`` and ``<name>.caffemodel`` (deterministic weights, seed 0), written once."""
+    directory.mkdir(parents=True, exist_ok=True)
+    prototxt, weights = directory / f"{name}.prototxt", directory / f"{name}.caffemodel"
+    if not weights.exists():
+        code = (
+            "import sys; from bench.nets import NETS; from caffe2keras.synthetic import synthetic_weights; "
+            "from caffe2keras.caffe.writer import write_caffemodel; "
+            "open(sys.argv[2], 'w').write(NETS[sys.argv[1]]()); "
+            "write_caffemodel(sys.argv[3] + '.partial', synthetic_weights(sys.argv[2], seed=0))"
+        )
+        subprocess.run([sys.executable, "-c", code, name, str(prototxt), str(weights)], check=True, env=child_env())
+        os.replace(f"{weights}.partial", weights)
+    return prototxt, weights
+
+
+@dataclass
+class Run:
+    wall_s: float
+    peak_rss_mb: float
+    cpu_s: float
+
+
+def measure(command: list[str]) -> Run:
+    """Run ``command``; its wall time, its own peak RSS (not its siblings') and CPU time."""
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, env=child_env(), stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{errors.read().decode()}")
+    return Run(wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+
+
+def median(runs: list[Run], field: str) -> float:
+    return statistics.median(getattr(r, field) for r in runs)
+
+
+def spread(runs: list[Run], field: str) -> str:
+    values = [getattr(r, field) for r in runs]
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+def machine() -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"load average {load:.1f} at start")
