@@ -164,85 +164,100 @@ def build_model(
         raise NetError("the net has no outputs: every blob is consumed by a layer.")
     if len({ref.name for ref in output_refs}) != len(output_refs):
         raise NetError(f"outputs must be distinct. Received: outputs={[r.name for r in output_refs]}")
-    names = NameTable([keras_name(ref.name) for ref in output_refs])
-    tensors: dict[BlobRef, object] = {}
-    producer_name: dict[BlobRef, str] = {}
-    model_inputs = []
-    for ref in graph.inputs:
-        name = names.claim(keras_name(ref.name), reserved_ok=True)
-        shape = layout.keras_shape(graph.shapes[ref])
-        tensor = keras.Input(shape=shape[1:], name=name)
-        tensors[ref] = tensor
-        producer_name[ref] = name
-        model_inputs.append(tensor)
-
+    builder = _Builder(graph, weights, layout, rule_for, output_refs)
     needed = _needed_ops(graph, output_refs)
-    shared = SharedParameters()
     for op in graph.ops:
-        if id(op) not in needed:
-            continue
-        if on_layer is not None:
-            on_layer(op)
-        rule = rule_for(op.type)
-        in_shapes = tuple(graph.shapes[b] for b in op.bottoms)
+        if id(op) in needed:
+            if on_layer is not None:
+                on_layer(op)
+            builder.convert(op)
+    return keras.Model(builder.inputs, builder.outputs(), name=keras_name(graph.name or "caffe_net"))
+
+
+class _Builder:
+    """The Keras tensors of a graph's blob values, made op by op."""
+
+    def __init__(self, graph, weights, layout, rule_for, output_refs):
+        self.graph, self.weights, self.layout, self.rule_for = graph, weights, layout, rule_for
+        self.output_refs = output_refs
+        self.names = NameTable([keras_name(ref.name) for ref in output_refs])
+        self.tensors: dict[BlobRef, object] = {}
+        self.producer_name: dict[BlobRef, str] = {}
+        self.shared = SharedParameters()
+        self.inputs = []
+        for ref in graph.inputs:
+            name = self.names.claim(keras_name(ref.name), reserved_ok=True)
+            tensor = keras.Input(shape=layout.keras_shape(graph.shapes[ref])[1:], name=name)
+            self.tensors[ref], self.producer_name[ref] = tensor, name
+            self.inputs.append(tensor)
+
+    def convert(self, op: Op) -> None:
+        rule = self.rule_for(op.type)
+        in_shapes = tuple(self.graph.shapes[b] for b in op.bottoms)
         out_shapes = tuple(rule.shapes(op, list(in_shapes))) if rule.shapes else None
         layer_weights = None
-        if weights is not None:
-            found: LayerWeights | None = weights.get(op.name)
+        if self.weights is not None:
+            found: LayerWeights | None = self.weights.get(op.name)
             layer_weights = found.blobs if found is not None else ()
-        node = Node(op, in_shapes, out_shapes or (), layout, layer_weights)
+        node = Node(op, in_shapes, out_shapes or (), self.layout, layer_weights)
         steps = rule.convert(node)
         steps = [steps] if isinstance(steps, Step) else list(steps)
         node.check_all_blobs_used()
-        steps = shared.apply(node, steps)
+        steps = self.shared.apply(node, steps)
         # A layer without bottoms (Parameter) is wired to the first net input, which it ignores.
-        bottoms = [tensors[b] for b in op.bottoms] or model_inputs[:1]
-        if not steps:
-            produced = [bottoms[0]] * len(op.tops)
-        else:
-            # The last step is named after the Caffe layer, or after the blob it makes if that is an output.
-            single_output = op.tops[0] if len(op.tops) == 1 and op.tops[0] in output_refs else None
-            base_name = keras_name(op.name)
-            reserved_ok = single_output is not None and keras_name(single_output.name) == base_name
-            if steps[-1].layer.built:  # tied to an earlier layer's parameters
-                final_name = steps[-1].layer.name
-            else:
-                final_name = names.claim(base_name, reserved_ok=reserved_ok)
-            try:
-                result = _apply_steps(steps, op, bottoms, names, final_name)
-            except Caffe2KerasError:
-                raise
-            except Exception as exc:  # Keras refusing a configuration: report it against the layer
-                raise LayerError(op.name, op.type, f"Keras could not build this layer: {exc}", "type", op.type) from exc
-            produced = list(result) if isinstance(result, (list, tuple)) else [result]
-            for top in op.tops:
-                producer_name[top] = final_name
+        bottoms = [self.tensors[b] for b in op.bottoms] or self.inputs[:1]
+        produced = self._apply(op, steps, bottoms) if steps else [bottoms[0]] * len(op.tops)
         for blob in layer_weights or ():
             release_pages(blob.data)  # the layer's variables hold their own copies now
         if len(produced) != len(op.tops):
             raise LayerError(op.name, op.type, f"the converter made {len(produced)} outputs for {len(op.tops)} tops",
                              "top", [t.name for t in op.tops])
-        for top, tensor, index in zip(op.tops, produced, range(len(produced))):
-            keras_shape = tuple(tensor.shape[1:])
-            if out_shapes is None:
-                graph.shapes[top] = layout.caffe_shape((in_shapes[0][0] if in_shapes else 1, *keras_shape))
-            else:
-                graph.shapes[top] = out_shapes[index]
-                expected = layout.keras_shape(out_shapes[index])[1:]
-                if keras_shape != tuple(expected):
-                    raise LayerError(op.name, op.type, f"top {index} came out with Keras shape {keras_shape}, "
-                                     f"Caffe's rules give {tuple(expected)} (a converter bug; please report it)",
-                                     "top", top.name)
-            tensors[top] = tensor
+        for index, (top, tensor) in enumerate(zip(op.tops, produced)):
+            self.graph.shapes[top] = self._checked_shape(op, index, tensor, in_shapes, out_shapes)
+            self.tensors[top] = tensor
 
-    model_outputs = []
-    for ref in output_refs:
-        tensor = tensors[ref]
-        wanted = keras_name(ref.name)
-        if producer_name.get(ref) != wanted or any(t is tensor for t in model_outputs):
-            tensor = keras.layers.Identity(name=names.claim(wanted, reserved_ok=wanted not in names.used))(tensor)
-        model_outputs.append(tensor)
-    return keras.Model(model_inputs, model_outputs, name=keras_name(graph.name or "caffe_net"))
+    def _apply(self, op: Op, steps: list[Step], bottoms: list) -> list:
+        # The last step is named after the Caffe layer, or after the blob it makes if that is an output.
+        single_output = op.tops[0] if len(op.tops) == 1 and op.tops[0] in self.output_refs else None
+        base_name = keras_name(op.name)
+        reserved_ok = single_output is not None and keras_name(single_output.name) == base_name
+        if steps[-1].layer.built:  # tied to an earlier layer's parameters
+            final_name = steps[-1].layer.name
+        else:
+            final_name = self.names.claim(base_name, reserved_ok=reserved_ok)
+        try:
+            result = _apply_steps(steps, op, bottoms, self.names, final_name)
+        except Caffe2KerasError:
+            raise
+        except Exception as exc:  # Keras refusing a configuration: report it against the layer
+            raise LayerError(op.name, op.type, f"Keras could not build this layer: {exc}", "type", op.type) from exc
+        for top in op.tops:
+            self.producer_name[top] = final_name
+        return list(result) if isinstance(result, (list, tuple)) else [result]
+
+    def _checked_shape(self, op: Op, index: int, tensor, in_shapes, out_shapes) -> tuple:
+        """Top ``index``'s Caffe shape: the shape rule's, which the Keras tensor must match."""
+        keras_shape = tuple(tensor.shape[1:])
+        if out_shapes is None:  # a plugin without a shape rule: read it off Keras
+            return self.layout.caffe_shape((in_shapes[0][0] if in_shapes else 1, *keras_shape))
+        expected = tuple(self.layout.keras_shape(out_shapes[index])[1:])
+        if keras_shape != expected:
+            raise LayerError(op.name, op.type, f"top {index} came out with Keras shape {keras_shape}, "
+                             f"Caffe's rules give {expected} (a converter bug; please report it)",
+                             "top", op.tops[index].name)
+        return out_shapes[index]
+
+    def outputs(self) -> list:
+        """The output tensors, each named after its blob (through an Identity where needed)."""
+        model_outputs = []
+        for ref in self.output_refs:
+            tensor = self.tensors[ref]
+            wanted = keras_name(ref.name)
+            if self.producer_name.get(ref) != wanted or any(t is tensor for t in model_outputs):
+                name = self.names.claim(wanted, reserved_ok=wanted not in self.names.used)
+                tensor = keras.layers.Identity(name=name)(tensor)
+            model_outputs.append(tensor)
+        return model_outputs
 
 
 def _needed_ops(graph: Graph, output_refs: Sequence[BlobRef]) -> set[int]:
