@@ -224,20 +224,22 @@ def deconvolution(node: Node) -> list[Step]:
                   bias_initializer=caffe_filler(node.param, "convolution_param.bias_filler", (g.num_output,)))
     if standard:
         conv_class = (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)[spatial - 1]
-        # output_padding=0 gives Caffe's size (n - 1) * s + k; Keras' default pads to n * s when k < s.
-        deconv = conv_class(g.num_output, g.kernel, output_padding=0, **common)
+        deconv = conv_class(g.num_output, g.kernel, **common)
     elif spatial == 2:
         deconv = GroupedConv2DTranspose(g.num_output, g.kernel, groups=g.group, **common)
     else:
         raise node.error("grouped or strided-and-dilated deconvolutions are supported in 2-D only",
                          "convolution_param.group", g.group)
-    steps = [Step(deconv, weights, suffix="deconv" if any(g.pad) else None)]
-    if any(g.pad):
-        # Caffe's deconvolution pad removes rows and columns from the full output.
-        out_shape = node.layout.keras_shape(node.out_shapes[0])
-        begin = node.layout.keras_shape((0, 0, *g.pad))
-        steps.append(Step(Crop(begin[1:], out_shape[1:])))
-    return steps
+    # Caffe's full output is (n - 1) * s + k per axis, and its pad removes rows and columns from
+    # both ends. Keras' "valid" Conv*Transpose is n * s + max(k - s, 0) long: longer when k < s,
+    # at the end (GroupedConv2DTranspose gives Caffe's full output itself).
+    produced = tuple((n - 1) * s + e if not standard else n * s + max(e - s, 0)
+                     for n, s, e in zip(node.in_shapes[0][2:], g.stride, g.extent))
+    if produced == tuple(node.out_shapes[0][2:]):
+        return [Step(deconv, weights)]
+    out_shape = node.layout.keras_shape(node.out_shapes[0])
+    begin = node.layout.keras_shape((0, 0, *g.pad))
+    return [Step(deconv, weights, suffix="deconv"), Step(Crop(begin[1:], out_shape[1:]))]
 
 
 

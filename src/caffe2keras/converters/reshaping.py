@@ -210,7 +210,7 @@ def crop(node: Node):
             "crop_param.axis", node.param.crop_param.axis, kind=UnsupportedParameterError)
     begin = node.layout.keras_shape(offsets)[1:]
     size = node.layout.keras_shape(out)[1:]
-    return Step(Crop(begin, size), inputs=[0])
+    return Step(Crop(begin, size))
 
 
 def tile_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:

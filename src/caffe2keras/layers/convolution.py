@@ -13,7 +13,8 @@ class GroupedConv2DTranspose(layers.Layer):
 
     Keras' ``Conv2DTranspose`` has no ``groups`` and refuses ``strides > 1``
     with ``dilation_rate > 1``; Caffe's Deconvolution allows both. Padding is
-    always ``"valid"`` (the full output); crop it afterwards.
+    always ``"valid"``: the output is the full ``(n - 1) * stride + dilated kernel``
+    per spatial axis, as Caffe's before its pad crops it.
 
     The kernel has shape ``(kh, kw, filters // groups, input_channels)``: input
     channel ``c`` feeds the outputs of group ``c // (input_channels // groups)``.
@@ -64,12 +65,19 @@ class GroupedConv2DTranspose(layers.Layer):
                     self.kernel[..., g * per_group : (g + 1) * per_group],
                     strides=self.strides,
                     padding="valid",
-                    output_padding=0,  # Caffe's size (n - 1) * s + k, also when k < s
                     data_format=self.data_format,
                     dilation_rate=self.dilation_rate,
                 )
             )
         y = outputs[0] if self.groups == 1 else ops.concatenate(outputs, axis=axis)
+        # Keras' "valid" transposed convolution is n * s + max(k - s, 0) long: when the kernel
+        # is shorter than the stride, it ends in zeros that the full output does not have.
+        full = [slice(None)] * 4
+        spatial = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        for a, n, k, s, d in zip(spatial, (inputs.shape[i] for i in spatial), self.kernel_size, self.strides,
+                                 self.dilation_rate):
+            full[a] = slice(0, (n - 1) * s + d * (k - 1) + 1)
+        y = y[tuple(full)]
         if self.use_bias:
             shape = [1, 1, 1, 1]
             shape[axis] = self.filters

@@ -121,7 +121,12 @@ class Slice(layers.Layer):
 
 @saving.register_keras_serializable(package=PACKAGE)
 class Crop(layers.Layer):
-    """Take ``size[i]`` elements from ``begin[i]`` on every non-batch axis ``i + 1``."""
+    """Take ``size[i]`` elements from ``begin[i]`` on every non-batch axis ``i + 1``.
+
+    Called on ``[x, reference]`` it crops ``x`` and ignores the reference's values: Caffe's Crop
+    takes the blob whose shape it matches as a second bottom, and keeping it an input keeps it
+    connected in the Keras graph.
+    """
 
     def __init__(self, begin, size, **kwargs):
         super().__init__(**kwargs)
@@ -134,11 +139,13 @@ class Crop(layers.Layer):
             )
 
     def call(self, inputs):
+        x = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
         index = (slice(None), *(slice(b, b + s) for b, s in zip(self.begin, self.size)))
-        return inputs[index]
+        return x[index]
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], *self.size)
+        shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        return (shape[0], *self.size)
 
     def get_config(self):
         config = super().get_config()
