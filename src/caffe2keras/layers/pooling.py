@@ -124,7 +124,10 @@ class CaffePooling2D(layers.Layer):
         divisors = np.multiply.outer(
             *(average_divisors(n, k, s, p, out) for n, k, s, p, out in zip(sizes, self.pool_size, self.strides, self.padding, pooled))
         )
-        correction = (self.pool_size[0] * self.pool_size[1]) / divisors
+        # Without padding, rounding up can place a last window past the input: Caffe divides its
+        # empty sum by a size of 0 and gets NaN, as 0 * inf does here.
+        with np.errstate(divide="ignore"):
+            correction = (self.pool_size[0] * self.pool_size[1]) / divisors
         correction = correction[:, :, None] if self.data_format == "channels_last" else correction[None]
         return ops.average_pool(x, **pool_args) * ops.convert_to_tensor(correction, dtype=x.dtype)
 
