@@ -95,8 +95,8 @@ def _affine_param_shape(node: Node, start: int, param_shape: Shape) -> tuple[int
     return node.layout.keras_shape(full)[1:]
 
 
-def _broadcast_bottom(node: Node, start: int, param_shape: Shape) -> list[Step]:
-    """Steps that reshape bottom 1 to broadcast against bottom 0 in this layout."""
+def _merge_bottoms(node: Node, start: int, param_shape: Shape, merge: layers.Layer) -> list[Step]:
+    """Steps that reshape bottom 1 to broadcast against bottom 0 in this layout, then ``merge`` the two."""
     require(start == 0, node.op,
             "a second bottom must cover the batch axis (axis: 0), since every Keras tensor is batched",
             f"{node.type.lower()}_param.axis", start, kind=UnsupportedParameterError)
@@ -110,7 +110,7 @@ def _broadcast_bottom(node: Node, start: int, param_shape: Shape) -> list[Step]:
     back = to_keras_order(node.layout, rank)
     if back:
         steps.append(Step(back.layer, suffix="operand_from_nchw"))
-    return steps
+    return [*steps, Step(merge, inputs=[0, steps[-1]])]
 
 
 @converts("Scale", shapes=scale_shapes)
@@ -118,11 +118,10 @@ def scale(node: Node) -> list[Step]:
     p = node.param.scale_param
     start, param_shape = _param_shape(node.op, list(node.in_shapes), "scale_param")
     if len(node.in_shapes) == 2:
-        operand = _broadcast_bottom(node, start, param_shape)
         # The bias of a two-bottom Scale has bottom 1's shape, which includes the batch axis.
         require(not p.bias_term, node.op, "a learned bias over the batch axis is not supported",
                 "scale_param.bias_term", True, kind=UnsupportedParameterError)
-        return [*operand, Step(layers.Multiply(), inputs=[0, operand[-1]])]
+        return _merge_bottoms(node, start, param_shape, layers.Multiply())
     gamma = _learned(node, node.blob(0, param_shape, "scale_param.num_axes", p.num_axes), start, param_shape)
     weights = [gamma]
     if p.bias_term:
@@ -139,8 +138,7 @@ def bias(node: Node) -> list[Step]:
     p = node.param.bias_param
     start, param_shape = _param_shape(node.op, list(node.in_shapes), "bias_param")
     if len(node.in_shapes) == 2:
-        operand = _broadcast_bottom(node, start, param_shape)
-        return [*operand, Step(layers.Add(), inputs=[0, operand[-1]])]
+        return _merge_bottoms(node, start, param_shape, layers.Add())
     beta = _learned(node, node.blob(0, param_shape, "bias_param.num_axes", p.num_axes), start, param_shape)
     filler = caffe_filler(node.param, "bias_param.filler", param_shape)
     keras_shape = _affine_param_shape(node, start, param_shape)
