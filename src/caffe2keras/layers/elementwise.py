@@ -31,6 +31,15 @@ class _Elementwise(layers.Layer):
         return config
 
 
+def _scale_shift(x, scale: float, shift: float):
+    """``shift + scale * x``, skipping the operations that change nothing (Caffe's order)."""
+    if scale != 1:
+        x = x * scale
+    if shift != 0:
+        x = x + shift
+    return x
+
+
 @saving.register_keras_serializable(package=PACKAGE)
 class Power(_Elementwise):
     """``y = (shift + scale * x) ** power`` (Caffe's Power)."""
@@ -42,11 +51,7 @@ class Power(_Elementwise):
         if self.power * self.scale == 0:  # Caffe's shortcut: a constant
             value = 1.0 if self.power == 0 else self.shift**self.power
             return ops.full_like(inputs, value)
-        x = inputs
-        if self.scale != 1:
-            x = x * self.scale
-        if self.shift != 0:
-            x = x + self.shift
+        x = _scale_shift(inputs, self.scale, self.shift)
         if self.power == 1:
             return x
         if self.power == 2:
@@ -54,25 +59,26 @@ class Power(_Elementwise):
         return ops.power(x, self.power)
 
 
-def _check_base(layer: _Elementwise, allow_one: bool) -> None:
-    """Caffe's checks: base is -1 (for e) or positive, and a logarithm's base is not 1."""
-    if not (layer.base == -1 or (layer.base > 0 and (allow_one or layer.base != 1))):
-        raise ValueError(
-            f"{type(layer).__name__}'s base must be -1 (for e) or positive{'' if allow_one else ' and not 1'}. "
-            f"Received: base={layer.base}"
-        )
-
-
-@saving.register_keras_serializable(package=PACKAGE)
-class Exp(_Elementwise):
-    """``y = base ** (shift + scale * x)``; ``base=-1`` means e (Caffe's Exp)."""
+class _BaseScaleShift(_Elementwise):
+    """Base of Caffe's Exp and Log: ``base`` is -1 (for e) or positive, and not 1 where that is
+    meaningless (a logarithm's base)."""
 
     constants = ("base", "scale", "shift")
     defaults = {"base": -1.0, "scale": 1.0, "shift": 0.0}
+    base_may_be_one = True
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        _check_base(self, allow_one=True)
+        if not (self.base == -1 or (self.base > 0 and (self.base_may_be_one or self.base != 1))):
+            raise ValueError(
+                f"{type(self).__name__}'s base must be -1 (for e) or positive"
+                f"{'' if self.base_may_be_one else ' and not 1'}. Received: base={self.base}"
+            )
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class Exp(_BaseScaleShift):
+    """``y = base ** (shift + scale * x)``; ``base=-1`` means e (Caffe's Exp)."""
 
     def call(self, inputs):
         log_base = 1.0 if self.base == -1 else math.log(self.base)
@@ -82,23 +88,13 @@ class Exp(_Elementwise):
 
 
 @saving.register_keras_serializable(package=PACKAGE)
-class Log(_Elementwise):
+class Log(_BaseScaleShift):
     """``y = log_base(shift + scale * x)``; ``base=-1`` means e (Caffe's Log)."""
 
-    constants = ("base", "scale", "shift")
-    defaults = {"base": -1.0, "scale": 1.0, "shift": 0.0}
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        _check_base(self, allow_one=False)
+    base_may_be_one = False
 
     def call(self, inputs):
-        x = inputs
-        if self.scale != 1:
-            x = x * self.scale
-        if self.shift != 0:
-            x = x + self.shift
-        y = ops.log(x)
+        y = ops.log(_scale_shift(inputs, self.scale, self.shift))
         return y if self.base == -1 else y * (1.0 / math.log(self.base))
 
 
