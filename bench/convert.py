@@ -25,8 +25,17 @@ def main() -> None:
     prototxt, weights = ensure_model(args.net, args.dir)
     output = args.dir / f"{args.net}.keras"
     commands = {
-        "caffe2keras convert": [sys.executable, "-m", "caffe2keras", "convert", str(prototxt), str(weights),
-                                "-o", str(output), "--quiet"],
+        "caffe2keras convert": [
+            sys.executable,
+            "-m",
+            "caffe2keras",
+            "convert",
+            str(prototxt),
+            str(weights),
+            "-o",
+            str(output),
+            "--quiet",
+        ],
         "OpenCV readNetFromCaffe": [sys.executable, "-c", OPENCV, str(prototxt), str(weights)],
     }
     compile_sources()
@@ -37,19 +46,26 @@ def main() -> None:
         for name, command in commands.items():
             runs[name].append(measure(command))
             last = runs[name][-1]
-            print(f"run {index + 1}: {name:<24} {last.wall_s:6.2f} s  {last.peak_rss_mb:7.0f} MB  "
-                  f"(CPU {last.cpu_s:.2f} s)", flush=True)
+            print(
+                f"run {index + 1}: {name:<24} {last.wall_s:6.2f} s  {last.peak_rss_mb:7.0f} MB  "
+                f"(CPU {last.cpu_s:.2f} s)",
+                flush=True,
+            )
     size_mb = weights.stat().st_size / 2**20
     print(f"\n{args.net}: {size_mb:.0f} MB caffemodel; {machine()}; medians of {args.runs} alternated runs")
     print(f"{'':26}{'wall s':>8}{'(spread)':>13}{'peak RSS MB':>13}{'(spread)':>15}{'CPU s':>8}")
     for name, measured in runs.items():
-        print(f"{name:<26}{median(measured, 'wall_s'):8.2f}{spread(measured, 'wall_s'):>13}"
-              f"{median(measured, 'peak_rss_mb'):13.0f}{spread(measured, 'peak_rss_mb'):>15}"
-              f"{median(measured, 'cpu_s'):8.2f}")
+        print(
+            f"{name:<26}{median(measured, 'wall_s'):8.2f}{spread(measured, 'wall_s'):>13}"
+            f"{median(measured, 'peak_rss_mb'):13.0f}{spread(measured, 'peak_rss_mb'):>15}"
+            f"{median(measured, 'cpu_s'):8.2f}"
+        )
     ours, theirs = runs.values()
-    print(f"ratio caffe2keras / OpenCV: wall {median(ours, 'wall_s') / median(theirs, 'wall_s'):.2f}x, "
-          f"peak RSS {median(ours, 'peak_rss_mb') / median(theirs, 'peak_rss_mb'):.2f}x, "
-          f"CPU {median(ours, 'cpu_s') / median(theirs, 'cpu_s'):.2f}x")
+    print(
+        f"ratio caffe2keras / OpenCV: wall {median(ours, 'wall_s') / median(theirs, 'wall_s'):.2f}x, "
+        f"peak RSS {median(ours, 'peak_rss_mb') / median(theirs, 'peak_rss_mb'):.2f}x, "
+        f"CPU {median(ours, 'cpu_s') / median(theirs, 'cpu_s'):.2f}x"
+    )
     ratios = [a.wall_s / b.wall_s for a, b in zip(ours, theirs)]
     print(f"per-run wall ratios: {', '.join(f'{r:.2f}' for r in ratios)}")
 

@@ -21,12 +21,11 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from common import DEFAULT_DIR, ensure_model, machine  # noqa: E402  (puts this checkout's src first)
-
-import caffe2keras  # noqa: E402
+import caffe2keras
+from common import DEFAULT_DIR, ensure_model, machine
 
 TWINS = {"vgg16": keras.applications.VGG16, "resnet50": keras.applications.ResNet50}
 
@@ -50,8 +49,10 @@ def compiled_cost(model, batch) -> str:
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     text = compiled.as_text()
-    return (f"{cost.get('flops', 0) / 1e9:.3f} GFLOP, {cost.get('bytes accessed', 0) / 1e6:.1f} MB accessed, "
-            f"{text.count(' convolution(')} convolutions, {text.count(' fusion(')} fusions")
+    return (
+        f"{cost.get('flops', 0) / 1e9:.3f} GFLOP, {cost.get('bytes accessed', 0) / 1e6:.1f} MB accessed, "
+        f"{text.count(' convolution(')} convolutions, {text.count(' fusion(')} fusions"
+    )
 
 
 def compare(net: str, batch_size: int, runs: int, directory) -> tuple[float, float, list[float]]:
@@ -76,12 +77,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     args = parser.parse_args()
-    print(f"{machine()}; Keras {keras.__version__}, backend {keras.backend.backend()}, batch {args.batch}, "
-          f"medians of {args.runs} alternated calls")
+    print(
+        f"{machine()}; Keras {keras.__version__}, backend {keras.backend.backend()}, batch {args.batch}, "
+        f"medians of {args.runs} alternated calls"
+    )
     for net in args.nets.split(","):
         ours, theirs, ratios = compare(net, args.batch, args.runs, args.dir)
-        print(f"{net:<9} converted {ours * 1e3:8.1f} ms   keras.applications {theirs * 1e3:8.1f} ms   "
-              f"ratio {ours / theirs:.3f} (per pair {min(ratios):.2f}-{max(ratios):.2f})", flush=True)
+        print(
+            f"{net:<9} converted {ours * 1e3:8.1f} ms   keras.applications {theirs * 1e3:8.1f} ms   "
+            f"ratio {ours / theirs:.3f} (per pair {min(ratios):.2f}-{max(ratios):.2f})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,7 @@ def _input(name: str, shape: tuple[int, ...]) -> str:
     return _layer(name, "Input", [], [name], f"input_param {{ shape {{ {dims} }} }}")
 
 
-def _conv(name: str, bottom: str, outputs: int, kernel: int, stride: int = 1, pad: int = 0,
-          bias: bool = True) -> str:
+def _conv(name: str, bottom: str, outputs: int, kernel: int, stride: int = 1, pad: int = 0, bias: bool = True) -> str:
     params = f"num_output: {outputs} kernel_size: {kernel} stride: {stride} pad: {pad}"
     if not bias:
         params += " bias_term: false"
@@ -37,8 +36,9 @@ def _in_place(name: str, kind: str, blob: str, body: str = "") -> str:
 
 
 def _pool(name: str, bottom: str, method: str, kernel: int, stride: int) -> str:
-    return _layer(name, "Pooling", [bottom], [name],
-                  f"pooling_param {{ pool: {method} kernel_size: {kernel} stride: {stride} }}")
+    return _layer(
+        name, "Pooling", [bottom], [name], f"pooling_param {{ pool: {method} kernel_size: {kernel} stride: {stride} }}"
+    )
 
 
 def _fc(name: str, bottom: str, outputs: int) -> str:
@@ -56,15 +56,19 @@ def vgg16_prototxt() -> str:
         parts.append(_pool(f"pool{stage}", blob, "MAX", 2, 2))
         blob = f"pool{stage}"
     for name, outputs in (("fc6", 4096), ("fc7", 4096)):
-        parts += [_fc(name, blob, outputs), _in_place(f"relu{name[2:]}", "ReLU", name),
-                  _in_place(f"drop{name[2:]}", "Dropout", name, "dropout_param { dropout_ratio: 0.5 }")]
+        parts += [
+            _fc(name, blob, outputs),
+            _in_place(f"relu{name[2:]}", "ReLU", name),
+            _in_place(f"drop{name[2:]}", "Dropout", name, "dropout_param { dropout_ratio: 0.5 }"),
+        ]
         blob = name
     parts += [_fc("fc8", blob, 1000), _layer("prob", "Softmax", ["fc8"], ["prob"])]
     return "".join(parts)
 
 
-def _conv_bn(name: str, bottom: str, outputs: int, kernel: int, stride: int = 1, pad: int = 0,
-             relu: bool = True) -> Iterator[str]:
+def _conv_bn(
+    name: str, bottom: str, outputs: int, kernel: int, stride: int = 1, pad: int = 0, relu: bool = True
+) -> Iterator[str]:
     """Convolution, BatchNorm and Scale in place, then ReLU: ``bn<name>``, ``scale<name>`` as in ResNet's Caffe files."""
     yield _conv(name, bottom, outputs, kernel, stride, pad, bias=False)
     yield _in_place(f"bn{name}", "BatchNorm", name, "batch_norm_param { use_global_stats: true }")

@@ -48,8 +48,13 @@ print(json.dumps({"seconds": seconds, "baseline_mb": baseline / 1024,
 
 
 def run_child(weights, path_kind: str) -> dict:
-    output = subprocess.run([sys.executable, "-c", CHILD, str(weights), path_kind, str(REPO / "src" / "caffe2keras")],
-                            env=child_env(), check=True, capture_output=True, text=True).stdout
+    output = subprocess.run(
+        [sys.executable, "-c", CHILD, str(weights), path_kind, str(REPO / "src" / "caffe2keras")],
+        env=child_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(output)
 
 
@@ -63,16 +68,21 @@ def main() -> None:
         for kind in runs:
             result = run_child(weights, kind)
             runs[kind].append(result)
-            print(f"run {index + 1}: {kind:<5} {result['seconds']:6.3f} s  {size / result['seconds'] / 1e9:5.2f} GB/s  "
-                  f"peak RSS {result['peak_mb']:6.0f} MB (baseline {result['baseline_mb']:.0f} MB)", flush=True)
+            print(
+                f"run {index + 1}: {kind:<5} {result['seconds']:6.3f} s  {size / result['seconds'] / 1e9:5.2f} GB/s  "
+                f"peak RSS {result['peak_mb']:6.0f} MB (baseline {result['baseline_mb']:.0f} MB)",
+                flush=True,
+            )
     print(f"\n{args.net}: {size / 2**20:.0f} MB caffemodel; {machine()}; medians of {args.runs} alternated runs")
     for kind, results in runs.items():
         seconds = statistics.median(r["seconds"] for r in results)
         peak = statistics.median(r["peak_mb"] for r in results)
         baseline = statistics.median(r["baseline_mb"] for r in results)
-        print(f"{kind:<6} {seconds:6.3f} s  {size / seconds / 1e9:5.2f} GB/s  peak RSS {peak:5.0f} MB = "
-              f"{peak * 2**20 / size:.2f}x the file ({(peak - baseline) * 2**20 / size:.2f}x over the "
-              f"{baseline:.0f} MB of Python, numpy and protobuf)")
+        print(
+            f"{kind:<6} {seconds:6.3f} s  {size / seconds / 1e9:5.2f} GB/s  peak RSS {peak:5.0f} MB = "
+            f"{peak * 2**20 / size:.2f}x the file ({(peak - baseline) * 2**20 / size:.2f}x over the "
+            f"{baseline:.0f} MB of Python, numpy and protobuf)"
+        )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ class Case:
     spec: dict
 
     @classmethod
-    def load(cls, path: Path) -> "Case":
+    def load(cls, path: Path) -> Case:
         return cls(path, json.loads((path / "case.json").read_text()))
 
     @property

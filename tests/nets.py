@@ -42,16 +42,18 @@ def write_net(tmp_path: Path, text: str, layers: Layers = ()) -> tuple[Path, Pat
     return prototxt, weights
 
 
-def convert_and_run(tmp_path: Path, text: str, inputs: Sequence[np.ndarray], data_format: str,
-                    layers: Layers = (), **convert_args) -> list[np.ndarray]:
+def convert_and_run(
+    tmp_path: Path, text: str, inputs: Sequence[np.ndarray], data_format: str, layers: Layers = (), **convert_args
+) -> list[np.ndarray]:
     """Caffe-layout outputs of the converted net, saved and reloaded with ``safe_mode=True``."""
     prototxt, weights = write_net(tmp_path, text, layers)
     model = caffe2keras.convert(prototxt, weights, data_format=data_format, **convert_args)
     return run(save_and_reload(model, tmp_path), list(inputs), data_format)
 
 
-def opencv_forward(tmp_path: Path, text: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
-                   layers: Layers = ()) -> list[np.ndarray]:
+def opencv_forward(
+    tmp_path: Path, text: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str], layers: Layers = ()
+) -> list[np.ndarray]:
     """The same net run by OpenCV's independent Caffe importer; ``outputs`` names layers (first top)."""
     prototxt, weights = write_net(tmp_path, text, layers)
     return oracle.opencv_forward(prototxt, weights, inputs, [(name, 0) for name in outputs])

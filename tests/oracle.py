@@ -44,8 +44,9 @@ def fields(values: Mapping[str, object]) -> str:
     return " ".join(parts)
 
 
-def spatial_fields(name: str, values: Sequence[int], hw_name: str | None = None, default: int | None = None,
-                   repeated: bool = False) -> dict:
+def spatial_fields(
+    name: str, values: Sequence[int], hw_name: str | None = None, default: int | None = None, repeated: bool = False
+) -> dict:
     """One geometry field as a prototxt writer would give it: omitted when all are ``default``,
     one value when all agree, ``<hw_name>_h``/``_w`` for 2-D, else repeated per axis."""
     values = list(values)
@@ -84,8 +85,9 @@ def net_prototxt(layers: Sequence[Layer], name: str = "sweep") -> str:
 # --------------------------------------------------------------------------- OpenCV
 
 
-def opencv_forward(prototxt: Path, caffemodel: Path | None, inputs: Mapping[str, np.ndarray],
-                   outputs: Sequence[tuple[str, int]]) -> list[np.ndarray]:
+def opencv_forward(
+    prototxt: Path, caffemodel: Path | None, inputs: Mapping[str, np.ndarray], outputs: Sequence[tuple[str, int]]
+) -> list[np.ndarray]:
     """Run OpenCV's Caffe importer; ``outputs`` are (layer name, top index), OpenCV's naming."""
     import cv2
 
@@ -129,7 +131,9 @@ def convolution(x, weight, bias, stride, pad, dilation, group=1) -> np.ndarray:
         cout = slice(g * out_per_group, (g + 1) * out_per_group)
         for offset in itertools.product(*(range(k) for k in kernel)):
             index = tuple(_window(k * d, o, st) for k, d, o, st in zip(offset, dilation, out_size, stride))
-            y[:, cout] += np.einsum("nc...,mc->nm...", xp[(slice(None), cin, *index)], weight[(cout, slice(None), *offset)])
+            y[:, cout] += np.einsum(
+                "nc...,mc->nm...", xp[(slice(None), cin, *index)], weight[(cout, slice(None), *offset)]
+            )
     if bias is not None:
         y += np.asarray(bias, np.float64).reshape(1, -1, *[1] * len(size))
     return y
@@ -155,7 +159,8 @@ def deconvolution(x, weight, bias, stride, pad, dilation, group=1) -> np.ndarray
         for offset in itertools.product(*(range(k) for k in kernel)):
             index = tuple(_window(k * d, s, st) for k, d, s, st in zip(offset, dilation, size, stride))
             full[(slice(None), cout, *index)] += np.einsum(
-                "nc...,cm->nm...", x[:, cin], weight[(cin, slice(None), *offset)])
+                "nc...,cm->nm...", x[:, cin], weight[(cin, slice(None), *offset)]
+            )
     crop = tuple(slice(p, f - p) for p, f in zip(pad, full.shape[2:]))
     y = full[(slice(None), slice(None), *crop)]
     if bias is not None:
@@ -178,8 +183,9 @@ def pooling(x, method: str, kernel, stride, pad, ceil_mode=True) -> np.ndarray:
     x = np.asarray(x, np.float64)
     n, c, height, width = x.shape
     any_pad = any(pad)
-    out_h, out_w = (pooled_size(s, k, st, p, ceil_mode, any_pad)
-                    for s, k, st, p in zip((height, width), kernel, stride, pad))
+    out_h, out_w = (
+        pooled_size(s, k, st, p, ceil_mode, any_pad) for s, k, st, p in zip((height, width), kernel, stride, pad)
+    )
     y = np.empty((n, c, out_h, out_w))
     for ph in range(out_h):
         for pw in range(out_w):
@@ -253,13 +259,13 @@ def softmax(x, axis: int) -> np.ndarray:
 
 def caffe_slice(x, axis: int, points: Sequence[int]) -> list[np.ndarray]:
     edges = [0, *points, x.shape[axis]]
-    return [np.take(x, range(a, b), axis=axis) for a, b in zip(edges[:-1], edges[1:])]
+    return [np.take(x, range(a, b), axis=axis) for a, b in itertools.pairwise(edges)]
 
 
 def crop(x, shape, axis: int, offsets: Sequence[int]) -> np.ndarray:
     """``CropLayer``: axes from ``axis`` on take ``shape[i]`` values from ``offset``."""
     index = []
-    for i, size in enumerate(x.shape):
+    for i, _size in enumerate(x.shape):
         if i < axis:
             index.append(slice(None))
         else:

@@ -46,14 +46,15 @@ class Family:
     blobs: list[str] = field(default_factory=list)
 
     @classmethod
-    def write(cls, name: str, cases: Sequence[Case], directory: Path) -> "Family":
+    def write(cls, name: str, cases: Sequence[Case], directory: Path) -> Family:
         names = [c.name for c in cases]
         assert len(set(names)) == len(names), f"duplicate case names in {name}"
         prototxt = directory / f"{name}.prototxt"
         prototxt.write_text(oracle.net_prototxt([layer for c in cases for layer in c.layers], name))
         opencv_prototxt = directory / f"{name}.opencv.prototxt"
         opencv_prototxt.write_text(
-            oracle.net_prototxt([layer for c in cases if c.opencv is None for layer in c.layers], name))
+            oracle.net_prototxt([layer for c in cases if c.opencv is None for layer in c.layers], name)
+        )
         weights = [(layer.name, layer.type, list(layer.blobs)) for c in cases for layer in c.layers if layer.blobs]
         caffemodel = directory / f"{name}.caffemodel" if weights else None
         if weights:
@@ -70,8 +71,9 @@ class Family:
         if not trusted:
             return {}
         wanted = [(blob, _producer(c, blob)) for c in trusted for blob in c.expected]
-        values = oracle.opencv_forward(self.opencv_prototxt, self.caffemodel, self.inputs(trusted),
-                                       [where for _, where in wanted])
+        values = oracle.opencv_forward(
+            self.opencv_prototxt, self.caffemodel, self.inputs(trusted), [where for _, where in wanted]
+        )
         return {blob: value for (blob, _), value in zip(wanted, values)}
 
 
@@ -96,13 +98,15 @@ def check_family(family: Family, data_format: str, tmp_path: Path, opencv: dict[
                 oracles.append(("OpenCV", opencv[blob]))
             for oracle_name, value in oracles:
                 if actual[blob].shape != value.shape:
-                    failures.append(f"{case.name}: blob {blob!r} has shape {actual[blob].shape}, "
-                                    f"{oracle_name} gives {value.shape}")
+                    failures.append(
+                        f"{case.name}: blob {blob!r} has shape {actual[blob].shape}, {oracle_name} gives {value.shape}"
+                    )
                     continue
                 error, allowed = max_error(actual[blob], value)
                 if not error <= allowed:
-                    failures.append(f"{case.name}: blob {blob!r} differs from {oracle_name} by {error:.3g} "
-                                    f"(allowed {allowed:.3g})")
+                    failures.append(
+                        f"{case.name}: blob {blob!r} differs from {oracle_name} by {error:.3g} (allowed {allowed:.3g})"
+                    )
     assert not failures, f"{len(failures)} mismatch(es) in {data_format}:\n" + "\n".join(failures)
 
 
@@ -124,19 +128,34 @@ class Maker:
         values = self.rng.standard_normal(shape) if low is None else self.rng.uniform(low, high, shape)
         return np.asarray(values, np.float32)  # 0-d for shape (): a scalar blob has no dims
 
-    def single(self, name: str, layer_type: str, x: np.ndarray | Sequence[int], params: dict | None,
-               reference: Callable[..., np.ndarray], blobs: Sequence[np.ndarray] = (),
-               opencv: str | None = None) -> Case:
+    def single(
+        self,
+        name: str,
+        layer_type: str,
+        x: np.ndarray | Sequence[int],
+        params: dict | None,
+        reference: Callable[..., np.ndarray],
+        blobs: Sequence[np.ndarray] = (),
+        opencv: str | None = None,
+    ) -> Case:
         """One layer on one input blob ``<name>_x``; its top is named like the layer."""
         x = self.array(*x) if not isinstance(x, np.ndarray) else x
         source = f"{name}_x"
         layer = Layer(name, layer_type, (source,), (name,), params or {}, list(blobs))
-        return Case(name, [input_layer(source, x.shape), layer], {source: x},
-                    {name: np.asarray(reference(x, *blobs))}, opencv)
+        return Case(
+            name, [input_layer(source, x.shape), layer], {source: x}, {name: np.asarray(reference(x, *blobs))}, opencv
+        )
 
-    def multi(self, name: str, layer_type: str, xs: Sequence[np.ndarray], params: dict | None,
-              expected: dict[str, np.ndarray] | np.ndarray, tops: Sequence[str] | None = None,
-              opencv: str | None = None) -> Case:
+    def multi(
+        self,
+        name: str,
+        layer_type: str,
+        xs: Sequence[np.ndarray],
+        params: dict | None,
+        expected: dict[str, np.ndarray] | np.ndarray,
+        tops: Sequence[str] | None = None,
+        opencv: str | None = None,
+    ) -> Case:
         """One layer on several input blobs ``<name>_x<i>``."""
         sources = [f"{name}_x{i}" for i in range(len(xs))]
         tops = [name] if tops is None else list(tops)

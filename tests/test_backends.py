@@ -79,10 +79,18 @@ def test_saved_model_runs_the_same_on_torch(tmp_path):
         model.save(tmp_path / f"{data_format}.keras")
         expected[data_format] = predict(model, inputs, data_format)
 
-    env = {**os.environ, "KERAS_BACKEND": "torch",
-           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "inputs.npz"), str(tmp_path), *FORMATS],
-                            capture_output=True, text=True, env=env, timeout=600)
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "torch",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path / "inputs.npz"), str(tmp_path), *FORMATS],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for data_format in FORMATS:
         with np.load(tmp_path / f"{data_format}.torch.npz") as saved:

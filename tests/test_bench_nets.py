@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import keras
 import pytest
+from bench.nets import NETS
 
 import caffe2keras
-from bench.nets import NETS
 
 TWINS = {"vgg16": keras.applications.VGG16, "resnet50": keras.applications.ResNet50}
 
@@ -20,7 +20,10 @@ def keras_kernel_shape(blob_shape: tuple[int, ...]) -> tuple[int, ...]:
 def test_kernels_match_the_keras_applications_twin(net, tmp_path):
     prototxt = tmp_path / f"{net}.prototxt"
     prototxt.write_text(NETS[net]())
-    ours = [keras_kernel_shape(blobs[0]) for blobs in caffe2keras.parameter_shapes(prototxt).values()
-            if len(blobs[0]) in (2, 4)]
+    ours = [
+        keras_kernel_shape(blobs[0])
+        for blobs in caffe2keras.parameter_shapes(prototxt).values()
+        if len(blobs[0]) in (2, 4)
+    ]
     twin = [tuple(layer.kernel.shape) for layer in TWINS[net](weights=None).layers if hasattr(layer, "kernel")]
     assert sorted(ours) == sorted(twin)  # Keras orders a block's shortcut and branch differently

@@ -28,10 +28,13 @@ def net(tmp_path):
     prototxt = tmp_path / "net.prototxt"
     prototxt.write_text(NET)
     rng = np.random.default_rng(0)
-    write_caffemodel(tmp_path / "net.caffemodel", [
-        ("conv/1", "Convolution", [rng.standard_normal((2, 3, 3, 3)), rng.standard_normal(2)]),
-        ("fc7", "InnerProduct", [rng.standard_normal((2, 40)), rng.standard_normal(2)]),
-    ])
+    write_caffemodel(
+        tmp_path / "net.caffemodel",
+        [
+            ("conv/1", "Convolution", [rng.standard_normal((2, 3, 3, 3)), rng.standard_normal(2)]),
+            ("fc7", "InnerProduct", [rng.standard_normal((2, 40)), rng.standard_normal(2)]),
+        ],
+    )
     return prototxt, tmp_path / "net.caffemodel"
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import caffe2keras
-from tests.conftest import SHARED, requires_shared
 from tests import oracle
+from tests.conftest import SHARED, requires_shared
 from tests.golden import assert_matches, run
 from tests.nets import FORMATS, convert_and_run, layer, net, opencv_forward, write_net
 
@@ -37,7 +37,7 @@ def caffe_argmax(x: np.ndarray, top_k: int, out_max_val: bool, axis: int | None)
         if out_max_val:
             out_shape[1] = 2
     else:
-        dim, axis_dist = x.shape[axis], math.prod(x.shape[axis + 1:])
+        dim, axis_dist = x.shape[axis], math.prod(x.shape[axis + 1 :])
         out_shape = list(x.shape)
         out_shape[axis] = top_k
     data = x.ravel()
@@ -86,13 +86,19 @@ def test_argmax_across_the_batch_is_refused(tmp_path):
 
 # ---------------------------------------------------------------- Reduction
 
-OPERATIONS = {"SUM": np.sum, "ASUM": lambda v, axis: np.abs(v).sum(axis), "SUMSQ": lambda v, axis: (v * v).sum(axis),
-              "MEAN": np.mean}
+OPERATIONS = {
+    "SUM": np.sum,
+    "ASUM": lambda v, axis: np.abs(v).sum(axis),
+    "SUMSQ": lambda v, axis: (v * v).sum(axis),
+    "MEAN": np.mean,
+}
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
-@pytest.mark.parametrize("operation, axis, coeff", [("SUM", 1, 1.0), ("ASUM", 2, -0.5), ("SUMSQ", 3, 2.0),
-                                                    ("MEAN", -1, 1.0), ("MEAN", 1, 3.0)])
+@pytest.mark.parametrize(
+    "operation, axis, coeff",
+    [("SUM", 1, 1.0), ("ASUM", 2, -0.5), ("SUMSQ", 3, 2.0), ("MEAN", -1, 1.0), ("MEAN", 1, 3.0)],
+)
 def test_reduction_reduces_every_axis_from_axis_on(operation, axis, coeff, data_format, tmp_path):
     shape = (2, 3, 4, 5)
     x = RNG.standard_normal(shape).astype(np.float32)
@@ -113,8 +119,10 @@ def test_reduction_of_the_whole_batch_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
-@pytest.mark.parametrize("shape, axis, tiles", [((2, 3, 4, 5), 1, 3), ((2, 3, 4, 5), 2, 2), ((2, 3, 4, 5), -1, 2),
-                                                ((2, 3), 1, 4), ((2, 3, 4), 2, 1)])
+@pytest.mark.parametrize(
+    "shape, axis, tiles",
+    [((2, 3, 4, 5), 1, 3), ((2, 3, 4, 5), 2, 2), ((2, 3, 4, 5), -1, 2), ((2, 3), 1, 4), ((2, 3, 4), 2, 1)],
+)
 def test_tile_copies_the_inner_block(shape, axis, tiles, data_format, tmp_path):
     x = RNG.standard_normal(shape).astype(np.float32)
     first = axis % len(shape)
@@ -153,8 +161,10 @@ MVN_CASES = [
 @pytest.mark.parametrize("shape, across, normalize, eps", MVN_CASES)
 def test_mvn_adds_eps_to_the_standard_deviation(shape, across, normalize, eps, data_format, tmp_path):
     x = (RNG.standard_normal(shape) * 2 + 1).astype(np.float32)
-    params = (f"mvn_param {{ across_channels: {str(across).lower()} "
-              f"normalize_variance: {str(normalize).lower()} eps: {eps} }}")
+    params = (
+        f"mvn_param {{ across_channels: {str(across).lower()} "
+        f"normalize_variance: {str(normalize).lower()} eps: {eps} }}"
+    )
     actual = single("MVN", params, x, data_format, tmp_path)
     assert_matches(actual, caffe_mvn(x, across, normalize, eps), f"MVN {params}")
 
@@ -166,7 +176,9 @@ def test_mvn_matches_opencv(across, tmp_path):
     text = net({"data": x.shape}, layer("MVN", f"mvn_param {{ across_channels: {str(across).lower()} }}"))
     (reference,) = opencv_forward(tmp_path, text, {"data": x}, ["l"])
     for data_format in FORMATS:
-        assert_matches(convert_and_run(tmp_path, text, [x], data_format)[0], reference, f"MVN vs OpenCV ({data_format})")
+        assert_matches(
+            convert_and_run(tmp_path, text, [x], data_format)[0], reference, f"MVN vs OpenCV ({data_format})"
+        )
 
 
 @requires_shared
@@ -222,8 +234,7 @@ def test_embed_looks_up_truncated_indices(shape, bias_term, data_format, tmp_pat
     table = RNG.standard_normal((vocabulary, width)).astype(np.float32)
     bias = RNG.standard_normal(width).astype(np.float32)
     blobs = [table, bias] if bias_term else [table]
-    params = (f"embed_param {{ num_output: {width} input_dim: {vocabulary} "
-              f"bias_term: {str(bias_term).lower()} }}")
+    params = f"embed_param {{ num_output: {width} input_dim: {vocabulary} bias_term: {str(bias_term).lower()} }}"
     reference = table[x.astype(np.int64)] + (bias if bias_term else 0)
     actual = single("Embed", params, x, data_format, tmp_path, [("l", "Embed", blobs)])
     assert_matches(actual, reference, f"Embed {shape}")
@@ -245,9 +256,17 @@ def caffe_spp(x: np.ndarray, pyramid_height: int, method: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
-@pytest.mark.parametrize("shape, height, method", [((2, 3, 13, 9), 3, "MAX"), ((2, 3, 13, 9), 3, "AVE"),
-                                                   ((1, 4, 7, 7), 2, "AVE"), ((2, 2, 6, 11), 2, "MAX"),
-                                                   ((2, 3, 5, 4), 1, "MAX"), ((1, 2, 9, 4), 3, "AVE")])
+@pytest.mark.parametrize(
+    "shape, height, method",
+    [
+        ((2, 3, 13, 9), 3, "MAX"),
+        ((2, 3, 13, 9), 3, "AVE"),
+        ((1, 4, 7, 7), 2, "AVE"),
+        ((2, 2, 6, 11), 2, "MAX"),
+        ((2, 3, 5, 4), 1, "MAX"),
+        ((1, 2, 9, 4), 3, "AVE"),
+    ],
+)
 def test_spp_pools_each_level_as_caffe(shape, height, method, data_format, tmp_path):
     x = RNG.standard_normal(shape).astype(np.float32)
     params = f"spp_param {{ pyramid_height: {height} pool: {method} }}"
@@ -284,11 +303,14 @@ def caffe_im2col(x: np.ndarray, kernel, pad, stride, dilation) -> np.ndarray:
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
-@pytest.mark.parametrize("params, geometry", [
-    ("kernel_size: 3 pad: 1", ((3, 3), (1, 1), (1, 1), (1, 1))),
-    ("kernel_h: 2 kernel_w: 3 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0", ((2, 3), (1, 0), (2, 1), (1, 1))),
-    ("kernel_size: 3 stride: 2 dilation: 2 pad: 2", ((3, 3), (2, 2), (2, 2), (2, 2))),
-])
+@pytest.mark.parametrize(
+    "params, geometry",
+    [
+        ("kernel_size: 3 pad: 1", ((3, 3), (1, 1), (1, 1), (1, 1))),
+        ("kernel_h: 2 kernel_w: 3 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0", ((2, 3), (1, 0), (2, 1), (1, 1))),
+        ("kernel_size: 3 stride: 2 dilation: 2 pad: 2", ((3, 3), (2, 2), (2, 2), (2, 2))),
+    ],
+)
 def test_im2col_copies_each_window_into_channels(params, geometry, data_format, tmp_path):
     x = RNG.standard_normal((2, 3, 7, 8)).astype(np.float32)
     actual = single("Im2col", f"convolution_param {{ {params} }}", x, data_format, tmp_path)
@@ -302,12 +324,13 @@ def test_im2col_copies_each_window_into_channels(params, geometry, data_format, 
 def test_parameter_blob_feeds_the_net_and_is_an_output(data_format, tmp_path):
     shape = (1, 3, 2, 4)
     value = RNG.standard_normal(shape).astype(np.float32)
-    body = (layer("Parameter", "parameter_param { shape { dim: 1 dim: 3 dim: 2 dim: 4 } }", bottoms=(), tops=("p",),
-                  name="p")
-            + layer("Eltwise", "", bottoms=("data", "p"), tops=("sum",), name="sum"))
+    body = layer(
+        "Parameter", "parameter_param { shape { dim: 1 dim: 3 dim: 2 dim: 4 } }", bottoms=(), tops=("p",), name="p"
+    ) + layer("Eltwise", "", bottoms=("data", "p"), tops=("sum",), name="sum")
     x = RNG.standard_normal(shape).astype(np.float32)
-    total, parameter = convert_and_run(tmp_path, net({"data": shape}, body), [x], data_format,
-                                       [("p", "Parameter", [value])], outputs=["sum", "p"])
+    total, parameter = convert_and_run(
+        tmp_path, net({"data": shape}, body), [x], data_format, [("p", "Parameter", [value])], outputs=["sum", "p"]
+    )
     np.testing.assert_array_equal(parameter, value)
     np.testing.assert_allclose(total, x + value, rtol=0, atol=1e-6)
 
@@ -319,8 +342,7 @@ def test_parameter_blob_feeds_the_net_and_is_an_output(data_format, tmp_path):
 def test_batch_reindex_gathers_items(data_format, tmp_path):
     x = RNG.standard_normal((4, 3, 2, 5)).astype(np.float32)
     indices = np.array([2, 0, 2, 3, 1], np.float32)
-    text = net({"data": x.shape, "permutation": indices.shape},
-               layer("BatchReindex", bottoms=("data", "permutation")))
+    text = net({"data": x.shape, "permutation": indices.shape}, layer("BatchReindex", bottoms=("data", "permutation")))
     (actual,) = convert_and_run(tmp_path, text, [x, indices], data_format)
     np.testing.assert_array_equal(actual, x[[2, 0, 2, 3, 1]])
 
@@ -365,8 +387,10 @@ def test_opencv_net_input_mixes_legacy_and_input_layers(data_format):
 @pytest.mark.parametrize("data_format", FORMATS)
 def test_opencv_shared_weights_layers_named_alike_read_the_same_blobs(data_format, tmp_path):
     text = (SHARED / "caffe" / "opencv_layers" / "shared_weights.prototxt").read_text()
-    layers = [("conv", "Convolution", [np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)]),
-              ("sum", "InnerProduct", [np.ones((1, 4), np.float32), np.zeros(1, np.float32)])]
+    layers = [
+        ("conv", "Convolution", [np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)]),
+        ("sum", "InnerProduct", [np.ones((1, 4), np.float32), np.zeros(1, np.float32)]),
+    ]
     first = np.array([[[[0, 2], [4, 6]]]], np.float32)
     second = np.array([[[[1, 3], [5, 7]]]], np.float32)
     (actual,) = convert_and_run(tmp_path, text, [first, second], data_format, layers)

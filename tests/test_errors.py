@@ -44,8 +44,7 @@ def _blobs(*shapes):
     return [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
 
 
-GOOD_WEIGHTS = [("conv1", "Convolution", _blobs((4, 3, 3, 3), (4,))),
-                ("fc", "InnerProduct", _blobs((5, 144), (5,)))]
+GOOD_WEIGHTS = [("conv1", "Convolution", _blobs((4, 3, 3, 3), (4,))), ("fc", "InnerProduct", _blobs((5, 144), (5,)))]
 
 
 @dataclass
@@ -87,8 +86,13 @@ def truncated_at_layer_boundary(d: Path) -> Broken:
     prototxt, weights = _net_with(d, GOOD_WEIGHTS)
     boundary = len(layer_bytes(*GOOD_WEIGHTS[0]))
     cut = _write(d, "cut.caffemodel", weights.read_bytes()[:boundary])
-    return Broken(prototxt, cut, WeightsError, ("'fc'", "InnerProduct", "no blobs", "inner_product_param.num_output=5"),
-                  {"layer": "fc", "layer_type": "InnerProduct", "field": "inner_product_param.num_output", "value": 5})
+    return Broken(
+        prototxt,
+        cut,
+        WeightsError,
+        ("'fc'", "InnerProduct", "no blobs", "inner_product_param.num_output=5"),
+        {"layer": "fc", "layer_type": "InnerProduct", "field": "inner_product_param.num_output", "value": 5},
+    )
 
 
 def empty_weights(d: Path) -> Broken:
@@ -125,33 +129,50 @@ def missing_file(d: Path) -> Broken:
 
 def num_output_mismatch(d: Path) -> Broken:
     prototxt, weights = _net_with(d, [("conv1", "Convolution", _blobs((6, 3, 3, 3), (6,))), GOOD_WEIGHTS[1]])
-    return Broken(prototxt, weights, WeightsError,
-                  ("'conv1'", "Convolution", "(6, 3, 3, 3)", "(4, 3, 3, 3)", "convolution_param.num_output=4"),
-                  {"layer": "conv1", "layer_type": "Convolution", "field": "convolution_param.num_output", "value": 4})
+    return Broken(
+        prototxt,
+        weights,
+        WeightsError,
+        ("'conv1'", "Convolution", "(6, 3, 3, 3)", "(4, 3, 3, 3)", "convolution_param.num_output=4"),
+        {"layer": "conv1", "layer_type": "Convolution", "field": "convolution_param.num_output", "value": 4},
+    )
 
 
 def missing_layer(d: Path) -> Broken:
     prototxt, weights = _net_with(d, GOOD_WEIGHTS[:1])
-    return Broken(prototxt, weights, WeightsError, ("'fc'", "InnerProduct", "(5, 144)"),
-                  {"layer": "fc", "layer_type": "InnerProduct"})
+    return Broken(
+        prototxt,
+        weights,
+        WeightsError,
+        ("'fc'", "InnerProduct", "(5, 144)"),
+        {"layer": "fc", "layer_type": "InnerProduct"},
+    )
 
 
 def extra_blob(d: Path) -> Broken:
     prototxt, weights = _net_with(d, [("conv1", "Convolution", _blobs((4, 3, 3, 3), (4,), (4,))), GOOD_WEIGHTS[1]])
-    return Broken(prototxt, weights, WeightsError, ("'conv1'", "Convolution", "3 blobs", "blobs=3"),
-                  {"layer": "conv1", "layer_type": "Convolution", "field": "blobs", "value": 3})
+    return Broken(
+        prototxt,
+        weights,
+        WeightsError,
+        ("'conv1'", "Convolution", "3 blobs", "blobs=3"),
+        {"layer": "conv1", "layer_type": "Convolution", "field": "blobs", "value": 3},
+    )
 
 
 def syntax_error(d: Path) -> Broken:
     text = NET.replace("num_output: 4 kernel_size: 3 }", "num_output: 4 kernel_size: 3")
-    return Broken(_write(d, "net.prototxt", text), None, ModelFileError,
-                  ("net.prototxt", "line 5", "closing '}'"))
+    return Broken(_write(d, "net.prototxt", text), None, ModelFileError, ("net.prototxt", "line 5", "closing '}'"))
 
 
 def unknown_field(d: Path) -> Broken:
     text = NET.replace("num_output: 4", "num_ouput: 4")
-    return Broken(_write(d, "net.prototxt", text), None, ModelFileError,
-                  ("net.prototxt", "ConvolutionParameter", '"num_ouput"', "extend_schema"))
+    return Broken(
+        _write(d, "net.prototxt", text),
+        None,
+        ModelFileError,
+        ("net.prototxt", "ConvolutionParameter", '"num_ouput"', "extend_schema"),
+    )
 
 
 def bad_enum(d: Path) -> Broken:
@@ -180,10 +201,19 @@ layer { name: "odd" type: "AnotherOne" bottom: "f3" top: "f4" }
 
 
 def unsupported_types(d: Path) -> Broken:
-    return Broken(_write(d, "net.prototxt", NET + UNSUPPORTED_LAYERS), None, UnsupportedLayersError,
-                  ("3 unsupported layer type(s)", "Python: 2 layers, first 'py1'", "my.mod.Thing",
-                   "FancyLayer: 3 layers, first 'fancy1'", "AnotherOne: 1 layer, first 'odd'"),
-                  {"unsupported": [("Python", 2, "py1"), ("FancyLayer", 3, "fancy1"), ("AnotherOne", 1, "odd")]})
+    return Broken(
+        _write(d, "net.prototxt", NET + UNSUPPORTED_LAYERS),
+        None,
+        UnsupportedLayersError,
+        (
+            "3 unsupported layer type(s)",
+            "Python: 2 layers, first 'py1'",
+            "my.mod.Thing",
+            "FancyLayer: 3 layers, first 'fancy1'",
+            "AnotherOne: 1 layer, first 'odd'",
+        ),
+        {"unsupported": [("Python", 2, "py1"), ("FancyLayer", 3, "fancy1"), ("AnotherOne", 1, "odd")]},
+    )
 
 
 V0_NET = """name: "v0"
@@ -194,29 +224,45 @@ layers { layer { name: "conv1" type: "conv" num_output: 4 kernelsize: 3 } bottom
 
 
 def v0_format(d: Path) -> Broken:
-    return Broken(_write(d, "net.prototxt", V0_NET), None, ModelFileError,
-                  ("net.prototxt", "'conv1'", "V0 format", "upgrade_net_proto_text"))
+    return Broken(
+        _write(d, "net.prototxt", V0_NET),
+        None,
+        ModelFileError,
+        ("net.prototxt", "'conv1'", "V0 format", "upgrade_net_proto_text"),
+    )
 
 
 def group_mismatch(d: Path) -> Broken:
     text = NET.replace("kernel_size: 3", "kernel_size: 3 group: 2")
-    return Broken(_write(d, "net.prototxt", text), None, ShapeError,
-                  ("'conv1'", "Convolution", "convolution_param.group=2"),
-                  {"layer": "conv1", "layer_type": "Convolution", "field": "convolution_param.group", "value": 2})
+    return Broken(
+        _write(d, "net.prototxt", text),
+        None,
+        ShapeError,
+        ("'conv1'", "Convolution", "convolution_param.group=2"),
+        {"layer": "conv1", "layer_type": "Convolution", "field": "convolution_param.group", "value": 2},
+    )
 
 
 def softmax_over_batch(d: Path) -> Broken:
     text = NET + 'layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" softmax_param { axis: 0 } }\n'
-    return Broken(_write(d, "net.prototxt", text), None, UnsupportedParameterError,
-                  ("'prob'", "Softmax", "softmax_param.axis=0"),
-                  {"layer": "prob", "layer_type": "Softmax", "field": "softmax_param.axis", "value": 0})
+    return Broken(
+        _write(d, "net.prototxt", text),
+        None,
+        UnsupportedParameterError,
+        ("'prob'", "Softmax", "softmax_param.axis=0"),
+        {"layer": "prob", "layer_type": "Softmax", "field": "softmax_param.axis", "value": 0},
+    )
 
 
 def reduction_over_batch(d: Path) -> Broken:
     # Reduction's default axis 0 sums the whole batch into one number.
     text = NET + 'layer { name: "total" type: "Reduction" bottom: "conv1" top: "total" }\n'
-    return Broken(_write(d, "net.prototxt", text), None, UnsupportedParameterError,
-                  ("'total'", "Reduction", "reduction_param.axis=0"))
+    return Broken(
+        _write(d, "net.prototxt", text),
+        None,
+        UnsupportedParameterError,
+        ("'total'", "Reduction", "reduction_param.axis=0"),
+    )
 
 
 BROKEN = {
@@ -246,8 +292,9 @@ BROKEN = {
 }
 
 
-def _assert_clean_failure(code: int, stderr: str, stdout: str, broken: Broken, output_dir: Path,
-                          one_line: bool = True) -> None:
+def _assert_clean_failure(
+    code: int, stderr: str, stdout: str, broken: Broken, output_dir: Path, one_line: bool = True
+) -> None:
     assert code == 1, stderr
     assert "Traceback" not in stderr
     assert stdout == ""
@@ -293,8 +340,13 @@ def test_cli_in_a_subprocess(tmp_path):
     output_dir = tmp_path / "out"
     output_dir.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-m", "caffe2keras", *broken.argv(output_dir / "model.keras")],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "caffe2keras", *broken.argv(output_dir / "model.keras")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     # Libraries may warn on stderr at import; the error is our one line.
     errors = [line for line in result.stderr.splitlines() if line.startswith("caffe2keras:")]
     assert len(errors) == 1, result.stderr
@@ -323,8 +375,9 @@ def test_a_failed_save_leaves_no_partial_file(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(saving, "save_model", save_half_then_fail)
     assert main(["convert", str(prototxt), str(weights), "-o", str(output_dir / "model.keras")]) == 1
     captured = capsys.readouterr()
-    assert captured.err.strip() == (f"caffe2keras: error: {output_dir / 'model.keras'}: cannot write the file: "
-                                    "No space left on device.")
+    assert captured.err.strip() == (
+        f"caffe2keras: error: {output_dir / 'model.keras'}: cannot write the file: No space left on device."
+    )
     assert list(output_dir.iterdir()) == []
 
 
@@ -344,8 +397,10 @@ def test_output_must_be_a_keras_file(tmp_path, capsys):
 
 
 # Real caffemodels written by Caffe itself, cut at several points.
-REAL_MODELS = [("golden/trained/lenet_mnist/weights.caffemodel", "caffe/trained/lenet_mnist/lenet.prototxt"),
-               ("caffe/trained/lenet_mnist/lenet_iter_10000.caffemodel", "caffe/trained/lenet_mnist/lenet.prototxt")]
+REAL_MODELS = [
+    ("golden/trained/lenet_mnist/weights.caffemodel", "caffe/trained/lenet_mnist/lenet.prototxt"),
+    ("caffe/trained/lenet_mnist/lenet_iter_10000.caffemodel", "caffe/trained/lenet_mnist/lenet.prototxt"),
+]
 
 
 @requires_shared

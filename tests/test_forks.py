@@ -85,14 +85,18 @@ def test_shufflenet_v1_g3_matches_opencv(data_format, tmp_path):
 def test_convolution_depthwise_ignores_num_output_and_group(data_format, tmp_path):
     """The fork keeps one (C, 1, kh, kw) filter per channel whatever num_output and group say."""
     conv = 'pad_h: 2 pad_w: 1 kernel_size: 3 stride: 2 dilation: 2 weight_filler { type: "msra" }'
-    ours = net_text({"data": (2, 6, 11, 9)}, f"""
+    ours = net_text(
+        {"data": (2, 6, 11, 9)},
+        f"""
 layer {{ name: "dw" type: "ConvolutionDepthwise" bottom: "data" top: "output"
-  convolution_param {{ num_output: 4 {conv} }} }}""")
+  convolution_param {{ num_output: 4 {conv} }} }}""",
+    )
     as_opencv_reads_it = ours.replace("num_output: 4", "num_output: 6")
     weights = tmp_path / "dw.caffemodel"
     write_caffemodel(weights, [("dw", "ConvolutionDepthwise", [random((6, 1, 3, 3), 1), random((6,), 2)])])
-    references = opencv_forward(_write(tmp_path / "cv.prototxt", as_opencv_reads_it), weights,
-                                {"data": random((2, 6, 11, 9))})
+    references = opencv_forward(
+        _write(tmp_path / "cv.prototxt", as_opencv_reads_it), weights, {"data": random((2, 6, 11, 9))}
+    )
     (actual,) = convert_and_run(tmp_path, ours, [random((2, 6, 11, 9))], data_format, weights)
     assert_matches(actual, references[0], "ConvolutionDepthwise")
 
@@ -106,8 +110,9 @@ layer { name: "dw" type: "%s" bottom: "data" top: "output"
     weights = tmp_path / "dw.caffemodel"
     write_caffemodel(weights, [("dw", "DepthwiseConvolution", [random((10, 1, 3, 3), 1), random((10,), 2)])])
     x = random((1, 5, 8, 7))
-    references = opencv_forward(_write(tmp_path / "cv.prototxt", net_text({"data": (1, 5, 8, 7)},
-                                                                           layer % "Convolution")), weights, {"data": x})
+    references = opencv_forward(
+        _write(tmp_path / "cv.prototxt", net_text({"data": (1, 5, 8, 7)}, layer % "Convolution")), weights, {"data": x}
+    )
     (actual,) = convert_and_run(tmp_path, ours, [x], data_format, weights)
     assert_matches(actual, references[0], "DepthwiseConvolution")
 
@@ -115,16 +120,22 @@ layer { name: "dw" type: "%s" bottom: "data" top: "output"
 @pytest.mark.parametrize("data_format", FORMATS)
 @pytest.mark.parametrize("group", [1, 3, 4, 12])
 def test_shuffle_channel_matches_opencv(group, data_format, tmp_path):
-    text = net_text({"data": (2, 12, 5, 7)}, f"""
-layer {{ name: "shuffle" type: "ShuffleChannel" bottom: "data" top: "output" shuffle_channel_param {{ group: {group} }} }}""")
+    text = net_text(
+        {"data": (2, 12, 5, 7)},
+        f"""
+layer {{ name: "shuffle" type: "ShuffleChannel" bottom: "data" top: "output" shuffle_channel_param {{ group: {group} }} }}""",
+    )
     check_against_opencv(tmp_path, text, {"data": random((2, 12, 5, 7))}, data_format)
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
 def test_shuffle_channel_of_a_2d_blob(data_format, tmp_path):
     """farmingyard's loop: channel i * (C / group) + j moves to j * group + i."""
-    text = net_text({"data": (3, 6)}, """
-layer { name: "shuffle" type: "ShuffleChannel" bottom: "data" top: "output" shuffle_channel_param { group: 2 } }""")
+    text = net_text(
+        {"data": (3, 6)},
+        """
+layer { name: "shuffle" type: "ShuffleChannel" bottom: "data" top: "output" shuffle_channel_param { group: 2 } }""",
+    )
     x = random((3, 6))
     expected = np.empty_like(x)
     for i in range(2):
@@ -185,13 +196,17 @@ def pspnet_interp(x, pad_beg, pad_end, size_out):
         for j in range(size_out[1]):
             w, wp, m0, m1 = fork_source_cell(w1, size_out[1], j)
             out[:, :, i, j] = l0 * (m0 * crop[:, :, h, w] + m1 * crop[:, :, h, w + wp]) + l1 * (
-                m0 * crop[:, :, h + hp, w] + m1 * crop[:, :, h + hp, w + wp])
+                m0 * crop[:, :, h + hp, w] + m1 * crop[:, :, h + hp, w + wp]
+            )
     return out
 
 
 def interp_net(params: str, shape=(2, 3, 9, 11)) -> str:
-    return net_text({"data": shape}, f"""
-layer {{ name: "interp" type: "Interp" bottom: "data" top: "output" interp_param {{ {params} }} }}""")
+    return net_text(
+        {"data": shape},
+        f"""
+layer {{ name: "interp" type: "Interp" bottom: "data" top: "output" interp_param {{ {params} }} }}""",
+    )
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
@@ -228,16 +243,21 @@ def test_interp_matches_the_forks_loop(params, pads, size_out, data_format, tmp_
     np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("params, field", [("", "interp_param"), ("pad_beg: 1", "interp_param.pad_beg"),
-                                           ("zoom_factor: 0", "interp_param.zoom_factor")])
+@pytest.mark.parametrize(
+    "params, field",
+    [("", "interp_param"), ("pad_beg: 1", "interp_param.pad_beg"), ("zoom_factor: 0", "interp_param.zoom_factor")],
+)
 def test_interp_rejects_what_the_fork_rejects(params, field, tmp_path):
     with pytest.raises(ShapeError, match=field.replace(".", "\\.")):
         caffe2keras.convert(_write(tmp_path / "net.prototxt", interp_net(params)))
 
 
 def test_interp_takes_one_bottom(tmp_path):
-    text = net_text({"data": (1, 2, 4, 4), "size": (1, 2, 8, 8)}, """
-layer { name: "interp" type: "Interp" bottom: "data" bottom: "size" top: "output" interp_param { zoom_factor: 2 } }""")
+    text = net_text(
+        {"data": (1, 2, 4, 4), "size": (1, 2, 8, 8)},
+        """
+layer { name: "interp" type: "Interp" bottom: "data" bottom: "size" top: "output" interp_param { zoom_factor: 2 } }""",
+    )
     with pytest.raises(UnsupportedParameterError, match="one bottom"):
         caffe2keras.convert(_write(tmp_path / "net.prototxt", text))
 
@@ -293,11 +313,11 @@ def test_only_max_pooling_has_a_mask_top(tmp_path):
 
 def segnet_unpool(values, mask, size):
     """alexgkendall/caffe-segnet UpsampleLayer::Forward_cpu."""
-    n, c, height, width = values.shape
+    n, c, _height, _width = values.shape
     top = np.zeros((n, c, size[0] * size[1]), np.float32)
     for b in range(n):
         for ch in range(c):
-            for i, (value, index) in enumerate(zip(values[b, ch].ravel(), mask[b, ch].ravel())):
+            for _i, (value, index) in enumerate(zip(values[b, ch].ravel(), mask[b, ch].ravel())):
                 top[b, ch, int(index)] = value
     return top.reshape(n, c, *size)
 
@@ -316,9 +336,13 @@ def segnet_unpool(values, mask, size):
 def test_segnet_unpooling(kernel, stride, upsample, size, data_format, tmp_path):
     shape = (2, 3, 9, 11)
     pooled = tuple(-(-(n - k) // s) + 1 for n, k, s in zip(shape[2:], kernel, stride))
-    text = net_text({"data": shape, "values": (2, 3, *pooled)}, pool_layer(kernel, stride, (0, 0), "") + f"""
+    text = net_text(
+        {"data": shape, "values": (2, 3, *pooled)},
+        pool_layer(kernel, stride, (0, 0), "")
+        + f"""
 layer {{ name: "unpool" type: "Upsample" bottom: "values" bottom: "mask" top: "output"
-  upsample_param {{ {upsample} }} }}""")
+  upsample_param {{ {upsample} }} }}""",
+    )
     x, values = random(shape, 1), random((2, 3, *pooled), 2)
     (actual,) = convert_and_run(tmp_path, text, [x, values], data_format, outputs=["output"])
     _, mask = caffe_max_pool_with_mask(x, kernel, stride, (0, 0), pooled)
@@ -327,8 +351,11 @@ layer {{ name: "unpool" type: "Upsample" bottom: "values" bottom: "mask" top: "o
 
 @pytest.mark.parametrize("data_format", FORMATS)
 def test_nearest_upsample(data_format, tmp_path):
-    text = net_text({"data": (2, 3, 4, 5)}, """
-layer { name: "up" type: "Upsample" bottom: "data" top: "output" upsample_param { scale: 3 } }""")
+    text = net_text(
+        {"data": (2, 3, 4, 5)},
+        """
+layer { name: "up" type: "Upsample" bottom: "data" top: "output" upsample_param { scale: 3 } }""",
+    )
     x = random((2, 3, 4, 5))
     (actual,) = convert_and_run(tmp_path, text, [x], data_format)
     np.testing.assert_array_equal(actual, x.repeat(3, axis=2).repeat(3, axis=3))
@@ -336,8 +363,11 @@ layer { name: "up" type: "Upsample" bottom: "data" top: "output" upsample_param 
 
 @pytest.mark.parametrize("params", ["", "scale: 2 upsample_h: 8 upsample_w: 10"])
 def test_nearest_upsample_refuses_ambiguous_parameters(params, tmp_path):
-    text = net_text({"data": (2, 3, 4, 5)}, f"""
-layer {{ name: "up" type: "Upsample" bottom: "data" top: "output" upsample_param {{ {params} }} }}""")
+    text = net_text(
+        {"data": (2, 3, 4, 5)},
+        f"""
+layer {{ name: "up" type: "Upsample" bottom: "data" top: "output" upsample_param {{ {params} }} }}""",
+    )
     with pytest.raises(UnsupportedParameterError, match="upsample_param"):
         caffe2keras.convert(_write(tmp_path / "net.prototxt", text))
 
@@ -346,7 +376,9 @@ layer {{ name: "up" type: "Upsample" bottom: "data" top: "output" upsample_param
 @pytest.mark.parametrize("shape", [(2, 4, 3, 5), (3, 4)])
 def test_pspnet_bn(shape, data_format, tmp_path):
     """hszhao/PSPNet BNLayer at test time: (x - mean) * (variance + eps)^-0.5 * slope + bias."""
-    text = net_text({"data": shape}, 'layer { name: "bn" type: "BN" bottom: "data" top: "output" bn_param { eps: 0.001 } }')
+    text = net_text(
+        {"data": shape}, 'layer { name: "bn" type: "BN" bottom: "data" top: "output" bn_param { eps: 0.001 } }'
+    )
     rng = np.random.default_rng(5)
     slope, bias, mean = (rng.standard_normal((1, 4, 1, 1)).astype(np.float32) for _ in range(3))
     variance = rng.uniform(0.2, 2.0, (1, 4, 1, 1)).astype(np.float32)
@@ -385,9 +417,12 @@ def darknet_reorg(x, stride, reverse):
 
 
 def reorg_net(shape, stride, reverse=False):
-    return net_text({"data": shape}, f"""
+    return net_text(
+        {"data": shape},
+        f"""
 layer {{ name: "reorg" type: "Reorg" bottom: "data" top: "output"
-  reorg_param {{ stride: {stride} reverse: {str(reverse).lower()} }} }}""")
+  reorg_param {{ stride: {stride} reverse: {str(reverse).lower()} }} }}""",
+    )
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
@@ -397,8 +432,9 @@ def test_reorg_matches_opencv(data_format, tmp_path):
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
-@pytest.mark.parametrize("shape, stride, reverse", [((2, 8, 4, 6), 2, False), ((1, 18, 6, 3), 3, False),
-                                                    ((2, 8, 3, 5), 2, True)])
+@pytest.mark.parametrize(
+    "shape, stride, reverse", [((2, 8, 4, 6), 2, False), ((1, 18, 6, 3), 3, False), ((2, 8, 3, 5), 2, True)]
+)
 def test_reorg_matches_darknets_loop(shape, stride, reverse, data_format, tmp_path):
     x = random(shape)
     (actual,) = convert_and_run(tmp_path, reorg_net(shape, stride, reverse), [x], data_format)
@@ -433,9 +469,12 @@ def test_roi_pooling_opencv_layer_test(data_format, tmp_path):
 @pytest.mark.parametrize("data_format", FORMATS)
 def test_roi_pooling_with_4d_rois(data_format, tmp_path):
     features, rois = roi_inputs(1)
-    text = net_text({"input": features.shape, "rois": (100, 5, 1, 1)}, """
+    text = net_text(
+        {"input": features.shape, "rois": (100, 5, 1, 1)},
+        """
 layer { name: "roi" type: "ROIPooling" bottom: "input" bottom: "rois" top: "output"
-  roi_pooling_param { pooled_w: 3 pooled_h: 4 spatial_scale: 0.25 } }""")
+  roi_pooling_param { pooled_w: 3 pooled_h: 4 spatial_scale: 0.25 } }""",
+    )
     check_against_opencv(tmp_path, text, {"input": features, "rois": rois.reshape(100, 5, 1, 1)}, data_format)
 
 

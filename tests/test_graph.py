@@ -69,13 +69,22 @@ def test_silenced_blobs_are_not_outputs():
     "text, error, match",
     [
         ('layer { name: "l" type: "ReLU" bottom: "nowhere" top: "y" }', LayerError, "bottom blob 'nowhere'"),
-        ('layer { name: "d" type: "Data" top: "data" } layer { name: "r" type: "ReLU" bottom: "data" top: "r" }',
-         InputShapeError, "no shape is known for input blob"),
-        ('layer { name: "i" type: "Input" top: "x" input_param { shape { dim: 1 } } }'
-         'layer { name: "a" type: "ReLU" bottom: "x" top: "y" } layer { name: "b" type: "ReLU" bottom: "x" top: "y" }',
-         LayerError, "already produced"),
-        ('layer { name: "a" type: "ReLU" top: "y" include { phase: TEST } exclude { phase: TRAIN } }',
-         LayerError, "not both"),
+        (
+            'layer { name: "d" type: "Data" top: "data" } layer { name: "r" type: "ReLU" bottom: "data" top: "r" }',
+            InputShapeError,
+            "no shape is known for input blob",
+        ),
+        (
+            'layer { name: "i" type: "Input" top: "x" input_param { shape { dim: 1 } } }'
+            'layer { name: "a" type: "ReLU" bottom: "x" top: "y" } layer { name: "b" type: "ReLU" bottom: "x" top: "y" }',
+            LayerError,
+            "already produced",
+        ),
+        (
+            'layer { name: "a" type: "ReLU" top: "y" include { phase: TEST } exclude { phase: TRAIN } }',
+            LayerError,
+            "not both",
+        ),
         ("", NetError, "no inputs"),
     ],
 )

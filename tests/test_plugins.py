@@ -12,7 +12,7 @@ import caffe2keras
 from caffe2keras import Node, Step
 from caffe2keras.caffe.schema import _compiled, _extra_texts
 from caffe2keras.converters import base
-from tests.golden import assert_matches, run, save_and_reload
+from tests.golden import assert_matches, run
 from tests.nets import FORMATS, write_net
 
 GATE_SCHEMA = """
@@ -122,16 +122,20 @@ def test_parameter_shapes_need_a_shape_rule_for_every_type(clean_registry, tmp_p
 
 def test_a_second_registration_is_refused_unless_replacing(clean_registry):
     install_plugin()
-    with pytest.raises(caffe2keras.RegistryError, match=r"'ChannelGate' is already registered "
-                       r"\(tests\.test_plugins\.convert_channel_gate\); pass replace=True"):
+    with pytest.raises(
+        caffe2keras.RegistryError,
+        match=r"'ChannelGate' is already registered "
+        r"\(tests\.test_plugins\.convert_channel_gate\); pass replace=True",
+    ):
         caffe2keras.register_converter("ChannelGate", convert_channel_gate)
     with pytest.raises(caffe2keras.RegistryError, match="'Convolution' is already registered"):
         caffe2keras.register_converter("Convolution", convert_channel_gate)
     caffe2keras.register_converter("ChannelGate", convert_channel_gate, channel_gate_shapes, replace=True)
 
 
-@pytest.mark.parametrize("layer_type, role", [("Data", "become the net's inputs"),
-                                              ("SoftmaxWithLoss", "are dropped at inference")])
+@pytest.mark.parametrize(
+    "layer_type, role", [("Data", "become the net's inputs"), ("SoftmaxWithLoss", "are dropped at inference")]
+)
 def test_types_handled_before_conversion_cannot_be_registered(layer_type, role, clean_registry):
     with pytest.raises(caffe2keras.RegistryError, match=role):
         caffe2keras.register_converter(layer_type, convert_channel_gate)
@@ -157,6 +161,8 @@ def test_extending_the_schema_twice_is_harmless_and_clashes_are_refused(clean_re
 def test_an_unconvertible_python_class_names_the_layer(clean_registry, tmp_path):
     install_plugin()
     prototxt, _ = write_net(tmp_path, NET.replace('layer: "Multiply"', 'layer: "Divide"'))
-    with pytest.raises(caffe2keras.UnsupportedParameterError,
-                       match=r"Layer 'double' \(Python\): no converter .* Received: python_param.layer='my_layers.Divide'"):
+    with pytest.raises(
+        caffe2keras.UnsupportedParameterError,
+        match=r"Layer 'double' \(Python\): no converter .* Received: python_param.layer='my_layers.Divide'",
+    ):
         caffe2keras.convert(prototxt)

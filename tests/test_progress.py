@@ -22,8 +22,10 @@ layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc" inner_product_p
 @pytest.fixture
 def files(tmp_path):
     rng = np.random.default_rng(0)
-    layers = [("conv", "Convolution", [rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)]),
-              ("fc", "InnerProduct", [rng.standard_normal((2, 12)), rng.standard_normal(2)])]
+    layers = [
+        ("conv", "Convolution", [rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)]),
+        ("fc", "InnerProduct", [rng.standard_normal((2, 12)), rng.standard_normal(2)]),
+    ]
     (tmp_path / "net.prototxt").write_text(PROTOTXT)
     write_caffemodel(tmp_path / "net.caffemodel", layers)
     write_hdf5_weights(tmp_path / "net.caffemodel.h5", layers)
@@ -38,8 +40,9 @@ def test_api_shows_bars_only_when_asked(files, capsys):
     assert "reading" in err and "building" in err
 
 
-@pytest.mark.parametrize("flags, bars, summary", [([], False, True), (["--progress"], True, True),
-                                                  (["--quiet"], False, False)])
+@pytest.mark.parametrize(
+    "flags, bars, summary", [([], False, True), (["--progress"], True, True), (["--quiet"], False, False)]
+)
 def test_cli_progress_and_quiet(files, capsys, flags, bars, summary):
     output = files / "out.keras"
     assert main(["convert", str(files / "net.prototxt"), str(files / "net.caffemodel"), "-o", str(output), *flags]) == 0

@@ -40,7 +40,7 @@ def caffe_lstm(x, cont, blobs, static=None, h0=None, c0=None):
     hs = []
     for t in range(steps):
         gates = inner_product(cont[t][:, None] * h, w_h) + drive[t]
-        i, f, o, g = (gates[:, k * UNITS:(k + 1) * UNITS] for k in range(4))
+        i, f, o, g = (gates[:, k * UNITS : (k + 1) * UNITS] for k in range(4))
         forget = np.where(cont[t][:, None] == 0, 0, cont[t][:, None] * sigmoid(f))
         c = forget * c + sigmoid(i) * caffe_tanh(g)
         h = sigmoid(o) * caffe_tanh(c)
@@ -88,11 +88,14 @@ CONT = np.array([[0, 0], [1, 1], [1, 0.5], [0, 1], [1, 1]], np.float32)
 
 @pytest.mark.parametrize("data_format", FORMATS)
 @pytest.mark.parametrize("kind", ["LSTM", "RNN"])
-@pytest.mark.parametrize("x_shape, static_shape, expose_hidden", [
-    ((5, 2, 4), None, False),
-    ((5, 2, 2, 3), (2, 3, 2), False),
-    ((5, 2, 4), None, True),
-])
+@pytest.mark.parametrize(
+    "x_shape, static_shape, expose_hidden",
+    [
+        ((5, 2, 4), None, False),
+        ((5, 2, 2, 3), (2, 3, 2), False),
+        ((5, 2, 4), None, True),
+    ],
+)
 def test_recurrent_layer_unrolls_like_caffe(kind, x_shape, static_shape, expose_hidden, data_format, tmp_path):
     x = RNG.standard_normal(x_shape).astype(np.float32)
     shapes = {"x": x_shape, "cont": CONT.shape}
@@ -137,7 +140,7 @@ def test_lstm_unit_is_one_caffe_step(data_format, tmp_path):
     text = net(shapes, layer("LSTMUnit", bottoms=shapes, tops=("c", "h")))
     c, h = convert_and_run(tmp_path, text, [c_prev, gates, cont], data_format, outputs=["c", "h"])
     # LSTMUnitLayer::Forward_cpu, element by element.
-    i, f, o, g = (gates[0, :, k * UNITS:(k + 1) * UNITS] for k in range(4))
+    i, f, o, g = (gates[0, :, k * UNITS : (k + 1) * UNITS] for k in range(4))
     forget = np.where(cont.T == 0, 0, cont.T * sigmoid(f))
     expected_c = forget * c_prev[0] + sigmoid(i) * caffe_tanh(g)
     assert_matches(c, expected_c[None], "LSTMUnit c")
@@ -146,8 +149,10 @@ def test_lstm_unit_is_one_caffe_step(data_format, tmp_path):
 
 @pytest.mark.parametrize("kind", ["LSTM", "RNN"])
 def test_recurrent_layer_initializes_with_caffe_fillers(kind, tmp_path):
-    params = (f"recurrent_param {{ num_output: {UNITS} weight_filler {{ type: 'constant' value: 0.5 }} "
-              "bias_filler { type: 'constant' value: 0.1 } }")
+    params = (
+        f"recurrent_param {{ num_output: {UNITS} weight_filler {{ type: 'constant' value: 0.5 }} "
+        "bias_filler { type: 'constant' value: 0.1 } }"
+    )
     prototxt, _ = write_net(tmp_path, net({"x": (5, 2, 4), "cont": (5, 2)}, layer(kind, params, ("x", "cont"), ("h",))))
     model = caffe2keras.convert(prototxt)  # architecture only: every variable from its filler
     for variable in model.get_layer("l").weights:

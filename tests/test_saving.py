@@ -29,11 +29,14 @@ def model(tmp_path_factory):
     root = tmp_path_factory.mktemp("small")
     (root / "net.prototxt").write_text(PROTOTXT)
     rng = np.random.default_rng(0)
-    write_caffemodel(root / "net.caffemodel", [
-        ("conv", "Convolution", [rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)]),
-        ("bn", "BatchNorm", [rng.standard_normal(4), rng.random(4) + 0.5, np.ones(1)]),
-        ("fc", "InnerProduct", [rng.standard_normal((5, 256)), rng.standard_normal(5)]),
-    ])
+    write_caffemodel(
+        root / "net.caffemodel",
+        [
+            ("conv", "Convolution", [rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)]),
+            ("bn", "BatchNorm", [rng.standard_normal(4), rng.random(4) + 0.5, np.ones(1)]),
+            ("fc", "InnerProduct", [rng.standard_normal((5, 256)), rng.standard_normal(5)]),
+        ],
+    )
     return caffe2keras.convert(root / "net.prototxt", root / "net.caffemodel")
 
 

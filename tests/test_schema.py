@@ -19,8 +19,14 @@ def _protoc_descriptor(tmp_path) -> descriptor_pb2.FileDescriptorProto:
     pytest.importorskip("grpc_tools", reason="grpcio-tools provides protoc")
     out = tmp_path / "caffe.desc"
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_PATH.parent}", f"--descriptor_set_out={out}",
-         PROTO_PATH.name],
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{PROTO_PATH.parent}",
+            f"--descriptor_set_out={out}",
+            PROTO_PATH.name,
+        ],
         check=True,
     )
     descriptor_set = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
@@ -36,8 +42,15 @@ def _default(field: FDP):
 
 
 def _field_facts(field: FDP):
-    return (field.name, field.number, field.label, field.type, field.type_name, _default(field),
-            field.options.packed if field.options.HasField("packed") else None)
+    return (
+        field.name,
+        field.number,
+        field.label,
+        field.type,
+        field.type_name,
+        _default(field),
+        field.options.packed if field.options.HasField("packed") else None,
+    )
 
 
 def _message_facts(message: descriptor_pb2.DescriptorProto):
@@ -68,8 +81,10 @@ def test_defaults_and_enums_reach_the_message_classes():
 
 
 def test_v1_prototxt_is_upgraded():
-    net = parse_net_text('layers { name: "c" type: CONVOLUTION bottom: "x" top: "c" blobs_lr: 2 '
-                         'convolution_param { num_output: 3 kernel_size: 1 } }')
+    net = parse_net_text(
+        'layers { name: "c" type: CONVOLUTION bottom: "x" top: "c" blobs_lr: 2 '
+        "convolution_param { num_output: 3 kernel_size: 1 } }"
+    )
     (layer,) = net.layer
     assert (layer.type, layer.convolution_param.num_output, layer.param[0].lr_mult) == ("Convolution", 3, 2)
 

@@ -19,6 +19,7 @@ RNG = np.random.default_rng(11)
 
 def branch(suffix: str, bias_names=True) -> str:
     """One tower of a siamese net (as Caffe's mnist_siamese_train_test), its params named without the suffix."""
+
     def params(name):
         bias = f'param {{ name: "{name}_b" lr_mult: 2 }}' if bias_names else "param { lr_mult: 2 }"
         return f'param {{ name: "{name}_w" lr_mult: 1 }} {bias}'
@@ -72,9 +73,10 @@ def test_tied_layers_reuse_one_keras_layer_and_match_opencv(data_format, tmp_pat
 
 def test_tied_layers_stay_tied_in_training(tmp_path):
     # A filler on one tower only does not untie it: Caffe fills a shared parameter from its owner.
-    text = siamese().replace("num_output: 4 kernel_size: 3 stride: 1 } }\nlayer { name: \"pool1_p\"",
-                             "num_output: 4 kernel_size: 3 stride: 1 weight_filler { type: 'xavier' } } }\n"
-                             "layer { name: \"pool1_p\"")
+    text = siamese().replace(
+        'num_output: 4 kernel_size: 3 stride: 1 } }\nlayer { name: "pool1_p"',
+        "num_output: 4 kernel_size: 3 stride: 1 weight_filler { type: 'xavier' } } }\nlayer { name: \"pool1_p\"",
+    )
     assert "xavier" in text
     prototxt, weights = write_net(tmp_path, text, weights_as_caffe_saves_them(text, tmp_path))
     model = caffe2keras.convert(prototxt, weights, outputs=["feat", "feat_p"])
@@ -116,8 +118,10 @@ def test_shared_parameters_with_different_values_are_refused(tmp_path):
 
 def test_shared_parameters_of_different_shapes_are_refused_as_in_caffe(tmp_path):
     text = siamese().replace("inner_product_param { num_output: 2 } }\n", "inner_product_param { num_output: 3 } }\n")
-    text = text.replace('name: "feat_p" type: "InnerProduct" bottom: "ip1_p" top: "feat_p" param { name: "feat_w"',
-                        'name: "feat_p" type: "InnerProduct" bottom: "ip1_p" top: "feat_p" param { name: "ip1_w"')
+    text = text.replace(
+        'name: "feat_p" type: "InnerProduct" bottom: "ip1_p" top: "feat_p" param { name: "feat_w"',
+        'name: "feat_p" type: "InnerProduct" bottom: "ip1_p" top: "feat_p" param { name: "ip1_w"',
+    )
     prototxt, _ = write_net(tmp_path, text)
     with pytest.raises(caffe2keras.ShapeError, match="cannot share parameter 'ip1_w' of layer 'ip1'"):
         caffe2keras.convert(prototxt)

@@ -20,8 +20,8 @@ import caffe2keras
 from caffe2keras.caffe import read_weights
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.synthetic import synthetic_weights
-from tests.conftest import SHARED, requires_shared
 from caffe2keras.verify import align_detections, caffe_detections, reference_detections, verify
+from tests.conftest import SHARED, requires_shared
 from tests.golden import assert_matches, max_error, run, save_and_reload
 
 cv2 = pytest.importorskip("cv2")
@@ -85,8 +85,10 @@ MOBILENET_BLOBS = ["mbox_loc", "mbox_conf_flatten", "mbox_priorbox", "detection_
 def mobilenet_case(prototxt_name: str, factor: float, directory: str):
     """(prototxt, weights path, input, OpenCV's outputs), once per session and worker."""
     prototxt = MODELS / prototxt_name
-    layers = [(name, kind, [b * np.float32(factor) if "mbox_conf" in name else b for b in blobs])
-              for name, kind, blobs in synthetic_weights(prototxt, seed=0)]
+    layers = [
+        (name, kind, [b * np.float32(factor) if "mbox_conf" in name else b for b in blobs])
+        for name, kind, blobs in synthetic_weights(prototxt, seed=0)
+    ]
     weights = f"{directory}/{prototxt.stem}-{factor}.caffemodel"
     write_caffemodel(weights, layers)
     image = np.random.default_rng(1).uniform(-1, 1, (1, 3, 300, 300)).astype(np.float32)
@@ -107,7 +109,7 @@ def test_mobilenet_ssd_matches_opencv(prototxt_name, factor, data_format, tmp_pa
     expected = opencv_detections(references[-1])
     assert 10 <= len(expected) <= 100
     assert_detections_match(detections, expected, f"{prototxt_name}: detection_out")
-    assert np.all(detections[0, 0, len(expected):] == -1)
+    assert np.all(detections[0, 0, len(expected) :] == -1)
 
 
 # ------------------------------------------------------------------ single layers
@@ -136,9 +138,14 @@ def test_normalize_matches_opencv(data_format, tmp_path):
     prototxt = write(tmp_path, "normalize.prototxt", NORMALIZE_NET)
     weights = tmp_path / "normalize.caffemodel"
     # A channel-shared scale is a scalar blob, which Caffe writes without a shape.
-    write_caffemodel(weights, [("image_shared", "Normalize", [np.array(3.0, np.float32)]),
-                               ("position_per_channel", "Normalize", [rng.uniform(1, 5, 4).astype(np.float32)]),
-                               ("position_shared", "Normalize", [np.array(20.0, np.float32)])])
+    write_caffemodel(
+        weights,
+        [
+            ("image_shared", "Normalize", [np.array(3.0, np.float32)]),
+            ("position_per_channel", "Normalize", [rng.uniform(1, 5, 4).astype(np.float32)]),
+            ("position_shared", "Normalize", [np.array(20.0, np.float32)]),
+        ],
+    )
     data = rng.standard_normal((2, 4, 5, 6)).astype(np.float32)
     data[1, :, 2, 3] = 0  # a zero vector: eps keeps it finite
     names = ["image_shared", "position_per_channel", "position_shared"]
@@ -150,9 +157,14 @@ def test_normalize_matches_opencv(data_format, tmp_path):
 
 def test_normalize_starts_from_its_scale_filler(tmp_path):
     """SSD nets declare scale_filler { value: 20 }: the architecture-only model starts there."""
-    prototxt = write(tmp_path, "normalize.prototxt", NORMALIZE_NET.replace(
-        "norm_param { across_spatial: false channel_shared: false eps: 0.001 }",
-        'norm_param { across_spatial: false channel_shared: false scale_filler { type: "constant" value: 20 } }'))
+    prototxt = write(
+        tmp_path,
+        "normalize.prototxt",
+        NORMALIZE_NET.replace(
+            "norm_param { across_spatial: false channel_shared: false eps: 0.001 }",
+            'norm_param { across_spatial: false channel_shared: false scale_filler { type: "constant" value: 20 } }',
+        ),
+    )
     model = caffe2keras.convert(prototxt)
     np.testing.assert_array_equal(model.get_layer("position_per_channel").get_weights()[0], np.full(4, 20.0))
     np.testing.assert_array_equal(model.get_layer("image_shared").get_weights()[0], np.float32(1.0))
@@ -213,16 +225,21 @@ layer { name: "squares" type: "PriorBox" bottom: "pair" bottom: "pair" top: "squ
 def test_prior_box_matches_opencv(data_format, tmp_path):
     prototxt = write(tmp_path, "prior_box.prototxt", PRIOR_BOX_NET)
     rng = np.random.default_rng(0)
-    inputs = {name: rng.standard_normal(shape).astype(np.float32)
-              for name, shape in (("feature", (1, 8, 4, 3)), ("image", (1, 3, 64, 48)), ("pair", (1, 1, 1, 2)))}
+    inputs = {
+        name: rng.standard_normal(shape).astype(np.float32)
+        for name, shape in (("feature", (1, 8, 4, 3)), ("image", (1, 3, 64, 48)), ("pair", (1, 1, 1, 2)))
+    }
     names = ["step_offset_clip", "steps_no_flip", "squares"]
     references = opencv_forward(prototxt, None, inputs, names)
     outputs = convert_and_run(prototxt, None, inputs, names, data_format, tmp_path)
     for name, actual, reference in zip(names, outputs, references):
         assert_matches(actual, reference, name)
     # OpenCV's PriorBox_squares test: its expected values, written out.
-    np.testing.assert_allclose(outputs[2].reshape(4, 4), [[0, 0, 0.75, 1], [0.25, 0, 1, 1], [0.1, 0.1, 0.2, 0.2],
-                                                          [0.1, 0.1, 0.2, 0.2]], atol=1e-7)
+    np.testing.assert_allclose(
+        outputs[2].reshape(4, 4),
+        [[0, 0, 0.75, 1], [0.25, 0, 1, 1], [0.1, 0.1, 0.2, 0.2], [0.1, 0.1, 0.2, 0.2]],
+        atol=1e-7,
+    )
 
 
 @requires_shared
@@ -231,8 +248,10 @@ def test_opencv_prior_box_layer_test(data_format, tmp_path):
     """OpenCV's PriorBox_repeated prototxt: two min sizes, each with its max size."""
     prototxt = SHARED / "caffe" / "opencv_layers" / "prior_box.prototxt"
     rng = np.random.default_rng(0)
-    inputs = {"data": rng.uniform(-1, 1, (1, 3, 10, 10)).astype(np.float32),
-              "shape": rng.uniform(-1, 1, (1, 2, 3, 4)).astype(np.float32)}
+    inputs = {
+        "data": rng.uniform(-1, 1, (1, 3, 10, 10)).astype(np.float32),
+        "shape": rng.uniform(-1, 1, (1, 2, 3, 4)).astype(np.float32),
+    }
     (reference,) = opencv_forward(prototxt, None, inputs, ["priorbox"])
     (actual,) = convert_and_run(prototxt, None, inputs, ["priorbox"], data_format, tmp_path)
     assert actual.shape == reference.shape == (1, 2, 3 * 4 * 8 * 4)
@@ -295,8 +314,9 @@ def test_verify_compares_detections_as_caffe_orders_them(tmp_path):
 
 
 def test_align_detections_pairs_near_ties_only_within_a_run():
-    reference = np.array([[0, 1, 0.9, 0, 0, 1, 1], [0, 1, 0.5, 0, 0, 2, 2], [0, 1, 0.5, 0, 0, 3, 3],
-                          [0, 2, 0.5, 0, 0, 4, 4]], np.float32)
+    reference = np.array(
+        [[0, 1, 0.9, 0, 0, 1, 1], [0, 1, 0.5, 0, 0, 2, 2], [0, 1, 0.5, 0, 0, 3, 3], [0, 2, 0.5, 0, 0, 4, 4]], np.float32
+    )
     swapped = reference[[0, 2, 1, 3]]
     np.testing.assert_array_equal(align_detections(swapped, reference, 1e-4), reference)
     across_labels = reference[[0, 1, 3, 2]]  # a row moved to another label's run stays misplaced
@@ -314,35 +334,74 @@ input: "priors" input_shape { dim: 1 dim: 2 dim: 96 }
 """
 
 
-@pytest.mark.parametrize("layer, error, message", [
-    ('type: "Permute" bottom: "data" permute_param { order: 1 order: 0 }', caffe2keras.UnsupportedParameterError,
-     "moving the batch axis is not supported. Received: permute_param.order=[1, 0]"),
-    ('type: "Permute" bottom: "data" permute_param { order: 0 order: 4 }', caffe2keras.ShapeError,
-     "every axis must be below the bottom's 4 axes. Received: permute_param.order=[0, 4]"),
-    ('type: "Permute" bottom: "data" permute_param { order: 0 order: 2 order: 2 }', caffe2keras.ShapeError,
-     "an axis is named twice"),
-    ('type: "Normalize" bottom: "volume"', caffe2keras.ShapeError, "Normalize takes blobs of 2 to 4 axes"),
-    ('type: "PriorBox" bottom: "data" bottom: "data" prior_box_param { max_size: 4 }', caffe2keras.ShapeError,
-     "give one or more positive min sizes. Received: prior_box_param.min_size=[]"),
-    ('type: "PriorBox" bottom: "data" bottom: "data" prior_box_param { min_size: 4 max_size: 3 }',
-     caffe2keras.ShapeError, "each max size must exceed its min size"),
-    ('type: "PriorBox" bottom: "data" bottom: "data" prior_box_param { min_size: 4 variance: 0.1 variance: 0.2 }',
-     caffe2keras.ShapeError, "give one positive variance or four"),
-    ('type: "PriorBox" bottom: "data" bottom: "data" prior_box_param { min_size: 4 step: 8 step_h: 8 step_w: 8 }',
-     caffe2keras.ShapeError, "give either step or step_h/step_w, not both. Received: prior_box_param.step=8.0"),
-    ('type: "PriorBox" bottom: "data" bottom: "data" prior_box_param { min_size: 4 img_h: 8 }',
-     caffe2keras.ShapeError, "img_h and img_w must both be positive"),
-    ('type: "PriorBox" bottom: "data" prior_box_param { min_size: 4 }', caffe2keras.ShapeError,
-     "PriorBox takes two bottoms"),
-    ('type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "priors"', caffe2keras.ShapeError,
-     "num_classes is required"),
-    ('type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "priors" '
-     'detection_output_param { num_classes: 4 }', caffe2keras.ShapeError,
-     "the conf bottom must be (N, 4 x 24 priors)"),
-    ('type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "priors" detection_output_param { '
-     'num_classes: 3 nms_param { eta: 1.5 } }', caffe2keras.ShapeError,
-     "eta must be in (0, 1]. Received: detection_output_param.nms_param.eta=1.5"),
-])
+@pytest.mark.parametrize(
+    "layer, error, message",
+    [
+        (
+            'type: "Permute" bottom: "data" permute_param { order: 1 order: 0 }',
+            caffe2keras.UnsupportedParameterError,
+            "moving the batch axis is not supported. Received: permute_param.order=[1, 0]",
+        ),
+        (
+            'type: "Permute" bottom: "data" permute_param { order: 0 order: 4 }',
+            caffe2keras.ShapeError,
+            "every axis must be below the bottom's 4 axes. Received: permute_param.order=[0, 4]",
+        ),
+        (
+            'type: "Permute" bottom: "data" permute_param { order: 0 order: 2 order: 2 }',
+            caffe2keras.ShapeError,
+            "an axis is named twice",
+        ),
+        ('type: "Normalize" bottom: "volume"', caffe2keras.ShapeError, "Normalize takes blobs of 2 to 4 axes"),
+        (
+            'type: "PriorBox" bottom: "data" bottom: "data" prior_box_param { max_size: 4 }',
+            caffe2keras.ShapeError,
+            "give one or more positive min sizes. Received: prior_box_param.min_size=[]",
+        ),
+        (
+            'type: "PriorBox" bottom: "data" bottom: "data" prior_box_param { min_size: 4 max_size: 3 }',
+            caffe2keras.ShapeError,
+            "each max size must exceed its min size",
+        ),
+        (
+            'type: "PriorBox" bottom: "data" bottom: "data" prior_box_param { min_size: 4 variance: 0.1 variance: 0.2 }',
+            caffe2keras.ShapeError,
+            "give one positive variance or four",
+        ),
+        (
+            'type: "PriorBox" bottom: "data" bottom: "data" prior_box_param { min_size: 4 step: 8 step_h: 8 step_w: 8 }',
+            caffe2keras.ShapeError,
+            "give either step or step_h/step_w, not both. Received: prior_box_param.step=8.0",
+        ),
+        (
+            'type: "PriorBox" bottom: "data" bottom: "data" prior_box_param { min_size: 4 img_h: 8 }',
+            caffe2keras.ShapeError,
+            "img_h and img_w must both be positive",
+        ),
+        (
+            'type: "PriorBox" bottom: "data" prior_box_param { min_size: 4 }',
+            caffe2keras.ShapeError,
+            "PriorBox takes two bottoms",
+        ),
+        (
+            'type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "priors"',
+            caffe2keras.ShapeError,
+            "num_classes is required",
+        ),
+        (
+            'type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "priors" '
+            "detection_output_param { num_classes: 4 }",
+            caffe2keras.ShapeError,
+            "the conf bottom must be (N, 4 x 24 priors)",
+        ),
+        (
+            'type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "priors" detection_output_param { '
+            "num_classes: 3 nms_param { eta: 1.5 } }",
+            caffe2keras.ShapeError,
+            "eta must be in (0, 1]. Received: detection_output_param.nms_param.eta=1.5",
+        ),
+    ],
+)
 def test_parameter_errors_name_the_field(layer, error, message, tmp_path):
     prototxt = write(tmp_path, "net.prototxt", ERROR_NET + f'layer {{ name: "x" top: "x" {layer} }}')
     with pytest.raises(error, match=re.escape(message)) as caught:
@@ -351,8 +410,12 @@ def test_parameter_errors_name_the_field(layer, error, message, tmp_path):
 
 
 def test_normalize_scale_of_the_wrong_size(tmp_path):
-    prototxt = write(tmp_path, "net.prototxt", ERROR_NET + 'layer { name: "x" type: "Normalize" bottom: "data" '
-                                                           'top: "x" norm_param { channel_shared: false } }')
+    prototxt = write(
+        tmp_path,
+        "net.prototxt",
+        ERROR_NET + 'layer { name: "x" type: "Normalize" bottom: "data" '
+        'top: "x" norm_param { channel_shared: false } }',
+    )
     weights = tmp_path / "net.caffemodel"
     write_caffemodel(weights, [("x", "Normalize", [np.ones(3, np.float32)])])
     with pytest.raises(caffe2keras.WeightsError, match=re.escape("has shape (3,) but the prototxt gives (2,)")):

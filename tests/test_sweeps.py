@@ -21,7 +21,7 @@ from tests.oracle import Layer, input_layer, spatial_fields
 from tests.sweep import FORMATS, Case, Family, Maker, check_family
 
 try:
-    import cv2  # noqa: F401
+    import cv2
 except ImportError:  # the test extra installs it; without it only Caffe's formulas judge
     cv2 = None
 
@@ -38,17 +38,31 @@ OPENCV_DILATED_DECONV = "OpenCV ignores dilation in Deconvolution"
 # --------------------------------------------------------------------------- Convolution
 
 
-def conv_case(m: Maker, name: str, shape, num_output: int, kernel, stride=None, pad=None, dilation=None,
-              group: int = 1, bias_term: bool = True, repeated: bool = False, opencv: str | None = None,
-              layer_type: str = "Convolution") -> Case:
+def conv_case(
+    m: Maker,
+    name: str,
+    shape,
+    num_output: int,
+    kernel,
+    stride=None,
+    pad=None,
+    dilation=None,
+    group: int = 1,
+    bias_term: bool = True,
+    repeated: bool = False,
+    opencv: str | None = None,
+    layer_type: str = "Convolution",
+) -> Case:
     spatial = len(shape) - 2
     stride, dilation = stride or (1,) * spatial, dilation or (1,) * spatial
     pad = pad or (0,) * spatial
-    params = {"num_output": num_output,
-              **spatial_fields("kernel_size", kernel, "kernel", repeated=repeated),
-              **spatial_fields("stride", stride, "stride", default=1, repeated=repeated),
-              **spatial_fields("pad", pad, "pad", default=0, repeated=repeated),
-              **spatial_fields("dilation", dilation, None, default=1)}
+    params = {
+        "num_output": num_output,
+        **spatial_fields("kernel_size", kernel, "kernel", repeated=repeated),
+        **spatial_fields("stride", stride, "stride", default=1, repeated=repeated),
+        **spatial_fields("pad", pad, "pad", default=0, repeated=repeated),
+        **spatial_fields("dilation", dilation, None, default=1),
+    }
     if group != 1:
         params["group"] = group
     if not bias_term:
@@ -96,21 +110,30 @@ def convolution_cases() -> list[Case]:
         conv_case(m, "depthwise", (2, 4, 7, 9), 4, (3, 3), pad=(1, 1), group=4),
         conv_case(m, "depthwise_mult2", (2, 3, 7, 9), 6, (3, 3), group=3),
         conv_case(m, "depthwise_mult3_s2_p1", (2, 2, 9, 8), 6, (3, 3), stride=(2, 2), pad=(1, 1), group=2),
-        conv_case(m, "depthwise_dil2_s2", (2, 3, 11, 9), 3, (3, 3), stride=(2, 2), pad=(1, 2), dilation=(2, 2),
-                  group=3),
+        conv_case(
+            m, "depthwise_dil2_s2", (2, 3, 11, 9), 3, (3, 3), stride=(2, 2), pad=(1, 2), dilation=(2, 2), group=3
+        ),
         conv_case(m, "depthwise_no_bias", (2, 4, 6, 7), 4, (3, 3), stride=(2, 2), group=4, bias_term=False),
         conv_case(m, "no_bias", (2, 3, 7, 9), 4, (3, 3), stride=(2, 2), pad=(1, 1), bias_term=False),
         conv_case(m, "one_pixel", (2, 3, 1, 1), 4, (1, 1)),
         conv_case(m, "kernel_is_input", (2, 3, 5, 4), 4, (5, 4)),
         # C++'s (2 - 3) / 2 + 1 = 1 row: the window reads past the input, where im2col gives zeros.
-        conv_case(m, "kernel_over_input", (2, 3, 2, 5), 4, (3, 3), stride=(2, 2),
-                  opencv=OPENCV_KERNEL_OVER_INPUT),
+        conv_case(m, "kernel_over_input", (2, 3, 2, 5), 4, (3, 3), stride=(2, 2), opencv=OPENCV_KERNEL_OVER_INPUT),
         # N-D convolutions: Caffe's num_spatial_axes = rank - 2.
         conv_case(m, "conv1d", (2, 3, 11), 4, (3,), stride=(2,), pad=(1,)),
         conv_case(m, "conv1d_dil2_group", (2, 4, 12), 6, (3,), dilation=(2,), group=2),
         conv_case(m, "conv3d", (2, 2, 5, 6, 7), 3, (3, 2, 3), stride=(2, 1, 2), pad=(1, 0, 1)),
-        conv_case(m, "conv3d_group_dil", (2, 4, 6, 7, 5), 4, (2, 2, 2), dilation=(2, 1, 2), group=2,
-                  bias_term=False, opencv=OPENCV_3D_GROUP_DILATION),
+        conv_case(
+            m,
+            "conv3d_group_dil",
+            (2, 4, 6, 7, 5),
+            4,
+            (2, 2, 2),
+            dilation=(2, 1, 2),
+            group=2,
+            bias_term=False,
+            opencv=OPENCV_3D_GROUP_DILATION,
+        ),
     ]
 
 
@@ -137,18 +160,28 @@ def deconvolution_cases() -> list[Case]:
         deconv_case(m, "group2", (2, 4, 5, 6), 6, (3, 3), stride=(2, 2), pad=(1, 1), group=2),
         deconv_case(m, "group4_depthwise", (2, 4, 5, 6), 4, (4, 4), stride=(2, 2), pad=(1, 1), group=4),
         deconv_case(m, "group3_mult2_no_bias", (2, 3, 4, 5), 6, (3, 3), stride=(3, 3), group=3, bias_term=False),
-        deconv_case(m, "dil2", (2, 3, 5, 6), 2, (3, 3), dilation=(2, 2),
-                    opencv=OPENCV_DILATED_DECONV),
-        deconv_case(m, "dil2_p2", (2, 3, 5, 6), 2, (3, 3), pad=(2, 2), dilation=(2, 2),
-                    opencv=OPENCV_DILATED_DECONV),
-        deconv_case(m, "dil2_s2", (2, 3, 5, 6), 2, (3, 3), stride=(2, 2), dilation=(2, 2),
-                    opencv=OPENCV_DILATED_DECONV),
-        deconv_case(m, "dil3_s2_p1_group2", (2, 4, 4, 5), 2, (2, 3), stride=(2, 3), pad=(1, 1), dilation=(3, 2),
-                    group=2, opencv=OPENCV_DILATED_DECONV),
+        deconv_case(m, "dil2", (2, 3, 5, 6), 2, (3, 3), dilation=(2, 2), opencv=OPENCV_DILATED_DECONV),
+        deconv_case(m, "dil2_p2", (2, 3, 5, 6), 2, (3, 3), pad=(2, 2), dilation=(2, 2), opencv=OPENCV_DILATED_DECONV),
+        deconv_case(
+            m, "dil2_s2", (2, 3, 5, 6), 2, (3, 3), stride=(2, 2), dilation=(2, 2), opencv=OPENCV_DILATED_DECONV
+        ),
+        deconv_case(
+            m,
+            "dil3_s2_p1_group2",
+            (2, 4, 4, 5),
+            2,
+            (2, 3),
+            stride=(2, 3),
+            pad=(1, 1),
+            dilation=(3, 2),
+            group=2,
+            opencv=OPENCV_DILATED_DECONV,
+        ),
         deconv_case(m, "no_bias", (2, 3, 5, 6), 4, (4, 4), stride=(2, 2), pad=(1, 1), bias_term=False),
         deconv_case(m, "deconv1d", (2, 3, 7), 4, (4,), stride=(2,), pad=(1,), opencv=OPENCV_ND_DECONV),
-        deconv_case(m, "deconv3d", (2, 2, 3, 4, 5), 3, (2, 3, 2), stride=(2, 1, 2), pad=(0, 1, 1),
-                    opencv=OPENCV_ND_DECONV),
+        deconv_case(
+            m, "deconv3d", (2, 2, 3, 4, 5), 3, (2, 3, 2), stride=(2, 1, 2), pad=(0, 1, 1), opencv=OPENCV_ND_DECONV
+        ),
     ]
 
 
@@ -162,9 +195,20 @@ OPENCV_NO_ROUND_MODE = "OpenCV does not read round_mode"
 OPENCV_CLIP_PER_AXIS = "OpenCV applies Caffe's clip rule only to padded axes"
 
 
-def pool_case(m: Maker, name: str, shape, method: str, kernel=None, stride=(1, 1), pad=(0, 0), *,
-              rounding: dict | None = None, ceil_mode: bool = True, is_global: bool = False,
-              opencv: str | None = None) -> Case:
+def pool_case(
+    m: Maker,
+    name: str,
+    shape,
+    method: str,
+    kernel=None,
+    stride=(1, 1),
+    pad=(0, 0),
+    *,
+    rounding: dict | None = None,
+    ceil_mode: bool = True,
+    is_global: bool = False,
+    opencv: str | None = None,
+) -> Case:
     """``rounding`` is how the prototxt says it (round_mode or the fork's ceil_mode); ``ceil_mode``
     is what it means."""
     params = {"pool": method.upper()}
@@ -196,10 +240,19 @@ def pooling_cases() -> list[Case]:
             pool_case(m, f"{method}_k2_s2_odd_floor", (2, 3, 7, 9), method, (2, 2), (2, 2), **floor_cases),
             pool_case(m, f"{method}_k3_s2", (2, 3, 7, 10), method, (3, 3), (2, 2)),
             pool_case(m, f"{method}_k3_s2_floor", (2, 3, 7, 10), method, (3, 3), (2, 2), **floor_cases),
-            pool_case(m, f"{method}_k3_s2_fork_ceil_false", (2, 3, 8, 10), method, (3, 3), (2, 2),
-                      rounding={"ceil_mode": False}, ceil_mode=False),
-            pool_case(m, f"{method}_k3_s2_fork_ceil_true", (2, 3, 8, 10), method, (3, 3), (2, 2),
-                      rounding={"ceil_mode": True}),
+            pool_case(
+                m,
+                f"{method}_k3_s2_fork_ceil_false",
+                (2, 3, 8, 10),
+                method,
+                (3, 3),
+                (2, 2),
+                rounding={"ceil_mode": False},
+                ceil_mode=False,
+            ),
+            pool_case(
+                m, f"{method}_k3_s2_fork_ceil_true", (2, 3, 8, 10), method, (3, 3), (2, 2), rounding={"ceil_mode": True}
+            ),
             pool_case(m, f"{method}_k3_s1_p1", (2, 3, 5, 6), method, (3, 3), (1, 1), (1, 1)),
             pool_case(m, f"{method}_k3_s2_p1", (2, 3, 6, 7), method, (3, 3), (2, 2), (1, 1)),
             # ceil's extra window starts inside the padding: 8 + 2 - 3 = 7 over stride 2 -> 5 windows.
@@ -209,14 +262,23 @@ def pooling_cases() -> list[Case]:
             pool_case(m, f"{method}_k2_s2_p1_clip", (2, 3, 5, 5), method, (2, 2), (2, 2), (1, 1)),
             pool_case(m, f"{method}_k3_s3_p2_clip", (2, 2, 7, 6), method, (3, 3), (3, 3), (2, 2)),
             # The rule applies to every axis as soon as any axis is padded (here only W is).
-            pool_case(m, f"{method}_clip_other_axis", (2, 2, 5, 7), method, (1, 3), (3, 3), (0, 1),
-                      opencv=OPENCV_CLIP_PER_AXIS),
+            pool_case(
+                m,
+                f"{method}_clip_other_axis",
+                (2, 2, 5, 7),
+                method,
+                (1, 3),
+                (3, 3),
+                (0, 1),
+                opencv=OPENCV_CLIP_PER_AXIS,
+            ),
             pool_case(m, f"{method}_pad_h1_w0", (2, 3, 6, 7), method, (3, 2), (2, 2), (1, 0)),
             pool_case(m, f"{method}_kh2_kw3_sh1_sw2", (2, 3, 6, 9), method, (2, 3), (1, 2)),
             pool_case(m, f"{method}_stride_over_kernel", (2, 3, 8, 11), method, (2, 2), (3, 3)),
             # Kernel larger than the input: ceil(-1 / 2) + 1 = 1 window, clipped to the input.
-            pool_case(m, f"{method}_kernel_over_input", (2, 3, 2, 5), method, (3, 3), (2, 2),
-                      opencv=OPENCV_KERNEL_OVER_INPUT),
+            pool_case(
+                m, f"{method}_kernel_over_input", (2, 3, 2, 5), method, (3, 3), (2, 2), opencv=OPENCV_KERNEL_OVER_INPUT
+            ),
             pool_case(m, f"{method}_kernel_over_input_pad", (2, 3, 3, 3), method, (4, 4), (2, 2), (1, 1)),
             pool_case(m, f"{method}_global", (2, 3, 5, 7), method, is_global=True),
             pool_case(m, f"{method}_global_1x1", (2, 3, 1, 1), method, is_global=True),
@@ -228,8 +290,16 @@ def pooling_cases() -> list[Case]:
 # --------------------------------------------------------------------------- InnerProduct
 
 
-def ip_case(m: Maker, name: str, shape, num_output: int, axis: int = 1, transpose: bool = False,
-            bias_term: bool = True, opencv: str | None = None) -> Case:
+def ip_case(
+    m: Maker,
+    name: str,
+    shape,
+    num_output: int,
+    axis: int = 1,
+    transpose: bool = False,
+    bias_term: bool = True,
+    opencv: str | None = None,
+) -> Case:
     params = {"num_output": num_output}
     if axis != 1:
         params["axis"] = axis
@@ -286,22 +356,56 @@ def lrn_cases() -> list[Case]:
         for alpha, beta, k in ((1e-4, 0.75, 1.0), (0.5, 0.75, 2.0), (2.0, 1.5, 0.5), (0.7, 0.5, 1.0)):
             tag = f"{size}_{alpha:g}_{beta:g}_{k:g}".replace(".", "p")
             across = {"local_size": size, "alpha": alpha, "beta": beta, "k": k}
-            cases.append(m.single(f"across_{tag}", "LRN", (2, 7, 4, 5), {"lrn_param": across},
-                                  lambda x, a=across: oracle.lrn_across_channels(x, a["local_size"], a["alpha"],
-                                                                                 a["beta"], a["k"]),
-                                  opencv=OPENCV_LRN_K if k != 1 else None))
+            cases.append(
+                m.single(
+                    f"across_{tag}",
+                    "LRN",
+                    (2, 7, 4, 5),
+                    {"lrn_param": across},
+                    lambda x, a=across: oracle.lrn_across_channels(x, a["local_size"], a["alpha"], a["beta"], a["k"]),
+                    opencv=OPENCV_LRN_K if k != 1 else None,
+                )
+            )
             within = {**across, "norm_region": "WITHIN_CHANNEL"}
-            cases.append(m.single(f"within_{tag}", "LRN", (2, 3, 6, 7), {"lrn_param": within},
-                                  lambda x, a=within: oracle.lrn_within_channel(x, a["local_size"], a["alpha"],
-                                                                                a["beta"])))
+            cases.append(
+                m.single(
+                    f"within_{tag}",
+                    "LRN",
+                    (2, 3, 6, 7),
+                    {"lrn_param": within},
+                    lambda x, a=within: oracle.lrn_within_channel(x, a["local_size"], a["alpha"], a["beta"]),
+                )
+            )
     # A window wider than the channels (5 over 3), and the defaults (size 5, alpha 1, beta 0.75, k 1).
-    cases.append(m.single("across_wider_than_channels", "LRN", (2, 3, 4, 4), {"lrn_param": {"local_size": 5}},
-                          lambda x: oracle.lrn_across_channels(x, 5, 1.0, 0.75, 1.0), opencv=OPENCV_LRN_DEFAULT_ALPHA))
-    cases.append(m.single("within_defaults", "LRN", (2, 2, 5, 5), {"lrn_param": {"norm_region": "WITHIN_CHANNEL"}},
-                          lambda x: oracle.lrn_within_channel(x, 5, 1.0, 0.75), opencv=OPENCV_LRN_DEFAULT_ALPHA))
-    cases.append(m.single("across_wider_than_channels_alpha", "LRN", (2, 3, 4, 4),
-                          {"lrn_param": {"local_size": 5, "alpha": 1.0}},
-                          lambda x: oracle.lrn_across_channels(x, 5, 1.0, 0.75, 1.0)))
+    cases.append(
+        m.single(
+            "across_wider_than_channels",
+            "LRN",
+            (2, 3, 4, 4),
+            {"lrn_param": {"local_size": 5}},
+            lambda x: oracle.lrn_across_channels(x, 5, 1.0, 0.75, 1.0),
+            opencv=OPENCV_LRN_DEFAULT_ALPHA,
+        )
+    )
+    cases.append(
+        m.single(
+            "within_defaults",
+            "LRN",
+            (2, 2, 5, 5),
+            {"lrn_param": {"norm_region": "WITHIN_CHANNEL"}},
+            lambda x: oracle.lrn_within_channel(x, 5, 1.0, 0.75),
+            opencv=OPENCV_LRN_DEFAULT_ALPHA,
+        )
+    )
+    cases.append(
+        m.single(
+            "across_wider_than_channels_alpha",
+            "LRN",
+            (2, 3, 4, 4),
+            {"lrn_param": {"local_size": 5, "alpha": 1.0}},
+            lambda x: oracle.lrn_across_channels(x, 5, 1.0, 0.75, 1.0),
+        )
+    )
     return cases
 
 
@@ -318,20 +422,38 @@ def batch_norm_cases() -> list[Case]:
         ("bottom_3d", (2, 4, 5), 1.0, 1e-4),
     ):
         channels = shape[1]
-        blobs = [m.array(channels) * factor, (m.array(channels, low=0.2, high=2.0) * factor).astype(np.float32),
-                 np.array([factor], np.float32)]
+        blobs = [
+            m.array(channels) * factor,
+            (m.array(channels, low=0.2, high=2.0) * factor).astype(np.float32),
+            np.array([factor], np.float32),
+        ]
         params = {"batch_norm_param": {"use_global_stats": True, **({"eps": eps} if eps is not None else {})}}
-        cases.append(m.single(f"bn_{name}", "BatchNorm", shape, params,
-                              lambda x, mean, var, f, e=eps: oracle.batch_norm(x, mean, var, f, 1e-5 if e is None else e),
-                              blobs))
+        cases.append(
+            m.single(
+                f"bn_{name}",
+                "BatchNorm",
+                shape,
+                params,
+                lambda x, mean, var, f, e=eps: oracle.batch_norm(x, mean, var, f, 1e-5 if e is None else e),
+                blobs,
+            )
+        )
     return cases
 
 
 # --------------------------------------------------------------------------- Scale, Bias, Eltwise
 
 
-def affine_case(m: Maker, name: str, layer_type: str, shape, axis: int = 1, num_axes: int = 1,
-                bias_term: bool = False, opencv: str | None = None) -> Case:
+def affine_case(
+    m: Maker,
+    name: str,
+    layer_type: str,
+    shape,
+    axis: int = 1,
+    num_axes: int = 1,
+    bias_term: bool = False,
+    opencv: str | None = None,
+) -> Case:
     """Scale or Bias with a learned parameter over ``shape[axis:axis + num_axes]`` (-1: to the end)."""
     start = axis % len(shape)
     param_shape = tuple(shape[start:] if num_axes == -1 else shape[start : start + num_axes])
@@ -355,8 +477,9 @@ def affine_case(m: Maker, name: str, layer_type: str, shape, axis: int = 1, num_
     return m.single(name, layer_type, shape, {field: param} if param else {}, reference, blobs, opencv)
 
 
-def two_bottom_case(m: Maker, name: str, layer_type: str, shape, operand_shape, axis: int,
-                    opencv: str | None = None) -> Case:
+def two_bottom_case(
+    m: Maker, name: str, layer_type: str, shape, operand_shape, axis: int, opencv: str | None = None
+) -> Case:
     """Scale/Bias whose multiplier/addend is bottom 1, lined up with bottom 0 from ``axis``."""
     x, operand = m.array(*shape), m.array(*operand_shape)
     lined_up = oracle.broadcast_from(operand, len(shape), axis)
@@ -384,8 +507,9 @@ def scale_bias_cases() -> list[Case]:
             affine_case(m, f"{t}_ch", layer_type, (2, 3, 4, 5), num_axes=2, opencv=no_bias),
             affine_case(m, f"{t}_h", layer_type, (2, 3, 4, 5), axis=2, opencv=no_bias),
             affine_case(m, f"{t}_hw", layer_type, (2, 3, 4, 5), axis=2, num_axes=2, opencv=no_bias),
-            affine_case(m, f"{t}_w_axis_minus1", layer_type, (2, 3, 4, 5), axis=-1,
-                        opencv=no_bias or OPENCV_NEGATIVE_AXIS),
+            affine_case(
+                m, f"{t}_w_axis_minus1", layer_type, (2, 3, 4, 5), axis=-1, opencv=no_bias or OPENCV_NEGATIVE_AXIS
+            ),
             affine_case(m, f"{t}_2d", layer_type, (2, 6), opencv=no_bias),
             affine_case(m, f"{t}_3d", layer_type, (2, 4, 5), opencv=no_bias),
             affine_case(m, f"{t}_3d_last_axis", layer_type, (2, 4, 5), axis=2, opencv=no_bias),
@@ -396,8 +520,9 @@ def scale_bias_cases() -> list[Case]:
     cases += [
         affine_case(m, "scale_channel_bias", "Scale", (2, 4, 3, 5), bias_term=True),
         affine_case(m, "scale_hw_bias", "Scale", (2, 3, 4, 5), axis=2, num_axes=2, bias_term=True),
-        affine_case(m, "scale_scalar_bias", "Scale", (2, 3, 4, 5), num_axes=0, bias_term=True,
-                    opencv=OPENCV_SCALAR_BLOB),
+        affine_case(
+            m, "scale_scalar_bias", "Scale", (2, 3, 4, 5), num_axes=0, bias_term=True, opencv=OPENCV_SCALAR_BLOB
+        ),
     ]
     return cases
 
@@ -420,8 +545,15 @@ def eltwise_cases() -> list[Case]:
         ):
             count = 3 if "3" in operation else 2
             xs = [m.array(*shape).astype(np.float64).astype(np.float32) for _ in range(count)]
-            cases.append(m.multi(f"{operation}_{rank}d", "Eltwise", xs, {"eltwise_param": params} if params else {},
-                                 combine([x.astype(np.float64) for x in xs])))
+            cases.append(
+                m.multi(
+                    f"{operation}_{rank}d",
+                    "Eltwise",
+                    xs,
+                    {"eltwise_param": params} if params else {},
+                    combine([x.astype(np.float64) for x in xs]),
+                )
+            )
     return cases
 
 
@@ -448,8 +580,16 @@ def concat_slice_cases() -> list[Case]:
         ("concat_single", [(2, 3, 2, 2)], {}, 1),
     ):
         xs = [m.array(*shape) for shape in shapes]
-        cases.append(m.multi(name, "Concat", xs, {"concat_param": params} if params else {},
-                             np.concatenate(xs, axis=axis), opencv=(opencv or [None])[0]))
+        cases.append(
+            m.multi(
+                name,
+                "Concat",
+                xs,
+                {"concat_param": params} if params else {},
+                np.concatenate(xs, axis=axis),
+                opencv=(opencv or [None])[0],
+            )
+        )
     for name, shape, params, axis, points, opencv in (
         ("slice_c", (2, 6, 3, 4), {"slice_point": [1, 4]}, 1, [1, 4], None),
         ("slice_c_even", (2, 6, 3, 4), {}, 1, [3], OPENCV_EVEN_SLICE),
@@ -462,8 +602,17 @@ def concat_slice_cases() -> list[Case]:
         x = m.array(*shape)
         tops = [f"{name}_{i}" for i in range(len(points) + 1)]
         parts = oracle.caffe_slice(x, axis, points)
-        cases.append(m.multi(name, "Slice", [x], {"slice_param": params} if params else {},
-                             dict(zip(tops, parts)), tops=tops, opencv=opencv))
+        cases.append(
+            m.multi(
+                name,
+                "Slice",
+                [x],
+                {"slice_param": params} if params else {},
+                dict(zip(tops, parts)),
+                tops=tops,
+                opencv=opencv,
+            )
+        )
     return cases
 
 
@@ -479,8 +628,11 @@ def reshape_cases() -> list[Case]:
         ("flatten_3d", (2, 3, 4), {}, (2, 12)),
         ("flatten_2d", (2, 5), {}, (2, 5)),
     ):
-        cases.append(m.single(name, "Flatten", shape, {"flatten_param": params} if params else {},
-                              lambda x, out=out: x.reshape(out)))
+        cases.append(
+            m.single(
+                name, "Flatten", shape, {"flatten_param": params} if params else {}, lambda x, out=out: x.reshape(out)
+            )
+        )
     for name, shape, params, out, *opencv in (
         ("reshape_0_minus1", (2, 3, 4, 5), {"shape": {"dim": [0, -1]}}, (2, 60)),
         ("reshape_0_0_minus1", (2, 3, 4, 5), {"shape": {"dim": [0, 0, -1]}}, (2, 3, 20)),
@@ -490,16 +642,39 @@ def reshape_cases() -> list[Case]:
         ("reshape_axis1_num_axes2", (2, 3, 4, 5), {"shape": {"dim": [-1]}, "axis": 1, "num_axes": 2}, (2, 12, 5)),
         ("reshape_axis2", (2, 3, 4, 6), {"shape": {"dim": [2, -1]}, "axis": 2}, (2, 3, 2, 12)),
         # Caffe counts a negative axis from after the last one: -1 appends, -2 is the last axis.
-        ("reshape_axis_minus2", (2, 3, 4, 6), {"shape": {"dim": [2, 3]}, "axis": -2}, (2, 3, 4, 2, 3),
-         OPENCV_NEGATIVE_AXIS),
-        ("reshape_append_axis", (2, 3, 4, 6), {"shape": {"dim": [1]}, "axis": -1, "num_axes": 0}, (2, 3, 4, 6, 1),
-         OPENCV_NEGATIVE_AXIS),
-        ("reshape_insert_axis", (2, 3, 4, 5), {"shape": {"dim": [1]}, "axis": 1, "num_axes": 0}, (2, 1, 3, 4, 5),
-         "OpenCV cannot insert an axis (num_axes: 0)"),
+        (
+            "reshape_axis_minus2",
+            (2, 3, 4, 6),
+            {"shape": {"dim": [2, 3]}, "axis": -2},
+            (2, 3, 4, 2, 3),
+            OPENCV_NEGATIVE_AXIS,
+        ),
+        (
+            "reshape_append_axis",
+            (2, 3, 4, 6),
+            {"shape": {"dim": [1]}, "axis": -1, "num_axes": 0},
+            (2, 3, 4, 6, 1),
+            OPENCV_NEGATIVE_AXIS,
+        ),
+        (
+            "reshape_insert_axis",
+            (2, 3, 4, 5),
+            {"shape": {"dim": [1]}, "axis": 1, "num_axes": 0},
+            (2, 1, 3, 4, 5),
+            "OpenCV cannot insert an axis (num_axes: 0)",
+        ),
         ("reshape_identity", (2, 3, 4, 5), {"shape": {"dim": [0, 0, 0, 0]}}, (2, 3, 4, 5)),
     ):
-        cases.append(m.single(name, "Reshape", shape, {"reshape_param": params},
-                              lambda x, out=out: x.reshape(out), opencv=(opencv or [None])[0]))
+        cases.append(
+            m.single(
+                name,
+                "Reshape",
+                shape,
+                {"reshape_param": params},
+                lambda x, out=out: x.reshape(out),
+                opencv=(opencv or [None])[0],
+            )
+        )
     return cases
 
 
@@ -516,8 +691,15 @@ def crop_cases() -> list[Case]:
         ("crop_3d", (2, 5, 9), (1, 2, 4), {"axis": 1, "offset": [2, 1]}, 1, [2, 1]),
     ):
         x, like = m.array(*shape), m.array(*reference_shape)
-        cases.append(m.multi(name, "Crop", [x, like], {"crop_param": params} if params else {},
-                             oracle.crop(x, like.shape, axis, offsets)))
+        cases.append(
+            m.multi(
+                name,
+                "Crop",
+                [x, like],
+                {"crop_param": params} if params else {},
+                oracle.crop(x, like.shape, axis, offsets),
+            )
+        )
     return cases
 
 
@@ -562,13 +744,29 @@ def neuron_cases() -> list[Case]:
 
     for slope in (None, 0.0, 0.1, 0.5, 1.5, -0.3):
         params = {} if slope is None else {"relu_param": {"negative_slope": slope}}
-        add(f"relu_{slope}".replace(".", "p").replace("-", "minus"), "ReLU", params, lambda x, a=slope or 0.0: oracle.relu(x, a))
-    for name, prelu_shape, shared in (("4d", shape, False), ("4d_shared", shape, True), ("2d", (2, 6), False),
-                                      ("3d", (2, 4, 5), False), ("2d_shared", (2, 6), True)):
+        add(
+            f"relu_{slope}".replace(".", "p").replace("-", "minus"),
+            "ReLU",
+            params,
+            lambda x, a=slope or 0.0: oracle.relu(x, a),
+        )
+    for name, prelu_shape, shared in (
+        ("4d", shape, False),
+        ("4d_shared", shape, True),
+        ("2d", (2, 6), False),
+        ("3d", (2, 4, 5), False),
+        ("2d_shared", (2, 6), True),
+    ):
         slopes = m.array(1 if shared else prelu_shape[1], low=-0.5, high=0.5)
         params = {"prelu_param": {"channel_shared": True}} if shared else {}
-        add(f"prelu_{name}", "PReLU", params, lambda x, a, sh=shared: oracle.prelu(x, a, sh),
-            m.array(*prelu_shape), [slopes])
+        add(
+            f"prelu_{name}",
+            "PReLU",
+            params,
+            lambda x, a, sh=shared: oracle.prelu(x, a, sh),
+            m.array(*prelu_shape),
+            [slopes],
+        )
     for alpha in (None, 0.5, 2.0):
         params = {} if alpha is None else {"elu_param": {"alpha": alpha}}
         add(f"elu_{alpha}".replace(".", "p"), "ELU", params, lambda x, a=alpha or 1.0: oracle.elu(x, a))
@@ -588,30 +786,68 @@ def neuron_cases() -> list[Case]:
         ("defaults", {}, None),
     ):
         full = {"power": 1.0, "scale": 1.0, "shift": 0.0, **p}
-        add(f"power_{name}", "Power", {"power_param": p} if p else {},
-            lambda x, f=full: oracle.power(x, f["power"], f["scale"], f["shift"]), x)
-    for name, p in (("e", {}), ("base2", {"base": 2.0}), ("scale_shift", {"scale": 0.5, "shift": 1.0}),
-                    ("base10_shift", {"base": 10.0, "scale": -0.3, "shift": -1.0})):
+        add(
+            f"power_{name}",
+            "Power",
+            {"power_param": p} if p else {},
+            lambda x, f=full: oracle.power(x, f["power"], f["scale"], f["shift"]),
+            x,
+        )
+    for name, p in (
+        ("e", {}),
+        ("base2", {"base": 2.0}),
+        ("scale_shift", {"scale": 0.5, "shift": 1.0}),
+        ("base10_shift", {"base": 10.0, "scale": -0.3, "shift": -1.0}),
+    ):
         full = {"base": -1.0, "scale": 1.0, "shift": 0.0, **p}
-        add(f"exp_{name}", "Exp", {"exp_param": p} if p else {},
-            lambda x, f=full: oracle.exp(x, f["base"], f["scale"], f["shift"]))
-    for name, p in (("e", {}), ("base2", {"base": 2.0, "scale": 2.0, "shift": 1.0}), ("base10", {"base": 10.0}),
-                    ("scale_shift", {"scale": 0.5, "shift": 0.25})):
+        add(
+            f"exp_{name}",
+            "Exp",
+            {"exp_param": p} if p else {},
+            lambda x, f=full: oracle.exp(x, f["base"], f["scale"], f["shift"]),
+        )
+    for name, p in (
+        ("e", {}),
+        ("base2", {"base": 2.0, "scale": 2.0, "shift": 1.0}),
+        ("base10", {"base": 10.0}),
+        ("scale_shift", {"scale": 0.5, "shift": 0.25}),
+    ):
         full = {"base": -1.0, "scale": 1.0, "shift": 0.0, **p}
-        add(f"log_{name}", "Log", {"log_param": p} if p else {},
-            lambda x, f=full: oracle.log(x, f["base"], f["scale"], f["shift"]), positive,
-            opencv=OPENCV_LOG_PARAMS if p else None)
+        add(
+            f"log_{name}",
+            "Log",
+            {"log_param": p} if p else {},
+            lambda x, f=full: oracle.log(x, f["base"], f["scale"], f["shift"]),
+            positive,
+            opencv=OPENCV_LOG_PARAMS if p else None,
+        )
     for name, low, high in (("sym", -0.3, 0.4), ("relu6", 0.0, 6.0)):
-        add(f"clip_{name}", "Clip", {"clip_param": {"min": low, "max": high}},
-            lambda x, lo=low, hi=high: oracle.clip(x, lo, hi), m.array(*shape) * 4, opencv=OPENCV_NO_CLIP)
+        add(
+            f"clip_{name}",
+            "Clip",
+            {"clip_param": {"min": low, "max": high}},
+            lambda x, lo=low, hi=high: oracle.clip(x, lo, hi),
+            m.array(*shape) * 4,
+            opencv=OPENCV_NO_CLIP,
+        )
     for beta in (None, 2.0, 0.5):
         params = {} if beta is None else {"swish_param": {"beta": beta}}
-        add(f"swish_{beta}".replace(".", "p"), "Swish", params, lambda x, b=beta or 1.0: oracle.swish(x, b),
-            opencv=OPENCV_SWISH_BETA if beta not in (None, 1.0) else None)
+        add(
+            f"swish_{beta}".replace(".", "p"),
+            "Swish",
+            params,
+            lambda x, b=beta or 1.0: oracle.swish(x, b),
+            opencv=OPENCV_SWISH_BETA if beta not in (None, 1.0) else None,
+        )
     for t in (None, 0.5, -0.2):
         params = {} if t is None else {"threshold_param": {"threshold": t}}
-        add(f"threshold_{t}".replace(".", "p").replace("-", "minus"), "Threshold", params,
-            lambda x, t=t or 0.0: oracle.threshold(x, t), opencv=OPENCV_NO_THRESHOLD)
+        add(
+            f"threshold_{t}".replace(".", "p").replace("-", "minus"),
+            "Threshold",
+            params,
+            lambda x, t=t or 0.0: oracle.threshold(x, t),
+            opencv=OPENCV_NO_THRESHOLD,
+        )
     for ratio in (None, 0.3, 0.0):
         params = {} if ratio is None else {"dropout_param": {"dropout_ratio": ratio}}
         add(f"dropout_{ratio}".replace(".", "p"), "Dropout", params, lambda x: x)  # TEST phase: a copy
@@ -632,14 +868,29 @@ def inplace_cases() -> list[Case]:
     w, b, gamma, beta = m.array(4, 3, 3, 3), m.array(4), m.array(4), m.array(4)
     conv = oracle.convolution(x, w, b, (1, 1), (1, 1), (1, 1))
     final = oracle.relu(conv) * gamma.reshape(1, 4, 1, 1) + beta.reshape(1, 4, 1, 1)
-    cases.append(Case("chain", [
-        input_layer("chain_x", x.shape),
-        Layer("chain", "Convolution", ["chain_x"], ["chain"],
-              {"convolution_param": {"num_output": 4, "kernel_size": 3, "pad": 1}}, [w, b]),
-        Layer("chain_relu", "ReLU", ["chain"], ["chain"]),
-        Layer("chain_scale", "Scale", ["chain"], ["chain"], {"scale_param": {"bias_term": True}}, [gamma, beta]),
-        Layer("chain_drop", "Dropout", ["chain"], ["chain"]),
-    ], {"chain_x": x}, {"chain": final}))
+    cases.append(
+        Case(
+            "chain",
+            [
+                input_layer("chain_x", x.shape),
+                Layer(
+                    "chain",
+                    "Convolution",
+                    ["chain_x"],
+                    ["chain"],
+                    {"convolution_param": {"num_output": 4, "kernel_size": 3, "pad": 1}},
+                    [w, b],
+                ),
+                Layer("chain_relu", "ReLU", ["chain"], ["chain"]),
+                Layer(
+                    "chain_scale", "Scale", ["chain"], ["chain"], {"scale_param": {"bias_term": True}}, [gamma, beta]
+                ),
+                Layer("chain_drop", "Dropout", ["chain"], ["chain"]),
+            ],
+            {"chain_x": x},
+            {"chain": final},
+        )
+    )
 
     # A consumer between two in-place layers: "mid_pool" reads the ReLU'd value, "mid" ends doubled.
     x = m.array(2, 3, 5, 5)
@@ -647,16 +898,34 @@ def inplace_cases() -> list[Case]:
     relu = oracle.relu(oracle.convolution(x, w, None, (1, 1), (1, 1), (1, 1)))
     pooled = oracle.pooling(relu, "max", (3, 3), (1, 1), (1, 1))
     doubled = 2 * relu + 0.5
-    cases.append(Case("mid", [
-        input_layer("mid_x", x.shape),
-        Layer("mid", "Convolution", ["mid_x"], ["mid"],
-              {"convolution_param": {"num_output": 4, "kernel_size": 3, "pad": 1, "bias_term": False}}, [w]),
-        Layer("mid_relu", "ReLU", ["mid"], ["mid"]),
-        Layer("mid_pool", "Pooling", ["mid"], ["mid_pool"],
-              {"pooling_param": {"pool": "MAX", "kernel_size": 3, "stride": 1, "pad": 1}}),
-        Layer("mid_power", "Power", ["mid"], ["mid"], {"power_param": {"scale": 2.0, "shift": 0.5}}),
-        Layer("mid_sum", "Eltwise", ["mid", "mid_pool"], ["mid_sum"]),
-    ], {"mid_x": x}, {"mid": doubled, "mid_pool": pooled, "mid_sum": doubled + pooled}))
+    cases.append(
+        Case(
+            "mid",
+            [
+                input_layer("mid_x", x.shape),
+                Layer(
+                    "mid",
+                    "Convolution",
+                    ["mid_x"],
+                    ["mid"],
+                    {"convolution_param": {"num_output": 4, "kernel_size": 3, "pad": 1, "bias_term": False}},
+                    [w],
+                ),
+                Layer("mid_relu", "ReLU", ["mid"], ["mid"]),
+                Layer(
+                    "mid_pool",
+                    "Pooling",
+                    ["mid"],
+                    ["mid_pool"],
+                    {"pooling_param": {"pool": "MAX", "kernel_size": 3, "stride": 1, "pad": 1}},
+                ),
+                Layer("mid_power", "Power", ["mid"], ["mid"], {"power_param": {"scale": 2.0, "shift": 0.5}}),
+                Layer("mid_sum", "Eltwise", ["mid", "mid_pool"], ["mid_sum"]),
+            ],
+            {"mid_x": x},
+            {"mid": doubled, "mid_pool": pooled, "mid_sum": doubled + pooled},
+        )
+    )
 
     # BatchNorm + Scale + ReLU in place (the ResNet pattern), the blob requested mid-net.
     x = m.array(2, 4, 3, 5)
@@ -664,28 +933,65 @@ def inplace_cases() -> list[Case]:
     normalized = oracle.batch_norm(x, mean, var, [1.0], 1e-5)
     activated = oracle.relu(normalized * gamma.reshape(1, 4, 1, 1) + beta.reshape(1, 4, 1, 1))
     wf = m.array(3, 60)
-    cases.append(Case("resnet", [
-        input_layer("resnet_x", x.shape),
-        Layer("resnet", "Convolution", ["resnet_x"], ["resnet"],
-              {"convolution_param": {"num_output": 4, "kernel_size": 1, "bias_term": False}},
-              [np.eye(4, dtype=np.float32).reshape(4, 4, 1, 1)]),
-        Layer("resnet_bn", "BatchNorm", ["resnet"], ["resnet"], {}, [mean, var, np.ones(1, np.float32)]),
-        Layer("resnet_scale", "Scale", ["resnet"], ["resnet"], {"scale_param": {"bias_term": True}}, [gamma, beta]),
-        Layer("resnet_relu", "ReLU", ["resnet"], ["resnet"]),
-        Layer("resnet_fc", "InnerProduct", ["resnet"], ["resnet_fc"],
-              {"inner_product_param": {"num_output": 3, "bias_term": False}}, [wf]),
-    ], {"resnet_x": x}, {"resnet": activated, "resnet_fc": oracle.inner_product(activated, wf, None)}))
+    cases.append(
+        Case(
+            "resnet",
+            [
+                input_layer("resnet_x", x.shape),
+                Layer(
+                    "resnet",
+                    "Convolution",
+                    ["resnet_x"],
+                    ["resnet"],
+                    {"convolution_param": {"num_output": 4, "kernel_size": 1, "bias_term": False}},
+                    [np.eye(4, dtype=np.float32).reshape(4, 4, 1, 1)],
+                ),
+                Layer("resnet_bn", "BatchNorm", ["resnet"], ["resnet"], {}, [mean, var, np.ones(1, np.float32)]),
+                Layer(
+                    "resnet_scale", "Scale", ["resnet"], ["resnet"], {"scale_param": {"bias_term": True}}, [gamma, beta]
+                ),
+                Layer("resnet_relu", "ReLU", ["resnet"], ["resnet"]),
+                Layer(
+                    "resnet_fc",
+                    "InnerProduct",
+                    ["resnet"],
+                    ["resnet_fc"],
+                    {"inner_product_param": {"num_output": 3, "bias_term": False}},
+                    [wf],
+                ),
+            ],
+            {"resnet_x": x},
+            {"resnet": activated, "resnet_fc": oracle.inner_product(activated, wf, None)},
+        )
+    )
 
     # In place on a Split's top, and on a net input.
     x = m.array(2, 3, 4, 4)
-    cases.append(Case("split", [
-        input_layer("split_x", x.shape),
-        Layer("split_x_abs", "AbsVal", ["split_x"], ["split_x"]),
-        Layer("split", "Split", ["split_x"], ["split_a", "split_b"]),
-        Layer("split_tanh", "TanH", ["split_a"], ["split_a"]),
-        Layer("split_prod", "Eltwise", ["split_a", "split_b"], ["split_prod"], {"eltwise_param": {"operation": "PROD"}}),
-    ], {"split_x": x}, {"split_x": np.abs(x), "split_a": np.tanh(np.abs(x)), "split_b": np.abs(x),
-                        "split_prod": np.tanh(np.abs(x)) * np.abs(x)}))
+    cases.append(
+        Case(
+            "split",
+            [
+                input_layer("split_x", x.shape),
+                Layer("split_x_abs", "AbsVal", ["split_x"], ["split_x"]),
+                Layer("split", "Split", ["split_x"], ["split_a", "split_b"]),
+                Layer("split_tanh", "TanH", ["split_a"], ["split_a"]),
+                Layer(
+                    "split_prod",
+                    "Eltwise",
+                    ["split_a", "split_b"],
+                    ["split_prod"],
+                    {"eltwise_param": {"operation": "PROD"}},
+                ),
+            ],
+            {"split_x": x},
+            {
+                "split_x": np.abs(x),
+                "split_a": np.tanh(np.abs(x)),
+                "split_b": np.abs(x),
+                "split_prod": np.tanh(np.abs(x)) * np.abs(x),
+            },
+        )
+    )
     return cases
 
 
@@ -707,8 +1013,12 @@ def _oracle_for(layer, blobs):
     """The numpy oracle of one real-Caffe layer (the types OpenCV gets wrong in places)."""
     if layer.type in ("Convolution", "Deconvolution"):
         p = layer.convolution_param
-        geometry = (_geometry(p, "stride", "stride", 1), _geometry(p, "pad", "pad", 0),
-                    _geometry(p, "dilation", None, 1), p.group)
+        geometry = (
+            _geometry(p, "stride", "stride", 1),
+            _geometry(p, "pad", "pad", 0),
+            _geometry(p, "dilation", None, 1),
+            p.group,
+        )
         function = oracle.convolution if layer.type == "Convolution" else oracle.deconvolution
         return lambda x: function(x, blobs[0], blobs[1] if p.bias_term else None, *geometry)
     if layer.type == "Pooling":
@@ -716,8 +1026,14 @@ def _oracle_for(layer, blobs):
         if p.global_pooling:
             return lambda x: oracle.pooling(x, ("max", "ave")[p.pool], x.shape[2:], (1, 1), (0, 0))
         kernel = _geometry(p, "kernel_size", "kernel", 0)
-        return lambda x: oracle.pooling(x, ("max", "ave")[p.pool], kernel, _geometry(p, "stride", "stride", 1),
-                                        _geometry(p, "pad", "pad", 0), p.round_mode == p.CEIL)
+        return lambda x: oracle.pooling(
+            x,
+            ("max", "ave")[p.pool],
+            kernel,
+            _geometry(p, "stride", "stride", 1),
+            _geometry(p, "pad", "pad", 0),
+            p.round_mode == p.CEIL,
+        )
     if layer.type == "LRN":
         p = layer.lrn_param
         if p.norm_region == p.WITHIN_CHANNEL:
@@ -740,8 +1056,9 @@ def test_oracle_matches_real_caffe(case_dir):
 
     layers = list(read_net(case_dir / "deploy.prototxt").layer)
     with h5py.File(case_dir / "weights.caffemodel.h5") as f:
-        weights = {name: [np.asarray(f["data"][name][str(i)]) for i in range(len(f["data"][name]))]
-                   for name in f["data"]}
+        weights = {
+            name: [np.asarray(f["data"][name][str(i)]) for i in range(len(f["data"][name]))] for name in f["data"]
+        }
     checked = 0
     for index, layer in enumerate(layers):
         rewritten = {top for later in layers[index + 1 :] for top in later.top}

@@ -34,8 +34,10 @@ def test_python_layers_and_unknown_types_are_listed_together(prototxt):
     assert "2 unsupported layer type(s)" in message
     python_line, unknown_line = message.splitlines()[1:3]
     # Every distinct Python class, once, and how to convert them without running their code.
-    assert python_line.startswith("  Python: 3 layers, first 'proposal' — rpn.proposal_layer.ProposalLayer, "
-                                  "rpn.proposal_target_layer.ProposalTargetLayer: caffe2keras never imports or runs")
+    assert python_line.startswith(
+        "  Python: 3 layers, first 'proposal' — rpn.proposal_layer.ProposalLayer, "
+        "rpn.proposal_target_layer.ProposalTargetLayer: caffe2keras never imports or runs"
+    )
     assert "register a converter for type 'Python'" in python_line
     assert unknown_line == "  FancyNorm: 1 layer, first 'mystery'"
     assert [t for t, *_ in caught.value.unsupported] == ["Python", "FancyNorm"]

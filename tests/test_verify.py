@@ -29,7 +29,7 @@ SPLIT_CASE = RAND / "rand1002"  # an explicit Split layer and an in-place ReLU
 def golden_blobs(case_dir: Path) -> dict[str, np.ndarray]:
     """Every blob real Caffe recorded for a case, keyed by blob name (``__`` in file names is ``/``)."""
     return {
-        path.name[len("blob_"):-len(".npy")].replace("__", "/"): np.load(path)
+        path.name[len("blob_") : -len(".npy")].replace("__", "/"): np.load(path)
         for path in sorted(case_dir.glob("blob_*.npy"))
     }
 
@@ -100,7 +100,17 @@ def test_report_rows_follow_network_order_with_in_place_blobs_after_their_last_w
     blobs["prob12"] = blobs["prob12"] + 0.5  # later in the net: not the first divergence
     report = caffe2keras.verify(SLICE_CASE / "deploy.prototxt", SLICE_CASE / "weights.caffemodel", against=blobs)
     assert [r.blob for r in report.rows] == [
-        "data", "conv1", "slice2_a", "slice2_b", "cat3", "chsoftmax4", "deconv5", "deconv8", "flat10", "fc11", "prob12",
+        "data",
+        "conv1",
+        "slice2_a",
+        "slice2_b",
+        "cat3",
+        "chsoftmax4",
+        "deconv5",
+        "deconv8",
+        "flat10",
+        "fc11",
+        "prob12",
     ]
     assert report.rows[0].status is Status.INPUT
     deconv5 = report.rows[6]
@@ -129,9 +139,19 @@ def test_json_report_is_written_and_parses(tmp_path, capsys):
     rows = {row["blob"]: row for row in report["blobs"]}
     assert rows["slice2_b"]["status"] == "diverged"
     assert rows["slice2_b"]["max_abs_error"] == pytest.approx(0.5, abs=1e-4)
-    assert rows["deconv8"]["writers"] == [{"layer": "deconv8", "type": "Deconvolution"}, {"layer": "act9", "type": "BNLL"}]
-    assert report["counts"] == {"blobs": 11, "compared": 10, "ok": 9, "diverged": 1, "shape_mismatch": 0,
-                                "not_compared": 0, "input": 1}
+    assert rows["deconv8"]["writers"] == [
+        {"layer": "deconv8", "type": "Deconvolution"},
+        {"layer": "act9", "type": "BNLL"},
+    ]
+    assert report["counts"] == {
+        "blobs": 11,
+        "compared": 10,
+        "ok": 9,
+        "diverged": 1,
+        "shape_mismatch": 0,
+        "not_compared": 0,
+        "input": 1,
+    }
     assert not list(report_path.parent.glob(".*partial*"))
 
 
@@ -170,8 +190,19 @@ def test_opencv_passes_on_zoo_squeezenet(zoo_weights, tmp_path, capsys):
     case_dir = SHARED / "golden" / "zoo" / "squeezenet_v1.1"
     prototxt = SHARED / "caffe" / "models" / "squeezenet_v1.1" / "deploy.prototxt"
     report_path = tmp_path / "squeezenet.json"
-    code = main(["verify", str(prototxt), str(zoo_weights(case_dir)), "--against", "opencv",
-                 "--input", str(case_dir / "in_data.npy"), "--json", str(report_path)])
+    code = main(
+        [
+            "verify",
+            str(prototxt),
+            str(zoo_weights(case_dir)),
+            "--against",
+            "opencv",
+            "--input",
+            str(case_dir / "in_data.npy"),
+            "--json",
+            str(report_path),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     report = json.loads(report_path.read_text())
@@ -186,11 +217,16 @@ def test_opencv_second_tops_and_split_tops_match_real_caffe():
     from caffe2keras.api import load_graph
     from caffe2keras.verify import OpenCVReference, blob_writers
 
-    for case_dir, names in ((SLICE_CASE, ("slice2_a", "slice2_b", "deconv5")), (SPLIT_CASE, ("split2_a", "split2_b", "fc7"))):
+    for case_dir, names in (
+        (SLICE_CASE, ("slice2_a", "slice2_b", "deconv5")),
+        (SPLIT_CASE, ("split2_a", "split2_b", "fc7")),
+    ):
         prototxt, weights = case_dir / "deploy.prototxt", case_dir / "weights.caffemodel"
         graph = load_graph(prototxt)
         reference = OpenCVReference(prototxt, weights)
-        values = reference.run(graph, {"data": np.load(case_dir / "in_data.npy")}, [ref for ref, _ in blob_writers(graph)])
+        values = reference.run(
+            graph, {"data": np.load(case_dir / "in_data.npy")}, [ref for ref, _ in blob_writers(graph)]
+        )
         golden = golden_blobs(case_dir)
         for name in names:
             np.testing.assert_allclose(values[name], golden[name], atol=1e-5, err_msg=f"{case_dir.name}: {name}")
@@ -272,8 +308,12 @@ def test_pycaffe_reshapes_its_input_blob_to_the_given_input(monkeypatch):
         self.blobs["data"] = FakeBlob((10, 1, 9, 24))  # like an old deploy file's input_dim: 10
 
     monkeypatch.setattr(module.Net, "__init__", init_with_batch_10)
-    report = caffe2keras.verify(SLICE_CASE / "deploy.prototxt", SLICE_CASE / "weights.caffemodel",
-                                against="caffe", inputs=np.load(SLICE_CASE / "in_data.npy"))
+    report = caffe2keras.verify(
+        SLICE_CASE / "deploy.prototxt",
+        SLICE_CASE / "weights.caffemodel",
+        against="caffe",
+        inputs=np.load(SLICE_CASE / "in_data.npy"),
+    )
     assert report.ok
     assert ("reshape",) in calls and report.reference_kind == "caffe"
 
@@ -281,7 +321,9 @@ def test_pycaffe_reshapes_its_input_blob_to_the_given_input(monkeypatch):
 def test_without_pycaffe_the_error_says_what_to_use_instead(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "caffe", None)  # `import caffe` raises ImportError
     prototxt = tmp_path / "net.prototxt"
-    prototxt.write_text('input: "data" input_shape { dim: 1 dim: 2 } layer { name: "r" type: "ReLU" bottom: "data" top: "r" }')
+    prototxt.write_text(
+        'input: "data" input_shape { dim: 1 dim: 2 } layer { name: "r" type: "ReLU" bottom: "data" top: "r" }'
+    )
     assert main(["verify", str(prototxt), str(tmp_path / "none.caffemodel"), "--against", "caffe"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("caffe2keras: error: --against caffe needs pycaffe") and "Traceback" not in err
@@ -361,8 +403,12 @@ def test_blob_file_cannot_give_an_input_that_is_rewritten_in_place(tmp_path, cap
     npz = write_npz(tmp_path / "blobs.npz", {"data": np.ones((1, 2), np.float32), "out": np.ones((1, 2), np.float32)})
     assert main(["verify", str(prototxt), str(tmp_path / "none.caffemodel"), "--against", npz]) == 2
     assert "rewritten in place by layer 'double' (Power)" in capsys.readouterr().err
-    report = caffe2keras.verify(prototxt, None, against={"data": np.ones((1, 2)), "out": np.full((1, 2), 2.0)},
-                                inputs=np.array([[1.0, -3.0]], np.float32))
+    report = caffe2keras.verify(
+        prototxt,
+        None,
+        against={"data": np.ones((1, 2)), "out": np.full((1, 2), 2.0)},
+        inputs=np.array([[1.0, -3.0]], np.float32),
+    )
     rows = {r.blob: r for r in report.rows}
     assert rows["data"].status is Status.DIVERGED  # 2 * [1, -3] against the ones given for its final value
     assert rows["data"].writers[0].layer == "double" and [r.blob for r in report.rows] == ["data", "out"]
@@ -394,8 +440,18 @@ def test_command_line_in_a_subprocess(tmp_path):
     blobs["chsoftmax4"] = blobs["chsoftmax4"] + 0.5
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
-        [sys.executable, "-m", "caffe2keras", *case_args(SLICE_CASE), "--against", write_npz(tmp_path / "b.npz", blobs)],
-        capture_output=True, text=True, env=env, check=False,
+        [
+            sys.executable,
+            "-m",
+            "caffe2keras",
+            *case_args(SLICE_CASE),
+            "--against",
+            write_npz(tmp_path / "b.npz", blobs),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert result.returncode == 1, result.stderr
     assert "first divergence: chsoftmax4 (layer chsoftmax4, Softmax)" in result.stdout

@@ -148,7 +148,13 @@ def test_unpacked_floats_become_one_strided_view(tmp_path):
 
 
 def test_data_split_across_packed_and_unpacked_fields(tmp_path):
-    blob = shape_field(6) + packed(DATA, [1, 2], "f") + unpacked_floats([3]) + varint_field(99, 5) + unpacked_floats([4, 5])
+    blob = (
+        shape_field(6)
+        + packed(DATA, [1, 2], "f")
+        + unpacked_floats([3])
+        + varint_field(99, 5)
+        + unpacked_floats([4, 5])
+    )
     blob += packed(DATA, [6], "f")
     weights = assert_paths_agree(write_bytes(tmp_path, layer("x", "Bias", blob)))
     assert weights["x"].blobs[0].data.tolist() == [1, 2, 3, 4, 5, 6]
@@ -202,8 +208,11 @@ def test_blob_without_fields_is_a_scalar_without_its_value(tmp_path):
 
 
 def test_count_mismatch_is_a_model_file_error(tmp_path):
-    for blob in (shape_field(2, 2) + packed(DATA, [1, 2, 3], "f"), shape_field() + packed(DATA, [1, 2], "f"),
-                 legacy_negative()):
+    for blob in (
+        shape_field(2, 2) + packed(DATA, [1, 2, 3], "f"),
+        shape_field() + packed(DATA, [1, 2], "f"),
+        legacy_negative(),
+    ):
         path = write_bytes(tmp_path, layer("x", "Scale", blob))
         fast, plain = both_paths(path)
         assert isinstance(fast, ModelFileError) and isinstance(plain, ModelFileError)
@@ -211,15 +220,21 @@ def test_count_mismatch_is_a_model_file_error(tmp_path):
 
 
 def legacy_negative() -> bytes:
-    return varint_field(NUM, -1) + varint_field(CHANNELS, -1) + varint_field(HEIGHT, 1) + varint_field(WIDTH, 1) + packed(
-        DATA, [1.0], "f"
+    return (
+        varint_field(NUM, -1)
+        + varint_field(CHANNELS, -1)
+        + varint_field(HEIGHT, 1)
+        + varint_field(WIDTH, 1)
+        + packed(DATA, [1.0], "f")
     )
 
 
 def test_v1_layers_with_enum_types(tmp_path):
     blob = shape_field(2) + packed(DATA, [1, 2], "f")
     legacy = varint_field(NUM, 1) + varint_field(CHANNELS, 1) + varint_field(HEIGHT, 1) + varint_field(WIDTH, 2)
-    payload = v1_layer("conv", V1_CONVOLUTION, blob) + v1_layer("ip", V1_INNER_PRODUCT, legacy + packed(DATA, [3, 4], "f"))
+    payload = v1_layer("conv", V1_CONVOLUTION, blob) + v1_layer(
+        "ip", V1_INNER_PRODUCT, legacy + packed(DATA, [3, 4], "f")
+    )
     # An unknown enum number keeps the type read before it (a closed proto2 enum).
     odd = text_field(V1_NAME, "odd") + varint_field(V1_TYPE, V1_CONVOLUTION) + varint_field(V1_TYPE, 999)
     payload += _length_delimited(NET_LAYERS, odd) + layer("new", "Bias", blob)
@@ -258,7 +273,9 @@ def test_encodings_left_to_protobuf(tmp_path, payload):
 def test_truncated_files_at_every_offset(tmp_path):
     rng = np.random.default_rng(1)
     arrays = [rng.standard_normal((3, 2, 2, 2)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
-    payload = layer_bytes("conv", "Convolution", arrays) + layer("u", "Bias", shape_field(3) + unpacked_floats([1, 2, 3]))
+    payload = layer_bytes("conv", "Convolution", arrays) + layer(
+        "u", "Bias", shape_field(3) + unpacked_floats([1, 2, 3])
+    )
     payload += v1_layer("v1", V1_INNER_PRODUCT, blob_bytes(np.ones((2, 2), np.float32), legacy=True))
     refused = 0
     for size in range(1, len(payload)):

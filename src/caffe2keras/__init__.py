@@ -5,12 +5,11 @@ import os
 # JAX is the default backend; a user's KERAS_BACKEND setting wins. Set before Keras is imported.
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-from caffe2keras import layers  # noqa: E402  (registers the custom layers for loading)
-from caffe2keras.api import convert, parameter_shapes, register_converter  # noqa: E402
-from caffe2keras.caffe import extend_schema  # noqa: E402
-from caffe2keras.converters import Node, Step  # noqa: E402
-from caffe2keras.saving import save_model  # noqa: E402
-from caffe2keras.errors import (  # noqa: E402
+from caffe2keras import layers
+from caffe2keras.api import convert, parameter_shapes, register_converter
+from caffe2keras.caffe import extend_schema
+from caffe2keras.converters import Node, Step
+from caffe2keras.errors import (
     Caffe2KerasError,
     ConversionWarning,
     InputShapeError,
@@ -25,7 +24,8 @@ from caffe2keras.errors import (  # noqa: E402
     VerifyError,
     WeightsError,
 )
-from caffe2keras.verify import VerifyReport, verify  # noqa: E402  (the function shadows the module's name)
+from caffe2keras.saving import save_model
+from caffe2keras.verify import VerifyReport, verify
 
 __version__ = "0.1.0"
 

@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from caffe2keras.builder import build_model, check_supported
 from caffe2keras.caffe import read_net, read_weights
-from caffe2keras.converters.base import Converter, LayerRule, ShapeRule, register_rule, rule_for
-from caffe2keras.converters.base import Node
+from caffe2keras.converters.base import Converter, LayerRule, Node, ShapeRule, register_rule, rule_for
 from caffe2keras.errors import NetError, RegistryError
 from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, infer_shapes, is_dropped_type
 from caffe2keras.layout import Layout
@@ -53,8 +52,9 @@ def convert(
             with bars.phase("reading", None, detail=os.path.basename(weights)):
                 loaded = read_weights(weights)
         with bars.phase("building", len(graph.ops)) as advance:
-            return build_model(graph, loaded, layout, rule_for, outputs,
-                               on_layer=lambda op: advance(detail=f"{op.name} ({op.type})"))
+            return build_model(
+                graph, loaded, layout, rule_for, outputs, on_layer=lambda op: advance(detail=f"{op.name} ({op.type})")
+            )
 
 
 def load_graph(prototxt: PathLike, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
@@ -76,8 +76,10 @@ def parameter_shapes(
     def shape_rule(op):
         rule = rule_for(op.type)
         if rule.shapes is None:
-            raise NetError(f"layer {op.name!r} ({op.type}) has a converter without a shape rule; register it "
-                           f"with register_converter(..., shapes=...). Received: type={op.type!r}")
+            raise NetError(
+                f"layer {op.name!r} ({op.type}) has a converter without a shape rule; register it "
+                f"with register_converter(..., shapes=...). Received: type={op.type!r}"
+            )
         return rule.shapes
 
     infer_shapes(graph, shape_rule)
@@ -130,6 +132,8 @@ def register_converter(
         raise TypeError(f"shapes must be callable as shapes(op, input_shapes), or None. Received: shapes={shapes!r}")
     if layer_type in DATA_LAYER_TYPES or is_dropped_type(layer_type):
         role = "become the net's inputs" if layer_type in DATA_LAYER_TYPES else "are dropped at inference"
-        raise RegistryError(f"{layer_type!r} layers {role} before any converter runs, so a converter for them "
-                            f"would never be called. Received: layer_type={layer_type!r}")
+        raise RegistryError(
+            f"{layer_type!r} layers {role} before any converter runs, so a converter for them "
+            f"would never be called. Received: layer_type={layer_type!r}"
+        )
     register_rule(LayerRule(layer_type, convert, shapes), replace=replace)

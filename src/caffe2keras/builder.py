@@ -83,10 +83,12 @@ class _PresetInitializer:
     def __call__(self, shape, dtype=None):
         if tuple(shape) != self.value.shape:
             raise WeightsError(
-                self.op.name, self.op.type,
+                self.op.name,
+                self.op.type,
                 f"variable {self.index} has shape {tuple(shape)} but the converted weights have "
                 f"{self.value.shape} (a converter bug; please report it)",
-                "blobs", len(self.op.param.blobs),
+                "blobs",
+                len(self.op.param.blobs),
             )
         value = self.value
         if not (is_owned(value) and value.dtype == np.float32):
@@ -124,8 +126,14 @@ def _call_with_weights(step: Step, op: Op, inputs):
     finally:
         del layer.add_weight
     if created != len(values):
-        raise LayerError(op.name, op.type, f"the Keras layer created {created} variables for "
-                         f"{len(values)} converted arrays (a converter bug; please report it)", "blobs", len(values))
+        raise LayerError(
+            op.name,
+            op.type,
+            f"the Keras layer created {created} variables for "
+            f"{len(values)} converted arrays (a converter bug; please report it)",
+            "blobs",
+            len(values),
+        )
     return output
 
 
@@ -210,8 +218,13 @@ class _Builder:
         for blob in layer_weights or ():
             release_pages(blob.data)  # the layer's variables hold their own copies now
         if len(produced) != len(op.tops):
-            raise LayerError(op.name, op.type, f"the converter made {len(produced)} outputs for {len(op.tops)} tops",
-                             "top", [t.name for t in op.tops])
+            raise LayerError(
+                op.name,
+                op.type,
+                f"the converter made {len(produced)} outputs for {len(op.tops)} tops",
+                "top",
+                [t.name for t in op.tops],
+            )
         for index, (top, tensor) in enumerate(zip(op.tops, produced)):
             self.graph.shapes[top] = self._checked_shape(op, index, tensor, in_shapes, out_shapes)
             self.tensors[top] = tensor
@@ -242,9 +255,14 @@ class _Builder:
             return self.layout.caffe_shape((in_shapes[0][0] if in_shapes else 1, *keras_shape))
         expected = tuple(self.layout.keras_shape(out_shapes[index])[1:])
         if keras_shape != expected:
-            raise LayerError(op.name, op.type, f"top {index} came out with Keras shape {keras_shape}, "
-                             f"Caffe's rules give {expected} (a converter bug; please report it)",
-                             "top", op.tops[index].name)
+            raise LayerError(
+                op.name,
+                op.type,
+                f"top {index} came out with Keras shape {keras_shape}, "
+                f"Caffe's rules give {expected} (a converter bug; please report it)",
+                "top",
+                op.tops[index].name,
+            )
         return out_shapes[index]
 
     def outputs(self) -> list:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import contextlib
 import json
 import os
 import sys
@@ -152,8 +151,9 @@ def non_negative_float(value: str) -> float:
 
 
 def command_verify(args) -> int:
-    import caffe2keras
     from rich.console import Console
+
+    import caffe2keras
 
     console = Console(stderr=True)
     with console.status("verifying") as status:
@@ -180,10 +180,18 @@ def command_verify(args) -> int:
 
 
 def add_shape_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input-shape", action="append", metavar="NAME=N,C,H,W",
-                        help="shape of an input blob the prototxt does not fix (repeatable)")
-    parser.add_argument("--data-format", choices=("channels_last", "channels_first"), default="channels_last",
-                        help="layout of the Keras model's tensors (default channels_last)")
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        metavar="NAME=N,C,H,W",
+        help="shape of an input blob the prototxt does not fix (repeatable)",
+    )
+    parser.add_argument(
+        "--data-format",
+        choices=("channels_last", "channels_first"),
+        default="channels_last",
+        help="layout of the Keras model's tensors (default channels_last)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,13 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     convert = commands.add_parser("convert", help="convert a Caffe model to a .keras file")
     convert.add_argument("prototxt", help="net definition (.prototxt)")
-    convert.add_argument("weights", nargs="?", help="weights (.caffemodel or .caffemodel.h5); omit for the architecture only")
+    convert.add_argument(
+        "weights", nargs="?", help="weights (.caffemodel or .caffemodel.h5); omit for the architecture only"
+    )
     convert.add_argument("-o", "--output", required=True, help="the .keras file to write")
-    convert.add_argument("--outputs", metavar="BLOB[,BLOB...]", help="blobs to output, in order (default: the net's outputs)")
+    convert.add_argument(
+        "--outputs", metavar="BLOB[,BLOB...]", help="blobs to output, in order (default: the net's outputs)"
+    )
     add_shape_options(convert)
     shown = convert.add_mutually_exclusive_group()
-    shown.add_argument("--progress", action="store_true",
-                       help="show progress bars on stderr (default: when stderr is a terminal)")
+    shown.add_argument(
+        "--progress", action="store_true", help="show progress bars on stderr (default: when stderr is a terminal)"
+    )
     shown.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     convert.set_defaults(run=command_convert)
 
@@ -215,17 +228,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("prototxt", help="net definition (.prototxt)")
     verify.add_argument("weights", help="weights (.caffemodel; .caffemodel.h5 except against OpenCV)")
-    verify.add_argument("--against", default="opencv", metavar="opencv|caffe|BLOBS.npz",
-                        help="the reference: OpenCV 4.x's Caffe runtime (default), pycaffe, or a .npz of "
-                        "blobs by Caffe blob name in NCHW layout, whose input blobs are the inputs")
-    verify.add_argument("--input", action="append", metavar="[BLOB=]FILE",
-                        help="an input: .npy in Caffe's NCHW layout, or an image (read with OpenCV, resized "
-                        "to the input's HxW, BGR, values 0-255, no mean); default: random normal (repeatable)")
+    verify.add_argument(
+        "--against",
+        default="opencv",
+        metavar="opencv|caffe|BLOBS.npz",
+        help="the reference: OpenCV 4.x's Caffe runtime (default), pycaffe, or a .npz of "
+        "blobs by Caffe blob name in NCHW layout, whose input blobs are the inputs",
+    )
+    verify.add_argument(
+        "--input",
+        action="append",
+        metavar="[BLOB=]FILE",
+        help="an input: .npy in Caffe's NCHW layout, or an image (read with OpenCV, resized "
+        "to the input's HxW, BGR, values 0-255, no mean); default: random normal (repeatable)",
+    )
     verify.add_argument("--json", metavar="REPORT.json", help="also write the report as JSON")
-    verify.add_argument("--atol", type=non_negative_float, default=1e-4, metavar="A",
-                        help="absolute tolerance (default 1e-4)")
-    verify.add_argument("--rtol", type=non_negative_float, default=1e-4, metavar="R",
-                        help="tolerance relative to max|ref| (default 1e-4): ok when max|y-ref| <= A + R*max|ref|")
+    verify.add_argument(
+        "--atol", type=non_negative_float, default=1e-4, metavar="A", help="absolute tolerance (default 1e-4)"
+    )
+    verify.add_argument(
+        "--rtol",
+        type=non_negative_float,
+        default=1e-4,
+        metavar="R",
+        help="tolerance relative to max|ref| (default 1e-4): ok when max|y-ref| <= A + R*max|ref|",
+    )
     verify.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     add_shape_options(verify)
     verify.set_defaults(run=command_verify, failure_status=EXIT_USAGE)

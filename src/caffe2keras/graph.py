@@ -81,8 +81,7 @@ class Graph:
         """The value of blob ``name`` after the forward pass."""
         if name not in self.final:
             raise NetError(
-                f"the net has no blob {name!r}; known blobs: {', '.join(sorted(self.final))}. "
-                f"Received: blob={name!r}"
+                f"the net has no blob {name!r}; known blobs: {', '.join(sorted(self.final))}. Received: blob={name!r}"
             )
         return self.final[name]
 

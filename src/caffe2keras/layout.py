@@ -21,9 +21,7 @@ class Layout:
 
     def __post_init__(self):
         if self.data_format not in DATA_FORMATS:
-            raise ValueError(
-                f"data_format must be one of {DATA_FORMATS}. Received: data_format={self.data_format!r}"
-            )
+            raise ValueError(f"data_format must be one of {DATA_FORMATS}. Received: data_format={self.data_format!r}")
 
     @property
     def channels_last(self) -> bool:

@@ -20,11 +20,17 @@ class Progress:
     def __enter__(self) -> Progress:
         if self.enabled:
             from rich.console import Console
-            from rich.progress import BarColumn, Progress as Bars, TaskProgressColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bars
 
-            self._bars = Bars(TextColumn("{task.description:<10}"), BarColumn(), TaskProgressColumn(),
-                              TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-                              console=Console(stderr=True))
+            self._bars = Bars(
+                TextColumn("{task.description:<10}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
             self._bars.start()
         return self
 

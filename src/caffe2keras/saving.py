@@ -30,8 +30,16 @@ try:  # Keras' own serialization; private, so checked before use
 except ImportError:  # pragma: no cover - a Keras without this module
     saving_lib = None
 
-_INTERNALS = ("_serialize_model_as_json", "_save_state", "H5IOStore", "DiskIOStore", "_METADATA_FILENAME",
-              "_CONFIG_FILENAME", "_VARS_FNAME_H5", "_ASSETS_DIRNAME")
+_INTERNALS = (
+    "_serialize_model_as_json",
+    "_save_state",
+    "H5IOStore",
+    "DiskIOStore",
+    "_METADATA_FILENAME",
+    "_CONFIG_FILENAME",
+    "_VARS_FNAME_H5",
+    "_ASSETS_DIRNAME",
+)
 
 
 def _streaming_supported() -> bool:

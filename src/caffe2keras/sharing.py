@@ -43,8 +43,9 @@ class SharedParameters:
 
     def apply(self, node: Node, steps: list[Step]) -> list[Step]:
         """``steps``, using an earlier layer's Keras layers where every parameter is shared with it."""
-        names = {index: spec.name for index, spec in enumerate(node.param.param)
-                 if spec.name and index in node.requested}
+        names = {
+            index: spec.name for index, spec in enumerate(node.param.param) if spec.name and index in node.requested
+        }
         if not names:
             return steps
         shared = sorted(name for name in names.values() if name in self._owners)
@@ -73,13 +74,23 @@ class SharedParameters:
                 continue
             permissive = node.param.param[index].share_mode == PERMISSIVE
             if shape != owner.shape and not (permissive and math.prod(shape) == math.prod(owner.shape)):
-                raise ShapeError(node.name, node.type,
-                                 f"cannot share parameter {name!r} of layer {owner.layer!r}: its shape is "
-                                 f"{owner.shape}, this layer's {shape}", f"param[{index}].name", name)
+                raise ShapeError(
+                    node.name,
+                    node.type,
+                    f"cannot share parameter {name!r} of layer {owner.layer!r}: its shape is "
+                    f"{owner.shape}, this layer's {shape}",
+                    f"param[{index}].name",
+                    name,
+                )
             if value is not None and owner.value is not None and not np.array_equal(value.ravel(), owner.value.ravel()):
-                raise WeightsError(node.name, node.type,
-                                   f"shares parameter {name!r} with layer {owner.layer!r}, but the weights file "
-                                   "holds different values for the two", f"param[{index}].name", name)
+                raise WeightsError(
+                    node.name,
+                    node.type,
+                    f"shares parameter {name!r} with layer {owner.layer!r}, but the weights file "
+                    "holds different values for the two",
+                    f"param[{index}].name",
+                    name,
+                )
 
     def _warn(self, node: Node, shared: list[str], why: str) -> None:
         owners = sorted({self._owners[name].layer for name in shared})
@@ -99,8 +110,11 @@ def _configuration(steps: list[Step]) -> str:
     for step in steps:
         # Initializers do not count: Caffe fills a shared parameter once, from its owner's filler.
         config = {k: v for k, v in step.layer.get_config().items() if k != "name" and not k.endswith("initializer")}
-        wiring = None if step.inputs is None else [i if isinstance(i, int) else f"step{positions[id(i)]}"
-                                                    for i in step.inputs]
+        wiring = (
+            None
+            if step.inputs is None
+            else [i if isinstance(i, int) else f"step{positions[id(i)]}" for i in step.inputs]
+        )
         described.append([type(step.layer).__qualname__, config, wiring])
     return json.dumps(described, sort_keys=True, default=repr)
 

@@ -58,7 +58,7 @@ def _values(rng: np.random.Generator, layer_type: str, index: int, shape: tuple[
         return rng.uniform(0.05, 0.3, shape).astype(np.float32)
     if len(shape) >= 2:
         fan_in = math.prod(shape[1:]) if layer_type != "Deconvolution" else shape[0] * math.prod(shape[2:])
-        return (rng.standard_normal(shape, dtype=np.float32) * np.float32(1 / math.sqrt(max(fan_in, 1))))
+        return rng.standard_normal(shape, dtype=np.float32) * np.float32(1 / math.sqrt(max(fan_in, 1)))
     if layer_type == "Scale" and index == 0:
         return (1 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
     return (0.1 * rng.standard_normal(shape)).astype(np.float32)

@@ -184,8 +184,10 @@ class VerifyReport:
             return f"NOT VERIFIED: no blob could be compared with the reference{hint}"
         if self.ok:
             return f"OK: all {compared} compared blobs within tolerance ({self.tolerance}){not_compared}"
-        return (f"FAILED: {len(self.failures)} of {compared} compared blobs out of tolerance "
-                f"({self.tolerance}){not_compared}")
+        return (
+            f"FAILED: {len(self.failures)} of {compared} compared blobs out of tolerance "
+            f"({self.tolerance}){not_compared}"
+        )
 
     def describe_first_divergence(self) -> list[str]:
         """``first divergence: <blob> (layer <name>, <type>)`` and the details, or nothing."""
@@ -224,8 +226,11 @@ class VerifyReport:
             "first_divergence": (
                 None if first is None else {"blob": first.blob, "layer": first.layer, "type": first.layer_type}
             ),
-            "counts": {"blobs": len(self.rows), "compared": len(self.compared),
-                       **{status.value: self.count(status) for status in Status}},
+            "counts": {
+                "blobs": len(self.rows),
+                "compared": len(self.compared),
+                **{status.value: self.count(status) for status in Status},
+            },
             "reference_only_blobs": self.reference_only_blobs,
         }
 
@@ -304,7 +309,7 @@ class BlobsReference(Reference):
         self.description = description
 
     @classmethod
-    def from_file(cls, path: PathLike) -> "BlobsReference":
+    def from_file(cls, path: PathLike) -> BlobsReference:
         received = f"Received: against={str(path)!r}"
         try:
             data = np.load(path, allow_pickle=False)
@@ -514,7 +519,9 @@ def read_input(spec: InputSpec, shape: Shape | None, blob: str) -> tuple[np.ndar
         try:
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise VerifyError(f"cannot read input {str(path)!r} as a .npy array: {exc}. Received: input={str(path)!r}") from None
+            raise VerifyError(
+                f"cannot read input {str(path)!r} as a .npy array: {exc}. Received: input={str(path)!r}"
+            ) from None
         return _with_rank(np.asarray(array, dtype=np.float32), shape, blob, str(path)), str(path)
     return _read_image(path, shape, blob)
 
@@ -546,7 +553,9 @@ def _read_image(path: Path, shape: Shape | None, blob: str) -> tuple[np.ndarray,
     channels, height, width = shape[1:]
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
     if image is None:
-        raise VerifyError(f"OpenCV cannot read {str(path)!r} as an image (nor is it a .npy file). Received: input={str(path)!r}")
+        raise VerifyError(
+            f"OpenCV cannot read {str(path)!r} as an image (nor is it a .npy file). Received: input={str(path)!r}"
+        )
     image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     image = image[:, :, None] if image.ndim == 2 else image
     order = "gray" if channels == 1 else "BGR"
@@ -686,8 +695,11 @@ def align_detections(actual: np.ndarray, reference: np.ndarray, allowed: float) 
     start = 0
     while start < len(reference):
         end = start + 1
-        while (end < len(reference) and np.array_equal(reference[end, :2], reference[start, :2])
-               and reference[end - 1, 2] - reference[end, 2] <= allowed):
+        while (
+            end < len(reference)
+            and np.array_equal(reference[end, :2], reference[start, :2])
+            and reference[end - 1, 2] - reference[end, 2] <= allowed
+        ):
             end += 1
         free = list(range(start, end))
         for i in range(start, end):
@@ -697,19 +709,31 @@ def align_detections(actual: np.ndarray, reference: np.ndarray, allowed: float) 
     return aligned
 
 
-def _detection_row(ref: BlobRef, writers, actual: np.ndarray, reference: np.ndarray, kind: str, atol: float,
-                   rtol: float) -> BlobRow:
+def _detection_row(
+    ref: BlobRef, writers, actual: np.ndarray, reference: np.ndarray, kind: str, atol: float, rtol: float
+) -> BlobRow:
     ours, theirs = caffe_detections(actual), reference_detections(reference, kind)
     if kind == "opencv" and not len(theirs):
         ours = ours[ours[:, 1] != -1]
     if ours.shape != theirs.shape:
-        return BlobRow(ref.name, writers, actual.shape, Status.SHAPE_MISMATCH,
-                       note=f"{len(ours)} detections, the reference {len(theirs)}")
+        return BlobRow(
+            ref.name,
+            writers,
+            actual.shape,
+            Status.SHAPE_MISMATCH,
+            note=f"{len(ours)} detections, the reference {len(theirs)}",
+        )
     allowed = compare(theirs, theirs, atol, rtol).allowed
     comparison = compare(align_detections(ours, theirs, allowed), theirs, atol, rtol)
     status = Status.OK if comparison.within_tolerance else Status.DIVERGED
-    return BlobRow(ref.name, writers, actual.shape, status, comparison,
-                   f"{len(theirs)} detections compared in Caffe's order (rows with image_id >= 0)")
+    return BlobRow(
+        ref.name,
+        writers,
+        actual.shape,
+        status,
+        comparison,
+        f"{len(theirs)} detections compared in Caffe's order (rows with image_id >= 0)",
+    )
 
 
 def _row(ref: BlobRef, writers, actual: np.ndarray, reference, kind: str, atol: float, rtol: float) -> BlobRow:
@@ -721,8 +745,9 @@ def _row(ref: BlobRef, writers, actual: np.ndarray, reference, kind: str, atol: 
     note = ""
     if reference.shape != actual.shape:
         if reference.size != actual.size:
-            return BlobRow(ref.name, writers, actual.shape, Status.SHAPE_MISMATCH,
-                           note=f"reference shape {reference.shape}")
+            return BlobRow(
+                ref.name, writers, actual.shape, Status.SHAPE_MISMATCH, note=f"reference shape {reference.shape}"
+            )
         note = f"reference shape {reference.shape} read as {actual.shape}"
         reference = reference.reshape(actual.shape)
     comparison = compare(actual, reference, atol, rtol)
@@ -777,8 +802,9 @@ def verify(
     outputs = [ref for ref, writers in blobs if writers]
 
     step("converting")
-    model = convert(prototxt, weights, input_shapes=shapes, outputs=[ref.name for ref in outputs],
-                    data_format=data_format)
+    model = convert(
+        prototxt, weights, input_shapes=shapes, outputs=[ref.name for ref in outputs], data_format=data_format
+    )
     step("running the Keras model")
     ours = dict(zip(outputs, _keras_blobs(model, graph, arrays, Layout(data_format))))
     step(f"running the reference ({reference.description})")
@@ -830,14 +856,23 @@ def print_report(report: VerifyReport, console=None) -> None:
         console = Console()
         if not console.is_terminal and "COLUMNS" not in os.environ:
             console = Console(width=240)  # a log or a pipe: keep one line per blob
-    console.print(f"[bold]{escape(report.prototxt)}[/] + {escape(str(report.weights))} "
-                  f"against {escape(report.reference)}, {report.data_format}")
+    console.print(
+        f"[bold]{escape(report.prototxt)}[/] + {escape(str(report.weights))} "
+        f"against {escape(report.reference)}, {report.data_format}"
+    )
     for info in report.inputs:
         console.print(f"input {escape(info.blob)} {info.shape}: {escape(info.source)}")
     table = Table(show_edge=False, pad_edge=False)
-    for title, justify in (("#", "right"), ("blob", "left"), ("layer", "left"), ("type", "left"),
-                           ("shape", "left"), ("max abs err", "right"), ("max rel err", "right"),
-                           ("status", "left")):
+    for title, justify in (
+        ("#", "right"),
+        ("blob", "left"),
+        ("layer", "left"),
+        ("type", "left"),
+        ("shape", "left"),
+        ("max abs err", "right"),
+        ("max rel err", "right"),
+        ("status", "left"),
+    ):
         table.add_column(title, justify=justify)
     with_notes = any(row.note for row in report.rows)
     if with_notes:

@@ -11,7 +11,6 @@ from caffe2keras.caffe.schema import schema
 from caffe2keras.caffe.upgrade import upgrade_net
 from caffe2keras.errors import ModelFileError
 
-
 _UNKNOWN_FIELD = re.compile(r'Message type "caffe\.(\w+)" has no field named "(\w+)"')
 
 
@@ -23,8 +22,9 @@ def _parse_error_hint(message: str) -> str:
     if message_type != "NetParameter" and name in schema().NetParameter.DESCRIPTOR.fields_by_name:
         # A net-level field ("layer", "input"...) inside a layer: the previous block is unclosed.
         return " A closing '}' is probably missing before this line."
-    return (" The field may belong to a Caffe fork that caffe2keras does not know; "
-            "add it with caffe2keras.extend_schema().")
+    return (
+        " The field may belong to a Caffe fork that caffe2keras does not know; add it with caffe2keras.extend_schema()."
+    )
 
 
 def parse_net_text(text: str, source: str = "<prototxt>"):
@@ -49,9 +49,7 @@ def read_net(path: str | os.PathLike):
     except FileNotFoundError:
         raise ModelFileError(path, "no such file.") from None
     except UnicodeDecodeError:
-        raise ModelFileError(
-            path, "not a text file; a net definition is a .prototxt (weights go second)."
-        ) from None
+        raise ModelFileError(path, "not a text file; a net definition is a .prototxt (weights go second).") from None
     except OSError as exc:
         raise ModelFileError(path, f"cannot read the file: {exc.strerror}.") from None
     return parse_net_text(text, str(path))

@@ -68,9 +68,7 @@ def _tokenize(text: str, source: str) -> list[tuple[str, int]]:
         match = _TOKEN.match(text, pos)
         if match is None:
             line = text.count("\n", 0, pos) + 1
-            raise SchemaError(
-                f"{source}:{line}: unexpected character {text[pos]!r} in the schema."
-            )
+            raise SchemaError(f"{source}:{line}: unexpected character {text[pos]!r} in the schema.")
         if match.lastgroup != "space":
             tokens.append((match.group(), text.count("\n", 0, pos) + 1))
         pos = match.end()
@@ -101,7 +99,7 @@ class _Parser:
         self.pos += 1
         return token
 
-    def parse_file(self) -> "_File":
+    def parse_file(self) -> _File:
         parsed = _File()
         while self.peek() is not None:
             keyword = self.take()
@@ -240,13 +238,9 @@ def _resolve_types(file: descriptor_pb2.FileDescriptorProto) -> None:
             candidate = ".".join(parts[:depth]) + "." + field_proto.type_name
             if candidate in kinds:
                 field_proto.type_name = candidate
-                field_proto.type = (
-                    _FDP.TYPE_ENUM if kinds[candidate] == "enum" else _FDP.TYPE_MESSAGE
-                )
+                field_proto.type = _FDP.TYPE_ENUM if kinds[candidate] == "enum" else _FDP.TYPE_MESSAGE
                 return
-        raise SchemaError(
-            f"field {scope[1:]}.{field_proto.name}: unknown type {field_proto.type_name!r}."
-        )
+        raise SchemaError(f"field {scope[1:]}.{field_proto.name}: unknown type {field_proto.type_name!r}.")
 
     def visit(message, scope):
         name = f"{scope}.{message.name}"

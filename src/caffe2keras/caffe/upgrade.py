@@ -98,9 +98,7 @@ def upgrade_net(net, source) -> object:
     """Move V1 ``layers`` into ``layer`` (in place) and return the net."""
     if net.layers:
         if net.layer:
-            raise ModelFileError(
-                source, "the net mixes V1 'layers' and current 'layer' entries; use one format."
-            )
+            raise ModelFileError(source, "the net mixes V1 'layers' and current 'layer' entries; use one format.")
         upgraded = [upgrade_v1_layer(v1, source) for v1 in net.layers]
         del net.layers[:]
         net.layer.extend(upgraded)

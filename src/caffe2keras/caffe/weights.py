@@ -134,9 +134,7 @@ def _read_parsed_weights(path) -> Weights:
     try:
         net.ParseFromString(payload)
     except DecodeError as exc:
-        raise ModelFileError(
-            path, f"not a readable binary caffemodel (truncated or corrupt): {exc}."
-        ) from None
+        raise ModelFileError(path, f"not a readable binary caffemodel (truncated or corrupt): {exc}.") from None
     weights: Weights = {}
     for v1, layers in ((False, net.layer), (True, net.layers)):
         for layer in layers:

@@ -274,8 +274,7 @@ def blob_values(array: np.ndarray, blob: BlobRecord) -> np.ndarray:
     """
     runs, dtype = (blob.floats, "<f4") if blob.floats else (blob.doubles, "<f8")
     parts = [
-        np.ndarray((run.count,), dtype, buffer=array, offset=run.offset, strides=(run.stride or 4,))
-        for run in runs
+        np.ndarray((run.count,), dtype, buffer=array, offset=run.offset, strides=(run.stride or 4,)) for run in runs
     ]
     values = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, dtype)
     return values if dtype == "<f4" else values.astype(np.float32)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from keras import layers
 
+from caffe2keras import layers as caffe_layers
 from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.reshaping import canonical_axis
 from caffe2keras.errors import UnsupportedParameterError
-from caffe2keras import layers as caffe_layers
 
 
 @converts("ReLU", shapes=same_shapes)
@@ -80,8 +80,14 @@ def power(node: Node) -> Step:
 
 
 def _positive_base(node: Node, p, field: str) -> None:
-    require(p.base == -1 or p.base > 0, node.op, "base must be positive, or -1 for e", field, p.base,
-            kind=UnsupportedParameterError)
+    require(
+        p.base == -1 or p.base > 0,
+        node.op,
+        "base must be positive, or -1 for e",
+        field,
+        p.base,
+        kind=UnsupportedParameterError,
+    )
 
 
 @converts("Exp", shapes=same_shapes)
@@ -101,8 +107,14 @@ def log(node: Node) -> Step:
 @converts("Clip", shapes=same_shapes)
 def clip(node: Node) -> Step:
     p = node.param.clip_param
-    require(p.HasField("min") and p.HasField("max"), node.op, "Clip needs both min and max", "clip_param",
-            f"min={p.min}, max={p.max}", kind=UnsupportedParameterError)
+    require(
+        p.HasField("min") and p.HasField("max"),
+        node.op,
+        "Clip needs both min and max",
+        "clip_param",
+        f"min={p.min}, max={p.max}",
+        kind=UnsupportedParameterError,
+    )
     return Step(caffe_layers.Clip(min=p.min, max=p.max))
 
 
@@ -129,6 +141,12 @@ def dropout(node: Node):
 def softmax(node: Node) -> Step:
     rank = len(node.in_shapes[0])
     axis = canonical_axis(node.op, node.param.softmax_param.axis, rank, "softmax_param.axis")
-    require(axis != 0, node.op, "a softmax across the batch is not supported", "softmax_param.axis", axis,
-            kind=UnsupportedParameterError)
+    require(
+        axis != 0,
+        node.op,
+        "a softmax across the batch is not supported",
+        "softmax_param.axis",
+        axis,
+        kind=UnsupportedParameterError,
+    )
     return Step(layers.Softmax(axis=node.keras_axis(axis)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from keras import layers
 
-from caffe2keras.converters.base import Node, Step, converts, require, same_shapes
+from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.reshaping import canonical_axis, to_caffe_order, to_keras_order
 from caffe2keras.errors import UnsupportedParameterError
@@ -17,13 +17,19 @@ PROD, SUM, MAX = 0, 1, 2
 
 def eltwise_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     require(len(in_shapes) >= 2, op, "Eltwise takes two or more bottoms", "bottom", [b.name for b in op.bottoms])
-    require(all(s == in_shapes[0] for s in in_shapes), op, "all bottoms must have the same shape",
-            "bottom_shapes", [tuple(s) for s in in_shapes])
+    require(
+        all(s == in_shapes[0] for s in in_shapes),
+        op,
+        "all bottoms must have the same shape",
+        "bottom_shapes",
+        [tuple(s) for s in in_shapes],
+    )
     p = op.param.eltwise_param
     if p.coeff:
         require(p.operation == SUM, op, "coefficients apply to SUM only", "eltwise_param.coeff", list(p.coeff))
-        require(len(p.coeff) == len(in_shapes), op, "give one coefficient per bottom", "eltwise_param.coeff",
-                list(p.coeff))
+        require(
+            len(p.coeff) == len(in_shapes), op, "give one coefficient per bottom", "eltwise_param.coeff", list(p.coeff)
+        )
     return [in_shapes[0]]
 
 
@@ -43,8 +49,13 @@ def _span(op: Op, shape: Shape, axis: int, num_axes: int, field: str) -> tuple[i
     """Caffe axes [start, end) covered by a Scale/Bias parameter."""
     start = canonical_axis(op, axis, len(shape), f"{field}.axis")
     end = len(shape) if num_axes == -1 else start + num_axes
-    require(num_axes >= -1 and end <= len(shape), op, f"num_axes out of range for a {len(shape)}-D bottom",
-            f"{field}.num_axes", num_axes)
+    require(
+        num_axes >= -1 and end <= len(shape),
+        op,
+        f"num_axes out of range for a {len(shape)}-D bottom",
+        f"{field}.num_axes",
+        num_axes,
+    )
     return start, end
 
 
@@ -62,9 +73,13 @@ def _param_shape(op: Op, in_shapes: list[Shape], field: str) -> tuple[int, Shape
     if len(in_shapes) == 2:
         start = canonical_axis(op, p.axis, len(shape), f"{field}.axis")
         other = tuple(in_shapes[1])
-        require(tuple(shape[start : start + len(other)]) == other, op,
-                f"bottom 1's shape {other} must match bottom 0's shape {tuple(shape)} from axis {start}",
-                f"{field}.axis", p.axis)
+        require(
+            tuple(shape[start : start + len(other)]) == other,
+            op,
+            f"bottom 1's shape {other} must match bottom 0's shape {tuple(shape)} from axis {start}",
+            f"{field}.axis",
+            p.axis,
+        )
         return start, other
     start, end = _span(op, shape, p.axis, p.num_axes, field)
     return start, tuple(shape[start:end])
@@ -89,17 +104,28 @@ def _learned(node: Node, array: np.ndarray | None, start: int, param_shape: Shap
 
 
 def _affine_param_shape(node: Node, start: int, param_shape: Shape) -> tuple[int, ...]:
-    require(start >= 1 or not param_shape, node.op, "a learned parameter over the batch axis is not supported",
-            f"{'scale' if node.type == 'Scale' else 'bias'}_param.axis", start, kind=UnsupportedParameterError)
+    require(
+        start >= 1 or not param_shape,
+        node.op,
+        "a learned parameter over the batch axis is not supported",
+        f"{'scale' if node.type == 'Scale' else 'bias'}_param.axis",
+        start,
+        kind=UnsupportedParameterError,
+    )
     full = broadcast_shape(node.in_shapes[0], start, param_shape)
     return node.layout.keras_shape(full)[1:]
 
 
 def _merge_bottoms(node: Node, start: int, param_shape: Shape, merge: layers.Layer) -> list[Step]:
     """Steps that reshape bottom 1 to broadcast against bottom 0 in this layout, then ``merge`` the two."""
-    require(start == 0, node.op,
-            "a second bottom must cover the batch axis (axis: 0), since every Keras tensor is batched",
-            f"{node.type.lower()}_param.axis", start, kind=UnsupportedParameterError)
+    require(
+        start == 0,
+        node.op,
+        "a second bottom must cover the batch axis (axis: 0), since every Keras tensor is batched",
+        f"{node.type.lower()}_param.axis",
+        start,
+        kind=UnsupportedParameterError,
+    )
     rank = len(node.in_shapes[0])
     target = broadcast_shape(node.in_shapes[0], 0, param_shape)
     steps = []
@@ -119,8 +145,14 @@ def scale(node: Node) -> list[Step]:
     start, param_shape = _param_shape(node.op, list(node.in_shapes), "scale_param")
     if len(node.in_shapes) == 2:
         # The bias of a two-bottom Scale has bottom 1's shape, which includes the batch axis.
-        require(not p.bias_term, node.op, "a learned bias over the batch axis is not supported",
-                "scale_param.bias_term", True, kind=UnsupportedParameterError)
+        require(
+            not p.bias_term,
+            node.op,
+            "a learned bias over the batch axis is not supported",
+            "scale_param.bias_term",
+            True,
+            kind=UnsupportedParameterError,
+        )
         return _merge_bottoms(node, start, param_shape, layers.Multiply())
     gamma = _learned(node, node.blob(0, param_shape, "scale_param.num_axes", p.num_axes), start, param_shape)
     weights = [gamma]
@@ -128,8 +160,10 @@ def scale(node: Node) -> list[Step]:
         weights.append(_learned(node, node.blob(1, param_shape, "scale_param.bias_term", True), start, param_shape))
     keras_shape = _affine_param_shape(node, start, param_shape)
     # Caffe's default Scale filler is the constant 1.
-    fillers = dict(gamma_initializer=caffe_filler(node.param, "scale_param.filler", param_shape, 1.0),
-                   beta_initializer=caffe_filler(node.param, "scale_param.bias_filler", param_shape))
+    fillers = dict(
+        gamma_initializer=caffe_filler(node.param, "scale_param.filler", param_shape, 1.0),
+        beta_initializer=caffe_filler(node.param, "scale_param.bias_filler", param_shape),
+    )
     return [Step(Affine(keras_shape, use_scale=True, use_bias=p.bias_term, **fillers), weights)]
 
 
@@ -149,11 +183,16 @@ def axpy_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     bottoms = [b.name for b in op.bottoms]
     require(len(in_shapes) == 3, op, "Axpy takes three bottoms: a, x and y", "bottom", bottoms)
     a, x, y = (tuple(s) for s in in_shapes)
-    require(len(x) >= 2 and x == y, op, f"x and y (bottoms 1 and 2) must have one shape, got {x} and {y}",
-            "bottom", bottoms)
-    require(a[:2] == x[:2] and all(d == 1 for d in a[2:]), op,
-            f"a (bottom 0) must have shape (N, C) or (N, C, 1, ...) to scale x {x} per channel, got {a}",
-            "bottom", bottoms)
+    require(
+        len(x) >= 2 and x == y, op, f"x and y (bottoms 1 and 2) must have one shape, got {x} and {y}", "bottom", bottoms
+    )
+    require(
+        a[:2] == x[:2] and all(d == 1 for d in a[2:]),
+        op,
+        f"a (bottom 0) must have shape (N, C) or (N, C, 1, ...) to scale x {x} per channel, got {a}",
+        "bottom",
+        bottoms,
+    )
     return [x]
 
 

@@ -102,8 +102,9 @@ class Node:
         rank = len(self.in_shapes[0]) if rank is None else rank
         return self.layout.axis(caffe_axis, rank)
 
-    def blob(self, index: int, expected: Shape, field: str | None = None, value=None, *,
-             dims=None) -> np.ndarray | None:
+    def blob(
+        self, index: int, expected: Shape, field: str | None = None, value=None, *, dims=None
+    ) -> np.ndarray | None:
         """Weight blob ``index`` as a float32 array of shape ``expected``, in Caffe's layout,
         or None when converting the architecture only. Every blob the weights file holds
         for the layer must be asked for.
@@ -124,8 +125,7 @@ class Node:
             raise WeightsError(
                 self.name,
                 self.type,
-                f"the weights file holds {held} for this layer, but it needs blob {index} "
-                f"of shape {tuple(expected)}",
+                f"the weights file holds {held} for this layer, but it needs blob {index} of shape {tuple(expected)}",
                 field,
                 value,
             )

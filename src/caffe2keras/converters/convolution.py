@@ -9,9 +9,8 @@ Convolution with a faster GPU kernel, so it converts as one; ``ConvolutionDepthw
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from keras import layers
@@ -44,14 +43,28 @@ def _per_axis(op: Op, spatial: int, name: str, repeated, h_name: str | None, def
     """Caffe's rule: ``<name>_h``/``<name>_w`` (2-D only), else one value or one per axis."""
     p = op.param.convolution_param
     if h_name is not None and (p.HasField(f"{h_name}_h") or p.HasField(f"{h_name}_w")):
-        require(spatial == 2, op, f"{h_name}_h/{h_name}_w apply to 2-D convolutions only",
-                f"convolution_param.{h_name}_h", getattr(p, f"{h_name}_h"))
-        require(len(repeated) == 0, op, f"give either {name} or {h_name}_h/{h_name}_w, not both",
-                f"convolution_param.{name}", list(repeated))
+        require(
+            spatial == 2,
+            op,
+            f"{h_name}_h/{h_name}_w apply to 2-D convolutions only",
+            f"convolution_param.{h_name}_h",
+            getattr(p, f"{h_name}_h"),
+        )
+        require(
+            len(repeated) == 0,
+            op,
+            f"give either {name} or {h_name}_h/{h_name}_w, not both",
+            f"convolution_param.{name}",
+            list(repeated),
+        )
         return (getattr(p, f"{h_name}_h"), getattr(p, f"{h_name}_w"))
-    require(len(repeated) in ((1, spatial) if default is None else (0, 1, spatial)), op,
-            f"{name} must be given once or once per spatial axis ({spatial})",
-            f"convolution_param.{name}", list(repeated))
+    require(
+        len(repeated) in ((1, spatial) if default is None else (0, 1, spatial)),
+        op,
+        f"{name} must be given once or once per spatial axis ({spatial})",
+        f"convolution_param.{name}",
+        list(repeated),
+    )
     if not repeated:
         return (default,) * spatial
     return tuple(repeated) if len(repeated) == spatial else (repeated[0],) * spatial
@@ -60,16 +73,28 @@ def _per_axis(op: Op, spatial: int, name: str, repeated, h_name: str | None, def
 def conv_geometry(op: Op, input_shape: Shape) -> ConvGeometry:
     p = op.param.convolution_param
     axis = p.axis % len(input_shape)
-    require(axis == 1, op, "only convolutions over channel axis 1 are supported",
-            "convolution_param.axis", p.axis, kind=UnsupportedParameterError)
+    require(
+        axis == 1,
+        op,
+        "only convolutions over channel axis 1 are supported",
+        "convolution_param.axis",
+        p.axis,
+        kind=UnsupportedParameterError,
+    )
     spatial = len(input_shape) - 2
-    require(spatial in (1, 2, 3), op, "convolutions need 1 to 3 spatial axes (input rank 3 to 5)",
-            "bottom_shape", tuple(input_shape))
+    require(
+        spatial in (1, 2, 3),
+        op,
+        "convolutions need 1 to 3 spatial axes (input rank 3 to 5)",
+        "bottom_shape",
+        tuple(input_shape),
+    )
     channels = input_shape[1]
     num_output, group = p.num_output, p.group
     if op.type == "ConvolutionDepthwise":
-        require(spatial == 2, op, "ConvolutionDepthwise takes 4-D (N, C, H, W) inputs", "bottom_shape",
-                tuple(input_shape))
+        require(
+            spatial == 2, op, "ConvolutionDepthwise takes 4-D (N, C, H, W) inputs", "bottom_shape", tuple(input_shape)
+        )
         num_output = group = channels
     geometry = ConvGeometry(
         num_output=num_output,
@@ -81,11 +106,19 @@ def conv_geometry(op: Op, input_shape: Shape) -> ConvGeometry:
         bias_term=p.bias_term,
     )
     require(geometry.num_output > 0, op, "num_output must be positive", "convolution_param.num_output", p.num_output)
-    for field, values in (("kernel_size", geometry.kernel), ("stride", geometry.stride), ("dilation", geometry.dilation)):
+    for field, values in (
+        ("kernel_size", geometry.kernel),
+        ("stride", geometry.stride),
+        ("dilation", geometry.dilation),
+    ):
         require(all(v > 0 for v in values), op, f"{field} must be positive", f"convolution_param.{field}", values)
-    require(geometry.group > 0 and channels % geometry.group == 0 and geometry.num_output % geometry.group == 0,
-            op, f"group must divide the input channels ({channels}) and num_output ({geometry.num_output})",
-            "convolution_param.group", geometry.group)
+    require(
+        geometry.group > 0 and channels % geometry.group == 0 and geometry.num_output % geometry.group == 0,
+        op,
+        f"group must divide the input channels ({channels}) and num_output ({geometry.num_output})",
+        "convolution_param.group",
+        geometry.group,
+    )
     return geometry
 
 
@@ -104,21 +137,27 @@ def _zeros_past_end(size: int, pad: int, extent: int, stride: int, out: int) -> 
 
 def convolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     g = conv_geometry(op, in_shapes[0])
-    spatial = tuple(
-        _conv_output_size(n, p, e, s) for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride)
+    spatial = tuple(_conv_output_size(n, p, e, s) for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride))
+    require(
+        all(n > 0 for n in spatial),
+        op,
+        f"the output would be empty (spatial size {spatial})",
+        "convolution_param.kernel_size",
+        g.kernel,
     )
-    require(all(n > 0 for n in spatial), op, f"the output would be empty (spatial size {spatial})",
-            "convolution_param.kernel_size", g.kernel)
     return [(in_shapes[0][0], g.num_output, *spatial)] * len(op.tops)
 
 
 def deconvolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     g = conv_geometry(op, in_shapes[0])
-    spatial = tuple(
-        s * (n - 1) + e - 2 * p for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride)
+    spatial = tuple(s * (n - 1) + e - 2 * p for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride))
+    require(
+        all(n > 0 for n in spatial),
+        op,
+        f"the output would be empty (spatial size {spatial})",
+        "convolution_param.pad",
+        g.pad,
     )
-    require(all(n > 0 for n in spatial), op, f"the output would be empty (spatial size {spatial})",
-            "convolution_param.pad", g.pad)
     return [(in_shapes[0][0], g.num_output, *spatial)] * len(op.tops)
 
 
@@ -145,9 +184,14 @@ def _bias(node: Node, g: ConvGeometry) -> np.ndarray | None:
 
 def _checked_geometry(node: Node) -> tuple[ConvGeometry, int]:
     """The layer's geometry and input channels, once its wiring is checked."""
-    require(len(node.op.tops) == len(node.op.bottoms) == 1, node.op,
-            "caffe2keras converts convolutions with one bottom and one top",
-            "bottom", [b.name for b in node.op.bottoms], kind=UnsupportedParameterError)
+    require(
+        len(node.op.tops) == len(node.op.bottoms) == 1,
+        node.op,
+        "caffe2keras converts convolutions with one bottom and one top",
+        "bottom",
+        [b.name for b in node.op.bottoms],
+        kind=UnsupportedParameterError,
+    )
     return conv_geometry(node.op, node.in_shapes[0]), node.in_shapes[0][1]
 
 
@@ -157,13 +201,23 @@ def convolution(node: Node) -> list[Step]:
     spatial = len(g.kernel)
     data_format = node.layout.data_format
     kernel_shape = (g.num_output, channels // g.group, *g.kernel)
-    kernel = node.blob(0, kernel_shape, "convolution_param.num_output", g.num_output,
-                       dims=_kernel_dims(g, ("convolution_param.num_output", g.num_output),
-                                         ("bottom_channels/convolution_param.group", f"{channels}/{g.group}")))
+    kernel = node.blob(
+        0,
+        kernel_shape,
+        "convolution_param.num_output",
+        g.num_output,
+        dims=_kernel_dims(
+            g,
+            ("convolution_param.num_output", g.num_output),
+            ("bottom_channels/convolution_param.group", f"{channels}/{g.group}"),
+        ),
+    )
     bias = _bias(node, g) if g.bias_term else None
     steps = []
-    extra = [_zeros_past_end(n, p, e, s, o)
-             for n, p, e, s, o in zip(node.in_shapes[0][2:], g.pad, g.extent, g.stride, node.out_shapes[0][2:])]
+    extra = [
+        _zeros_past_end(n, p, e, s, o)
+        for n, p, e, s, o in zip(node.in_shapes[0][2:], g.pad, g.extent, g.stride, node.out_shapes[0][2:])
+    ]
     # Keras' "same" is Caffe's symmetric pad exactly when stride is 1 and the pad centres the kernel.
     same = all(s == 1 and 2 * p == e - 1 for s, p, e in zip(g.stride, g.pad, g.extent)) and any(g.pad)
     if (any(g.pad) or any(extra)) and not same:
@@ -186,12 +240,14 @@ def convolution(node: Node) -> list[Step]:
         if kernel is not None:
             # Caffe output channel o reads input channel o // multiplier.
             kernel = kernel.reshape(channels, multiplier, *g.kernel).transpose(2, 3, 0, 1)
-        conv = layers.DepthwiseConv2D(g.kernel, depth_multiplier=multiplier, **common,
-                                      depthwise_initializer=_weight_filler(node, kernel_shape))
+        conv = layers.DepthwiseConv2D(
+            g.kernel, depth_multiplier=multiplier, **common, depthwise_initializer=_weight_filler(node, kernel_shape)
+        )
     else:
         conv_class = (layers.Conv1D, layers.Conv2D, layers.Conv3D)[spatial - 1]
-        conv = conv_class(g.num_output, g.kernel, groups=g.group, **common,
-                          kernel_initializer=_weight_filler(node, kernel_shape))
+        conv = conv_class(
+            g.num_output, g.kernel, groups=g.group, **common, kernel_initializer=_weight_filler(node, kernel_shape)
+        )
         kernel = _kernel_to_keras(kernel, out_axis=0, in_axis=1)
     steps.append(Step(conv, (kernel, bias) if g.bias_term else (kernel,), suffix="conv" if subsample else None))
     if subsample:
@@ -206,11 +262,17 @@ def deconvolution(node: Node) -> list[Step]:
     spatial = len(g.kernel)
     data_format = node.layout.data_format
     # Caffe stores a deconvolution's kernel as (input channels, outputs per group, spatial...).
-    kernel = node.blob(0, (channels, g.num_output // g.group, *g.kernel),
-                       "convolution_param.num_output", g.num_output,
-                       dims=_kernel_dims(g, ("bottom_channels", channels),
-                                         ("convolution_param.num_output/convolution_param.group",
-                                          f"{g.num_output}/{g.group}")))
+    kernel = node.blob(
+        0,
+        (channels, g.num_output // g.group, *g.kernel),
+        "convolution_param.num_output",
+        g.num_output,
+        dims=_kernel_dims(
+            g,
+            ("bottom_channels", channels),
+            ("convolution_param.num_output/convolution_param.group", f"{g.num_output}/{g.group}"),
+        ),
+    )
     bias = _bias(node, g) if g.bias_term else None
     kernel = _kernel_to_keras(kernel, out_axis=1, in_axis=0)
     # Keras kernels for transposed convolutions are (spatial..., outputs, inputs).
@@ -218,29 +280,38 @@ def deconvolution(node: Node) -> list[Step]:
         kernel = np.swapaxes(kernel, -1, -2)
     weights = (kernel, bias) if g.bias_term else (kernel,)
     standard = g.group == 1 and not (any(s > 1 for s in g.stride) and any(d > 1 for d in g.dilation))
-    common = dict(strides=g.stride, padding="valid", data_format=data_format, dilation_rate=g.dilation,
-                  use_bias=g.bias_term,
-                  kernel_initializer=_weight_filler(node, (channels, g.num_output // g.group, *g.kernel)),
-                  bias_initializer=caffe_filler(node.param, "convolution_param.bias_filler", (g.num_output,)))
+    common = dict(
+        strides=g.stride,
+        padding="valid",
+        data_format=data_format,
+        dilation_rate=g.dilation,
+        use_bias=g.bias_term,
+        kernel_initializer=_weight_filler(node, (channels, g.num_output // g.group, *g.kernel)),
+        bias_initializer=caffe_filler(node.param, "convolution_param.bias_filler", (g.num_output,)),
+    )
     if standard:
         conv_class = (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)[spatial - 1]
         deconv = conv_class(g.num_output, g.kernel, **common)
     elif spatial == 2:
         deconv = GroupedConv2DTranspose(g.num_output, g.kernel, groups=g.group, **common)
     else:
-        raise node.error("grouped or strided-and-dilated deconvolutions are supported in 2-D only",
-                         "convolution_param.group", g.group)
+        raise node.error(
+            "grouped or strided-and-dilated deconvolutions are supported in 2-D only",
+            "convolution_param.group",
+            g.group,
+        )
     # Caffe's full output is (n - 1) * s + k per axis, and its pad removes rows and columns from
     # both ends. Keras' "valid" Conv*Transpose is n * s + max(k - s, 0) long: longer when k < s,
     # at the end (GroupedConv2DTranspose gives Caffe's full output itself).
-    produced = tuple((n - 1) * s + e if not standard else n * s + max(e - s, 0)
-                     for n, s, e in zip(node.in_shapes[0][2:], g.stride, g.extent))
+    produced = tuple(
+        (n - 1) * s + e if not standard else n * s + max(e - s, 0)
+        for n, s, e in zip(node.in_shapes[0][2:], g.stride, g.extent)
+    )
     if produced == tuple(node.out_shapes[0][2:]):
         return [Step(deconv, weights)]
     out_shape = node.layout.keras_shape(node.out_shapes[0])
     begin = node.layout.keras_shape((0, 0, *g.pad))
     return [Step(deconv, weights, suffix="deconv"), Step(Crop(begin[1:], out_shape[1:]))]
-
 
 
 def _im2col_as_convolution(op: Op, shape: Shape) -> Op:

@@ -22,8 +22,13 @@ CODE_TYPES = {1: "corner", 2: "center_size", 3: "corner_size"}
 
 def normalize_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     rank = len(in_shapes[0])
-    require(2 <= rank <= 4, op, "Normalize takes blobs of 2 to 4 axes (Caffe reads num, channels, height, width)",
-            "bottom_shape", in_shapes[0])
+    require(
+        2 <= rank <= 4,
+        op,
+        "Normalize takes blobs of 2 to 4 axes (Caffe reads num, channels, height, width)",
+        "bottom_shape",
+        in_shapes[0],
+    )
     return same_shapes(op, in_shapes)
 
 
@@ -34,16 +39,26 @@ def normalize(node: Node) -> Step:
     scale = node.blob(0, shape, "norm_param.channel_shared", p.channel_shared)
     # SSD's default scale filler is the constant 1.
     initializer = caffe_filler(node.param, "norm_param.scale_filler", shape, 1.0)
-    layer = Normalize(across_spatial=p.across_spatial, channel_shared=p.channel_shared, eps=p.eps,
-                      data_format=node.layout.data_format, scale_initializer=initializer)
+    layer = Normalize(
+        across_spatial=p.across_spatial,
+        channel_shared=p.channel_shared,
+        eps=p.eps,
+        data_format=node.layout.data_format,
+        scale_initializer=initializer,
+    )
     return Step(layer, (scale,))
 
 
 def permute_order(op: Op, rank: int) -> list[int]:
     """The full order: the given axes, then the others in their old order."""
     given = list(op.param.permute_param.order)
-    require(all(axis < rank for axis in given), op, f"every axis must be below the bottom's {rank} axes",
-            "permute_param.order", given)
+    require(
+        all(axis < rank for axis in given),
+        op,
+        f"every axis must be below the bottom's {rank} axes",
+        "permute_param.order",
+        given,
+    )
     require(len(set(given)) == len(given), op, "an axis is named twice", "permute_param.order", given)
     return given + [axis for axis in range(rank) if axis not in given]
 
@@ -59,8 +74,14 @@ def permute(node: Node):
     order = permute_order(node.op, rank)
     if order == list(range(rank)):
         return IDENTITY
-    require(order[0] == 0, node.op, "moving the batch axis is not supported", "permute_param.order",
-            list(node.param.permute_param.order), kind=UnsupportedParameterError)
+    require(
+        order[0] == 0,
+        node.op,
+        "moving the batch axis is not supported",
+        "permute_param.order",
+        list(node.param.permute_param.order),
+        kind=UnsupportedParameterError,
+    )
     perm = node.layout.perm(rank)
     # Keras axis k of the output holds Caffe axis perm[k] of the top = Caffe axis order[perm[k]] of the bottom.
     return Step(layers.Permute(tuple(perm.index(order[perm[k]]) for k in range(1, rank))))
@@ -70,11 +91,15 @@ def _both_or_single(op: Op, p, pair: tuple[str, str], single: str, cast) -> tupl
     """SSD's "either X or X_h/X_w" parameters, as (h, w) or None when unset."""
     height, width = pair
     if p.HasField(height) or p.HasField(width):
-        require(not p.HasField(single), op, f"give either {single} or {height}/{width}, not both",
-                f"prior_box_param.{single}", getattr(p, single))
+        require(
+            not p.HasField(single),
+            op,
+            f"give either {single} or {height}/{width}, not both",
+            f"prior_box_param.{single}",
+            getattr(p, single),
+        )
         values = (cast(getattr(p, height)), cast(getattr(p, width)))
-        require(min(values) > 0, op, f"{height} and {width} must both be positive",
-                f"prior_box_param.{height}", values)
+        require(min(values) > 0, op, f"{height} and {width} must both be positive", f"prior_box_param.{height}", values)
         return values
     if p.HasField(single):
         value = cast(getattr(p, single))
@@ -87,26 +112,63 @@ def prior_box_args(op: Op) -> dict:
     """PriorBox's arguments from prior_box_param, checked as SSD checks them."""
     p = op.param.prior_box_param
     min_sizes, max_sizes, variances = list(p.min_size), list(p.max_size), list(p.variance)
-    require(min_sizes and min(min_sizes) > 0, op, "give one or more positive min sizes", "prior_box_param.min_size",
-            min_sizes)
+    require(
+        min_sizes and min(min_sizes) > 0,
+        op,
+        "give one or more positive min sizes",
+        "prior_box_param.min_size",
+        min_sizes,
+    )
     if max_sizes:
-        require(len(max_sizes) == len(min_sizes), op, "give one max size per min size", "prior_box_param.max_size",
-                max_sizes)
-        require(all(b > a for a, b in zip(min_sizes, max_sizes)), op, "each max size must exceed its min size",
-                "prior_box_param.max_size", max_sizes)
-    require(len(variances) in (0, 1, 4) and all(v > 0 for v in variances), op,
-            "give one positive variance or four", "prior_box_param.variance", variances)
-    return dict(min_sizes=min_sizes, max_sizes=max_sizes, aspect_ratios=list(p.aspect_ratio), flip=p.flip,
-                clip=p.clip, variances=variances or [0.1],
-                image_size=_both_or_single(op, p, ("img_h", "img_w"), "img_size", int),
-                step=_both_or_single(op, p, ("step_h", "step_w"), "step", float), offset=p.offset)
+        require(
+            len(max_sizes) == len(min_sizes),
+            op,
+            "give one max size per min size",
+            "prior_box_param.max_size",
+            max_sizes,
+        )
+        require(
+            all(b > a for a, b in zip(min_sizes, max_sizes)),
+            op,
+            "each max size must exceed its min size",
+            "prior_box_param.max_size",
+            max_sizes,
+        )
+    require(
+        len(variances) in (0, 1, 4) and all(v > 0 for v in variances),
+        op,
+        "give one positive variance or four",
+        "prior_box_param.variance",
+        variances,
+    )
+    return dict(
+        min_sizes=min_sizes,
+        max_sizes=max_sizes,
+        aspect_ratios=list(p.aspect_ratio),
+        flip=p.flip,
+        clip=p.clip,
+        variances=variances or [0.1],
+        image_size=_both_or_single(op, p, ("img_h", "img_w"), "img_size", int),
+        step=_both_or_single(op, p, ("step_h", "step_w"), "step", float),
+        offset=p.offset,
+    )
 
 
 def prior_box_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
-    require(len(in_shapes) == 2, op, "PriorBox takes two bottoms (the feature map and the image)",
-            "bottom", [b.name for b in op.bottoms])
-    require(all(len(s) == 4 for s in in_shapes), op, "PriorBox takes 4-D (N, C, H, W) bottoms",
-            "bottom_shapes", [tuple(s) for s in in_shapes])
+    require(
+        len(in_shapes) == 2,
+        op,
+        "PriorBox takes two bottoms (the feature map and the image)",
+        "bottom",
+        [b.name for b in op.bottoms],
+    )
+    require(
+        all(len(s) == 4 for s in in_shapes),
+        op,
+        "PriorBox takes 4-D (N, C, H, W) bottoms",
+        "bottom_shapes",
+        [tuple(s) for s in in_shapes],
+    )
     args = prior_box_args(op)
     sizes = prior_box_sizes(args["min_sizes"], args["max_sizes"], args["aspect_ratios"], args["flip"])
     height, width = in_shapes[0][2:]
@@ -123,36 +185,66 @@ def detection_output_args(op: Op) -> dict:
     p = op.param.detection_output_param
     require(p.HasField("num_classes"), op, "num_classes is required", "detection_output_param.num_classes", None)
     nms = p.nms_param
-    require(nms.nms_threshold >= 0, op, "nms_threshold must not be negative",
-            "detection_output_param.nms_param.nms_threshold", nms.nms_threshold)
+    require(
+        nms.nms_threshold >= 0,
+        op,
+        "nms_threshold must not be negative",
+        "detection_output_param.nms_param.nms_threshold",
+        nms.nms_threshold,
+    )
     require(0 < nms.eta <= 1, op, "eta must be in (0, 1]", "detection_output_param.nms_param.eta", nms.eta)
     return dict(
-        num_classes=p.num_classes, share_location=p.share_location, background_label_id=p.background_label_id,
-        code_type=CODE_TYPES[p.code_type], variance_encoded_in_target=p.variance_encoded_in_target,
+        num_classes=p.num_classes,
+        share_location=p.share_location,
+        background_label_id=p.background_label_id,
+        code_type=CODE_TYPES[p.code_type],
+        variance_encoded_in_target=p.variance_encoded_in_target,
         keep_top_k=p.keep_top_k,
         confidence_threshold=p.confidence_threshold if p.HasField("confidence_threshold") else None,
-        nms_threshold=nms.nms_threshold, top_k=nms.top_k if nms.HasField("top_k") else -1, eta=nms.eta)
+        nms_threshold=nms.nms_threshold,
+        top_k=nms.top_k if nms.HasField("top_k") else -1,
+        eta=nms.eta,
+    )
 
 
 def detection_output_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
-    require(len(in_shapes) in (3, 4), op, "DetectionOutput takes loc, conf and prior bottoms (and an image to "
-            "visualize)", "bottom", [b.name for b in op.bottoms])
+    require(
+        len(in_shapes) in (3, 4),
+        op,
+        "DetectionOutput takes loc, conf and prior bottoms (and an image to visualize)",
+        "bottom",
+        [b.name for b in op.bottoms],
+    )
     loc, conf, priors = in_shapes[:3]
     args = detection_output_args(op)
     vit = args["variance_encoded_in_target"]
-    require(len(priors) == 3 and priors[0] == 1 and priors[1] in ((1, 2) if vit else (2,)) and priors[2] % 4 == 0,
-            op, "the priors must have PriorBox's shape (1, 2, num_priors * 4)", "bottom_shapes",
-            [tuple(s) for s in in_shapes])
+    require(
+        len(priors) == 3 and priors[0] == 1 and priors[1] in ((1, 2) if vit else (2,)) and priors[2] % 4 == 0,
+        op,
+        "the priors must have PriorBox's shape (1, 2, num_priors * 4)",
+        "bottom_shapes",
+        [tuple(s) for s in in_shapes],
+    )
     num_priors = priors[2] // 4
     loc_classes = 1 if args["share_location"] else args["num_classes"]
     for name, shape, per_prior in (("loc", loc, loc_classes * 4), ("conf", conf, args["num_classes"])):
-        require(len(shape) >= 2 and shape[1] == math.prod(shape[1:]) == num_priors * per_prior, op,
-                f"the {name} bottom must be (N, {per_prior} x {num_priors} priors)", "bottom_shapes",
-                [tuple(s) for s in in_shapes])
-    require(loc[0] == conf[0], op, "loc and conf must have the same batch size", "bottom_shapes",
-            [tuple(s) for s in in_shapes])
-    rows = detection_rows(args["num_classes"], args["background_label_id"], args["top_k"], args["keep_top_k"],
-                          num_priors)
+        require(
+            len(shape) >= 2 and shape[1] == math.prod(shape[1:]) == num_priors * per_prior,
+            op,
+            f"the {name} bottom must be (N, {per_prior} x {num_priors} priors)",
+            "bottom_shapes",
+            [tuple(s) for s in in_shapes],
+        )
+    require(
+        loc[0] == conf[0],
+        op,
+        "loc and conf must have the same batch size",
+        "bottom_shapes",
+        [tuple(s) for s in in_shapes],
+    )
+    rows = detection_rows(
+        args["num_classes"], args["background_label_id"], args["top_k"], args["keep_top_k"], num_priors
+    )
     return [(loc[0], 1, rows, 7)]
 
 

@@ -26,5 +26,14 @@ def caffe_filler(layer_param, field: str, caffe_shape: Shape, default_value: flo
     if not message.HasField(filler_name) or getattr(message, filler_name).type not in FILLER_TYPES:
         return CaffeFiller("constant", value=default_value, fan_in=fan_in, fan_out=fan_out)
     f = getattr(message, filler_name)
-    return CaffeFiller(f.type, value=f.value, min=f.min, max=f.max, mean=f.mean, std=f.std,
-                       variance_norm=VARIANCE_NORMS[f.variance_norm], fan_in=fan_in, fan_out=fan_out)
+    return CaffeFiller(
+        f.type,
+        value=f.value,
+        min=f.min,
+        max=f.max,
+        mean=f.mean,
+        std=f.std,
+        variance_norm=VARIANCE_NORMS[f.variance_norm],
+        fan_in=fan_in,
+        fan_out=fan_out,
+    )

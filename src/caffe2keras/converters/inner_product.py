@@ -33,8 +33,9 @@ def inner_product(node: Node) -> list[Step]:
     field, num = "inner_product_param.num_output", p.num_output
     stored = (inputs, num) if p.transpose else (num, inputs)
     inputs_dim = ("bottom_shape[inner_product_param.axis:]", tuple(shape[axis:]))
-    weight = node.blob(0, stored, field, num,
-                       dims=(inputs_dim, (field, num)) if p.transpose else ((field, num), inputs_dim))
+    weight = node.blob(
+        0, stored, field, num, dims=(inputs_dim, (field, num)) if p.transpose else ((field, num), inputs_dim)
+    )
     bias = node.blob(1, (num,), field, num) if p.bias_term else None
     kernel = None if weight is None else (weight if p.transpose else weight.T)  # (inputs, outputs)
     if axis == 1 and kernel is not None and node.layout.moves_channels(len(shape)):
@@ -42,11 +43,16 @@ def inner_product(node: Node) -> list[Step]:
         # permute a (C, H, W..., outputs) view, then copy it once into 2-D rows (a reshape of the
         # transposed view would copy it twice).
         rows = node.layout.perm(len(shape))
-        by_axis = weight.reshape(*shape[1:], num) if p.transpose else np.moveaxis(weight.reshape(num, *shape[1:]), 0, -1)
+        by_axis = (
+            weight.reshape(*shape[1:], num) if p.transpose else np.moveaxis(weight.reshape(num, *shape[1:]), 0, -1)
+        )
         kernel = owned_copy(by_axis.transpose(*(a - 1 for a in rows[1:]), len(shape) - 1)).reshape(inputs, num)
-    dense = layers.Dense(num, use_bias=p.bias_term,
-                         kernel_initializer=caffe_filler(node.param, "inner_product_param.weight_filler", stored),
-                         bias_initializer=caffe_filler(node.param, "inner_product_param.bias_filler", (num,)))
+    dense = layers.Dense(
+        num,
+        use_bias=p.bias_term,
+        kernel_initializer=caffe_filler(node.param, "inner_product_param.weight_filler", stored),
+        bias_initializer=caffe_filler(node.param, "inner_product_param.bias_filler", (num,)),
+    )
     weights = (kernel, bias) if p.bias_term else (kernel,)
     if axis == 1:
         flatten = [Step(layers.Flatten(data_format="channels_last"), suffix="flatten")] if len(shape) > 2 else []
@@ -73,11 +79,15 @@ def embed(node: Node) -> list[Step]:
     # Caffe stores the table as (input_dim, num_output), as Keras does; indices are truncated floats.
     table = node.blob(0, (p.input_dim, p.num_output), "embed_param.input_dim", p.input_dim)
     filler = caffe_filler(node.param, "embed_param.weight_filler", (p.input_dim, p.num_output))
-    steps = [Step(layers.Embedding(p.input_dim, p.num_output, embeddings_initializer=filler), (table,),
-                  suffix="embedding")]
+    steps = [
+        Step(layers.Embedding(p.input_dim, p.num_output, embeddings_initializer=filler), (table,), suffix="embedding")
+    ]
     if p.bias_term:
         bias = node.blob(1, (p.num_output,), "embed_param.bias_term", True)
         filler = caffe_filler(node.param, "embed_param.bias_filler", (p.num_output,))
-        steps.append(Step(Affine((p.num_output,), use_scale=False, use_bias=True, beta_initializer=filler), (bias,),
-                          suffix="bias"))
+        steps.append(
+            Step(
+                Affine((p.num_output,), use_scale=False, use_bias=True, beta_initializer=filler), (bias,), suffix="bias"
+            )
+        )
     return in_caffe_order(node, len(shape), len(out), steps)

@@ -23,8 +23,16 @@ def lrn_shapes(op, in_shapes):
 @converts("LRN", shapes=lrn_shapes)
 def lrn(node: Node) -> Step:
     p = node.param.lrn_param
-    return Step(LRN(size=p.local_size, alpha=p.alpha, beta=p.beta, k=p.k, norm_region=NORM_REGIONS[p.norm_region],
-                    data_format=node.layout.data_format))
+    return Step(
+        LRN(
+            size=p.local_size,
+            alpha=p.alpha,
+            beta=p.beta,
+            k=p.k,
+            norm_region=NORM_REGIONS[p.norm_region],
+            data_format=node.layout.data_format,
+        )
+    )
 
 
 @converts("BatchNorm", shapes=same_shapes)
@@ -46,8 +54,9 @@ def batch_norm(node: Node) -> Step:
         # Caffe's third blob is the running-average normalizer: statistics are divided by it (0 stays 0).
         inverse = 0.0 if factor[0] == 0 else 1.0 / factor[0]
         mean, variance = mean * inverse, variance * inverse
-    norm = layers.BatchNormalization(axis=axis, epsilon=p.eps, momentum=p.moving_average_fraction,
-                                     center=False, scale=False)
+    norm = layers.BatchNormalization(
+        axis=axis, epsilon=p.eps, momentum=p.moving_average_fraction, center=False, scale=False
+    )
     return Step(norm, (mean, variance))
 
 
@@ -72,8 +81,9 @@ def mvn(node: Node) -> list[Step]:
 
 def bn_shapes(op, in_shapes):
     shape = in_shapes[0]
-    require(2 <= len(shape) <= 4, op, "BN takes 2-D to 4-D inputs with channels on axis 1", "bottom_shape",
-            tuple(shape))
+    require(
+        2 <= len(shape) <= 4, op, "BN takes 2-D to 4-D inputs with channels on axis 1", "bottom_shape", tuple(shape)
+    )
     return same_shapes(op, in_shapes)
 
 
@@ -92,7 +102,9 @@ def bn(node: Node) -> Step:
     slope, bias, mean, variance = (None if b is None else b.reshape(channels) for b in blobs)
     # As the fork initializes: the fillers, a zero mean, and a variance of 1 when frozen, else 0.
     norm = layers.BatchNormalization(
-        axis=node.keras_axis(1), epsilon=p.eps, momentum=p.momentum,
+        axis=node.keras_axis(1),
+        epsilon=p.eps,
+        momentum=p.momentum,
         gamma_initializer=caffe_filler(node.param, "bn_param.slope_filler", blob_shape),
         beta_initializer=caffe_filler(node.param, "bn_param.bias_filler", blob_shape),
         moving_variance_initializer="ones" if p.frozen else "zeros",

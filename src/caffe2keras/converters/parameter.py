@@ -10,8 +10,13 @@ from caffe2keras.layers import LearnedTensor
 def parameter_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     shape = tuple(int(d) for d in op.param.parameter_param.shape.dim)
     require(not in_shapes, op, "Parameter takes no bottoms", "bottom", [b.name for b in op.bottoms])
-    require(bool(shape) and all(d > 0 for d in shape), op, "the shape must have positive dimensions",
-            "parameter_param.shape", shape)
+    require(
+        bool(shape) and all(d > 0 for d in shape),
+        op,
+        "the shape must have positive dimensions",
+        "parameter_param.shape",
+        shape,
+    )
     return [shape]
 
 

@@ -43,40 +43,83 @@ def pool_geometry(op: Op, input_shape: Shape) -> PoolGeometry:
     field = "pooling_param.ceil_mode"
     ceil_mode = p.round_mode == p.CEIL
     if p.HasField("ceil_mode"):
-        require(not p.HasField("round_mode") or p.ceil_mode == ceil_mode, op,
-                "round_mode and the fork field ceil_mode disagree", field, p.ceil_mode,
-                kind=UnsupportedParameterError)
+        require(
+            not p.HasField("round_mode") or p.ceil_mode == ceil_mode,
+            op,
+            "round_mode and the fork field ceil_mode disagree",
+            field,
+            p.ceil_mode,
+            kind=UnsupportedParameterError,
+        )
         ceil_mode = p.ceil_mode
     if p.global_pooling:
-        require(not (p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w")), op,
-                "global pooling takes no kernel size", "pooling_param.kernel_size", p.kernel_size)
+        require(
+            not (p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w")),
+            op,
+            "global pooling takes no kernel size",
+            "pooling_param.kernel_size",
+            p.kernel_size,
+        )
         kernel = tuple(input_shape[2:])
     else:
-        require(p.HasField("kernel_size") != (p.HasField("kernel_h") and p.HasField("kernel_w")), op,
-                "give kernel_size, or both kernel_h and kernel_w", "pooling_param.kernel_size", p.kernel_size)
+        require(
+            p.HasField("kernel_size") != (p.HasField("kernel_h") and p.HasField("kernel_w")),
+            op,
+            "give kernel_size, or both kernel_h and kernel_w",
+            "pooling_param.kernel_size",
+            p.kernel_size,
+        )
         kernel = _pair(p, "kernel", None)
-    geometry = PoolGeometry(METHODS[p.pool], kernel, _pair(p, "stride", 1), _pair(p, "pad", 0),
-                            ceil_mode, p.global_pooling)
-    require(all(k > 0 for k in geometry.kernel), op, "kernel sizes must be positive",
-            "pooling_param.kernel_size", geometry.kernel)
-    require(all(s > 0 for s in geometry.stride), op, "strides must be positive", "pooling_param.stride",
-            geometry.stride)
-    require(all(p_ < k for p_, k in zip(geometry.pad, geometry.kernel)), op,
-            "pad must be smaller than the kernel", "pooling_param.pad", geometry.pad)
+    geometry = PoolGeometry(
+        METHODS[p.pool], kernel, _pair(p, "stride", 1), _pair(p, "pad", 0), ceil_mode, p.global_pooling
+    )
+    require(
+        all(k > 0 for k in geometry.kernel),
+        op,
+        "kernel sizes must be positive",
+        "pooling_param.kernel_size",
+        geometry.kernel,
+    )
+    require(
+        all(s > 0 for s in geometry.stride), op, "strides must be positive", "pooling_param.stride", geometry.stride
+    )
+    require(
+        all(p_ < k for p_, k in zip(geometry.pad, geometry.kernel)),
+        op,
+        "pad must be smaller than the kernel",
+        "pooling_param.pad",
+        geometry.pad,
+    )
     if geometry.is_global:
-        require(geometry.pad == (0, 0) and geometry.stride == (1, 1), op,
-                "global pooling takes pad 0 and stride 1", "pooling_param.pad", geometry.pad)
+        require(
+            geometry.pad == (0, 0) and geometry.stride == (1, 1),
+            op,
+            "global pooling takes pad 0 and stride 1",
+            "pooling_param.pad",
+            geometry.pad,
+        )
     if geometry.method == "stochastic":
-        require(geometry.pad == (0, 0), op, "Caffe pads only MAX and AVE pooling", "pooling_param.pad",
-                geometry.pad, kind=UnsupportedParameterError)
+        require(
+            geometry.pad == (0, 0),
+            op,
+            "Caffe pads only MAX and AVE pooling",
+            "pooling_param.pad",
+            geometry.pad,
+            kind=UnsupportedParameterError,
+        )
     return geometry
 
 
 def pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     shape = in_shapes[0]
     g = pool_geometry(op, shape)
-    require(len(op.tops) == 1 or (len(op.tops) == 2 and g.method == "max"), op,
-            "only MAX pooling has a second (argmax mask) top", "top", [t.name for t in op.tops])
+    require(
+        len(op.tops) == 1 or (len(op.tops) == 2 and g.method == "max"),
+        op,
+        "only MAX pooling has a second (argmax mask) top",
+        "top",
+        [t.name for t in op.tops],
+    )
     pooled = pooled_sizes(shape[2:], g.kernel, g.stride, g.pad, g.ceil_mode)
     return [(shape[0], shape[1], *pooled)] * len(op.tops)
 
@@ -98,9 +141,7 @@ def pooling_layer(g: PoolGeometry, shape: Shape, out: Shape, data_format: str):
         global_class = layers.GlobalMaxPooling2D if g.method == "max" else layers.GlobalAveragePooling2D
         return global_class(data_format=data_format, keepdims=True)
     # Keras' valid pooling is exact when no padding is needed and the windows tile like floor().
-    floor_tiling = all(
-        o == (n - k) // s + 1 for o, n, k, s in zip(out[2:], shape[2:], g.kernel, g.stride)
-    )
+    floor_tiling = all(o == (n - k) // s + 1 for o, n, k, s in zip(out[2:], shape[2:], g.kernel, g.stride))
     if g.pad == (0, 0) and floor_tiling and g.method != "stochastic":
         plain_class = layers.MaxPooling2D if g.method == "max" else layers.AveragePooling2D
         return plain_class(pool_size=g.kernel, strides=g.stride, padding="valid", data_format=data_format)
@@ -112,20 +153,30 @@ def spp_levels(op: Op, shape: Shape) -> list[tuple[PoolGeometry, Shape]]:
     padded by half the shortfall (rounded up), under Caffe's own pooling rules."""
     p = op.param.spp_param
     require(len(shape) == 4, op, "SPP takes 4-D (N, C, H, W) inputs", "bottom_shape", tuple(shape))
-    require(p.pyramid_height >= 1, op, "pyramid_height must be at least 1", "spp_param.pyramid_height",
-            p.pyramid_height)
+    require(
+        p.pyramid_height >= 1, op, "pyramid_height must be at least 1", "spp_param.pyramid_height", p.pyramid_height
+    )
     levels = []
     for level in range(p.pyramid_height):
         bins = 2**level
         kernel = tuple(-(-n // bins) for n in shape[2:])
         pad = tuple((k * bins - n + 1) // 2 for k, n in zip(kernel, shape[2:]))
         g = PoolGeometry(METHODS[p.pool], kernel, kernel, pad, ceil_mode=True, is_global=False)
-        require(all(q < k for q, k in zip(pad, kernel)), op,
-                f"level {level} would pad {pad} with kernel {kernel}; Caffe's pooling needs pad < kernel "
-                f"(the input {tuple(shape[2:])} is too small for {bins} bins)", "spp_param.pyramid_height",
-                p.pyramid_height)
-        require(pad == (0, 0) or g.method != "stochastic", op,
-                f"level {level} needs padding, which Caffe's stochastic pooling refuses", "spp_param.pool", p.pool)
+        require(
+            all(q < k for q, k in zip(pad, kernel)),
+            op,
+            f"level {level} would pad {pad} with kernel {kernel}; Caffe's pooling needs pad < kernel "
+            f"(the input {tuple(shape[2:])} is too small for {bins} bins)",
+            "spp_param.pyramid_height",
+            p.pyramid_height,
+        )
+        require(
+            pad == (0, 0) or g.method != "stochastic",
+            op,
+            f"level {level} needs padding, which Caffe's stochastic pooling refuses",
+            "spp_param.pool",
+            p.pool,
+        )
         pooled = pooled_sizes(shape[2:], kernel, kernel, pad, ceil_mode=True)
         levels.append((g, (shape[0], shape[1], *pooled)))
     return levels
@@ -153,8 +204,9 @@ def spp(node: Node) -> list[Step]:
         to_caffe = to_caffe_order(node.layout, 4)
         if to_caffe:
             steps.append(Step(to_caffe.layer, inputs=[pooled], suffix=f"level{level}_to_nchw"))
-        steps.append(Step(layers.Flatten(data_format="channels_last"), inputs=[steps[-1]],
-                          suffix=f"level{level}_flatten"))
+        steps.append(
+            Step(layers.Flatten(data_format="channels_last"), inputs=[steps[-1]], suffix=f"level{level}_flatten")
+        )
         flattened.append(steps[-1])
     return [*steps, Step(layers.Concatenate(axis=1), inputs=flattened)]
 
@@ -165,10 +217,20 @@ def roi_pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     require(len(in_shapes) == 2, op, "ROIPooling takes two bottoms: the feature map and the ROIs", "bottom", bottoms)
     features, rois = (tuple(s) for s in in_shapes)
     require(len(features) == 4, op, "the feature map must be 4-D (N, C, H, W)", "bottom_shape", features)
-    require(math.prod(rois[1:]) == 5, op, f"each ROI is 5 numbers (batch index, x1, y1, x2, y2), got shape {rois}",
-            "bottom", bottoms)
-    require(p.pooled_h > 0 and p.pooled_w > 0, op, "pooled_h and pooled_w must be positive",
-            "roi_pooling_param.pooled_h", (p.pooled_h, p.pooled_w))
+    require(
+        math.prod(rois[1:]) == 5,
+        op,
+        f"each ROI is 5 numbers (batch index, x1, y1, x2, y2), got shape {rois}",
+        "bottom",
+        bottoms,
+    )
+    require(
+        p.pooled_h > 0 and p.pooled_w > 0,
+        op,
+        "pooled_h and pooled_w must be positive",
+        "roi_pooling_param.pooled_h",
+        (p.pooled_h, p.pooled_w),
+    )
     return [(rois[0], features[1], p.pooled_h, p.pooled_w)]
 
 

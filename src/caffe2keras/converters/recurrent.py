@@ -28,25 +28,45 @@ def _has_static_input(op: Op) -> bool:
 def recurrent_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     p = op.param.recurrent_param
     require(p.num_output > 0, op, "num_output must be positive", "recurrent_param.num_output", p.num_output)
-    require(len(in_shapes) >= 2, op, "a recurrent layer takes x (T, N, ...) and cont (T, N)", "bottom",
-            [b.name for b in op.bottoms])
+    require(
+        len(in_shapes) >= 2,
+        op,
+        "a recurrent layer takes x (T, N, ...) and cont (T, N)",
+        "bottom",
+        [b.name for b in op.bottoms],
+    )
     x, cont = in_shapes[0], in_shapes[1]
     require(len(x) >= 3, op, "x must be (T, N, features...)", "bottom_shapes", [tuple(s) for s in in_shapes])
-    require(tuple(cont) == tuple(x[:2]), op, f"cont must be (T, N) = {tuple(x[:2])}", "bottom_shapes",
-            [tuple(s) for s in in_shapes])
+    require(
+        tuple(cont) == tuple(x[:2]),
+        op,
+        f"cont must be (T, N) = {tuple(x[:2])}",
+        "bottom_shapes",
+        [tuple(s) for s in in_shapes],
+    )
     steps, streams = x[:2]
     state = (1, streams, p.num_output)
     states = STATES[op.type] if p.expose_hidden else 0
     static = _has_static_input(op)
-    require(len(in_shapes) == 2 + static + states, op,
-            f"expected x, cont, optionally x_static, then {states} initial state(s)", "bottom",
-            [b.name for b in op.bottoms])
+    require(
+        len(in_shapes) == 2 + static + states,
+        op,
+        f"expected x, cont, optionally x_static, then {states} initial state(s)",
+        "bottom",
+        [b.name for b in op.bottoms],
+    )
     if static:
-        require(len(in_shapes[2]) >= 2 and in_shapes[2][0] == streams, op, f"x_static must be (N={streams}, ...)",
-                "bottom_shapes", [tuple(s) for s in in_shapes])
-    for given in in_shapes[2 + static:]:
-        require(tuple(given) == state, op, f"initial states must be {state}", "bottom_shapes",
-                [tuple(s) for s in in_shapes])
+        require(
+            len(in_shapes[2]) >= 2 and in_shapes[2][0] == streams,
+            op,
+            f"x_static must be (N={streams}, ...)",
+            "bottom_shapes",
+            [tuple(s) for s in in_shapes],
+        )
+    for given in in_shapes[2 + static :]:
+        require(
+            tuple(given) == state, op, f"initial states must be {state}", "bottom_shapes", [tuple(s) for s in in_shapes]
+        )
     require(len(op.tops) == 1 + states, op, f"expected {1 + states} top(s)", "top", [t.name for t in op.tops])
     return [(steps, streams, p.num_output), *[state] * states]
 
@@ -76,18 +96,33 @@ def recurrent(node: Node) -> Step:
         filler = "recurrent_param.weight_filler" if len(shape) == 2 else "recurrent_param.bias_filler"
         fillers[f"{name}_initializer"] = caffe_filler(node.param, filler, shape)
     layer_class = CaffeLSTM if node.type == "LSTM" else CaffeRNN
-    layer = layer_class(p.num_output, static_input=_has_static_input(node.op), expose_hidden=p.expose_hidden,
-                        data_format=node.layout.data_format, **fillers)
+    layer = layer_class(
+        p.num_output,
+        static_input=_has_static_input(node.op),
+        expose_hidden=p.expose_hidden,
+        data_format=node.layout.data_format,
+        **fillers,
+    )
     return Step(layer, weights)
 
 
 def lstm_unit_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     bottoms = [tuple(s) for s in in_shapes]
-    require(len(bottoms) == 3, op, "LSTMUnit takes c_prev (1, N, H), gates (1, N, 4H) and cont (1, N)", "bottom",
-            [b.name for b in op.bottoms])
+    require(
+        len(bottoms) == 3,
+        op,
+        "LSTMUnit takes c_prev (1, N, H), gates (1, N, 4H) and cont (1, N)",
+        "bottom",
+        [b.name for b in op.bottoms],
+    )
     c_prev, gates, cont = bottoms
-    require(len(c_prev) == 3 and c_prev[0] == 1 and gates == (1, c_prev[1], 4 * c_prev[2]) and cont == c_prev[:2], op,
-            "bottoms must be c_prev (1, N, H), gates (1, N, 4H) and cont (1, N)", "bottom_shapes", bottoms)
+    require(
+        len(c_prev) == 3 and c_prev[0] == 1 and gates == (1, c_prev[1], 4 * c_prev[2]) and cont == c_prev[:2],
+        op,
+        "bottoms must be c_prev (1, N, H), gates (1, N, 4H) and cont (1, N)",
+        "bottom_shapes",
+        bottoms,
+    )
     return [c_prev, c_prev]
 
 

@@ -21,12 +21,16 @@ def argmax_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     require(p.top_k >= 1, op, "top_k must be at least 1", "argmax_param.top_k", p.top_k)
     if p.HasField("axis"):
         axis = canonical_axis(op, p.axis, len(shape), "argmax_param.axis")
-        require(p.top_k <= shape[axis], op, f"top_k exceeds the size of axis {axis} ({shape[axis]})",
-                "argmax_param.top_k", p.top_k)
+        require(
+            p.top_k <= shape[axis],
+            op,
+            f"top_k exceeds the size of axis {axis} ({shape[axis]})",
+            "argmax_param.top_k",
+            p.top_k,
+        )
         return [tuple(p.top_k if i == axis else d for i, d in enumerate(shape))]
     per_item = math.prod(shape[1:])
-    require(p.top_k <= per_item, op, f"top_k exceeds the {per_item} values of one item",
-            "argmax_param.top_k", p.top_k)
+    require(p.top_k <= per_item, op, f"top_k exceeds the {per_item} values of one item", "argmax_param.top_k", p.top_k)
     # Without an axis Caffe ranks each item's values flattened, and writes (N, 1 or 2, top_k, 1, ...).
     out = [1] * max(len(shape), 3)
     out[0], out[1], out[2] = shape[0], 2 if p.out_max_val else 1, p.top_k
@@ -39,15 +43,26 @@ def argmax(node: Node) -> Step | list[Step]:
     shape = node.in_shapes[0]
     if p.HasField("axis"):
         axis = canonical_axis(node.op, p.axis, len(shape), "argmax_param.axis")
-        require(axis != 0, node.op, "ranking across the batch is not supported", "argmax_param.axis", p.axis,
-                kind=UnsupportedParameterError)
+        require(
+            axis != 0,
+            node.op,
+            "ranking across the batch is not supported",
+            "argmax_param.axis",
+            p.axis,
+            kind=UnsupportedParameterError,
+        )
         return Step(ArgMax(p.top_k, node.keras_axis(axis), "values" if p.out_max_val else "indices"))
     out = node.out_shapes[0]
-    return in_caffe_order(node, len(shape), len(out), [
-        Step(layers.Reshape((math.prod(shape[1:]),)), suffix="flatten"),
-        Step(ArgMax(p.top_k, -1, "indices_and_values" if p.out_max_val else "indices"), suffix="argmax"),
-        Step(layers.Reshape(out[1:]), suffix="reshape"),
-    ])
+    return in_caffe_order(
+        node,
+        len(shape),
+        len(out),
+        [
+            Step(layers.Reshape((math.prod(shape[1:]),)), suffix="flatten"),
+            Step(ArgMax(p.top_k, -1, "indices_and_values" if p.out_max_val else "indices"), suffix="argmax"),
+            Step(layers.Reshape(out[1:]), suffix="reshape"),
+        ],
+    )
 
 
 def _reduction_axis(op: Op, rank: int) -> int:
@@ -64,7 +79,14 @@ def reduction(node: Node) -> Step:
     p = node.param.reduction_param
     rank = len(node.in_shapes[0])
     axis = _reduction_axis(node.op, rank)
-    require(axis != 0, node.op, "reducing the batch axis to a scalar is not supported (axis 0 is Caffe's default; "
-            "set reduction_param.axis to 1 or more)", "reduction_param.axis", p.axis, kind=UnsupportedParameterError)
+    require(
+        axis != 0,
+        node.op,
+        "reducing the batch axis to a scalar is not supported (axis 0 is Caffe's default; "
+        "set reduction_param.axis to 1 or more)",
+        "reduction_param.axis",
+        p.axis,
+        kind=UnsupportedParameterError,
+    )
     axes = tuple(sorted(node.keras_axis(a) for a in range(axis, rank)))
     return Step(Reduction(REDUCTIONS[p.operation], axes, p.coeff))

@@ -19,12 +19,22 @@ def interp_sizes(op: Op, shape: Shape) -> tuple[tuple[int, int], tuple[int, int]
     """(the input size after pad_beg/pad_end, the output size), by PSPNet's rules in their order."""
     p = op.param.interp_param
     _, _, height, width = _spatial_input(op, shape)
-    require(p.pad_beg <= 0 and p.pad_end <= 0, op, "pad_beg and pad_end may only crop (be <= 0), as in the fork",
-            "interp_param.pad_beg", (p.pad_beg, p.pad_end))
+    require(
+        p.pad_beg <= 0 and p.pad_end <= 0,
+        op,
+        "pad_beg and pad_end may only crop (be <= 0), as in the fork",
+        "interp_param.pad_beg",
+        (p.pad_beg, p.pad_end),
+    )
     crop = p.pad_beg + p.pad_end
     size_in = (height + crop, width + crop)
-    require(min(size_in) > 0, op, f"cropping leaves nothing of the {height}x{width} input", "interp_param.pad_end",
-            p.pad_end)
+    require(
+        min(size_in) > 0,
+        op,
+        f"cropping leaves nothing of the {height}x{width} input",
+        "interp_param.pad_end",
+        p.pad_end,
+    )
     shrink, zoom = p.HasField("shrink_factor"), p.HasField("zoom_factor")
     for present, field, value in ((shrink, "shrink_factor", p.shrink_factor), (zoom, "zoom_factor", p.zoom_factor)):
         require(not present or value >= 1, op, f"{field} must be at least 1", f"interp_param.{field}", value)
@@ -44,15 +54,26 @@ def interp_sizes(op: Op, shape: Shape) -> tuple[tuple[int, int], tuple[int, int]
     elif shrink and zoom:
         size_out = tuple(zoomed(shrunk(n)) for n in size_in)
     else:
-        raise ShapeError(op.name, op.type, "Interp needs zoom_factor, shrink_factor, or height and width",
-                         "interp_param", str(p).replace("\n", " ").strip() or "{}")
+        raise ShapeError(
+            op.name,
+            op.type,
+            "Interp needs zoom_factor, shrink_factor, or height and width",
+            "interp_param",
+            str(p).replace("\n", " ").strip() or "{}",
+        )
     require(min(size_out) > 0, op, f"the output size {size_out} must be positive", "interp_param.height", p.height)
     return size_in, size_out
 
 
 def interp_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
-    require(len(in_shapes) == 1, op, "PSPNet's Interp takes one bottom", "bottom", [b.name for b in op.bottoms],
-            kind=UnsupportedParameterError)
+    require(
+        len(in_shapes) == 1,
+        op,
+        "PSPNet's Interp takes one bottom",
+        "bottom",
+        [b.name for b in op.bottoms],
+        kind=UnsupportedParameterError,
+    )
     _, size_out = interp_sizes(op, in_shapes[0])
     return [(*in_shapes[0][:2], *size_out)]
 
@@ -74,18 +95,32 @@ def _unpooled_size(op: Op, shape: Shape) -> tuple[int, int]:
     """SegNet's output size: upsample_h/upsample_w, else the input times scale (less pad_out)."""
     p = op.param.upsample_param
     if p.HasField("upsample_h") and p.HasField("upsample_w"):
-        require(p.upsample_h > 1 and p.upsample_w > 1, op, "upsample_h and upsample_w must exceed 1",
-                "upsample_param.upsample_h", (p.upsample_h, p.upsample_w))
+        require(
+            p.upsample_h > 1 and p.upsample_w > 1,
+            op,
+            "upsample_h and upsample_w must exceed 1",
+            "upsample_param.upsample_h",
+            (p.upsample_h, p.upsample_w),
+        )
         return (p.upsample_h, p.upsample_w)
     per_axis = p.HasField("scale_h") or p.HasField("scale_w")
-    require(not per_axis or (p.HasField("scale_h") and p.HasField("scale_w") and not p.HasField("scale")), op,
-            "give upsample_h and upsample_w, or scale, or scale_h and scale_w", "upsample_param.scale_h",
-            (p.scale_h, p.scale_w))
+    require(
+        not per_axis or (p.HasField("scale_h") and p.HasField("scale_w") and not p.HasField("scale")),
+        op,
+        "give upsample_h and upsample_w, or scale, or scale_h and scale_w",
+        "upsample_param.scale_h",
+        (p.scale_h, p.scale_w),
+    )
     scales = (p.scale_h, p.scale_w) if per_axis else (p.scale, p.scale)
     require(min(scales) > 1, op, "scales must exceed 1", "upsample_param.scale", scales)
     pad_out = (int(p.pad_out_h), int(p.pad_out_w))
-    require(all(s == 2 or not pad for s, pad in zip(scales, pad_out)), op, "pad_out_h/pad_out_w need a scale of 2",
-            "upsample_param.pad_out_h", (p.pad_out_h, p.pad_out_w))
+    require(
+        all(s == 2 or not pad for s, pad in zip(scales, pad_out)),
+        op,
+        "pad_out_h/pad_out_w need a scale of 2",
+        "upsample_param.pad_out_h",
+        (p.pad_out_h, p.pad_out_w),
+    )
     return tuple(n * s - pad for n, s, pad in zip(shape[2:], scales, pad_out))
 
 
@@ -93,12 +128,23 @@ def _nearest_scale(op: Op) -> int:
     """The YOLOv3 ports' one-bottom Upsample: nearest, by an integer ``scale``."""
     p = op.param.upsample_param
     for field in ("scale_h", "scale_w", "pad_out_h", "pad_out_w", "upsample_h", "upsample_w"):
-        require(not p.HasField(field), op, "a one-bottom (nearest) Upsample takes only scale; the SegNet fields "
-                "need the pooling mask as bottom 1", f"upsample_param.{field}", getattr(p, field),
-                kind=UnsupportedParameterError)
+        require(
+            not p.HasField(field),
+            op,
+            "a one-bottom (nearest) Upsample takes only scale; the SegNet fields need the pooling mask as bottom 1",
+            f"upsample_param.{field}",
+            getattr(p, field),
+            kind=UnsupportedParameterError,
+        )
     # The forks disagree on the default (1 in the YOLOv3 ports, 2 in SegNet): insist on it.
-    require(p.HasField("scale"), op, "give scale explicitly: the forks' defaults differ", "upsample_param.scale",
-            None, kind=UnsupportedParameterError)
+    require(
+        p.HasField("scale"),
+        op,
+        "give scale explicitly: the forks' defaults differ",
+        "upsample_param.scale",
+        None,
+        kind=UnsupportedParameterError,
+    )
     require(p.scale >= 1, op, "scale must be positive", "upsample_param.scale", p.scale)
     return p.scale
 
@@ -106,13 +152,15 @@ def _nearest_scale(op: Op) -> int:
 def upsample_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     shape = _spatial_input(op, in_shapes[0])
     bottoms = [b.name for b in op.bottoms]
-    require(len(in_shapes) in (1, 2), op, "Upsample takes the blob and, for unpooling, its pooling mask",
-            "bottom", bottoms)
+    require(
+        len(in_shapes) in (1, 2), op, "Upsample takes the blob and, for unpooling, its pooling mask", "bottom", bottoms
+    )
     if len(in_shapes) == 1:
         scale = _nearest_scale(op)
         return [(*shape[:2], shape[2] * scale, shape[3] * scale)]
-    require(tuple(in_shapes[1]) == shape, op, f"the mask (bottom 1) must have bottom 0's shape {shape}",
-            "bottom", bottoms)
+    require(
+        tuple(in_shapes[1]) == shape, op, f"the mask (bottom 1) must have bottom 0's shape {shape}", "bottom", bottoms
+    )
     return [(*shape[:2], *_unpooled_size(op, shape))]
 
 

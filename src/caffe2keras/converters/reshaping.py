@@ -8,6 +8,7 @@ puts them (the classic Flatten -> InnerProduct CHW/HWC trap).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from keras import layers
@@ -48,8 +49,14 @@ def in_caffe_order(node: Node, in_rank: int, out_rank: int, steps: list[Step]) -
 
 def caffe_reshape_steps(node: Node, in_shape: Shape, out_shape: Shape, field: str) -> list[Step]:
     """Steps that reshape in Caffe's element order, from and to this layout."""
-    require(in_shape[0] == out_shape[0], node.op, "reshaping across the batch axis is not supported",
-            field, tuple(out_shape), kind=UnsupportedParameterError)
+    require(
+        in_shape[0] == out_shape[0],
+        node.op,
+        "reshaping across the batch axis is not supported",
+        field,
+        tuple(out_shape),
+        kind=UnsupportedParameterError,
+    )
     reshape = Step(layers.Reshape(tuple(out_shape[1:])), suffix="reshape")
     return in_caffe_order(node, len(in_shape), len(out_shape), [reshape])
 
@@ -68,9 +75,14 @@ def concat_axis(op: Op, rank: int) -> int:
 def concat_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     axis = concat_axis(op, len(in_shapes[0]))
     for shape in in_shapes[1:]:
-        require(len(shape) == len(in_shapes[0]) and all(
-            a == b for i, (a, b) in enumerate(zip(shape, in_shapes[0])) if i != axis),
-            op, f"bottoms must agree on every axis but {axis}", "bottom_shapes", [tuple(s) for s in in_shapes])
+        require(
+            len(shape) == len(in_shapes[0])
+            and all(a == b for i, (a, b) in enumerate(zip(shape, in_shapes[0])) if i != axis),
+            op,
+            f"bottoms must agree on every axis but {axis}",
+            "bottom_shapes",
+            [tuple(s) for s in in_shapes],
+        )
     out = list(in_shapes[0])
     out[axis] = sum(s[axis] for s in in_shapes)
     return [tuple(out)]
@@ -81,8 +93,14 @@ def concat(node: Node):
     if len(node.in_shapes) == 1:
         return IDENTITY
     axis = concat_axis(node.op, len(node.in_shapes[0]))
-    require(axis != 0, node.op, "concatenating along the batch axis is not supported", "concat_param.axis", axis,
-            kind=UnsupportedParameterError)
+    require(
+        axis != 0,
+        node.op,
+        "concatenating along the batch axis is not supported",
+        "concat_param.axis",
+        axis,
+        kind=UnsupportedParameterError,
+    )
     return Step(layers.Concatenate(axis=node.keras_axis(axis)))
 
 
@@ -93,13 +111,20 @@ def slice_points(op: Op, shape: Shape) -> tuple[int, list[int]]:
     tops = len(op.tops)
     if p.slice_point:
         points = list(p.slice_point)
-        require(len(points) == tops - 1, op, f"{tops} tops need {tops - 1} slice points",
-                "slice_param.slice_point", points)
-        require(all(a < b for a, b in zip([0, *points], [*points, size])), op,
-                f"slice points must increase strictly inside the axis (size {size})", "slice_param.slice_point", points)
+        require(
+            len(points) == tops - 1, op, f"{tops} tops need {tops - 1} slice points", "slice_param.slice_point", points
+        )
+        require(
+            all(a < b for a, b in zip([0, *points], [*points, size])),
+            op,
+            f"slice points must increase strictly inside the axis (size {size})",
+            "slice_param.slice_point",
+            points,
+        )
     else:
-        require(size % tops == 0, op, f"axis size {size} does not split evenly into {tops} tops",
-                "slice_param.axis", axis)
+        require(
+            size % tops == 0, op, f"axis size {size} does not split evenly into {tops} tops", "slice_param.axis", axis
+        )
         points = [size // tops * i for i in range(1, tops)]
     return axis, points
 
@@ -108,7 +133,7 @@ def slice_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     shape = in_shapes[0]
     axis, points = slice_points(op, shape)
     edges = [0, *points, shape[axis]]
-    return [tuple(b - a if i == axis else d for i, d in enumerate(shape)) for a, b in zip(edges[:-1], edges[1:])]
+    return [tuple(b - a if i == axis else d for i, d in enumerate(shape)) for a, b in itertools.pairwise(edges)]
 
 
 @converts("Slice", shapes=slice_shapes)
@@ -116,8 +141,14 @@ def slice_(node: Node):
     if len(node.op.tops) == 1:
         return IDENTITY
     axis, points = slice_points(node.op, node.in_shapes[0])
-    require(axis != 0, node.op, "slicing the batch axis is not supported", "slice_param.axis", axis,
-            kind=UnsupportedParameterError)
+    require(
+        axis != 0,
+        node.op,
+        "slicing the batch axis is not supported",
+        "slice_param.axis",
+        axis,
+        kind=UnsupportedParameterError,
+    )
     return Step(Slice(node.keras_axis(axis), points))
 
 
@@ -148,8 +179,13 @@ def reshape_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     new = []
     for i, d in enumerate(dims):
         if d == 0:
-            require(start + i < rank, op, f"dim {i} copies axis {start + i}, which does not exist",
-                    "reshape_param.shape", dims)
+            require(
+                start + i < rank,
+                op,
+                f"dim {i} copies axis {start + i}, which does not exist",
+                "reshape_param.shape",
+                dims,
+            )
             new.append(shape[start + i])
         else:
             require(d >= -1, op, "dimensions must be -1, 0 or positive", "reshape_param.shape", dims)
@@ -157,11 +193,21 @@ def reshape_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     kept = math.prod(shape[start:end])
     if -1 in new:
         known = math.prod(d for d in new if d != -1)
-        require(known > 0 and kept % known == 0, op, f"cannot infer -1: {kept} values over {known}",
-                "reshape_param.shape", dims)
+        require(
+            known > 0 and kept % known == 0,
+            op,
+            f"cannot infer -1: {kept} values over {known}",
+            "reshape_param.shape",
+            dims,
+        )
         new[new.index(-1)] = kept // known
-    require(math.prod(new) == kept, op, f"the new shape holds {math.prod(new)} values, the bottom {kept}",
-            "reshape_param.shape", dims)
+    require(
+        math.prod(new) == kept,
+        op,
+        f"the new shape holds {math.prod(new)} values, the bottom {kept}",
+        "reshape_param.shape",
+        dims,
+    )
     return [(*shape[:start], *new, *shape[end:])]
 
 
@@ -174,24 +220,38 @@ def reshape(node: Node):
 
 def crop_offsets(op: Op, in_shapes: list[Shape]) -> list[int]:
     """Per Caffe axis, where the crop starts (0 for axes before crop_param.axis)."""
-    require(len(in_shapes) == 2, op, "Crop takes two bottoms (the blob and a blob of the target shape)",
-            "bottom", [b.name for b in op.bottoms])
+    require(
+        len(in_shapes) == 2,
+        op,
+        "Crop takes two bottoms (the blob and a blob of the target shape)",
+        "bottom",
+        [b.name for b in op.bottoms],
+    )
     shape, reference = in_shapes
     p = op.param.crop_param
     rank = len(shape)
     axis = canonical_axis(op, p.axis, rank, "crop_param.axis")
     offsets = list(p.offset)
-    require(len(offsets) in (0, 1, rank - axis), op,
-            f"give one offset, or one per cropped axis ({rank - axis})", "crop_param.offset", offsets)
+    require(
+        len(offsets) in (0, 1, rank - axis),
+        op,
+        f"give one offset, or one per cropped axis ({rank - axis})",
+        "crop_param.offset",
+        offsets,
+    )
     result = []
     for i in range(rank):
         if i < axis:
             result.append(0)
             continue
         offset = 0 if not offsets else offsets[0] if len(offsets) == 1 else offsets[i - axis]
-        require(shape[i] - offset >= reference[i], op,
-                f"axis {i}: offset {offset} + size {reference[i]} exceeds the bottom's size {shape[i]}",
-                "crop_param.offset", offsets)
+        require(
+            shape[i] - offset >= reference[i],
+            op,
+            f"axis {i}: offset {offset} + size {reference[i]} exceeds the bottom's size {shape[i]}",
+            "crop_param.offset",
+            offsets,
+        )
         result.append(offset)
     return result
 
@@ -206,8 +266,14 @@ def crop_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 def crop(node: Node):
     offsets = crop_offsets(node.op, list(node.in_shapes))
     out = node.out_shapes[0]
-    require(out[0] == node.in_shapes[0][0], node.op, "cropping the batch axis is not supported",
-            "crop_param.axis", node.param.crop_param.axis, kind=UnsupportedParameterError)
+    require(
+        out[0] == node.in_shapes[0][0],
+        node.op,
+        "cropping the batch axis is not supported",
+        "crop_param.axis",
+        node.param.crop_param.axis,
+        kind=UnsupportedParameterError,
+    )
     begin = node.layout.keras_shape(offsets)[1:]
     size = node.layout.keras_shape(out)[1:]
     return Step(Crop(begin, size))
@@ -225,16 +291,29 @@ def tile_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 def tile(node: Node) -> Step:
     p = node.param.tile_param
     axis = canonical_axis(node.op, p.axis, len(node.in_shapes[0]), "tile_param.axis")
-    require(axis != 0, node.op, "tiling the batch axis is not supported", "tile_param.axis", p.axis,
-            kind=UnsupportedParameterError)
+    require(
+        axis != 0,
+        node.op,
+        "tiling the batch axis is not supported",
+        "tile_param.axis",
+        p.axis,
+        kind=UnsupportedParameterError,
+    )
     # Whole copies of the block from `axis` on, one after another: the same along any layout.
     return Step(Tile(node.keras_axis(axis), p.tiles))
 
 
 def batch_reindex_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
-    require(len(in_shapes) == 2, op, "BatchReindex takes two bottoms (the blob and the indices)", "bottom",
-            [b.name for b in op.bottoms])
-    require(len(in_shapes[1]) == 1, op, "the indices must be a 1-D blob", "bottom_shapes", [tuple(s) for s in in_shapes])
+    require(
+        len(in_shapes) == 2,
+        op,
+        "BatchReindex takes two bottoms (the blob and the indices)",
+        "bottom",
+        [b.name for b in op.bottoms],
+    )
+    require(
+        len(in_shapes[1]) == 1, op, "the indices must be a 1-D blob", "bottom_shapes", [tuple(s) for s in in_shapes]
+    )
     return [(in_shapes[1][0], *in_shapes[0][1:])]
 
 
@@ -247,8 +326,13 @@ def shuffle_channel_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     shape = in_shapes[0]
     group = op.param.shuffle_channel_param.group
     require(len(shape) >= 2, op, "ShuffleChannel needs a channel axis", "bottom_shape", tuple(shape))
-    require(group > 0 and shape[1] % group == 0, op, f"group must divide the {shape[1]} channels",
-            "shuffle_channel_param.group", group)
+    require(
+        group > 0 and shape[1] % group == 0,
+        op,
+        f"group must divide the {shape[1]} channels",
+        "shuffle_channel_param.group",
+        group,
+    )
     return [shape]
 
 
@@ -264,24 +348,24 @@ def shuffle_channel(node: Node):
     grouped = [*keras_shape[:axis], group, shape[1] // group, *keras_shape[axis + 1 :]]
     swap = list(range(1, len(grouped) + 1))
     swap[axis], swap[axis + 1] = swap[axis + 1], swap[axis]
-    return [Step(layers.Reshape(tuple(grouped)), suffix="groups"),
-            Step(layers.Permute(tuple(swap)), suffix="transpose"),
-            Step(layers.Reshape(keras_shape))]
+    return [
+        Step(layers.Reshape(tuple(grouped)), suffix="groups"),
+        Step(layers.Permute(tuple(swap)), suffix="transpose"),
+        Step(layers.Reshape(keras_shape)),
+    ]
 
 
 def reorg_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     p = op.param.reorg_param
     shape = tuple(in_shapes[0])
     require(len(shape) == 4, op, "Reorg takes 4-D (N, C, H, W) inputs", "bottom_shape", shape)
-    require(p.HasField("stride") and p.stride > 0, op, "Reorg needs a positive stride", "reorg_param.stride",
-            p.stride)
+    require(p.HasField("stride") and p.stride > 0, op, "Reorg needs a positive stride", "reorg_param.stride", p.stride)
     n, c, h, w = shape
     s = p.stride
     require(c % (s * s) == 0, op, f"stride * stride must divide the {c} channels", "reorg_param.stride", s)
     if p.reverse:
         return [(n, c // (s * s), h * s, w * s)]
-    require(h % s == 0 and w % s == 0, op, f"stride must divide the height and width {(h, w)}",
-            "reorg_param.stride", s)
+    require(h % s == 0 and w % s == 0, op, f"stride must divide the height and width {(h, w)}", "reorg_param.stride", s)
     return [(n, c * s * s, h // s, w // s)]
 
 
@@ -296,14 +380,18 @@ def reorg(node: Node) -> list[Step]:
     ``(C', H * s, W * s)``, gathers it into a ``(C, H, W)`` order and hands that
     buffer on as ``(C * s^2, H / s, W / s)``. It is not a plain space-to-depth.
     """
-    n, c, h, w = node.in_shapes[0]
+    _n, c, h, w = node.in_shapes[0]
     s = node.param.reorg_param.stride
     blocks = c // (s * s)
     if node.param.reorg_param.reverse:
-        regroup = [Step(layers.Reshape((s, s, blocks, h, w)), suffix="blocks"),
-                   Step(layers.Permute((3, 4, 1, 5, 2)), suffix="to_space")]
+        regroup = [
+            Step(layers.Reshape((s, s, blocks, h, w)), suffix="blocks"),
+            Step(layers.Permute((3, 4, 1, 5, 2)), suffix="to_space"),
+        ]
     else:
-        regroup = [Step(layers.Reshape((blocks, h, s, w, s)), suffix="blocks"),
-                   Step(layers.Permute((3, 5, 1, 2, 4)), suffix="to_channels")]
+        regroup = [
+            Step(layers.Reshape((blocks, h, s, w, s)), suffix="blocks"),
+            Step(layers.Permute((3, 5, 1, 2, 4)), suffix="to_channels"),
+        ]
     regroup.append(Step(layers.Reshape(tuple(node.out_shapes[0][1:])), suffix="reshape"))
     return in_caffe_order(node, 4, 4, regroup)

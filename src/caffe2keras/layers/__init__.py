@@ -17,6 +17,7 @@ from caffe2keras.layers.resampling import BilinearInterp, MaxUnpooling2D
 from caffe2keras.layers.tensor import Affine, BatchReindex, Crop, LearnedTensor, Slice, Tile, WeightedSum
 
 __all__ = [
+    "LRN",
     "AbsVal",
     "Affine",
     "ArgMax",
@@ -31,7 +32,6 @@ __all__ = [
     "DetectionOutput",
     "Exp",
     "GroupedConv2DTranspose",
-    "LRN",
     "LSTMUnit",
     "LearnedTensor",
     "Log",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
 import caffe2keras  # noqa: F401  (the default backend, and the layers registered for loading)
-import keras
 
 
 @pytest.fixture
@@ -50,7 +50,10 @@ def reloaded_nchw_outputs(reloaded_outputs):
 
     def run(layer, *inputs: np.ndarray):
         last = layer.data_format == "channels_last"
-        move = (lambda a, axes: a.transpose(axes) if last and a.ndim == 4 else a)
+
+        def move(a, axes):
+            return a.transpose(axes) if last and a.ndim == 4 else a
+
         outputs = reloaded_outputs(layer, *(move(a, (0, 2, 3, 1)) for a in inputs))
         outputs = outputs if isinstance(outputs, list) else [outputs]
         return [move(y, (0, 3, 1, 2)) for y in outputs]

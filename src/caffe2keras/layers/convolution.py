@@ -20,9 +20,20 @@ class GroupedConv2DTranspose(layers.Layer):
     channel ``c`` feeds the outputs of group ``c // (input_channels // groups)``.
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), dilation_rate=(1, 1), groups=1,
-                 use_bias=True, padding="valid", data_format="channels_last",
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        dilation_rate=(1, 1),
+        groups=1,
+        use_bias=True,
+        padding="valid",
+        data_format="channels_last",
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if padding != "valid":
             raise ValueError(f"GroupedConv2DTranspose only supports padding='valid'. Received: padding={padding!r}")
@@ -42,7 +53,9 @@ class GroupedConv2DTranspose(layers.Layer):
     def build(self, input_shape):
         channels = input_shape[channel_axis(4, self.data_format)]
         if channels % self.groups:
-            raise ValueError(f"groups must divide the input channels. Received: channels={channels}, groups={self.groups}")
+            raise ValueError(
+                f"groups must divide the input channels. Received: channels={channels}, groups={self.groups}"
+            )
         self.kernel = self.add_weight(
             name="kernel",
             shape=(*self.kernel_size, self.filters // self.groups, channels),
@@ -74,8 +87,9 @@ class GroupedConv2DTranspose(layers.Layer):
         # is shorter than the stride, it ends in zeros that the full output does not have.
         full = [slice(None)] * 4
         spatial = (1, 2) if self.data_format == "channels_last" else (2, 3)
-        for a, n, k, s, d in zip(spatial, (inputs.shape[i] for i in spatial), self.kernel_size, self.strides,
-                                 self.dilation_rate):
+        for a, n, k, s, d in zip(
+            spatial, (inputs.shape[i] for i in spatial), self.kernel_size, self.strides, self.dilation_rate
+        ):
             full[a] = slice(0, (n - 1) * s + d * (k - 1) + 1)
         y = y[tuple(full)]
         if self.use_bias:
@@ -86,9 +100,16 @@ class GroupedConv2DTranspose(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
-                      dilation_rate=self.dilation_rate, groups=self.groups, use_bias=self.use_bias,
-                      padding=self.padding, data_format=self.data_format,
-                      kernel_initializer=initializers.serialize(self.kernel_initializer),
-                      bias_initializer=initializers.serialize(self.bias_initializer))
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            dilation_rate=self.dilation_rate,
+            groups=self.groups,
+            use_bias=self.use_bias,
+            padding=self.padding,
+            data_format=self.data_format,
+            kernel_initializer=initializers.serialize(self.kernel_initializer),
+            bias_initializer=initializers.serialize(self.bias_initializer),
+        )
         return config

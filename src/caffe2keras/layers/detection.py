@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import keras
+import numpy as np
 from keras import initializers, layers, ops, saving
 
 from caffe2keras.layers.common import PACKAGE, channel_axis, check_data_format, spatial_axes
@@ -37,8 +37,15 @@ class Normalize(layers.Layer):
         scale_initializer: the scale's initializer (SSD's default: ones).
     """
 
-    def __init__(self, across_spatial=True, channel_shared=True, eps=1e-10, data_format="channels_last",
-                 scale_initializer="ones", **kwargs):
+    def __init__(
+        self,
+        across_spatial=True,
+        channel_shared=True,
+        eps=1e-10,
+        data_format="channels_last",
+        scale_initializer="ones",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.across_spatial = bool(across_spatial)
         self.channel_shared = bool(channel_shared)
@@ -74,9 +81,13 @@ class Normalize(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(across_spatial=self.across_spatial, channel_shared=self.channel_shared, eps=self.eps,
-                      data_format=self.data_format,
-                      scale_initializer=initializers.serialize(self.scale_initializer))
+        config.update(
+            across_spatial=self.across_spatial,
+            channel_shared=self.channel_shared,
+            eps=self.eps,
+            data_format=self.data_format,
+            scale_initializer=initializers.serialize(self.scale_initializer),
+        )
         return config
 
 
@@ -122,17 +133,26 @@ def prior_boxes(feature_size, image_size, step, sizes, offset: float, clip: bool
     """
     height, width = feature_size
     image_h, image_w = image_size
-    step_h, step_w = step if step is not None else (np.float32(image_h) / np.float32(height),
-                                                     np.float32(image_w) / np.float32(width))
+    step_h, step_w = (
+        step
+        if step is not None
+        else (np.float32(image_h) / np.float32(height), np.float32(image_w) / np.float32(width))
+    )
     center_y = ((np.arange(height, dtype=np.float32) + np.float32(offset)) * np.float32(step_h)).astype(np.float64)
     center_x = ((np.arange(width, dtype=np.float32) + np.float32(offset)) * np.float32(step_w)).astype(np.float64)
     box_w = np.array([w for w, _ in sizes], np.float64)
     box_h = np.array([h for _, h in sizes], np.float64)
     cx = center_x[None, :, None]
     cy = center_y[:, None, None]
-    corners = np.stack(np.broadcast_arrays(
-        (cx - box_w / 2.0) / image_w, (cy - box_h / 2.0) / image_h,
-        (cx + box_w / 2.0) / image_w, (cy + box_h / 2.0) / image_h), axis=-1).astype(np.float32)
+    corners = np.stack(
+        np.broadcast_arrays(
+            (cx - box_w / 2.0) / image_w,
+            (cy - box_h / 2.0) / image_h,
+            (cx + box_w / 2.0) / image_w,
+            (cy + box_h / 2.0) / image_h,
+        ),
+        axis=-1,
+    ).astype(np.float32)
     if clip:
         corners = np.clip(corners, 0.0, 1.0)
     variance = np.resize(np.asarray(variances, np.float32), 4)  # one value repeats; four are per coordinate
@@ -161,8 +181,20 @@ class PriorBox(layers.Layer):
         data_format: ``"channels_last"`` or ``"channels_first"``.
     """
 
-    def __init__(self, min_sizes, max_sizes=(), aspect_ratios=(), flip=True, clip=False, variances=(0.1,),
-                 image_size=None, step=None, offset=0.5, data_format="channels_last", **kwargs):
+    def __init__(
+        self,
+        min_sizes,
+        max_sizes=(),
+        aspect_ratios=(),
+        flip=True,
+        clip=False,
+        variances=(0.1,),
+        image_size=None,
+        step=None,
+        offset=0.5,
+        data_format="channels_last",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.min_sizes = tuple(float(s) for s in min_sizes)
         self.max_sizes = tuple(float(s) for s in max_sizes)
@@ -177,8 +209,10 @@ class PriorBox(layers.Layer):
         if not self.min_sizes:
             raise ValueError("PriorBox needs at least one min size. Received: min_sizes=()")
         if self.max_sizes and len(self.max_sizes) != len(self.min_sizes):
-            raise ValueError(f"PriorBox needs one max size per min size. Received: min_sizes={self.min_sizes}, "
-                             f"max_sizes={self.max_sizes}")
+            raise ValueError(
+                f"PriorBox needs one max size per min size. Received: min_sizes={self.min_sizes}, "
+                f"max_sizes={self.max_sizes}"
+            )
         if len(self.variances) not in (1, 4):
             raise ValueError(f"PriorBox takes one variance or four. Received: variances={self.variances}")
         self.sizes = prior_box_sizes(self.min_sizes, self.max_sizes, self.aspect_ratios, self.flip)
@@ -195,8 +229,9 @@ class PriorBox(layers.Layer):
     def build(self, input_shape):
         feature_shape, image_shape = input_shape
         image_size = self.image_size or self._spatial(image_shape)
-        priors = prior_boxes(self._spatial(feature_shape), image_size, self.step, self.sizes, self.offset,
-                             self.clip, self.variances)
+        priors = prior_boxes(
+            self._spatial(feature_shape), image_size, self.step, self.sizes, self.offset, self.clip, self.variances
+        )
         self.priors = priors.T.copy() if self.data_format == "channels_last" else priors
 
     def call(self, inputs):
@@ -210,9 +245,18 @@ class PriorBox(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(min_sizes=self.min_sizes, max_sizes=self.max_sizes, aspect_ratios=self.aspect_ratios,
-                      flip=self.flip, clip=self.clip, variances=self.variances, image_size=self.image_size,
-                      step=self.step, offset=self.offset, data_format=self.data_format)
+        config.update(
+            min_sizes=self.min_sizes,
+            max_sizes=self.max_sizes,
+            aspect_ratios=self.aspect_ratios,
+            flip=self.flip,
+            clip=self.clip,
+            variances=self.variances,
+            image_size=self.image_size,
+            step=self.step,
+            offset=self.offset,
+            data_format=self.data_format,
+        )
         return config
 
 
@@ -248,8 +292,10 @@ def _stable_top_k(values, k: int):
         return ops.top_k(values, k)[1]
     if backend == "torch":
         return ops.argsort(-values, axis=-1)[..., :k]
-    raise NotImplementedError(f"DetectionOutput needs the jax, tensorflow or torch backend for Caffe's order of "
-                              f"equal scores. Received: backend={backend!r}")
+    raise NotImplementedError(
+        f"DetectionOutput needs the jax, tensorflow or torch backend for Caffe's order of "
+        f"equal scores. Received: backend={backend!r}"
+    )
 
 
 def _jaccard(candidate, others):
@@ -333,9 +379,21 @@ class DetectionOutput(layers.Layer):
         data_format: ``"channels_last"`` or ``"channels_first"`` (the priors' and output's layout).
     """
 
-    def __init__(self, num_classes, share_location=True, background_label_id=0, code_type="corner",
-                 variance_encoded_in_target=False, keep_top_k=-1, confidence_threshold=None, nms_threshold=0.3,
-                 top_k=-1, eta=1.0, data_format="channels_last", **kwargs):
+    def __init__(
+        self,
+        num_classes,
+        share_location=True,
+        background_label_id=0,
+        code_type="corner",
+        variance_encoded_in_target=False,
+        keep_top_k=-1,
+        confidence_threshold=None,
+        nms_threshold=0.3,
+        top_k=-1,
+        eta=1.0,
+        data_format="channels_last",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if code_type not in CODE_TYPES:
             raise ValueError(f"code_type must be one of {CODE_TYPES}. Received: code_type={code_type!r}")
@@ -368,11 +426,15 @@ class DetectionOutput(layers.Layer):
         loc_classes = 1 if self.share_location else self.num_classes
         for name, shape, per_prior in (("loc", loc_shape, loc_classes * 4), ("conf", conf_shape, self.num_classes)):
             if math.prod(shape[1:]) != num_priors * per_prior:
-                raise ValueError(f"{name} must hold {per_prior} values for each of the {num_priors} priors. "
-                                 f"Received: {name}_shape={tuple(shape)}")
+                raise ValueError(
+                    f"{name} must hold {per_prior} values for each of the {num_priors} priors. "
+                    f"Received: {name}_shape={tuple(shape)}"
+                )
         if num_priors * num_priors * 2 >= 2**31:
-            raise ValueError(f"DetectionOutput sorts with int32 keys and supports up to 32767 priors. "
-                             f"Received: num_priors={num_priors}")
+            raise ValueError(
+                f"DetectionOutput sorts with int32 keys and supports up to 32767 priors. "
+                f"Received: num_priors={num_priors}"
+            )
 
     def _decode(self, loc, priors):
         """Caffe's DecodeBBox, in its float32 operation order; returns xmin, ymin, xmax, ymax."""
@@ -388,8 +450,12 @@ class DetectionOutput(layers.Layer):
         width = pxmax - pxmin
         height = pymax - pymin
         if self.code_type == "corner_size":
-            return (pxmin + scaled[0] * width, pymin + scaled[1] * height,
-                    pxmax + scaled[2] * width, pymax + scaled[3] * height)
+            return (
+                pxmin + scaled[0] * width,
+                pymin + scaled[1] * height,
+                pxmax + scaled[2] * width,
+                pymax + scaled[3] * height,
+            )
         center_x = scaled[0] * width + (pxmin + pxmax) * 0.5
         center_y = scaled[1] * height + (pymin + pymax) * 0.5
         half_w = ops.exp(scaled[2]) * width * 0.5
@@ -459,9 +525,17 @@ class DetectionOutput(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_classes=self.num_classes, share_location=self.share_location,
-                      background_label_id=self.background_label_id, code_type=self.code_type,
-                      variance_encoded_in_target=self.variance_encoded_in_target, keep_top_k=self.keep_top_k,
-                      confidence_threshold=self.confidence_threshold, nms_threshold=self.nms_threshold,
-                      top_k=self.top_k, eta=self.eta, data_format=self.data_format)
+        config.update(
+            num_classes=self.num_classes,
+            share_location=self.share_location,
+            background_label_id=self.background_label_id,
+            code_type=self.code_type,
+            variance_encoded_in_target=self.variance_encoded_in_target,
+            keep_top_k=self.keep_top_k,
+            confidence_threshold=self.confidence_threshold,
+            nms_threshold=self.nms_threshold,
+            top_k=self.top_k,
+            eta=self.eta,
+            data_format=self.data_format,
+        )
         return config

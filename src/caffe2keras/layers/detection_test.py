@@ -60,8 +60,7 @@ def test_normalize_matches_caffe(shape, across_spatial, channel_shared, data_for
     x = rng.standard_normal(shape).astype(F32)
     x[0] = 0  # an all-zero image: eps keeps it finite
     scale = rng.uniform(5, 20, () if channel_shared else (shape[1],)).astype(F32)
-    layer = Normalize(across_spatial=across_spatial, channel_shared=channel_shared, eps=1e-3,
-                      data_format=data_format)
+    layer = Normalize(across_spatial=across_spatial, channel_shared=channel_shared, eps=1e-3, data_format=data_format)
     layer.build(to_layout(x, data_format).shape)
     layer.scale.assign(scale)
     y = from_layout(np.asarray(layer(to_layout(x, data_format))), data_format)
@@ -82,8 +81,18 @@ def run_prior_box(layer, feature_shape, image_shape, data_format):
     return from_layout(np.asarray(roundtrip(layer)(inputs)), data_format)
 
 
-def caffe_prior_box(feature_hw, image_hw, min_sizes, max_sizes=(), ratios=(), flip=True, clip=False,
-                    variances=(0.1,), step=None, offset=0.5):
+def caffe_prior_box(
+    feature_hw,
+    image_hw,
+    min_sizes,
+    max_sizes=(),
+    ratios=(),
+    flip=True,
+    clip=False,
+    variances=(0.1,),
+    step=None,
+    offset=0.5,
+):
     """prior_box_layer.cpp's loops, one value at a time."""
     layer_h, layer_w = feature_hw
     img_h, img_w = image_hw
@@ -97,8 +106,10 @@ def caffe_prior_box(feature_hw, image_hw, min_sizes, max_sizes=(), ratios=(), fl
     out = []
 
     def box(cx, cy, w, h):
-        out.extend(F32(v) for v in ((cx - w / 2.0) / img_w, (cy - h / 2.0) / img_h,
-                                     (cx + w / 2.0) / img_w, (cy + h / 2.0) / img_h))
+        out.extend(
+            F32(v)
+            for v in ((cx - w / 2.0) / img_w, (cy - h / 2.0) / img_h, (cx + w / 2.0) / img_w, (cy + h / 2.0) / img_h)
+        )
 
     for h in range(layer_h):
         for w in range(layer_w):
@@ -124,22 +135,43 @@ def caffe_prior_box(feature_hw, image_hw, min_sizes, max_sizes=(), ratios=(), fl
 @pytest.mark.parametrize("data_format", FORMATS)
 def test_prior_box_squares_opencv_case(data_format):
     """OpenCV's PriorBox_squares: a 1x2 map and image, min_size 2, clip; ratio 1 is ignored."""
-    layer = PriorBox([2], aspect_ratios=[1.0], flip=True, clip=True, variances=[0.1, 0.1, 0.2, 0.2],
-                     data_format=data_format)
+    layer = PriorBox(
+        [2], aspect_ratios=[1.0], flip=True, clip=True, variances=[0.1, 0.1, 0.2, 0.2], data_format=data_format
+    )
     out = run_prior_box(layer, (1, 1, 1, 2), (1, 1, 1, 2), data_format)
     expected = [[0.0, 0.0, 0.75, 1.0, 0.25, 0.0, 1.0, 1.0], [0.1, 0.1, 0.2, 0.2, 0.1, 0.1, 0.2, 0.2]]
     np.testing.assert_allclose(out, np.asarray([expected], F32), atol=1e-7)
 
 
 PRIOR_CASES = {
-    "ssd_head": dict(feature=(3, 3), image=(300, 300), min_sizes=[105.0], max_sizes=[150.0], ratios=[2.0, 3.0],
-                     variances=[0.1, 0.1, 0.2, 0.2]),
-    "two_min_sizes": dict(feature=(3, 4), image=(10, 10), min_sizes=[2.0, 3.0], max_sizes=[6.0, 7.0],
-                          ratios=[2.0], variances=[0.1, 0.1, 0.2, 0.2]),
-    "truncated_sizes_no_flip": dict(feature=(2, 5), image=(37, 51), min_sizes=[7.9], max_sizes=[12.6],
-                                    ratios=[3.0, 1.0, 3.0000001, 0.5], flip=False, variances=[0.2]),
-    "step_offset_clip": dict(feature=(4, 3), image=(64, 48), min_sizes=[20.0], ratios=[2.0], clip=True,
-                             step=(15.0, 17.5), offset=0.25),
+    "ssd_head": dict(
+        feature=(3, 3),
+        image=(300, 300),
+        min_sizes=[105.0],
+        max_sizes=[150.0],
+        ratios=[2.0, 3.0],
+        variances=[0.1, 0.1, 0.2, 0.2],
+    ),
+    "two_min_sizes": dict(
+        feature=(3, 4),
+        image=(10, 10),
+        min_sizes=[2.0, 3.0],
+        max_sizes=[6.0, 7.0],
+        ratios=[2.0],
+        variances=[0.1, 0.1, 0.2, 0.2],
+    ),
+    "truncated_sizes_no_flip": dict(
+        feature=(2, 5),
+        image=(37, 51),
+        min_sizes=[7.9],
+        max_sizes=[12.6],
+        ratios=[3.0, 1.0, 3.0000001, 0.5],
+        flip=False,
+        variances=[0.2],
+    ),
+    "step_offset_clip": dict(
+        feature=(4, 3), image=(64, 48), min_sizes=[20.0], ratios=[2.0], clip=True, step=(15.0, 17.5), offset=0.25
+    ),
 }
 
 
@@ -148,13 +180,30 @@ PRIOR_CASES = {
 def test_prior_box_matches_caffe_loops(case, data_format):
     c = dict(PRIOR_CASES[case])
     feature, image = c.pop("feature"), c.pop("image")
-    layer = PriorBox(c["min_sizes"], c.get("max_sizes", ()), c.get("ratios", ()), flip=c.get("flip", True),
-                     clip=c.get("clip", False), variances=c.get("variances", [0.1]), step=c.get("step"),
-                     offset=c.get("offset", 0.5), data_format=data_format)
+    layer = PriorBox(
+        c["min_sizes"],
+        c.get("max_sizes", ()),
+        c.get("ratios", ()),
+        flip=c.get("flip", True),
+        clip=c.get("clip", False),
+        variances=c.get("variances", [0.1]),
+        step=c.get("step"),
+        offset=c.get("offset", 0.5),
+        data_format=data_format,
+    )
     out = run_prior_box(layer, (1, 8, *feature), (1, 3, *image), data_format)
-    expected = caffe_prior_box(feature, image, c["min_sizes"], c.get("max_sizes", ()), c.get("ratios", ()),
-                               c.get("flip", True), c.get("clip", False), c.get("variances", [0.1]), c.get("step"),
-                               c.get("offset", 0.5))
+    expected = caffe_prior_box(
+        feature,
+        image,
+        c["min_sizes"],
+        c.get("max_sizes", ()),
+        c.get("ratios", ()),
+        c.get("flip", True),
+        c.get("clip", False),
+        c.get("variances", [0.1]),
+        c.get("step"),
+        c.get("offset", 0.5),
+    )
     assert out.shape == expected.shape
     np.testing.assert_allclose(out, expected, atol=1e-7)
 
@@ -191,8 +240,12 @@ def caffe_decode(prior, variance, loc, code, vit):
     tx, ty, tw, th = (t[i] if vit else v[i] * t[i] for i in range(4))
     cx, cy = tx * width + cx, ty * height + cy
     w, h = np.exp(tw) * width, np.exp(th) * height
-    return [F32(float(cx) - float(w) / 2), F32(float(cy) - float(h) / 2),
-            F32(float(cx) + float(w) / 2), F32(float(cy) + float(h) / 2)]
+    return [
+        F32(float(cx) - float(w) / 2),
+        F32(float(cy) - float(h) / 2),
+        F32(float(cx) + float(w) / 2),
+        F32(float(cy) + float(h) / 2),
+    ]
 
 
 def caffe_size(b):
@@ -224,8 +277,21 @@ def caffe_nms(boxes, scores, threshold, nms_threshold, eta, top_k):
     return kept
 
 
-def caffe_detection_output(loc, conf, priors, num_classes, share_location=True, background=0, code="corner",
-                           vit=False, keep_top_k=-1, threshold=None, nms_threshold=0.3, top_k=-1, eta=1.0):
+def caffe_detection_output(
+    loc,
+    conf,
+    priors,
+    num_classes,
+    share_location=True,
+    background=0,
+    code="corner",
+    vit=False,
+    keep_top_k=-1,
+    threshold=None,
+    nms_threshold=0.3,
+    top_k=-1,
+    eta=1.0,
+):
     """DetectionOutputLayer::Forward_cpu: Caffe's (1, 1, n, 7) blob."""
     num, num_priors = loc.shape[0], priors.shape[2] // 4
     loc_classes = 1 if share_location else num_classes
@@ -236,9 +302,12 @@ def caffe_detection_output(loc, conf, priors, num_classes, share_location=True, 
     threshold = -FLT_MAX if threshold is None else F32(threshold)
     rows = []
     for i in range(num):
-        decoded = {(-1 if share_location else c): [
-            caffe_decode(prior_boxes[p], variances[p], loc[i, p, c], code, vit) for p in range(num_priors)]
-            for c in range(loc_classes)}
+        decoded = {
+            (-1 if share_location else c): [
+                caffe_decode(prior_boxes[p], variances[p], loc[i, p, c], code, vit) for p in range(num_priors)
+            ]
+            for c in range(loc_classes)
+        }
         indices = {}
         for c in range(num_classes):
             if c != background:
@@ -296,10 +365,12 @@ def random_predictions(num, num_priors, num_classes, loc_classes, seed, sharpnes
 DETECTION_CASES = {
     "ssd_defaults": dict(code="center_size", keep_top_k=20, threshold=0.2, nms_threshold=0.45, top_k=30),
     "corner": dict(code="corner", threshold=0.3, nms_threshold=0.3),
-    "corner_size_unshared": dict(share_location=False, code="corner_size", threshold=0.25, nms_threshold=0.5,
-                                 keep_top_k=15),
-    "variance_in_target_no_background": dict(background=-1, code="center_size", vit=True, threshold=0.4,
-                                             nms_threshold=0.4),
+    "corner_size_unshared": dict(
+        share_location=False, code="corner_size", threshold=0.25, nms_threshold=0.5, keep_top_k=15
+    ),
+    "variance_in_target_no_background": dict(
+        background=-1, code="center_size", vit=True, threshold=0.4, nms_threshold=0.4
+    ),
     "adaptive_eta": dict(code="center_size", threshold=0.1, nms_threshold=0.9, eta=0.7, top_k=25),
     "no_threshold_small_top_k": dict(background=2, code="center_size", nms_threshold=0.45, top_k=5, keep_top_k=7),
     "keep_top_k_zero": dict(code="corner", threshold=0.2, keep_top_k=0),
@@ -311,15 +382,26 @@ NUM_CLASSES = 4
 def detection_layer(case, data_format):
     c = DETECTION_CASES[case]
     return DetectionOutput(
-        NUM_CLASSES, share_location=c.get("share_location", True), background_label_id=c.get("background", 0),
-        code_type=c["code"], variance_encoded_in_target=c.get("vit", False), keep_top_k=c.get("keep_top_k", -1),
-        confidence_threshold=c.get("threshold"), nms_threshold=c.get("nms_threshold", 0.3),
-        top_k=c.get("top_k", -1), eta=c.get("eta", 1.0), data_format=data_format)
+        NUM_CLASSES,
+        share_location=c.get("share_location", True),
+        background_label_id=c.get("background", 0),
+        code_type=c["code"],
+        variance_encoded_in_target=c.get("vit", False),
+        keep_top_k=c.get("keep_top_k", -1),
+        confidence_threshold=c.get("threshold"),
+        nms_threshold=c.get("nms_threshold", 0.3),
+        top_k=c.get("top_k", -1),
+        eta=c.get("eta", 1.0),
+        data_format=data_format,
+    )
 
 
 # The data format only changes how the priors come in and the output goes out.
-@pytest.mark.parametrize("case, data_format", [(case, "channels_last") for case in sorted(DETECTION_CASES)]
-                         + [("ssd_defaults", "channels_first"), ("corner_size_unshared", "channels_first")])
+@pytest.mark.parametrize(
+    "case, data_format",
+    [(case, "channels_last") for case in sorted(DETECTION_CASES)]
+    + [("ssd_defaults", "channels_first"), ("corner_size_unshared", "channels_first")],
+)
 def test_detection_output_matches_caffe(case, data_format):
     c = DETECTION_CASES[case]
     priors = grid_priors()
@@ -329,9 +411,20 @@ def test_detection_output_matches_caffe(case, data_format):
     layer = detection_layer(case, data_format)
     out, blob = run_detection_output(layer, loc, conf, priors, data_format)
     reference = caffe_detection_output(
-        loc, conf, priors, NUM_CLASSES, c.get("share_location", True), c.get("background", 0), c["code"],
-        c.get("vit", False), c.get("keep_top_k", -1), c.get("threshold"), c.get("nms_threshold", 0.3),
-        c.get("top_k", -1), c.get("eta", 1.0))
+        loc,
+        conf,
+        priors,
+        NUM_CLASSES,
+        c.get("share_location", True),
+        c.get("background", 0),
+        c["code"],
+        c.get("vit", False),
+        c.get("keep_top_k", -1),
+        c.get("threshold"),
+        c.get("nms_threshold", 0.3),
+        c.get("top_k", -1),
+        c.get("eta", 1.0),
+    )
     assert out.shape == (3, 1, layer.max_detections(num_priors), 7)
     assert blob.shape == reference.shape
     np.testing.assert_allclose(blob, reference, rtol=1e-6, atol=1e-6)
@@ -342,8 +435,9 @@ def test_detection_output_rows_per_image_and_padding():
     priors = grid_priors()
     loc, conf = random_predictions(3, priors.shape[2] // 4, NUM_CLASSES, 1, seed=7)
     conf.reshape(3, -1, NUM_CLASSES)[1] = [1.0, 0.0, 0.0, 0.0]  # all background
-    layer = DetectionOutput(NUM_CLASSES, code_type="center_size", confidence_threshold=0.3, nms_threshold=0.45,
-                            keep_top_k=6)
+    layer = DetectionOutput(
+        NUM_CLASSES, code_type="center_size", confidence_threshold=0.3, nms_threshold=0.45, keep_top_k=6
+    )
     out, blob = run_detection_output(layer, loc, conf, priors, "channels_last")
     assert np.all(out[1] == -1)
     for image in (0, 2):
@@ -351,8 +445,9 @@ def test_detection_output_rows_per_image_and_padding():
         filled = rows[:, 0] >= 0
         assert 0 < filled.sum() and np.all(filled[: filled.sum()])  # detections first, padding after
         assert np.all(rows[filled, 0] == image) and np.all(rows[~filled] == -1)
-    reference = caffe_detection_output(loc, conf, priors, NUM_CLASSES, code="center_size", keep_top_k=6,
-                                       threshold=0.3, nms_threshold=0.45)
+    reference = caffe_detection_output(
+        loc, conf, priors, NUM_CLASSES, code="center_size", keep_top_k=6, threshold=0.3, nms_threshold=0.45
+    )
     np.testing.assert_allclose(blob, reference, atol=1e-6)
 
 
@@ -366,8 +461,7 @@ def test_detection_output_equal_scores():
     conf[:, [21, 0, 45], 2] = 0.5  # three far-apart priors, same score, in class 2
     conf[:, [33, 12], 3] = 0.5
     conf[:, [40, 7], 1] = 0.25
-    layer = DetectionOutput(NUM_CLASSES, code_type="corner", confidence_threshold=0.1, nms_threshold=0.99,
-                            keep_top_k=4)
+    layer = DetectionOutput(NUM_CLASSES, code_type="corner", confidence_threshold=0.1, nms_threshold=0.99, keep_top_k=4)
     out, _ = run_detection_output(layer, loc, conf.reshape(3, -1), priors, "channels_last")
     boxes = priors[0, 0].reshape(-1, 4)
     expected = [[label, 0.5, *boxes[p]] for label, p in ((2, 0), (2, 21), (2, 45), (3, 12))]
@@ -388,8 +482,11 @@ def test_detection_output_empty_batch_rows():
 def test_detection_output_saves_and_reloads(tmp_path):
     priors = grid_priors()
     num_priors = priors.shape[2] // 4
-    inputs = [keras.Input((num_priors * 4,)), keras.Input((num_priors * NUM_CLASSES,)),
-              keras.Input((num_priors * 4, 2))]
+    inputs = [
+        keras.Input((num_priors * 4,)),
+        keras.Input((num_priors * NUM_CLASSES,)),
+        keras.Input((num_priors * 4, 2)),
+    ]
     model = keras.Model(inputs, DetectionOutput(NUM_CLASSES, code_type="center_size", keep_top_k=4)(inputs))
     model.save(tmp_path / "det.keras")
     reloaded = keras.saving.load_model(tmp_path / "det.keras", safe_mode=True)

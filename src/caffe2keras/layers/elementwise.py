@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from keras import layers, ops, saving
 
@@ -45,7 +46,7 @@ class Power(_Elementwise):
     """``y = (shift + scale * x) ** power`` (Caffe's Power)."""
 
     constants = ("power", "scale", "shift")
-    defaults = {"power": 1.0, "scale": 1.0, "shift": 0.0}
+    defaults: ClassVar[dict[str, float]] = {"power": 1.0, "scale": 1.0, "shift": 0.0}
 
     def call(self, inputs):
         if self.power * self.scale == 0:  # Caffe's shortcut: a constant
@@ -64,7 +65,7 @@ class _BaseScaleShift(_Elementwise):
     meaningless (a logarithm's base)."""
 
     constants = ("base", "scale", "shift")
-    defaults = {"base": -1.0, "scale": 1.0, "shift": 0.0}
+    defaults: ClassVar[dict[str, float]] = {"base": -1.0, "scale": 1.0, "shift": 0.0}
     base_may_be_one = True
 
     def __init__(self, **kwargs):
@@ -121,7 +122,7 @@ class Threshold(_Elementwise):
     """``y = 1 if x > threshold else 0``."""
 
     constants = ("threshold",)
-    defaults = {"threshold": 0.0}
+    defaults: ClassVar[dict[str, float]] = {"threshold": 0.0}
 
     def call(self, inputs):
         return ops.cast(ops.greater(inputs, self.threshold), inputs.dtype)
@@ -132,7 +133,7 @@ class Swish(_Elementwise):
     """``y = x * sigmoid(beta * x)``."""
 
     constants = ("beta",)
-    defaults = {"beta": 1.0}
+    defaults: ClassVar[dict[str, float]] = {"beta": 1.0}
 
     def call(self, inputs):
         return inputs * ops.sigmoid(inputs * self.beta if self.beta != 1 else inputs)

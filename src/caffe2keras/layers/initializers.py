@@ -30,12 +30,25 @@ class CaffeFiller(initializers.Initializer):
     (output) axis sum to 1.
     """
 
-    def __init__(self, type="constant", value=0.0, min=0.0, max=1.0, mean=0.0, std=1.0,
-                 variance_norm="fan_in", fan_in=1, fan_out=1, seed=None):
+    def __init__(
+        self,
+        type="constant",
+        value=0.0,
+        min=0.0,
+        max=1.0,
+        mean=0.0,
+        std=1.0,
+        variance_norm="fan_in",
+        fan_in=1,
+        fan_out=1,
+        seed=None,
+    ):
         if type not in FILLER_TYPES:
             raise ValueError(f"type must be one of {FILLER_TYPES}. Received: type={type!r}")
         if variance_norm not in VARIANCE_NORMS:
-            raise ValueError(f"variance_norm must be one of {VARIANCE_NORMS}. Received: variance_norm={variance_norm!r}")
+            raise ValueError(
+                f"variance_norm must be one of {VARIANCE_NORMS}. Received: variance_norm={variance_norm!r}"
+            )
         self.type = type
         self.value, self.min, self.max = float(value), float(min), float(max)
         self.mean, self.std = float(mean), float(std)
@@ -44,8 +57,9 @@ class CaffeFiller(initializers.Initializer):
         self.seed = seed
 
     def _n(self) -> float:
-        return {"fan_in": self.fan_in, "fan_out": self.fan_out,
-                "average": (self.fan_in + self.fan_out) / 2}[self.variance_norm]
+        return {"fan_in": self.fan_in, "fan_out": self.fan_out, "average": (self.fan_in + self.fan_out) / 2}[
+            self.variance_norm
+        ]
 
     def __call__(self, shape, dtype=None):
         shape = tuple(int(d) for d in shape)
@@ -62,16 +76,27 @@ class CaffeFiller(initializers.Initializer):
         elif self.type == "msra":
             values = rng.normal(0.0, math.sqrt(2 / self._n()), shape)
         elif self.type == "bilinear":
-            values = np.broadcast_to(_bilinear_kernel(shape[0], shape[1]).reshape(shape[:2] + (1,) * (len(shape) - 2)), shape)
+            values = np.broadcast_to(
+                _bilinear_kernel(shape[0], shape[1]).reshape(shape[:2] + (1,) * (len(shape) - 2)), shape
+            )
         else:  # positive_unitball
             values = rng.uniform(0.0, 1.0, shape)
             values = values / values.sum(axis=tuple(range(len(shape) - 1)), keepdims=True)
         return np.asarray(values, dtype=dtype or "float32")
 
     def get_config(self):
-        return {"type": self.type, "value": self.value, "min": self.min, "max": self.max, "mean": self.mean,
-                "std": self.std, "variance_norm": self.variance_norm, "fan_in": self.fan_in,
-                "fan_out": self.fan_out, "seed": self.seed}
+        return {
+            "type": self.type,
+            "value": self.value,
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "std": self.std,
+            "variance_norm": self.variance_norm,
+            "fan_in": self.fan_in,
+            "fan_out": self.fan_out,
+            "seed": self.seed,
+        }
 
 
 def _bilinear_kernel(height: int, width: int) -> np.ndarray:

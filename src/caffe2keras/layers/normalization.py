@@ -26,8 +26,9 @@ class LRN(layers.Layer):
         data_format: ``"channels_last"`` or ``"channels_first"``.
     """
 
-    def __init__(self, size=5, alpha=1.0, beta=0.75, k=1.0, norm_region="across_channels",
-                 data_format="channels_last", **kwargs):
+    def __init__(
+        self, size=5, alpha=1.0, beta=0.75, k=1.0, norm_region="across_channels", data_format="channels_last", **kwargs
+    ):
         super().__init__(**kwargs)
         if int(size) % 2 != 1:
             raise ValueError(f"size must be odd. Received: size={size}")
@@ -66,8 +67,14 @@ class LRN(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(size=self.size, alpha=self.alpha, beta=self.beta, k=self.k,
-                      norm_region=self.norm_region, data_format=self.data_format)
+        config.update(
+            size=self.size,
+            alpha=self.alpha,
+            beta=self.beta,
+            k=self.k,
+            norm_region=self.norm_region,
+            data_format=self.data_format,
+        )
         return config
 
 
@@ -123,6 +130,7 @@ class MeanVarianceNormalization(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(axes=self.axes, normalize_variance=self.normalize_variance, epsilon=self.epsilon,
-                      epsilon_on=self.epsilon_on)
+        config.update(
+            axes=self.axes, normalize_variance=self.normalize_variance, epsilon=self.epsilon, epsilon_on=self.epsilon_on
+        )
         return config

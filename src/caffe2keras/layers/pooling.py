@@ -83,8 +83,7 @@ class CaffePooling2D(layers.Layer):
                 raise ValueError(f"{name} must have 2 values. Received: {name}={values}")
         if any(p >= k for p, k in zip(self.padding, self.pool_size)):
             raise ValueError(
-                f"padding must be smaller than pool_size. Received: padding={self.padding}, "
-                f"pool_size={self.pool_size}"
+                f"padding must be smaller than pool_size. Received: padding={self.padding}, pool_size={self.pool_size}"
             )
         if method == "stochastic" and any(self.padding):
             raise ValueError(f"stochastic pooling takes no padding. Received: padding={self.padding}")
@@ -95,7 +94,7 @@ class CaffePooling2D(layers.Layer):
         return sizes, pooled_sizes(sizes, self.pool_size, self.strides, self.padding, self.ceil_mode)
 
     def compute_output_shape(self, input_shape):
-        sizes, pooled = self._geometry(input_shape)
+        _sizes, pooled = self._geometry(input_shape)
         shape = list(input_shape)
         for axis, n in zip(spatial_axes(4, self.data_format), pooled):
             shape[axis] = n
@@ -122,7 +121,10 @@ class CaffePooling2D(layers.Layer):
             # At test time Caffe weights each value by its share of the window's sum.
             return ops.average_pool(ops.square(x), **pool_args) / ops.average_pool(x, **pool_args)
         divisors = np.multiply.outer(
-            *(average_divisors(n, k, s, p, out) for n, k, s, p, out in zip(sizes, self.pool_size, self.strides, self.padding, pooled))
+            *(
+                average_divisors(n, k, s, p, out)
+                for n, k, s, p, out in zip(sizes, self.pool_size, self.strides, self.padding, pooled)
+            )
         )
         # Without padding, rounding up can place a last window past the input: Caffe divides its
         # empty sum by a size of 0 and gets NaN, as 0 * inf does here.
@@ -157,8 +159,9 @@ class MaxPoolingWithArgmax2D(layers.Layer):
         pool_size, strides, padding, ceil_mode, data_format: as :class:`CaffePooling2D`.
     """
 
-    def __init__(self, pool_size=(2, 2), strides=(2, 2), padding=(0, 0), ceil_mode=True,
-                 data_format="channels_last", **kwargs):
+    def __init__(
+        self, pool_size=(2, 2), strides=(2, 2), padding=(0, 0), ceil_mode=True, data_format="channels_last", **kwargs
+    ):
         super().__init__(**kwargs)
         self.pool_size = _pair(pool_size, "pool_size")
         self.strides = _pair(strides, "strides")
@@ -201,8 +204,13 @@ class MaxPoolingWithArgmax2D(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(pool_size=self.pool_size, strides=self.strides, padding=self.padding,
-                      ceil_mode=self.ceil_mode, data_format=self.data_format)
+        config.update(
+            pool_size=self.pool_size,
+            strides=self.strides,
+            padding=self.padding,
+            ceil_mode=self.ceil_mode,
+            data_format=self.data_format,
+        )
         return config
 
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from keras import ops
 
 from caffe2keras.layers.pooling import (
@@ -73,8 +72,9 @@ def test_matches_caffe_windows(config, data_format, reloaded_outputs, assert_clo
     rng = np.random.default_rng(0)
     x = rng.uniform(0.1, 1.0, (2, 3, 7, 8)) if config["method"] == "stochastic" else rng.standard_normal((2, 3, 7, 8))
     x = (x - 3 * (config["method"] == "max")).astype(np.float32)  # negative maxima: padding must not win
-    expected = caffe_pool(x, config["method"], config["pool_size"], config["strides"], config["padding"],
-                          config["ceil_mode"])
+    expected = caffe_pool(
+        x, config["method"], config["pool_size"], config["strides"], config["padding"], config["ceil_mode"]
+    )
     to_layout = (lambda a: a.transpose(0, 2, 3, 1)) if data_format == "channels_last" else (lambda a: a)
     layer = CaffePooling2D(**config, data_format=data_format)
     assert_close(reloaded_outputs(layer, to_layout(x)), to_layout(expected))
@@ -170,8 +170,7 @@ def test_new_layers_reject_bad_arguments(layer_class, arguments, message):
 
 def test_rounding_goes_away_from_zero():
     x = np.array([-2.5, -1.5, -0.5, -0.49999997, 0.49999997, 0.5, 1.5, 2.5], np.float32)
-    np.testing.assert_array_equal(np.asarray(_round_half_away(ops.convert_to_tensor(x))),
-                                  [-3, -2, -1, 0, 0, 1, 2, 3])
+    np.testing.assert_array_equal(np.asarray(_round_half_away(ops.convert_to_tensor(x))), [-3, -2, -1, 0, 0, 1, 2, 3])
 
 
 @pytest.mark.parametrize("divisor", [3, 6, 7, 14])

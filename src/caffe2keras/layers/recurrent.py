@@ -11,6 +11,7 @@ Caffe's axis 1, is last in ``channels_last``).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from keras import initializers, layers, ops, saving
 
@@ -82,12 +83,18 @@ class _CaffeRecurrent(_CaffeLayout):
 
     gates = 1  # gate blocks in the input and recurrent kernels
     state_count = 1
-    initializer_defaults = {"input_kernel": "glorot_uniform", "bias": "zeros", "static_kernel": "glorot_uniform",
-                            "recurrent_kernel": "orthogonal"}
+    initializer_defaults: ClassVar[dict[str, str]] = {
+        "input_kernel": "glorot_uniform",
+        "bias": "zeros",
+        "static_kernel": "glorot_uniform",
+        "recurrent_kernel": "orthogonal",
+    }
 
     def __init__(self, units, static_input=False, expose_hidden=False, data_format="channels_last", **kwargs):
-        self.initializers = {name: initializers.get(kwargs.pop(f"{name}_initializer", default))
-                             for name, default in self.initializer_defaults.items()}
+        self.initializers = {
+            name: initializers.get(kwargs.pop(f"{name}_initializer", default))
+            for name, default in self.initializer_defaults.items()
+        }
         super().__init__(data_format=data_format, **kwargs)
         if int(units) < 1:
             raise ValueError(f"units must be positive. Received: units={units}")
@@ -102,11 +109,13 @@ class _CaffeRecurrent(_CaffeLayout):
         inputs = list(inputs)
         expected = 2 + self.static_input + self.state_count * self.expose_hidden
         if len(inputs) != expected:
-            raise ValueError(f"{type(self).__name__} takes {expected} inputs (x, cont"
-                             f"{', x_static' if self.static_input else ''}"
-                             f"{', initial states' if self.expose_hidden else ''}). Received: inputs={len(inputs)}")
+            raise ValueError(
+                f"{type(self).__name__} takes {expected} inputs (x, cont"
+                f"{', x_static' if self.static_input else ''}"
+                f"{', initial states' if self.expose_hidden else ''}). Received: inputs={len(inputs)}"
+            )
         static = inputs[2] if self.static_input else None
-        return inputs[0], inputs[1], static, inputs[2 + self.static_input:]
+        return inputs[0], inputs[1], static, inputs[2 + self.static_input :]
 
     def _variable_shapes(self, input_shape) -> list[tuple[str, tuple]]:
         """The variables in Caffe's blob order."""
@@ -153,8 +162,12 @@ class _CaffeRecurrent(_CaffeLayout):
     def get_config(self):
         config = super().get_config()
         config.update(units=self.units, static_input=self.static_input, expose_hidden=self.expose_hidden)
-        config.update({f"{name}_initializer": initializers.serialize(initializer)
-                       for name, initializer in self.initializers.items()})
+        config.update(
+            {
+                f"{name}_initializer": initializers.serialize(initializer)
+                for name, initializer in self.initializers.items()
+            }
+        )
         return config
 
 
@@ -186,8 +199,11 @@ class CaffeRNN(_CaffeRecurrent):
     output ``o = tanh(h W_o + b_o)`` for every step ``(T, N, units)``; with
     ``expose_hidden``, also the final ``h`` ``(1, N, units)``."""
 
-    initializer_defaults = {**_CaffeRecurrent.initializer_defaults, "output_kernel": "glorot_uniform",
-                            "output_bias": "zeros"}
+    initializer_defaults: ClassVar[dict[str, str]] = {
+        **_CaffeRecurrent.initializer_defaults,
+        "output_kernel": "glorot_uniform",
+        "output_bias": "zeros",
+    }
 
     def _variable_shapes(self, input_shape):
         units = self.units

@@ -32,15 +32,17 @@ def interp_weights(size_in: int, size_out: int) -> AxisWeights:
 def _mix(low, high, axis: int, weights: AxisWeights):
     shape = [1] * len(low.shape)
     shape[axis] = -1
-    w0, w1 = (ops.convert_to_tensor(w.reshape(shape), dtype=low.dtype)
-              for w in (weights.lower_weight, weights.upper_weight))
+    w0, w1 = (
+        ops.convert_to_tensor(w.reshape(shape), dtype=low.dtype) for w in (weights.lower_weight, weights.upper_weight)
+    )
     return w0 * low + w1 * high
 
 
 def _blend(x, axis: int, weights: AxisWeights):
     """Linear interpolation of ``x`` along ``axis``."""
-    return _mix(ops.take(x, weights.lower, axis=axis), ops.take(x, weights.lower + weights.step, axis=axis),
-                axis, weights)
+    return _mix(
+        ops.take(x, weights.lower, axis=axis), ops.take(x, weights.lower + weights.step, axis=axis), axis, weights
+    )
 
 
 class _Resize2D(layers.Layer):
@@ -124,8 +126,9 @@ class MaxUnpooling2D(_Resize2D):
         valid = ops.logical_and(target >= 0, target < cells)
         segment = ops.where(valid, ops.arange(planes, dtype="int32")[:, None] * cells + target, planes * cells)
         position = ops.broadcast_to(ops.arange(1, height * width + 1, dtype="int32")[None], ops.shape(target))
-        writer = ops.segment_max(ops.reshape(position, (-1,)), ops.reshape(segment, (-1,)),
-                                 num_segments=planes * cells + 1)
+        writer = ops.segment_max(
+            ops.reshape(position, (-1,)), ops.reshape(segment, (-1,)), num_segments=planes * cells + 1
+        )
         writer = ops.maximum(ops.reshape(writer[:-1], (-1, cells)), 0)  # 0: nobody writes the cell
         written = ops.take_along_axis(values, ops.maximum(writer - 1, 0), axis=1)
         output = ops.reshape(ops.where(writer > 0, written, 0.0), (-1, channels, *self.size))

@@ -47,8 +47,10 @@ def test_config_round_trip(layer_class, config_round_trip):
 
 
 @pytest.mark.parametrize("layer_class", [BilinearInterp, MaxUnpooling2D])
-@pytest.mark.parametrize("arguments, message", [(dict(size=(0, 3)), "size must be two positive integers"),
-                                                (dict(size=(2, 2), data_format="nchw"), "data_format")])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [(dict(size=(0, 3)), "size must be two positive integers"), (dict(size=(2, 2), data_format="nchw"), "data_format")],
+)
 def test_rejects_bad_arguments(layer_class, arguments, message):
     with pytest.raises(ValueError, match=message) as raised:
         layer_class(**arguments)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from keras import initializers, layers, ops, saving
 
 from caffe2keras.layers.common import PACKAGE
@@ -22,8 +24,15 @@ class Affine(layers.Layer):
         gamma_initializer, beta_initializer: their initializers.
     """
 
-    def __init__(self, param_shape=(), use_scale=True, use_bias=False, gamma_initializer="ones",
-                 beta_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        param_shape=(),
+        use_scale=True,
+        use_bias=False,
+        gamma_initializer="ones",
+        beta_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not (use_scale or use_bias):
             raise ValueError("Affine needs use_scale or use_bias. Received: use_scale=False, use_bias=False")
@@ -48,9 +57,13 @@ class Affine(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(param_shape=self.param_shape, use_scale=self.use_scale, use_bias=self.use_bias,
-                      gamma_initializer=initializers.serialize(self.gamma_initializer),
-                      beta_initializer=initializers.serialize(self.beta_initializer))
+        config.update(
+            param_shape=self.param_shape,
+            use_scale=self.use_scale,
+            use_bias=self.use_bias,
+            gamma_initializer=initializers.serialize(self.gamma_initializer),
+            beta_initializer=initializers.serialize(self.beta_initializer),
+        )
         return config
 
 
@@ -95,7 +108,7 @@ class Slice(layers.Layer):
 
     def _bounds(self, size):
         edges = (0, *self.points, size)
-        return list(zip(edges[:-1], edges[1:]))
+        return list(itertools.pairwise(edges))
 
     def call(self, inputs):
         outputs = []

@@ -47,8 +47,13 @@ def test_crop(begin, size, reloaded_outputs):
 
 @pytest.mark.parametrize(
     "layer",
-    [Affine((3, 1, 1), use_bias=True, name="affine"), Affine((), use_scale=False, use_bias=True),
-     WeightedSum([1.0, -2.0]), Slice(2, (1, 3)), Crop((0, 1), (2, 2))],
+    [
+        Affine((3, 1, 1), use_bias=True, name="affine"),
+        Affine((), use_scale=False, use_bias=True),
+        WeightedSum([1.0, -2.0]),
+        Slice(2, (1, 3)),
+        Crop((0, 1), (2, 2)),
+    ],
     ids=lambda layer: type(layer).__name__,
 )
 def test_config_round_trip(layer, config_round_trip):
