@@ -55,7 +55,7 @@ OUTPUTS = ["power", "clip", "threshold", "leaky", "slice_a", "crop", "prob"]
 
 # The child process: load with safe_mode under torch, run, save the outputs.
 CHILD = """
-import sys, numpy as np, caffe2keras, keras
+import sys, numpy as np, caffe2keras.layers, keras
 from tests.sweep import predict
 assert keras.backend.backend() == "torch", keras.backend.backend()
 inputs = dict(np.load(sys.argv[1]))

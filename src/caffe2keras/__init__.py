@@ -1,56 +1,61 @@
-"""caffe2keras: Caffe models (prototxt + caffemodel) to Keras 3, with Caffe's exact numbers."""
+"""caffe2keras: Caffe models (prototxt + caffemodel) to Keras 3, with Caffe's exact numbers.
 
+Names are imported on first use (PEP 562), so ``import caffe2keras`` is quick and the
+command line's ``--help`` imports neither Keras nor a backend.
+"""
+
+import importlib
 import os
+
+from caffe2keras._version import __version__ as __version__
 
 # JAX is the default backend; a user's KERAS_BACKEND setting wins. Set before Keras is imported.
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-from caffe2keras import layers
-from caffe2keras.api import convert, parameter_shapes, register_converter
-from caffe2keras.caffe import extend_schema
-from caffe2keras.converters import Node, Step
-from caffe2keras.errors import (
-    Caffe2KerasError,
-    ConversionWarning,
-    InputShapeError,
-    LayerError,
-    ModelFileError,
-    NetError,
-    RegistryError,
-    SchemaError,
-    ShapeError,
-    UnsupportedLayersError,
-    UnsupportedParameterError,
-    VerifyError,
-    WeightsError,
-)
-from caffe2keras.saving import save_model
-from caffe2keras.verify import VerifyReport, verify
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "convert": "caffe2keras.api",
+    "parameter_shapes": "caffe2keras.api",
+    "register_converter": "caffe2keras.api",
+    "extend_schema": "caffe2keras.caffe",
+    "Node": "caffe2keras.converters",
+    "Step": "caffe2keras.converters",
+    "save_model": "caffe2keras.saving",
+    "VerifyReport": "caffe2keras.verify",
+    "verify": "caffe2keras.verify",
+    **dict.fromkeys(
+        (
+            "Caffe2KerasError",
+            "ConversionWarning",
+            "InputShapeError",
+            "LayerError",
+            "ModelFileError",
+            "NetError",
+            "RegistryError",
+            "SchemaError",
+            "ShapeError",
+            "UnsupportedLayersError",
+            "UnsupportedParameterError",
+            "VerifyError",
+            "WeightsError",
+        ),
+        "caffe2keras.errors",
+    ),
+}
 
-__version__ = "0.1.0"
+__all__ = sorted([*_EXPORTS, "__version__", "layers"])
 
-__all__ = [
-    "Caffe2KerasError",
-    "ConversionWarning",
-    "InputShapeError",
-    "LayerError",
-    "ModelFileError",
-    "NetError",
-    "Node",
-    "RegistryError",
-    "SchemaError",
-    "ShapeError",
-    "Step",
-    "UnsupportedLayersError",
-    "UnsupportedParameterError",
-    "VerifyError",
-    "VerifyReport",
-    "WeightsError",
-    "convert",
-    "extend_schema",
-    "layers",
-    "parameter_shapes",
-    "register_converter",
-    "save_model",
-    "verify",
-]
+
+def __getattr__(name: str):
+    if name == "layers":  # the custom layers, registered for loading saved models
+        return importlib.import_module("caffe2keras.layers")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'caffe2keras' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return __all__

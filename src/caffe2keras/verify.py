@@ -210,7 +210,7 @@ class VerifyReport:
 
     def to_dict(self) -> dict:
         first = self.first_divergence
-        from caffe2keras import __version__
+        from caffe2keras._version import __version__
 
         return {
             "tool": f"caffe2keras {__version__}",

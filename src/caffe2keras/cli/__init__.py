@@ -1,0 +1,80 @@
+"""The ``caffe2keras`` command line.
+
+Each command is a module of this package with ``register(commands)``, which adds its parser
+and sets ``run``. Parsing imports no Keras and no backend, so ``--help``, ``--version`` and
+argument errors answer at once; a command imports what it needs when it runs.
+
+Errors are printed as one message, never a traceback (``--debug`` shows it),
+the exit status is non-zero, and no partial output file is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from caffe2keras.cli.common import EXIT_ERROR, EXIT_USAGE, UsageError, conversion_warnings_as_lines
+
+# In the order `caffe2keras --help` lists them.
+COMMANDS = ("convert", "verify")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from caffe2keras._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="caffe2keras",
+        description="Convert Caffe models (prototxt + caffemodel) to Keras 3 with Caffe's exact numbers.",
+    )
+    parser.add_argument("--version", action="version", version=f"caffe2keras {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"caffe2keras.cli.{name}").register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from caffe2keras.errors import Caffe2KerasError
+
+    # verify keeps exit status 1 for "a blob diverged"; any failure to compare is 2.
+    failure_status = getattr(args, "failure_status", EXIT_ERROR)
+    try:
+        with conversion_warnings_as_lines():
+            return args.run(args)
+    except UsageError as exc:
+        print(f"caffe2keras: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Caffe2KerasError as exc:
+        if args.debug:
+            raise
+        print(f"caffe2keras: error: {exc}", file=sys.stderr)
+        return failure_status
+    except KeyboardInterrupt:
+        print("caffe2keras: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still no traceback unless asked for
+        if args.debug:
+            raise
+        print(
+            f"caffe2keras: internal error: {type(exc).__name__}: {exc}\n"
+            "Run again with --debug for the traceback, and please report it.",
+            file=sys.stderr,
+        )
+        return failure_status
+
+
+def run() -> None:
+    """The console script: :func:`main`, then exit without tearing the interpreter down.
+
+    Everything is written and closed by then; unloading Keras, JAX and their
+    thousands of objects would take about half a second more.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

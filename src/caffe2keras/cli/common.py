@@ -1,0 +1,146 @@
+"""What every command shares: usage errors, argument parsers, atomic outputs.
+
+Nothing here imports Keras or a backend: ``--help`` and argument errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A command-line argument that does not parse."""
+
+
+def parse_shape_args(values: Sequence[str] | None) -> dict[str, tuple[int, ...]] | None:
+    """``["data=1,3,224,224", ...]`` -> ``{"data": (1, 3, 224, 224)}``."""
+    if not values:
+        return None
+    shapes = {}
+    for value in values:
+        name, sep, dims = value.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            shapes[name] = tuple(int(d) for d in dims.replace("x", ",").split(","))
+        except ValueError:
+            raise UsageError(
+                f"--input-shape takes NAME=N,C,H,W (for example data=1,3,224,224). Received: {value!r}"
+            ) from None
+    return shapes
+
+
+def parse_list_arg(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def add_shape_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        metavar="NAME=N,C,H,W",
+        help="shape of an input blob the prototxt does not fix (repeatable)",
+    )
+    parser.add_argument(
+        "--data-format",
+        choices=("channels_last", "channels_first"),
+        default="channels_last",
+        help="layout of the Keras model's tensors (default channels_last)",
+    )
+
+
+def add_progress_options(parser: argparse.ArgumentParser) -> None:
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--progress", action="store_true", help="show progress bars on stderr (default: when stderr is a terminal)"
+    )
+    shown.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+
+def wants_progress(args) -> bool:
+    return not args.quiet and (args.progress or sys.stderr.isatty())
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, suffix: str):
+    """A temporary path beside ``path``, renamed to it when the block succeeds: no partial file.
+
+    An OSError (an unwritable directory, a full disk...) is the user's to fix, not a bug: it
+    becomes a :class:`ModelFileError` naming the path.
+    """
+    from caffe2keras.errors import ModelFileError
+
+    target = Path(path)
+    tmp = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{suffix}", dir=target.parent)
+        os.close(fd)
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the output should not be
+        os.replace(tmp, target)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.filename:
+            reason += f": {exc.filename}"
+        raise ModelFileError(path, f"cannot write the file: {reason}.") from exc
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_atomically(model, path: str, progress: bool = False) -> None:
+    from caffe2keras.saving import save_model
+
+    if Path(path).suffix != ".keras":
+        raise UsageError(f"the output must be a .keras file. Received: -o {path}")
+    with atomic_output(path, ".keras") as tmp:
+        save_model(model, tmp, progress=progress)
+
+
+def describe(model) -> str:
+    def shapes(tensors):
+        return ", ".join(f"{t.name.split(':')[0]} {tuple(t.shape)}" for t in tensors)
+
+    params = model.count_params()
+    return (
+        f"{len(model.layers)} Keras layers, {params:,} parameters\n"
+        f"inputs:  {shapes(model.inputs)}\n"
+        f"outputs: {', '.join(f'{n} {tuple(t.shape)}' for n, t in zip(model.output_names, model.outputs))}"
+    )
+
+
+@contextlib.contextmanager
+def conversion_warnings_as_lines():
+    """Print each ConversionWarning as one ``caffe2keras: warning:`` line; other warnings as usual."""
+    from caffe2keras.errors import ConversionWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ConversionWarning):
+            print(f"caffe2keras: warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original

@@ -1,0 +1,46 @@
+"""``caffe2keras convert``: a Caffe model to a ``.keras`` file."""
+
+from __future__ import annotations
+
+from caffe2keras.cli.common import (
+    add_progress_options,
+    add_shape_options,
+    describe,
+    parse_list_arg,
+    parse_shape_args,
+    save_atomically,
+    wants_progress,
+)
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("convert", help="convert a Caffe model to a .keras file")
+    parser.add_argument("prototxt", help="net definition (.prototxt)")
+    parser.add_argument(
+        "weights", nargs="?", help="weights (.caffemodel or .caffemodel.h5); omit for the architecture only"
+    )
+    parser.add_argument("-o", "--output", required=True, help="the .keras file to write")
+    parser.add_argument(
+        "--outputs", metavar="BLOB[,BLOB...]", help="blobs to output, in order (default: the net's outputs)"
+    )
+    add_shape_options(parser)
+    add_progress_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from caffe2keras.api import convert
+
+    progress = wants_progress(args)
+    model = convert(
+        args.prototxt,
+        args.weights,
+        input_shapes=parse_shape_args(args.input_shape),
+        outputs=parse_list_arg(args.outputs),
+        data_format=args.data_format,
+        progress=progress,
+    )
+    save_atomically(model, args.output, progress)
+    if not args.quiet:
+        print(f"wrote {args.output}: {describe(model)}")
+    return 0

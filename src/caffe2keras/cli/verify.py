@@ -1,0 +1,118 @@
+"""``caffe2keras verify``: compare every blob of a conversion with a reference run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from caffe2keras.cli.common import (
+    EXIT_ERROR,
+    EXIT_USAGE,
+    UsageError,
+    add_shape_options,
+    atomic_output,
+    parse_shape_args,
+)
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "verify",
+        help="compare every blob of the converted model with a reference run",
+        description="Convert the net with every blob as an output, run it and a reference on the same "
+        "input, and compare blob by blob in network order. Exit status: 0 every compared blob within "
+        "tolerance, 1 one is not, 2 the comparison could not be made.",
+    )
+    parser.add_argument("prototxt", help="net definition (.prototxt)")
+    parser.add_argument("weights", help="weights (.caffemodel; .caffemodel.h5 except against OpenCV)")
+    parser.add_argument(
+        "--against",
+        default="opencv",
+        metavar="opencv|caffe|BLOBS.npz",
+        help="the reference: OpenCV 4.x's Caffe runtime (default), pycaffe, or a .npz of "
+        "blobs by Caffe blob name in NCHW layout, whose input blobs are the inputs",
+    )
+    parser.add_argument(
+        "--input",
+        action="append",
+        metavar="[BLOB=]FILE",
+        help="an input: .npy in Caffe's NCHW layout, or an image (read with OpenCV, resized "
+        "to the input's HxW, BGR, values 0-255, no mean); default: random normal (repeatable)",
+    )
+    parser.add_argument("--json", metavar="REPORT.json", help="also write the report as JSON")
+    parser.add_argument(
+        "--atol", type=non_negative_float, default=1e-4, metavar="A", help="absolute tolerance (default 1e-4)"
+    )
+    parser.add_argument(
+        "--rtol",
+        type=non_negative_float,
+        default=1e-4,
+        metavar="R",
+        help="tolerance relative to max|ref| (default 1e-4): ok when max|y-ref| <= A + R*max|ref|",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    add_shape_options(parser)
+    parser.set_defaults(run=run, failure_status=EXIT_USAGE)
+
+
+def parse_input_args(values: Sequence[str] | None):
+    """``["x.npy"]`` -> ``"x.npy"``; ``["data=x.npy", "im_info=y.npy"]`` -> a dict by blob."""
+    if not values:
+        return None
+    named, unnamed = {}, []
+    for value in values:
+        blob, sep, path = value.partition("=")
+        if sep and blob and path and not Path(value).exists():
+            if blob in named:
+                raise UsageError(f"--input names blob {blob!r} twice. Received: --input {value}")
+            named[blob] = path
+        else:
+            unnamed.append(value)
+    if unnamed and (named or len(unnamed) > 1):
+        raise UsageError(
+            "with several --input options, name the blob of each: --input BLOB=FILE. "
+            f"Received: --input {' --input '.join(values)}"
+        )
+    return unnamed[0] if unnamed else named
+
+
+def non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0. Received: {value!r}")
+    return number
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from caffe2keras.verify import verify
+
+    console = Console(stderr=True)
+    with console.status("verifying") as status:
+        report = verify(
+            args.prototxt,
+            args.weights,
+            against=args.against,
+            inputs=parse_input_args(args.input),
+            input_shapes=parse_shape_args(args.input_shape),
+            atol=args.atol,
+            rtol=args.rtol,
+            data_format=args.data_format,
+            seed=args.seed,
+            on_step=lambda what: status.update(f"{what}…"),
+        )
+    report.print()
+    if args.json:
+        with atomic_output(args.json, ".json") as tmp:
+            Path(tmp).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if not report.compared:
+        print("caffe2keras: error: nothing was compared; check the reference's blob names.", file=sys.stderr)
+        return EXIT_USAGE
+    return 0 if report.ok else EXIT_ERROR
