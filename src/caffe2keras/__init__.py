@@ -20,6 +20,7 @@ _EXPORTS = {
     "extend_schema": "caffe2keras.caffe",
     "Node": "caffe2keras.converters",
     "Step": "caffe2keras.converters",
+    "export_model": "caffe2keras.export",
     "save_model": "caffe2keras.saving",
     "VerifyReport": "caffe2keras.verify",
     "verify": "caffe2keras.verify",
@@ -27,6 +28,7 @@ _EXPORTS = {
         (
             "Caffe2KerasError",
             "ConversionWarning",
+            "ExportError",
             "InputShapeError",
             "LayerError",
             "ModelFileError",

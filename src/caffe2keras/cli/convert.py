@@ -14,12 +14,17 @@ from caffe2keras.cli.common import (
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("convert", help="convert a Caffe model to a .keras file")
+    parser = commands.add_parser("convert", help="convert a Caffe model to a .keras file (or .onnx, .tflite)")
     parser.add_argument("prototxt", help="net definition (.prototxt)")
     parser.add_argument(
         "weights", nargs="?", help="weights (.caffemodel or .caffemodel.h5); omit for the architecture only"
     )
-    parser.add_argument("-o", "--output", required=True, help="the .keras file to write")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="the file to write: .keras, or .onnx / .tflite to export (needs caffe2keras[export])",
+    )
     parser.add_argument(
         "--outputs", metavar="BLOB[,BLOB...]", help="blobs to output, in order (default: the net's outputs)"
     )

@@ -1,0 +1,110 @@
+"""Nets exported once per test session, and their outputs in each exported format's own runtime.
+
+A child process on the TensorFlow backend converts the net, exports it with
+:func:`caffe2keras.export_model` and runs every export (onnxruntime, the SavedModel, the LiteRT
+interpreter) on the given inputs. The outputs are kept in a directory that pytest-xdist workers
+share, one lock per net, so each net is converted and exported once however many tests read it.
+
+Run as ``python -m tests.exported DIRECTORY``: the child; DIRECTORY holds ``job.json`` and ``inputs.npz``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from caffe2keras.layout import Layout
+from tests.conftest import REPO
+
+
+def exported_outputs(
+    root: Path, key: str, prototxt, weights, inputs: dict[str, np.ndarray], outputs, data_format, formats
+) -> dict[str, list[np.ndarray]]:
+    """``{format: Caffe-layout outputs}`` of the net exported to each of ``formats`` (once per ``key``)."""
+    directory = root / key
+    with open(root / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (directory / "done").exists():
+            directory.mkdir(parents=True, exist_ok=True)
+            job = dict(
+                prototxt=str(prototxt),
+                weights=str(weights),
+                outputs=list(outputs),
+                data_format=data_format,
+                formats=list(formats),
+            )
+            (directory / "job.json").write_text(json.dumps(job))
+            np.savez(directory / "inputs.npz", **inputs)
+            env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+            child = [sys.executable, "-m", "tests.exported", str(directory)]
+            subprocess.run(child, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+            (directory / "done").touch()
+    results = {}
+    for format in formats:
+        with np.load(directory / f"{format}.npz") as saved:
+            results[format] = [saved[f"y{i}"] for i in range(len(saved.files))]
+    return results
+
+
+def _run_onnx(path: Path, feeds: dict) -> list:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def _run_saved_model(path: Path, feeds: dict, model) -> list:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))  # kept: the endpoint's variables live as long as it does
+    arrays = [feeds[name] for name in _input_names(model)]
+    outputs = loaded.serve(arrays) if len(arrays) > 1 else loaded.serve(arrays[0])
+    return [np.asarray(y) for y in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+
+
+def _run_tflite(path: Path, feeds: dict, model) -> list:
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    runner = interpreter.get_signature_runner()
+    names = runner.get_input_details()
+    arrays = [feeds[name] for name in _input_names(model)]
+    # The signature names its inputs after the model's (in order) and its outputs output_0, output_1...
+    results = runner(**dict(zip(names, arrays)))
+    return [results[f"output_{i}"] for i in range(len(results))]
+
+
+def _input_names(model) -> list[str]:
+    return [t.name.split(":")[0] for t in model.inputs]
+
+
+def _child(directory: Path) -> None:
+    import caffe2keras
+
+    job = json.loads((directory / "job.json").read_text())
+    layout = Layout(job["data_format"])
+    model = caffe2keras.convert(job["prototxt"], job["weights"], outputs=job["outputs"], data_format=job["data_format"])
+    with np.load(directory / "inputs.npz") as saved:
+        feeds = {name: layout.to_keras(saved[name]) for name in saved.files}
+    runners = {"onnx": _run_onnx, "saved_model": _run_saved_model, "tflite": _run_tflite}
+    extensions = {"onnx": ".onnx", "tflite": ".tflite", "saved_model": ""}
+    for format in job["formats"]:
+        path = directory / f"model{extensions[format]}"
+        caffe2keras.export_model(model, path, format)
+        run = runners[format]
+        outputs = run(path, feeds) if format == "onnx" else run(path, feeds, model)
+        np.savez(
+            directory / f"{format}.npz", **{f"y{i}": layout.to_caffe(np.asarray(y)) for i, y in enumerate(outputs)}
+        )
+        shutil.rmtree(path) if path.is_dir() else path.unlink()  # big nets: hundreds of MB each
+
+
+if __name__ == "__main__":
+    _child(Path(sys.argv[1]))

@@ -1,0 +1,177 @@
+"""Exports to ONNX, TensorFlow SavedModel and LiteRT, run in their own runtimes against real Caffe.
+
+Skipped where the ``caffe2keras[export]`` extra (TensorFlow, tf2onnx, onnxruntime) is not installed.
+Each net is converted and exported once per session (see ``tests/exported.py``); ONNX from
+``channels_first`` models (the NCHW graph that ONNX runtimes expect), SavedModel and LiteRT from
+``channels_last`` ones (TensorFlow's CPU kernels are NHWC).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import caffe2keras
+from caffe2keras.cli import main
+from tests.conftest import SHARED, case_dirs, requires_shared
+from tests.exported import exported_outputs
+from tests.golden import Case, assert_matches
+
+EXPORT_MODULES = ("tensorflow", "tf2onnx", "onnx", "onnxruntime")
+pytestmark = pytest.mark.skipif(
+    any(importlib.util.find_spec(name) is None for name in EXPORT_MODULES),
+    reason="the caffe2keras[export] extra is not installed",
+)
+
+# The nets checked in every format; all the others in ONNX only.
+TF_FORMAT_NETS = {
+    "lenet_mnist",
+    "cifar10_quick",
+    "cifar10_full",
+    "bvlc_reference_caffenet",
+    "bvlc_googlenet",
+    "vgg16",
+    "resnet50",
+    "squeezenet_v1.0",
+    "squeezenet_v1.1",
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "densenet121",
+}
+SMALL_ZOO_NETS = {"lenet_mnist", "cifar10_quick", "cifar10_full", "mnist_siamese"}
+
+
+@pytest.fixture(scope="session")
+def exports(tmp_path_factory):
+    root = tmp_path_factory.getbasetemp().parent / "exported"
+    root.mkdir(exist_ok=True)
+
+    def outputs_of(key, prototxt, weights, inputs, outputs, data_format, formats):
+        return exported_outputs(root, key, prototxt, weights, inputs, outputs, data_format, formats)
+
+    return outputs_of
+
+
+def _check_golden(case: Case, prototxt, weights, exports, key: str, format: str) -> None:
+    data_format = "channels_first" if format == "onnx" else "channels_last"
+    formats = ("onnx",) if format == "onnx" else ("saved_model", "tflite")
+    inputs = dict(zip(case.inputs, case.input_arrays()))
+    results = exports(f"{key}-{data_format}", prototxt, weights, inputs, case.checked_blobs, data_format, formats)
+    for blob, actual in zip(case.checked_blobs, results[format]):
+        assert_matches(actual, case.reference(blob), f"{case.path.name} as {format}: blob {blob!r}")
+
+
+def _zoo_params():
+    params = []
+    for param in case_dirs("zoo"):
+        (case_dir,) = param.values
+        name = getattr(case_dir, "name", None)
+        formats = ["onnx", "saved_model", "tflite"] if name in TF_FORMAT_NETS else ["onnx"]
+        marks = [*param.marks] + ([] if name in SMALL_ZOO_NETS else [pytest.mark.slow])
+        params += [pytest.param(case_dir, format, marks=marks, id=f"{param.id}-{format}") for format in formats]
+    return params
+
+
+@pytest.mark.parametrize("case_dir, format", _zoo_params())
+def test_zoo_net_exports(case_dir, format, zoo_weights, exports):
+    case = Case.load(case_dir)
+    source = case.spec["source"]
+    prototxt = SHARED / "caffe" / "models" / source["dir"] / source["prototxt"]
+    _check_golden(case, prototxt, zoo_weights(case_dir), exports, f"zoo-{case_dir.name}", format)
+
+
+@pytest.mark.parametrize("format", ["onnx", "saved_model", "tflite"])
+@pytest.mark.parametrize("case_dir", case_dirs("trained"))
+def test_trained_net_exports(case_dir, format, exports):
+    case = Case.load(case_dir)
+    source = case.spec["source"]
+    prototxt = SHARED / "caffe" / "trained" / source["dir"] / source["prototxt"]
+    _check_golden(case, prototxt, case_dir / "weights.caffemodel", exports, f"trained-{case_dir.name}", format)
+
+
+@requires_shared
+@pytest.mark.slow
+def test_mobilenet_ssd_exports_to_onnx(exports, tmp_path_factory):
+    from tests.test_ssd import MOBILENET_BLOBS, assert_detections_match, mobilenet_case, opencv_detections
+
+    directory = tmp_path_factory.getbasetemp() / "mobilenet_ssd"
+    directory.mkdir(exist_ok=True)
+    prototxt, weights, image, references = mobilenet_case("deploy.prototxt", 6.0, str(directory))
+    results = exports("mobilenet_ssd", prototxt, weights, {"data": image}, MOBILENET_BLOBS, "channels_first", ("onnx",))
+    outputs = results["onnx"]
+    for blob, actual, reference in zip(MOBILENET_BLOBS[:-1], outputs, references):
+        assert_matches(actual, reference, f"MobileNet-SSD as onnx: {blob}")
+    assert_detections_match(outputs[-1], opencv_detections(references[-1]), "MobileNet-SSD as onnx: detection_out")
+
+
+@requires_shared
+@pytest.mark.slow
+def test_shufflenet_exports_to_onnx(exports, tmp_path):
+    import cv2
+
+    from caffe2keras.caffe.writer import write_caffemodel
+    from caffe2keras.synthetic import synthetic_weights
+
+    prototxt = SHARED / "caffe" / "models" / "shufflenet_v1_g3" / "deploy.prototxt"
+    weights = tmp_path / "shufflenet.caffemodel"
+    write_caffemodel(weights, synthetic_weights(prototxt, seed=0))
+    image = np.random.default_rng(2).uniform(-1, 1, (1, 3, 224, 224)).astype(np.float32)
+    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(weights))
+    net.setInput(image)
+    reference = net.forward()
+    (output,) = exports("shufflenet", prototxt, weights, {"data": image}, ["fc1000"], "channels_first", ("onnx",))[
+        "onnx"
+    ]
+    assert_matches(output, reference, "ShuffleNet as onnx: fc1000")
+
+
+# ------------------------------------------------------------------ command line and API
+
+LENET = SHARED / "caffe" / "trained" / "lenet_mnist"
+
+
+@requires_shared
+def test_convert_writes_onnx_by_extension_and_export_writes_the_other_formats(tmp_path):
+    import onnxruntime
+
+    keras_file, onnx_file = tmp_path / "lenet.keras", tmp_path / "out" / "lenet.onnx"
+    weights = str(LENET / "lenet_iter_10000.caffemodel")
+    assert main(["convert", str(LENET / "lenet.prototxt"), weights, "-o", str(keras_file), "-q"]) == 0
+    assert main(["convert", str(LENET / "lenet.prototxt"), weights, "-o", str(onnx_file), "-q"]) == 0
+    session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["data"]
+    assert [o.name for o in session.get_outputs()] == ["prob"]
+    assert main(["export", str(keras_file), "-o", str(tmp_path / "lenet.tflite"), "-q"]) == 0
+    assert main(["export", str(keras_file), "-o", str(tmp_path / "saved"), "--format", "saved_model", "-q"]) == 0
+    assert (tmp_path / "saved" / "saved_model.pb").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet.keras", "lenet.tflite", "out", "saved"]
+
+
+def test_unknown_extension_is_refused(tmp_path):
+    with pytest.raises(caffe2keras.ExportError, match=r"extension does not name an export format.*out\.pb"):
+        caffe2keras.export_model(tmp_path / "model.keras", tmp_path / "out.pb")
+
+
+def test_missing_extra_is_named(monkeypatch, tmp_path):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "tf2onnx" else real_find_spec(name))
+    with pytest.raises(caffe2keras.ExportError, match=r"needs tf2onnx.*pip install 'caffe2keras\[export\]'"):
+        caffe2keras.export_model(tmp_path / "model.keras", tmp_path / "out.onnx")
+
+
+def test_cli_failure_leaves_no_partial_output(tmp_path):
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip file")
+    result = subprocess.run(
+        [sys.executable, "-m", "caffe2keras", "export", str(broken), "-o", str(tmp_path / "out.onnx")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "broken.keras: cannot load the Keras model" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.keras"]
