@@ -9,6 +9,7 @@ Each net is converted and exported once per session (see ``tests/exported.py``);
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 
@@ -47,7 +48,9 @@ SMALL_ZOO_NETS = {"lenet_mnist", "cifar10_quick", "cifar10_full", "mnist_siamese
 
 @pytest.fixture(scope="session")
 def exports(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp().parent / "exported"
+    # The session's directory: under pytest-xdist, the parent of each worker's own.
+    session = tmp_path_factory.getbasetemp()
+    root = (session.parent if os.environ.get("PYTEST_XDIST_WORKER") else session) / "exported"
     root.mkdir(exist_ok=True)
 
     def outputs_of(key, prototxt, weights, inputs, outputs, data_format, formats):
