@@ -42,7 +42,7 @@ def exported_outputs(
             )
             (directory / "job.json").write_text(json.dumps(job))
             np.savez(directory / "inputs.npz", **inputs)
-            env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+            env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
             child = [sys.executable, "-m", "tests.exported", str(directory)]
             subprocess.run(child, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
             (directory / "done").touch()

@@ -141,7 +141,7 @@ def _export_here(model, path: Path, format: str) -> None:
     except Exception as exc:  # the exporters raise anything from ValueError to TF's own errors
         raise _export_failure(model, format, exc) from exc
     if format == "onnx":
-        _name_onnx_outputs(path, model.output_names)
+        _finish_onnx(path, model.output_names)
 
 
 def _export_failure(model, format: str, exc: Exception) -> ExportError:
@@ -158,18 +158,15 @@ def _export_failure(model, format: str, exc: Exception) -> ExportError:
     return ExportError(f"The model cannot be exported to {format}: {reason}. Received: format={format!r}")
 
 
-def _name_onnx_outputs(path: Path, names) -> None:
-    """Rename the graph's outputs (tf2onnx calls them ``Identity:0``...) after the model's outputs."""
+def _finish_onnx(path: Path, output_names) -> None:
+    """Name the outputs after the model's, and give Caffe's max pooling its pads (see :mod:`caffe2keras.onnx_graph`)."""
     import onnx
 
+    from caffe2keras.onnx_graph import fold_pads_into_max_pools, name_outputs
+
     proto = onnx.load(str(path))
-    renames = {}
-    for output, name in zip(proto.graph.output, names):
-        renames[output.name] = name
-        output.name = name
-    for node in proto.graph.node:
-        node.output[:] = [renames.get(n, n) for n in node.output]
-        node.input[:] = [renames.get(n, n) for n in node.input]
+    name_outputs(proto.graph, output_names)
+    fold_pads_into_max_pools(proto.graph)
     onnx.save(proto, str(path))
 
 
@@ -217,7 +214,7 @@ def _quiet_native_logs():
 
 def _export_in_child(source: Path, path: Path, format: str) -> None:
     """Export the ``.keras`` file ``source`` in a Python process on the TensorFlow backend."""
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
     command = [sys.executable, "-m", "caffe2keras.export", str(source), str(path), format]
     result = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if result.returncode == 0:

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # With the export extra installed, Keras imports TensorFlow even on JAX (its serializer checks
+    # for TensorShape); TensorFlow's start-up notes would read as the command's own output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from caffe2keras.errors import Caffe2KerasError
 
     # verify keeps exit status 1 for "a blob diverged"; any failure to compare is 2.

@@ -1,0 +1,87 @@
+"""Edits to the ONNX graph tf2onnx writes, so that it reads as the Caffe net did.
+
+- The graph's outputs are named after the model's outputs (the Caffe blobs), not ``Identity:0``.
+- Caffe's max pooling, traced as a ``Pad`` with -FLT_MAX then an unpadded ``MaxPool``, becomes one
+  ``MaxPool`` with ``pads``: runtimes then pick their pooling kernel with padding built in. The
+  numbers are equal: ONNX's ``MaxPool`` ignores padded cells, and a window made of padding alone
+  (which Caffe fills with -FLT_MAX) does not occur while every pad is smaller than the kernel,
+  which ONNX Runtime requires and this checks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LOWEST_FLOAT32 = float(np.finfo(np.float32).min)
+
+
+def name_outputs(graph, names) -> None:
+    renames = {}
+    for output, name in zip(graph.output, names):
+        renames[output.name] = name
+        output.name = name
+    for node in graph.node:
+        node.output[:] = [renames.get(n, n) for n in node.output]
+        node.input[:] = [renames.get(n, n) for n in node.input]
+
+
+def fold_pads_into_max_pools(graph) -> int:
+    """Fold each ``Pad`` that only feeds an unpadded 2-D ``MaxPool`` into its ``pads``; return how many."""
+    from onnx import helper, numpy_helper
+
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    graph_outputs = {o.name for o in graph.output}
+    folded = []
+    for pad in graph.node:
+        if pad.op_type != "Pad" or pad.output[0] in graph_outputs:
+            continue
+        users = consumers.get(pad.output[0], [])
+        if len(users) != 1 or users[0].op_type != "MaxPool":
+            continue
+        pool = users[0]
+        pads = _max_pool_pads(pad, pool, constants)
+        if pads is None:
+            continue
+        pool.input[0] = pad.input[0]
+        kept = [a for a in pool.attribute if a.name not in ("pads", "auto_pad")]
+        del pool.attribute[:]
+        pool.attribute.extend([*kept, helper.make_attribute("pads", pads)])
+        folded.append(pad)
+    for pad in folded:
+        graph.node.remove(pad)
+    used = {name for node in graph.node for name in node.input}
+    unused = [t for t in graph.initializer if t.name not in used]
+    for tensor in unused:  # the pads' widths and values, unless shared
+        graph.initializer.remove(tensor)
+    return len(folded)
+
+
+def _max_pool_pads(pad, pool, constants) -> list[int] | None:
+    """The ``MaxPool`` ``pads`` equal to ``pad`` followed by ``pool``, or None where they would differ."""
+    from onnx import helper
+
+    attributes = {a.name: helper.get_attribute_value(a) for a in pool.attribute}
+    pad_mode = {a.name: helper.get_attribute_value(a) for a in pad.attribute}.get("mode", b"constant")
+    kernel = attributes.get("kernel_shape", [])
+    if (
+        pad_mode != b"constant"
+        or len(kernel) != 2
+        or any(attributes.get("pads", [0]))
+        or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID")
+        or len(pad.input) < 3
+        or pad.input[1] not in constants
+        or pad.input[2] not in constants
+    ):
+        return None
+    widths = constants[pad.input[1]].astype(np.int64).reshape(2, -1)  # begins, ends per axis
+    value = float(constants[pad.input[2]])
+    if widths.shape[1] != 4 or any(widths[:, :2].ravel()) or value > LOWEST_FLOAT32:
+        return None
+    spatial = widths[:, 2:]
+    if (spatial < 0).any() or (spatial >= np.asarray(kernel)).any():
+        return None
+    return [int(w) for w in spatial.ravel()]  # ONNX order: begins then ends
