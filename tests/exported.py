@@ -3,9 +3,10 @@
 A child process on the TensorFlow backend converts the net, exports it with
 :func:`caffe2keras.export_model` and runs every export (onnxruntime, the SavedModel, the LiteRT
 interpreter) on the given inputs. The outputs are kept in a directory that pytest-xdist workers
-share, one lock per net, so each net is converted and exported once however many tests read it.
+share, one lock per net, so each net is converted and exported once however many tests read it, small nets
+by one child together.
 
-Run as ``python -m tests.exported DIRECTORY``: the child; DIRECTORY holds ``job.json`` and ``inputs.npz``.
+Run as ``python -m tests.exported DIRECTORY...``: the child; each DIRECTORY holds ``job.json`` and ``inputs.npz``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,32 +26,50 @@ from caffe2keras.layout import Layout
 from tests.conftest import REPO
 
 
-def exported_outputs(
-    root: Path, key: str, prototxt, weights, inputs: dict[str, np.ndarray], outputs, data_format, formats
-) -> dict[str, list[np.ndarray]]:
-    """``{format: Caffe-layout outputs}`` of the net exported to each of ``formats`` (once per ``key``)."""
-    directory = root / key
-    with open(root / f"{key}.lock", "w") as lock:
+@dataclass
+class Export:
+    """One net to export to ``formats`` and run on ``inputs`` (Caffe layout, by input blob)."""
+
+    key: str
+    prototxt: Path
+    weights: Path
+    inputs: dict[str, np.ndarray]
+    outputs: list[str]
+    data_format: str
+    formats: tuple[str, ...]
+
+
+def exported_outputs(root: Path, group: str, exports: list[Export]) -> dict[str, dict[str, list[np.ndarray]]]:
+    """``{key: {format: Caffe-layout outputs}}``: the group's nets exported by one child, once per session.
+
+    Grouping small nets spares a TensorFlow start per net; a big net is a group of its own.
+    """
+    directory = root / group
+    with open(root / f"{group}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (directory / "done").exists():
-            directory.mkdir(parents=True, exist_ok=True)
-            job = dict(
-                prototxt=str(prototxt),
-                weights=str(weights),
-                outputs=list(outputs),
-                data_format=data_format,
-                formats=list(formats),
-            )
-            (directory / "job.json").write_text(json.dumps(job))
-            np.savez(directory / "inputs.npz", **inputs)
+            for export in exports:
+                net = directory / export.key
+                net.mkdir(parents=True, exist_ok=True)
+                job = dict(
+                    prototxt=str(export.prototxt),
+                    weights=str(export.weights),
+                    outputs=list(export.outputs),
+                    data_format=export.data_format,
+                    formats=list(export.formats),
+                )
+                (net / "job.json").write_text(json.dumps(job))
+                np.savez(net / "inputs.npz", **export.inputs)
             env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-            child = [sys.executable, "-m", "tests.exported", str(directory)]
+            child = [sys.executable, "-m", "tests.exported", *(str(directory / e.key) for e in exports)]
             subprocess.run(child, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
             (directory / "done").touch()
     results = {}
-    for format in formats:
-        with np.load(directory / f"{format}.npz") as saved:
-            results[format] = [saved[f"y{i}"] for i in range(len(saved.files))]
+    for export in exports:
+        results[export.key] = {}
+        for format in export.formats:
+            with np.load(directory / export.key / f"{format}.npz") as saved:
+                results[export.key][format] = [saved[f"y{i}"] for i in range(len(saved.files))]
     return results
 
 
@@ -107,4 +127,5 @@ def _child(directory: Path) -> None:
 
 
 if __name__ == "__main__":
-    _child(Path(sys.argv[1]))
+    for argument in sys.argv[1:]:
+        _child(Path(argument))

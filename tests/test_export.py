@@ -19,7 +19,7 @@ import pytest
 import caffe2keras
 from caffe2keras.cli import main
 from tests.conftest import SHARED, case_dirs, requires_shared
-from tests.exported import exported_outputs
+from tests.exported import Export, exported_outputs
 from tests.golden import Case, assert_matches
 
 EXPORT_MODULES = ("tensorflow", "tf2onnx", "onnx", "onnxruntime")
@@ -46,25 +46,66 @@ TF_FORMAT_NETS = {
 SMALL_ZOO_NETS = {"lenet_mnist", "cifar10_quick", "cifar10_full", "mnist_siamese"}
 
 
-@pytest.fixture(scope="session")
-def exports(tmp_path_factory):
-    # The session's directory: under pytest-xdist, the parent of each worker's own.
+def _session_directory(tmp_path_factory):
+    """The session's directory for exports: under pytest-xdist, the parent of each worker's own."""
     session = tmp_path_factory.getbasetemp()
     root = (session.parent if os.environ.get("PYTEST_XDIST_WORKER") else session) / "exported"
     root.mkdir(exist_ok=True)
-
-    def outputs_of(key, prototxt, weights, inputs, outputs, data_format, formats):
-        return exported_outputs(root, key, prototxt, weights, inputs, outputs, data_format, formats)
-
-    return outputs_of
+    return root
 
 
-def _check_golden(case: Case, prototxt, weights, exports, key: str, format: str) -> None:
-    data_format = "channels_first" if format == "onnx" else "channels_last"
-    formats = ("onnx",) if format == "onnx" else ("saved_model", "tflite")
+@pytest.fixture(scope="session")
+def exports(tmp_path_factory):
+    """``exports(group, [Export, ...])``: the group's nets exported and run, once per session."""
+    root = _session_directory(tmp_path_factory)
+    return lambda group, nets: exported_outputs(root, group, nets)
+
+
+def _golden_source(case_dir, zoo_weights):
+    """(key, prototxt, weights) of a golden case, zoo or trained."""
+    case = Case.load(case_dir)
+    source = case.spec["source"]
+    if case_dir.parent.name == "zoo":
+        return (
+            f"zoo-{case_dir.name}",
+            SHARED / "caffe" / "models" / source["dir"] / source["prototxt"],
+            zoo_weights(case_dir),
+        )
+    prototxt = SHARED / "caffe" / "trained" / source["dir"] / source["prototxt"]
+    return f"trained-{case_dir.name}", prototxt, case_dir / "weights.caffemodel"
+
+
+def _golden_exports(case_dir, zoo_weights) -> list[Export]:
+    """The case's net in ONNX from channels_first, and in SavedModel and LiteRT from channels_last."""
+    case = Case.load(case_dir)
+    key, prototxt, weights = _golden_source(case_dir, zoo_weights)
     inputs = dict(zip(case.inputs, case.input_arrays()))
-    results = exports(f"{key}-{data_format}", prototxt, weights, inputs, case.checked_blobs, data_format, formats)
-    for blob, actual in zip(case.checked_blobs, results[format]):
+    both = case_dir.parent.name == "trained" or case_dir.name in TF_FORMAT_NETS
+    exports = [Export(f"{key}-cf", prototxt, weights, inputs, case.checked_blobs, "channels_first", ("onnx",))]
+    if both:
+        formats = ("saved_model", "tflite")
+        exports.append(Export(f"{key}-cl", prototxt, weights, inputs, case.checked_blobs, "channels_last", formats))
+    return exports
+
+
+def _is_small(case_dir) -> bool:
+    return case_dir.parent.name == "trained" or case_dir.name in SMALL_ZOO_NETS
+
+
+@pytest.fixture(scope="session")
+def small_nets(exports, zoo_weights):
+    """Every small golden net's exports, by one TensorFlow process."""
+    cases = [p.values[0] for p in case_dirs("trained") + case_dirs("zoo") if p.values[0] is not None]
+    nets = [export for case_dir in cases if _is_small(case_dir) for export in _golden_exports(case_dir, zoo_weights)]
+    return exports("small-nets", nets)
+
+
+def _check_golden(case_dir, format, zoo_weights, exports, small_nets) -> None:
+    case = Case.load(case_dir)
+    nets = _golden_exports(case_dir, zoo_weights)
+    (net,) = [n for n in nets if format in n.formats]
+    results = small_nets if _is_small(case_dir) else exports(net.key, [net])
+    for blob, actual in zip(case.checked_blobs, results[net.key][format]):
         assert_matches(actual, case.reference(blob), f"{case.path.name} as {format}: blob {blob!r}")
 
 
@@ -80,20 +121,14 @@ def _zoo_params():
 
 
 @pytest.mark.parametrize("case_dir, format", _zoo_params())
-def test_zoo_net_exports(case_dir, format, zoo_weights, exports):
-    case = Case.load(case_dir)
-    source = case.spec["source"]
-    prototxt = SHARED / "caffe" / "models" / source["dir"] / source["prototxt"]
-    _check_golden(case, prototxt, zoo_weights(case_dir), exports, f"zoo-{case_dir.name}", format)
+def test_zoo_net_exports(case_dir, format, zoo_weights, exports, small_nets):
+    _check_golden(case_dir, format, zoo_weights, exports, small_nets)
 
 
 @pytest.mark.parametrize("format", ["onnx", "saved_model", "tflite"])
 @pytest.mark.parametrize("case_dir", case_dirs("trained"))
-def test_trained_net_exports(case_dir, format, exports):
-    case = Case.load(case_dir)
-    source = case.spec["source"]
-    prototxt = SHARED / "caffe" / "trained" / source["dir"] / source["prototxt"]
-    _check_golden(case, prototxt, case_dir / "weights.caffemodel", exports, f"trained-{case_dir.name}", format)
+def test_trained_net_exports(case_dir, format, zoo_weights, exports, small_nets):
+    _check_golden(case_dir, format, zoo_weights, exports, small_nets)
 
 
 @requires_shared
@@ -126,9 +161,8 @@ def test_shufflenet_exports_to_onnx(exports, tmp_path):
     net = cv2.dnn.readNetFromCaffe(str(prototxt), str(weights))
     net.setInput(image)
     reference = net.forward()
-    (output,) = exports("shufflenet", prototxt, weights, {"data": image}, ["fc1000"], "channels_first", ("onnx",))[
-        "onnx"
-    ]
+    net = Export("shufflenet", prototxt, weights, {"data": image}, ["fc1000"], "channels_first", ("onnx",))
+    (output,) = exports(net.key, [net])[net.key]["onnx"]
     assert_matches(output, reference, "ShuffleNet as onnx: fc1000")
 
 

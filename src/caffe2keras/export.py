@@ -141,7 +141,7 @@ def _export_here(model, path: Path, format: str) -> None:
     except Exception as exc:  # the exporters raise anything from ValueError to TF's own errors
         raise _export_failure(model, format, exc) from exc
     if format == "onnx":
-        _finish_onnx(path, model.output_names)
+        _finish_onnx(path, model)
 
 
 def _export_failure(model, format: str, exc: Exception) -> ExportError:
@@ -158,15 +158,25 @@ def _export_failure(model, format: str, exc: Exception) -> ExportError:
     return ExportError(f"The model cannot be exported to {format}: {reason}. Received: format={format!r}")
 
 
-def _finish_onnx(path: Path, output_names) -> None:
-    """Name the outputs after the model's, and give Caffe's max pooling its pads (see :mod:`caffe2keras.onnx_graph`)."""
+def _finish_onnx(path: Path, model) -> None:
+    """Name the outputs after the model's; give Caffe's max pooling its pads and LRN its own op.
+
+    See :mod:`caffe2keras.onnx_graph`: each edit keeps the numbers.
+    """
     import onnx
 
-    from caffe2keras.onnx_graph import fold_pads_into_max_pools, name_outputs
+    from caffe2keras.layers import LRN
+    from caffe2keras.onnx_graph import fold_pads_into_max_pools, fuse_lrn_layers, name_outputs
 
     proto = onnx.load(str(path))
-    name_outputs(proto.graph, output_names)
+    name_outputs(proto.graph, model.output_names)
     fold_pads_into_max_pools(proto.graph)
+    lrn_layers = {
+        layer.name: layer.get_config()
+        for layer in model.layers
+        if isinstance(layer, LRN) and layer.norm_region == "across_channels" and layer.data_format == "channels_first"
+    }
+    fuse_lrn_layers(proto.graph, lrn_layers, {layer.name for layer in model.layers})
     onnx.save(proto, str(path))
 
 

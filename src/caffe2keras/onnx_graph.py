@@ -6,9 +6,14 @@
   numbers are equal: ONNX's ``MaxPool`` ignores padded cells, and a window made of padding alone
   (which Caffe fills with -FLT_MAX) does not occur while every pad is smaller than the kernel,
   which ONNX Runtime requires and this checks.
+- Caffe's across-channel LRN, traced from ``keras.ops`` as squares, channel slices, sums and a
+  power, becomes one ONNX ``LRN``: its formula is Caffe's, ``x / (k + alpha / n * sum(x^2)) ^ beta``
+  over a zero-padded window of ``n`` channels centred on each.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -53,11 +58,84 @@ def fold_pads_into_max_pools(graph) -> int:
         folded.append(pad)
     for pad in folded:
         graph.node.remove(pad)
-    used = {name for node in graph.node for name in node.input}
-    unused = [t for t in graph.initializer if t.name not in used]
-    for tensor in unused:  # the pads' widths and values, unless shared
-        graph.initializer.remove(tensor)
+    _drop_unused_initializers(graph)
     return len(folded)
+
+
+def fuse_lrn_layers(graph, lrn_layers: dict[str, dict], layer_names) -> int:
+    """Replace the nodes traced from each across-channel, channels_first LRN layer with one ``LRN``.
+
+    ``lrn_layers`` maps a Keras layer's name to its config; ``layer_names`` are all the model's layer
+    names. tf2onnx names a node ``<model>/<layer scope>/<op>``, the scope being the layer's name,
+    possibly with a ``_<n>`` suffix. A layer whose nodes do not form one subgraph with one input
+    and one output is left as traced. Returns how many layers were fused.
+    """
+    from onnx import helper
+
+    scopes: dict[str, list] = {}
+    for node in graph.node:
+        parts = node.name.split("/")
+        layer = _layer_of_scope(parts[1], layer_names) if len(parts) > 2 else None
+        if layer in lrn_layers:
+            scopes.setdefault(layer, []).append(node)
+    constants = {t.name for t in graph.initializer}
+    fused = {}
+    for layer, nodes in scopes.items():
+        boundary = _single_input_output(graph, nodes, constants)
+        if boundary is None:
+            continue
+        config = lrn_layers[layer]
+        lrn = helper.make_node(
+            "LRN",
+            [boundary[0]],
+            [boundary[1]],
+            name=f"{layer}/LRN",
+            size=config["size"],
+            alpha=config["alpha"],
+            beta=config["beta"],
+            bias=config["k"],
+        )
+        fused[id(nodes[-1])] = (lrn, {id(n) for n in nodes})
+    if fused:
+        removed = set().union(*(ids for _, ids in fused.values()))
+        kept = []
+        for node in graph.node:
+            if id(node) in fused:
+                kept.append(fused[id(node)][0])
+            elif id(node) not in removed:
+                kept.append(node)
+        del graph.node[:]
+        graph.node.extend(kept)
+        _drop_unused_initializers(graph)
+    return len(fused)
+
+
+def _layer_of_scope(scope: str, layer_names) -> str | None:
+    if scope in layer_names:
+        return scope
+    stripped = re.sub(r"_\d+$", "", scope)
+    return stripped if stripped in layer_names else None
+
+
+def _single_input_output(graph, nodes, constants) -> tuple[str, str] | None:
+    """(input, output) of the subgraph ``nodes`` if it reads one tensor and one of its tensors is read outside."""
+    produced = {name for node in nodes for name in node.output}
+    inside = {id(node) for node in nodes}
+    inputs = {name for node in nodes for name in node.input if name not in produced and name not in constants}
+    read_outside = {name for node in graph.node if id(node) not in inside for name in node.input} | {
+        o.name for o in graph.output
+    }
+    outputs = produced & read_outside
+    if len(inputs) != 1 or len(outputs) != 1:
+        return None
+    return next(iter(inputs)), next(iter(outputs))
+
+
+def _drop_unused_initializers(graph) -> None:
+    """Constants only the removed nodes read (a pad's widths, a slice's bounds)."""
+    used = {name for node in graph.node for name in node.input}
+    for tensor in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(tensor)
 
 
 def _max_pool_pads(pad, pool, constants) -> list[int] | None:
