@@ -101,6 +101,21 @@ def _run_tflite(path: Path, feeds: dict, model) -> list:
     return [results[f"output_{i}"] for i in range(len(results))]
 
 
+def _record_onnx_operators(path: Path, record: Path) -> None:
+    """Each node's operator with its ``group`` where it has one, e.g. ``Conv`` or ``Conv/group=32``."""
+    import onnx
+
+    operators = []
+    for node in onnx.load(str(path), load_external_data=False).graph.node:
+        groups = [a.i for a in node.attribute if a.name == "group" and a.i != 1]
+        operators.append(node.op_type + "".join(f"/group={g}" for g in groups))
+    record.write_text(json.dumps(operators))
+
+
+def onnx_operators(root: Path, group: str, key: str) -> list[str]:
+    return json.loads((root / group / key / "onnx_operators.json").read_text())
+
+
 def _input_names(model) -> list[str]:
     return [t.name.split(":")[0] for t in model.inputs]
 
@@ -118,6 +133,8 @@ def _child(directory: Path) -> None:
     for format in job["formats"]:
         path = directory / f"model{extensions[format]}"
         caffe2keras.export_model(model, path, format)
+        if format == "onnx":  # what the graph is made of, for the tests of its shape
+            _record_onnx_operators(path, directory / "onnx_operators.json")
         run = runners[format]
         outputs = run(path, feeds) if format == "onnx" else run(path, feeds, model)
         np.savez(

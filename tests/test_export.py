@@ -19,7 +19,7 @@ import pytest
 import caffe2keras
 from caffe2keras.cli import main
 from tests.conftest import SHARED, case_dirs, requires_shared
-from tests.exported import Export, exported_outputs
+from tests.exported import Export, exported_outputs, onnx_operators
 from tests.golden import Case, assert_matches
 
 EXPORT_MODULES = ("tensorflow", "tf2onnx", "onnx", "onnxruntime")
@@ -129,6 +129,28 @@ def test_zoo_net_exports(case_dir, format, zoo_weights, exports, small_nets):
 @pytest.mark.parametrize("case_dir", case_dirs("trained"))
 def test_trained_net_exports(case_dir, format, zoo_weights, exports, small_nets):
     _check_golden(case_dir, format, zoo_weights, exports, small_nets)
+
+
+# Nets whose ONNX graph must use the operators runtimes have fast kernels for, as Caffe's layers did.
+NATURAL_GRAPHS = {
+    "bvlc_googlenet": ({"LRN", "MaxPool", "Conv", "Concat"}, {"Pad", "Slice", "Pow"}),
+    "bvlc_alexnet": ({"LRN", "Conv/group=2", "MaxPool"}, {"Pad", "Slice", "Pow"}),
+    "mobilenet_v1": ({"Conv/group=32", "Conv/group=1024"}, {"Pad"}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(NATURAL_GRAPHS))
+def test_onnx_graph_keeps_caffe_operators(name, zoo_weights, exports, tmp_path_factory):
+    case_dir = SHARED / "golden" / "zoo" / name
+    if not case_dir.is_dir():
+        pytest.skip(f"{case_dir} not found")
+    (net, *_) = _golden_exports(case_dir, zoo_weights)
+    exports(net.key, [net])
+    operators = set(onnx_operators(_session_directory(tmp_path_factory), net.key, net.key))
+    present, absent = NATURAL_GRAPHS[name]
+    assert present <= operators, f"{name}: missing {present - operators}"
+    assert not absent & operators, f"{name}: has {absent & operators}"
 
 
 @requires_shared

@@ -233,8 +233,11 @@ def _export_in_child(source: Path, path: Path, format: str) -> None:
         if line.startswith(ERROR_MARK):
             kind, message = json.loads(line[len(ERROR_MARK) :])
             raise (ModelFileError(source, message) if kind == "ModelFileError" else ExportError(message))
-    tail = "\n".join(result.stderr.strip().splitlines()[-5:])
-    raise ExportError(f"The TensorFlow export process failed:\n{tail}\nReceived: format={format!r}")
+    if result.returncode < 0:  # the kernel's out-of-memory killer sends SIGKILL and leaves no message
+        reason = f"was killed by signal {-result.returncode} (out of memory?)"
+    else:
+        reason = "failed:\n" + "\n".join(result.stderr.strip().splitlines()[-5:])
+    raise ExportError(f"The TensorFlow export process {reason}. Received: format={format!r}")
 
 
 def _load(source: Path):
