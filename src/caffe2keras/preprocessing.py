@@ -124,7 +124,7 @@ class InputPreprocessing:
     def layer(self, data_format: str, name: str | None = None):
         from caffe2keras.layers.preprocessing import CaffePreprocessing
 
-        mean = None if self.mean is None else Layout(data_format).to_keras(self.mean)
+        mean = None if self.mean is None else Layout(data_format).to_keras(self.mean[None])[0]
         return CaffePreprocessing(
             mean_shape=None if mean is None else mean.shape,
             scale=self.scale,
