@@ -146,6 +146,7 @@ def test_preprocess_input_crops_a_mean_file(tmp_path):
     np.testing.assert_array_equal(got, images - mean[:, 1:7, 1:6].transpose(1, 2, 0))
 
 
+@pytest.mark.filterwarnings("ignore::caffe2keras.errors.ConversionWarning")
 def test_labels_without_preprocessing_ride_on_an_identity_step(tiny):
     prototxt, weights = tiny
     model = caffe2keras.convert(prototxt, weights, labels=LABELS, preprocessing=None)
@@ -175,8 +176,10 @@ def test_preprocessing_errors(tiny, preprocessing, message):
 
 def test_preprocessing_a_net_that_declares_none_needs_a_mean_or_scale(tmp_path):
     prototxt = tmp_path / "deploy.prototxt"
-    prototxt.write_text('input: "data" input_dim: 1 input_dim: 1 input_dim: 4 input_dim: 4\n'
-                        'layer { name: "relu" type: "ReLU" bottom: "data" top: "out" }\n')
+    prototxt.write_text(
+        'input: "data" input_dim: 1 input_dim: 1 input_dim: 4 input_dim: 4\n'
+        'layer { name: "relu" type: "ReLU" bottom: "data" top: "out" }\n'
+    )
     with pytest.raises(caffe2keras.PreprocessingError, match="declares no preprocessing"):
         caffe2keras.convert(prototxt, preprocessing=True)
     with pytest.raises(caffe2keras.PreprocessingError, match="'rgb' reverses 3 colour channels"):

@@ -35,7 +35,7 @@ def caffe_blob(rgb_nhwc: np.ndarray, mean_chw: np.ndarray | None, scale: float) 
     """Caffe's DataTransformer::Transform at TEST on BGR images, as NHWC float32."""
     bgr_nchw = rgb_nhwc[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32)
     if mean_chw is not None:
-        channels, height, width = bgr_nchw.shape[1:]
+        height, width = bgr_nchw.shape[2:]
         h_off, w_off = (mean_chw.shape[1] - height) // 2, (mean_chw.shape[2] - width) // 2
         bgr_nchw = bgr_nchw - mean_chw[:, h_off : h_off + height, w_off : w_off + width]
     return (bgr_nchw * np.float32(scale)).transpose(0, 2, 3, 1)
@@ -57,7 +57,10 @@ def assert_same_outputs(preprocessed, plain, raw, blob):
 
 
 def test_lenet_takes_its_scale_from_the_train_val_transform_param():
-    prototxt, weights = TRAINED / "lenet_mnist" / "lenet_train_test.prototxt", TRAINED / "lenet_mnist" / "lenet_iter_10000.caffemodel"
+    prototxt, weights = (
+        TRAINED / "lenet_mnist" / "lenet_train_test.prototxt",
+        TRAINED / "lenet_mnist" / "lenet_iter_10000.caffemodel",
+    )
     shapes = {"data": (1, 1, 28, 28)}
     model = caffe2keras.convert(prototxt, weights, input_shapes=shapes, preprocessing=True)
     with pytest.warns(caffe2keras.ConversionWarning, match=r"'mnist' fed blob 'data'.* times 0.00390625.*--preprocess"):

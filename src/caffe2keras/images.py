@@ -76,9 +76,7 @@ def read_images(paths: Sequence[str | os.PathLike], spec: ImageInput) -> np.ndar
     try:
         import cv2
     except ImportError:
-        raise ModelFileError(
-            paths[0], "reading images needs OpenCV: pip install 'caffe2keras[images]'."
-        ) from None
+        raise ModelFileError(paths[0], "reading images needs OpenCV: pip install 'caffe2keras[images]'.") from None
     images = []
     for path in paths:
         flag = cv2.IMREAD_GRAYSCALE if spec.order == "gray" else cv2.IMREAD_COLOR

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from caffe2keras.caffe.prototxt import read_text
 from caffe2keras.errors import ModelFileError, PreprocessingError
 
 Labels = str | os.PathLike | Sequence[str]
@@ -24,15 +25,7 @@ def read_labels(labels: Labels) -> list[str]:
     """A labels file's lines (or a sequence of labels, as given)."""
     if not isinstance(labels, (str, os.PathLike)):
         return [str(label) for label in labels]
-    try:
-        with open(labels, encoding="utf-8") as f:
-            lines = [line.rstrip("\r\n") for line in f]
-    except FileNotFoundError:
-        raise ModelFileError(labels, "no such file.") from None
-    except UnicodeDecodeError:
-        raise ModelFileError(labels, "not a UTF-8 text file; a labels file has one label per line.") from None
-    except OSError as exc:
-        raise ModelFileError(labels, f"cannot read the file: {exc.strerror}.") from None
+    lines = read_text(labels, "a labels file has one label per line.").splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:

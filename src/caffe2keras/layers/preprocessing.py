@@ -45,7 +45,9 @@ class CaffePreprocessing(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if input_order is not None and input_order not in INPUT_ORDERS:
-            raise ValueError(f"input_order must be one of {INPUT_ORDERS} or None. Received: input_order={input_order!r}")
+            raise ValueError(
+                f"input_order must be one of {INPUT_ORDERS} or None. Received: input_order={input_order!r}"
+            )
         self.mean_shape = None if mean_shape is None else tuple(int(d) for d in mean_shape)
         if mean is not None and np.shape(mean) != self.mean_shape:
             raise ValueError(
