@@ -21,8 +21,8 @@ _EXPORTS = {
     "Node": "caffe2keras.converters",
     "Step": "caffe2keras.converters",
     "save_model": "caffe2keras.saving",
-    "VerifyReport": "caffe2keras.verify",
-    "verify": "caffe2keras.verify",
+    "VerifyReport": "caffe2keras.verification",
+    "verify": "caffe2keras.verification",
     **dict.fromkeys(
         (
             "Caffe2KerasError",
