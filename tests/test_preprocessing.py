@@ -121,3 +121,16 @@ def test_mtcnn_with_mean_and_scale_flags(net, size, tmp_path):
     plain = caffe2keras.convert(prototxt, weights)
     raw = raw_images(size, size)
     assert_same_outputs(model, plain, raw, caffe_blob(raw, np.full((3, 1, 1), 127.5, np.float32), 0.0078125))
+
+
+def test_channels_first_models_take_channels_first_images(cifar_mean, tmp_path):
+    net = TRAINED / "cifar10_quick"
+    prototxt, weights = net / "cifar10_quick_train_test.prototxt", net / "cifar10_quick_iter_5000.caffemodel"
+    (tmp_path / "mean.binaryproto").write_bytes(blob_bytes(cifar_mean[None], legacy=True))
+    options = {"input_shapes": {"data": (1, 3, 32, 32)}, "data_format": "channels_first"}
+    model = caffe2keras.convert(prototxt, weights, preprocessing={"mean": tmp_path / "mean.binaryproto"}, **options)
+    plain = caffe2keras.convert(prototxt, weights, **options)
+    raw = raw_images(32, 32)
+    to_nchw = (0, 3, 1, 2)
+    blob = caffe_blob(raw, cifar_mean, 1.0).transpose(to_nchw)
+    assert_same_outputs(model, plain, raw.transpose(to_nchw), blob)
