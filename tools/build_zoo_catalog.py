@@ -39,10 +39,10 @@ IMAGENET_SYNSETS = "https://github.com/opencv/opencv/raw/3.3.1/samples/data/dnn/
 DECISIONS: dict[str, dict] = {
     # The BVLC nets train with imagenet_mean.binaryproto, which is only inside an archive with no
     # published hash; BVLC's own classification example averages it to this per-pixel mean.
-    **dict.fromkeys(
-        ("bvlc_alexnet", "bvlc_reference_caffenet", "bvlc_reference_rcnn_ilsvrc13", "finetune_flickr_style"),
-        {"mean_key": "mean_pixel_bgr_exact"},
-    ),
+    **{
+        name: {"mean_key": "mean_pixel_bgr_exact"}
+        for name in ("bvlc_alexnet", "bvlc_reference_caffenet", "bvlc_reference_rcnn_ilsvrc13", "finetune_flickr_style")
+    },
     # The MATLAB demo (the authors' code) feeds RGB images, transposed (MATLAB is column-major).
     "mtcnn": {
         "channel_order": "RGB",
@@ -52,7 +52,10 @@ DECISIONS: dict[str, dict] = {
         "transpose each image before it enters the model.",
     },
     # Only the order as bob.bio.face writes it is known, not which channel order the net takes.
-    "vgg_face": {"mean_key": None, "note": "bob.bio.face gives the mean (129.1863, 104.7624, 93.594) without its channel order."},
+    "vgg_face": {
+        "mean_key": None,
+        "note": "bob.bio.face gives the mean (129.1863, 104.7624, 93.594) without its channel order.",
+    },
     # The net takes the L channel of a Lab image minus 50, not a colour image.
     "colorization_v2": {
         "channel_order": "L",
@@ -64,8 +67,9 @@ DECISIONS: dict[str, dict] = {
 
 # Label files and how each lists its classes.
 LABEL_FORMATS = {
-    "synset_words.txt": "synset_words",  # "n01440764 tench, Tinca tinca"
-    "synset.txt": "synset_words",
+    # "n01440764 tench, Tinca tinca": kept whole, as caffe2keras's labels files are (the id is searched for too)
+    "synset_words.txt": "lines",
+    "synset.txt": "lines",
     "categories_places365.txt": "first_token",  # "/a/airfield 0"
     "pascal-classes.txt": "first_token",  # "aeroplane 128 0 0"
     "labelmap_ilsvrc_det.prototxt": "labelmap",  # LabelMap { item { display_name: ... } }
@@ -191,7 +195,12 @@ def labels_of(facts: dict) -> tuple[dict | None, dict | None]:
     if not urls:
         return None, None
     name = urls[0].rsplit("/", 1)[-1]
-    return {"format": LABEL_FORMATS.get(name, "lines")}, {"filename": name, "urls": urls[:1], "hash": None, "size": None}
+    return {"format": LABEL_FORMATS.get(name, "lines")}, {
+        "filename": name,
+        "urls": urls[:1],
+        "hash": None,
+        "size": None,
+    }
 
 
 def licence_of(facts: dict) -> dict:
@@ -239,7 +248,12 @@ def net(facts: dict, *, name=None, prototxt=None, weights=None, input_shape=None
         files["labels"] = labels_file
     extra = (facts["preprocessing"] or {}).get("extra_file")
     if extra:
-        files["extra"] = {"filename": extra["name"], "urls": [extra["url"]], "hash": f"sha256:{extra['sha256']}", "size": extra["size_bytes"]}
+        files["extra"] = {
+            "filename": extra["name"],
+            "urls": [extra["url"]],
+            "hash": f"sha256:{extra['sha256']}",
+            "size": extra["size_bytes"],
+        }
     reason = unverified_reason(files)
     shape, shape_note = shape_of(input_shape if input_shape is not None else facts["input_shape"])
     return {

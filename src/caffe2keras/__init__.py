@@ -25,8 +25,11 @@ _EXPORTS = {
     "verify": "caffe2keras.verify",
     **dict.fromkeys(
         (
+            "CacheError",
             "Caffe2KerasError",
             "ConversionWarning",
+            "DownloadError",
+            "HashMismatchError",
             "InputShapeError",
             "LayerError",
             "ModelFileError",
@@ -36,8 +39,10 @@ _EXPORTS = {
             "ShapeError",
             "UnsupportedLayersError",
             "UnsupportedParameterError",
+            "UnverifiedNetError",
             "VerifyError",
             "WeightsError",
+            "ZooError",
         ),
         "caffe2keras.errors",
     ),
