@@ -68,6 +68,10 @@ class ShapeError(LayerError):
     """Input shapes that the layer cannot take, as Caffe would also refuse."""
 
 
+class PreprocessingError(Caffe2KerasError):
+    """Preprocessing or labels that do not fit the net: a mean of the wrong shape, an unknown input..."""
+
+
 class VerifyError(Caffe2KerasError):
     """A verification that cannot be set up: a reference that cannot run, inputs that do not fit."""
 
