@@ -26,8 +26,8 @@ _EXPORTS = {
     "model_labels": "caffe2keras.labels",
     "read_labels": "caffe2keras.labels",
     "save_model": "caffe2keras.saving",
-    "VerifyReport": "caffe2keras.verify",
-    "verify": "caffe2keras.verify",
+    "VerifyReport": "caffe2keras.verification",
+    "verify": "caffe2keras.verification",
     **dict.fromkeys(
         (
             "CacheError",
