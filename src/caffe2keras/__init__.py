@@ -30,8 +30,11 @@ _EXPORTS = {
     "verify": "caffe2keras.verification",
     **dict.fromkeys(
         (
+            "CacheError",
             "Caffe2KerasError",
             "ConversionWarning",
+            "DownloadError",
+            "HashMismatchError",
             "InputShapeError",
             "LayerError",
             "ModelFileError",
@@ -42,8 +45,10 @@ _EXPORTS = {
             "ShapeError",
             "UnsupportedLayersError",
             "UnsupportedParameterError",
+            "UnverifiedNetError",
             "VerifyError",
             "WeightsError",
+            "ZooError",
         ),
         "caffe2keras.errors",
     ),
