@@ -6,9 +6,9 @@ import numpy as np
 from keras import layers
 
 from caffe2keras import layers as caffe_layers
+from caffe2keras.converters.axes import canonical_axis
 from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
-from caffe2keras.converters.reshaping import canonical_axis
 from caffe2keras.errors import UnsupportedParameterError
 
 

@@ -8,9 +8,9 @@ import numpy as np
 from keras import layers
 
 from caffe2keras.arrays import owned_copy
+from caffe2keras.converters.axes import canonical_axis, in_caffe_order, to_caffe_order, to_keras_order
 from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
-from caffe2keras.converters.reshaping import canonical_axis, in_caffe_order, to_caffe_order, to_keras_order
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import Affine
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from keras import layers
 
+from caffe2keras.converters.axes import caffe_reshape_steps
 from caffe2keras.converters.base import Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
-from caffe2keras.converters.reshaping import caffe_reshape_steps
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import LRN, MeanVarianceNormalization
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from keras import layers
 
+from caffe2keras.converters.axes import to_caffe_order
 from caffe2keras.converters.base import Node, Step, converts, require
-from caffe2keras.converters.reshaping import to_caffe_order
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling

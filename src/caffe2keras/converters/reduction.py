@@ -6,8 +6,8 @@ import math
 
 from keras import layers
 
+from caffe2keras.converters.axes import canonical_axis, in_caffe_order
 from caffe2keras.converters.base import Node, Step, converts, require
-from caffe2keras.converters.reshaping import canonical_axis, in_caffe_order
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import ArgMax, Reduction
