@@ -12,8 +12,6 @@ from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import Affine, WeightedSum
 
-PROD, SUM, MAX = 0, 1, 2
-
 
 def eltwise_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     require(len(in_shapes) >= 2, op, "Eltwise takes two or more bottoms", "bottom", [b.name for b in op.bottoms])
@@ -26,7 +24,7 @@ def eltwise_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     )
     p = op.param.eltwise_param
     if p.coeff:
-        require(p.operation == SUM, op, "coefficients apply to SUM only", "eltwise_param.coeff", list(p.coeff))
+        require(p.operation == p.SUM, op, "coefficients apply to SUM only", "eltwise_param.coeff", list(p.coeff))
         require(
             len(p.coeff) == len(in_shapes), op, "give one coefficient per bottom", "eltwise_param.coeff", list(p.coeff)
         )
@@ -36,9 +34,9 @@ def eltwise_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 @converts("Eltwise", shapes=eltwise_shapes)
 def eltwise(node: Node) -> Step:
     p = node.param.eltwise_param
-    if p.operation == PROD:
+    if p.operation == p.PROD:
         return Step(layers.Multiply())
-    if p.operation == MAX:
+    if p.operation == p.MAX:
         return Step(layers.Maximum())
     if p.coeff and any(c != 1 for c in p.coeff):
         return Step(WeightedSum(p.coeff))

@@ -10,6 +10,7 @@ import math
 
 from keras import layers
 
+from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
@@ -18,7 +19,7 @@ from caffe2keras.layers import DetectionOutput, Normalize, PriorBox
 from caffe2keras.layers.detection_output import detection_rows
 from caffe2keras.layers.prior_box import prior_box_sizes
 
-CODE_TYPES = {1: "corner", 2: "center_size", 3: "corner_size"}
+CODE_TYPES = {"CORNER": "corner", "CENTER_SIZE": "center_size", "CORNER_SIZE": "corner_size"}
 
 
 def normalize_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -198,7 +199,7 @@ def detection_output_args(op: Op) -> dict:
         num_classes=p.num_classes,
         share_location=p.share_location,
         background_label_id=p.background_label_id,
-        code_type=CODE_TYPES[p.code_type],
+        code_type=CODE_TYPES[enum_name(p, "code_type")],
         variance_encoded_in_target=p.variance_encoded_in_target,
         keep_top_k=p.keep_top_k,
         confidence_threshold=p.confidence_threshold if p.HasField("confidence_threshold") else None,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from keras import layers
 
+from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.axes import caffe_reshape_steps
 from caffe2keras.converters.base import Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import LRN, MeanVarianceNormalization
 
-NORM_REGIONS = {0: "across_channels", 1: "within_channel"}
+NORM_REGIONS = {"ACROSS_CHANNELS": "across_channels", "WITHIN_CHANNEL": "within_channel"}
 
 
 def lrn_shapes(op, in_shapes):
@@ -29,7 +30,7 @@ def lrn(node: Node) -> Step:
             alpha=p.alpha,
             beta=p.beta,
             k=p.k,
-            norm_region=NORM_REGIONS[p.norm_region],
+            norm_region=NORM_REGIONS[enum_name(p, "norm_region")],
             data_format=node.layout.data_format,
         )
     )
