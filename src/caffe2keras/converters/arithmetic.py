@@ -33,6 +33,7 @@ def eltwise_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Eltwise", shapes=eltwise_shapes)
 def eltwise(node: Node) -> Step:
+    """Caffe's Eltwise as Keras' Add, Multiply or Maximum, or WeightedSum for SUM with coefficients."""
     p = node.param.eltwise_param
     if p.operation == p.PROD:
         return Step(layers.Multiply())
@@ -139,6 +140,7 @@ def _merge_bottoms(node: Node, start: int, param_shape: Shape, merge: layers.Lay
 
 @converts("Scale", shapes=scale_shapes)
 def scale(node: Node) -> list[Step]:
+    """Caffe's Scale as a learned Affine, or with two bottoms a broadcast Multiply by bottom 1."""
     p = node.param.scale_param
     start, param_shape = _param_shape(node.op, list(node.in_shapes), "scale_param")
     if len(node.in_shapes) == 2:
@@ -167,6 +169,7 @@ def scale(node: Node) -> list[Step]:
 
 @converts("Bias", shapes=bias_shapes)
 def bias(node: Node) -> list[Step]:
+    """Caffe's Bias as a learned Affine, or with two bottoms a broadcast Add of bottom 1."""
     p = node.param.bias_param
     start, param_shape = _param_shape(node.op, list(node.in_shapes), "bias_param")
     if len(node.in_shapes) == 2:

@@ -36,6 +36,7 @@ def normalize_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Normalize", shapes=normalize_shapes)
 def normalize(node: Node) -> Step:
+    """SSD's Normalize (an L2 normalization times a learned scale) as the Normalize layer."""
     p = node.param.norm_param
     shape = () if p.channel_shared else (node.in_shapes[0][1],)
     scale = node.blob(0, shape, "norm_param.channel_shared", p.channel_shared)
@@ -72,6 +73,7 @@ def permute_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Permute", shapes=permute_shapes)
 def permute(node: Node):
+    """SSD's Permute as Keras' Permute of this layout's axes."""
     rank = len(node.in_shapes[0])
     order = permute_order(node.op, rank)
     if order == list(range(rank)):
@@ -179,6 +181,7 @@ def prior_box_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("PriorBox", shapes=prior_box_shapes)
 def prior_box(node: Node) -> Step:
+    """SSD's PriorBox as the PriorBox layer."""
     return Step(PriorBox(**prior_box_args(node.op), data_format=node.layout.data_format))
 
 
@@ -252,6 +255,7 @@ def detection_output_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("DetectionOutput", shapes=detection_output_shapes)
 def detection_output(node: Node) -> Step:
+    """SSD's DetectionOutput (box decoding and non-maximum suppression) as the DetectionOutput layer."""
     # save_output_param and visualize only write files and draw; the blob does not change.
     layer = DetectionOutput(**detection_output_args(node.op), data_format=node.layout.data_format)
     return Step(layer, inputs=[0, 1, 2])

@@ -26,6 +26,7 @@ def inner_product_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("InnerProduct", shapes=inner_product_shapes)
 def inner_product(node: Node) -> list[Step]:
+    """Caffe's InnerProduct as Keras' Dense, its rows in this layout's flattening order."""
     shape = node.in_shapes[0]
     p = node.param.inner_product_param
     axis = canonical_axis(node.op, p.axis, len(shape), "inner_product_param.axis")
@@ -74,6 +75,7 @@ def embed_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Embed", shapes=embed_shapes)
 def embed(node: Node) -> list[Step]:
+    """Caffe's Embed as Keras' Embedding, plus a learned bias when it has one."""
     p = node.param.embed_param
     shape, out = node.in_shapes[0], node.out_shapes[0]
     # Caffe stores the table as (input_dim, num_output), as Keras does; indices are truncated floats.

@@ -23,6 +23,7 @@ def lrn_shapes(op, in_shapes):
 
 @converts("LRN", shapes=lrn_shapes)
 def lrn(node: Node) -> Step:
+    """Caffe's LRN as the LRN layer, across channels or within each channel."""
     p = node.param.lrn_param
     return Step(
         LRN(
@@ -38,6 +39,7 @@ def lrn(node: Node) -> Step:
 
 @converts("BatchNorm", shapes=same_shapes)
 def batch_norm(node: Node) -> Step:
+    """Caffe's BatchNorm as Keras' BatchNormalization over its stored statistics."""
     p = node.param.batch_norm_param
     shape = node.in_shapes[0]
     channels = shape[1] if len(shape) > 1 else 1
@@ -70,6 +72,7 @@ def mvn_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("MVN", shapes=mvn_shapes)
 def mvn(node: Node) -> list[Step]:
+    """Caffe's MVN as the MeanVarianceNormalization layer."""
     p = node.param.mvn_param
     shape = node.in_shapes[0]
     first = 1 if p.across_channels else 2

@@ -23,6 +23,7 @@ def parameter_layer_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Parameter", shapes=parameter_layer_shapes)
 def parameter(node: Node) -> Step:
+    """Caffe's Parameter as the LearnedTensor layer, whose output is its learned blob."""
     shape = node.out_shapes[0]
     value = node.blob(0, shape, "parameter_param.shape", shape)
     # The blob's axis 0 is its own, not a batch: the Keras tensor keeps it, fixed.

@@ -127,6 +127,7 @@ def pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Pooling", shapes=pooling_shapes)
 def pooling(node: Node) -> Step:
+    """Caffe's Pooling as the plainest exact Keras pooling or CaffePooling2D (with a mask: MaxPoolingWithArgmax2D)."""
     shape = node.in_shapes[0]
     g = pool_geometry(node.op, shape)
     data_format = node.layout.data_format
@@ -192,6 +193,7 @@ def spp_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("SPP", shapes=spp_shapes)
 def spp(node: Node) -> list[Step]:
+    """Caffe's SPP as one pooling per pyramid level, each flattened in Caffe's order, concatenated."""
     shape = node.in_shapes[0]
     levels = spp_levels(node.op, shape)
     data_format = node.layout.data_format
@@ -237,6 +239,7 @@ def roi_pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("ROIPooling", shapes=roi_pooling_shapes)
 def roi_pooling(node: Node) -> list[Step]:
+    """Fast R-CNN's ROIPooling as the ROIPooling layer."""
     p = node.param.roi_pooling_param
     steps = []
     if len(node.in_shapes[1]) != 2:

@@ -40,6 +40,7 @@ def argmax_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("ArgMax", shapes=argmax_shapes)
 def argmax(node: Node) -> Step | list[Step]:
+    """Caffe's ArgMax as the ArgMax layer, along one axis or over each sample's flattened values."""
     p = node.param.argmax_param
     shape = node.in_shapes[0]
     if p.HasField("axis"):
@@ -77,6 +78,7 @@ def reduction_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Reduction", shapes=reduction_shapes)
 def reduction(node: Node) -> Step:
+    """Caffe's Reduction (SUM, ASUM, SUMSQ or MEAN of the trailing axes) as the Reduction layer."""
     p = node.param.reduction_param
     rank = len(node.in_shapes[0])
     axis = _reduction_axis(node.op, rank)

@@ -20,6 +20,7 @@ from caffe2keras.layers import BatchReindex, Crop, Slice, Tile
 
 @converts("Split", shapes=same_shapes)
 def split(node: Node):
+    """Caffe's Split: every top is the bottom."""
     return IDENTITY
 
 
@@ -47,6 +48,7 @@ def concat_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Concat", shapes=concat_shapes)
 def concat(node: Node):
+    """Caffe's Concat as Keras' Concatenate along the same axis."""
     if len(node.in_shapes) == 1:
         return IDENTITY
     axis = concat_axis(node.op, len(node.in_shapes[0]))
@@ -95,6 +97,7 @@ def slice_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Slice", shapes=slice_shapes)
 def slice_(node: Node):
+    """Caffe's Slice as the Slice layer, one top per piece."""
     if len(node.op.tops) == 1:
         return IDENTITY
     axis, points = slice_points(node.op, node.in_shapes[0])
@@ -120,6 +123,7 @@ def flatten_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Flatten", shapes=flatten_shapes)
 def flatten(node: Node):
+    """Caffe's Flatten as a reshape in Caffe's element order."""
     return caffe_reshape_steps(node, node.in_shapes[0], node.out_shapes[0], "flatten_param.axis")
 
 
@@ -170,6 +174,7 @@ def reshape_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Reshape", shapes=reshape_shapes)
 def reshape(node: Node):
+    """Caffe's Reshape as a reshape in Caffe's element order."""
     if node.in_shapes[0] == node.out_shapes[0]:
         return IDENTITY
     return caffe_reshape_steps(node, node.in_shapes[0], node.out_shapes[0], "reshape_param.shape")
@@ -221,6 +226,7 @@ def crop_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Crop", shapes=crop_shapes)
 def crop(node: Node):
+    """Caffe's Crop as the Crop layer: bottom 0 cut to bottom 1's size from the offsets."""
     offsets = crop_offsets(node.op, list(node.in_shapes))
     out = node.out_shapes[0]
     require(
@@ -246,6 +252,7 @@ def tile_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Tile", shapes=tile_shapes)
 def tile(node: Node) -> Step:
+    """Caffe's Tile as the Tile layer."""
     p = node.param.tile_param
     axis = canonical_axis(node.op, p.axis, len(node.in_shapes[0]), "tile_param.axis")
     require(
@@ -276,6 +283,7 @@ def batch_reindex_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("BatchReindex", shapes=batch_reindex_shapes)
 def batch_reindex(node: Node) -> Step:
+    """Caffe's BatchReindex as the BatchReindex layer: the samples bottom 1 indexes."""
     return Step(BatchReindex())
 
 
