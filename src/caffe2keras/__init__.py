@@ -21,6 +21,8 @@ _EXPORTS = {
     "Node": "caffe2keras.converters",
     "Step": "caffe2keras.converters",
     "save_model": "caffe2keras.saving",
+    "load_caffe_weights": "caffe2keras.transplant",
+    "WeightsReport": "caffe2keras.transplant",
     "VerifyReport": "caffe2keras.verify",
     "verify": "caffe2keras.verify",
     **dict.fromkeys(
@@ -38,6 +40,7 @@ _EXPORTS = {
             "UnsupportedParameterError",
             "VerifyError",
             "WeightsError",
+            "WeightsPairingError",
         ),
         "caffe2keras.errors",
     ),

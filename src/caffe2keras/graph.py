@@ -296,3 +296,32 @@ def infer_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule]) -> None:
             )
         for top, shape in zip(op.tops, out_shapes):
             graph.shapes[top] = tuple(int(d) for d in shape)
+
+
+def infer_known_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule | None]) -> dict[str, str]:
+    """Fill ``graph.shapes`` as far as it goes: layers whose bottoms have no known shape, that
+    have no shape rule, or whose rule refuses its inputs leave their tops unknown.
+
+    Returns why, by layer name, for each layer whose tops stay unknown.
+    """
+    unknown: dict[str, str] = {}
+    for op in graph.ops:
+        missing = [str(b) for b in op.bottoms if b not in graph.shapes]
+        rule = rule_for(op)
+        if missing:
+            unknown[op.name] = f"the shape of {', '.join(missing)} is not known"
+            continue
+        if rule is None:
+            unknown[op.name] = "no shape rule"
+            continue
+        try:
+            out_shapes = rule(op, [graph.shapes[b] for b in op.bottoms])
+        except LayerError as exc:
+            unknown[op.name] = exc.detail
+            continue
+        if len(out_shapes) != len(op.tops):
+            unknown[op.name] = f"the layer produces {len(out_shapes)} blob(s) but names {len(op.tops)} top(s)"
+            continue
+        for top, shape in zip(op.tops, out_shapes):
+            graph.shapes[top] = tuple(int(d) for d in shape)
+    return unknown
