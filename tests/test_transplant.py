@@ -191,7 +191,9 @@ def test_keras_resnet50_holds_every_caffe_value(zoo_weights):
         checked.add(target.name)
         if layer.type == "Convolution":
             assert np.array_equal(target.kernel.numpy(), blobs[0].transpose(2, 3, 1, 0)), name
-            assert not target.bias.numpy().any(), name  # Caffe's ResNet convolutions have no bias
+            # conv1 has a bias; Caffe's other convolutions have none, which is a bias of 0.
+            bias = blobs[1] if len(blobs) > 1 else np.zeros(blobs[0].shape[0], np.float32)
+            assert np.array_equal(target.bias.numpy(), bias), name
         elif layer.type == "InnerProduct":
             assert np.array_equal(target.kernel.numpy(), blobs[0].T) and np.array_equal(target.bias.numpy(), blobs[1])
         elif layer.type == "BatchNorm":
