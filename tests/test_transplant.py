@@ -205,3 +205,29 @@ def test_keras_resnet50_holds_every_caffe_value(zoo_weights):
             assert layer.type == "Scale"
             assert np.array_equal(target.gamma.numpy(), blobs[0]) and np.array_equal(target.beta.numpy(), blobs[1])
     assert checked == {layer.name for layer in model.layers if layer.weights}
+
+
+def test_cli_writes_a_weights_file_for_a_keras_architecture(small_net, tmp_path, capsys):
+    from caffe2keras.cli import main
+
+    architecture, output = tmp_path / "twin.keras", tmp_path / "twin.weights.h5"
+    keras_twin("channels_last").save(architecture)
+    assert main(["weights", *map(str, small_net), "--into", str(architecture), "-o", str(output)]) == 0
+    out = capsys.readouterr().out
+    assert "bn1 + scale1" in out and f"wrote {output}" in out
+    written, expected = keras_twin("channels_last"), keras_twin("channels_last")
+    written.load_weights(output)
+    caffe2keras.load_caffe_weights(expected, *small_net, epsilon="variance")
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(written.weights, expected.weights))
+
+
+def test_cli_writes_nothing_when_layers_do_not_pair(small_net, tmp_path, capsys):
+    from caffe2keras.cli import main
+
+    output, architecture = tmp_path / "other.weights.h5", tmp_path / "other.keras"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]).save(architecture)
+    status = main(["weights", *map(str, small_net), "--into", str(architecture), "-o", str(output)])
+    assert status == 1 and not output.exists() and not list(tmp_path.glob("*.partial*"))
+    assert "no weight was changed" in capsys.readouterr().err
+    assert main(["weights", *map(str, small_net), "--into", "keras.applications.Nope", "-o", str(output)]) == 2
+    assert main(["weights", *map(str, small_net), "--into", "model.h5", "-o", str(output)]) == 2
