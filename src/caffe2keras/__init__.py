@@ -21,6 +21,8 @@ _EXPORTS = {
     "Node": "caffe2keras.converters",
     "Step": "caffe2keras.converters",
     "save_model": "caffe2keras.saving",
+    "summarize": "caffe2keras.summary",
+    "NetSummary": "caffe2keras.summary",
     "load_caffe_weights": "caffe2keras.transplant",
     "WeightsReport": "caffe2keras.transplant",
     "VerifyReport": "caffe2keras.verify",
