@@ -231,3 +231,28 @@ def test_cli_writes_nothing_when_layers_do_not_pair(small_net, tmp_path, capsys)
     assert "no weight was changed" in capsys.readouterr().err
     assert main(["weights", *map(str, small_net), "--into", "keras.applications.Nope", "-o", str(output)]) == 2
     assert main(["weights", *map(str, small_net), "--into", "model.h5", "-o", str(output)]) == 2
+
+
+def test_sequential_and_nested_models_pair_as_functional_ones(small_net):
+    sequential = keras.Sequential(
+        [
+            keras.Input((6, 5, 3)),
+            keras.layers.Conv2D(4, 3, padding="same"),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.DepthwiseConv2D(3, strides=2, depth_multiplier=2, use_bias=False),
+            keras.layers.Flatten(),
+            keras.layers.Dense(5),
+        ]
+    )
+    x = keras.Input((6, 5, 3))
+    nested = keras.Model(x, keras.layers.Activation("softmax")(keras_twin("channels_last")(x)))
+    for model in (sequential, nested):
+        report = caffe2keras.load_caffe_weights(model, *small_net)
+        assert [p.caffe_type for p in report.pairings] == [
+            "Convolution",
+            "BatchNorm + Scale",
+            "Convolution",
+            "InnerProduct",
+        ]
+        assert report.pairings[-1].notes == ("rows C,H,W -> H,W,C",)

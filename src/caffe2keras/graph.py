@@ -284,18 +284,21 @@ ShapeRule = Callable[[Op, list[Shape]], list[Shape]]
 def infer_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule]) -> None:
     """Fill ``graph.shapes`` for every blob value, in network order."""
     for op in graph.ops:
-        in_shapes = [graph.shapes[b] for b in op.bottoms]
-        out_shapes = rule_for(op)(op, in_shapes)
-        if len(out_shapes) != len(op.tops):
-            raise LayerError(
-                op.name,
-                op.type,
-                f"the layer produces {len(out_shapes)} blob(s) but names {len(op.tops)} top(s).",
-                "top",
-                [t.name for t in op.tops],
-            )
-        for top, shape in zip(op.tops, out_shapes):
-            graph.shapes[top] = tuple(int(d) for d in shape)
+        _infer_op_shapes(graph, op, rule_for(op))
+
+
+def _infer_op_shapes(graph: Graph, op: Op, rule: ShapeRule) -> None:
+    out_shapes = rule(op, [graph.shapes[b] for b in op.bottoms])
+    if len(out_shapes) != len(op.tops):
+        raise LayerError(
+            op.name,
+            op.type,
+            f"the layer produces {len(out_shapes)} blob(s) but names {len(op.tops)} top(s).",
+            "top",
+            [t.name for t in op.tops],
+        )
+    for top, shape in zip(op.tops, out_shapes):
+        graph.shapes[top] = tuple(int(d) for d in shape)
 
 
 def infer_known_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule | None]) -> dict[str, str]:
@@ -310,18 +313,11 @@ def infer_known_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule | None])
         rule = rule_for(op)
         if missing:
             unknown[op.name] = f"the shape of {', '.join(missing)} is not known"
-            continue
-        if rule is None:
+        elif rule is None:
             unknown[op.name] = "no shape rule"
-            continue
-        try:
-            out_shapes = rule(op, [graph.shapes[b] for b in op.bottoms])
-        except LayerError as exc:
-            unknown[op.name] = exc.detail
-            continue
-        if len(out_shapes) != len(op.tops):
-            unknown[op.name] = f"the layer produces {len(out_shapes)} blob(s) but names {len(op.tops)} top(s)"
-            continue
-        for top, shape in zip(op.tops, out_shapes):
-            graph.shapes[top] = tuple(int(d) for d in shape)
+        else:
+            try:
+                _infer_op_shapes(graph, op, rule)
+            except LayerError as exc:
+                unknown[op.name] = exc.detail
     return unknown

@@ -136,10 +136,11 @@ def summarize(
         if ref.name == name
     ]
     level, stages = net.state.level, list(net.state.stage)
+    op_names = {op.name for op in graph.ops}
     for layer in net.layer:
         if not layer_is_kept(layer, 1, level, stages):
             continue
-        if layer.type in DATA_LAYER_TYPES or (not layer.bottom and layer.top and layer.name not in _op_names(graph)):
+        if layer.type in DATA_LAYER_TYPES or (not layer.bottom and layer.top and layer.name not in op_names):
             tops = tuple(layer.top)
             shapes = tuple(next((graph.shapes.get(r) for r in graph.inputs if r.name == t), None) for t in tops)
             rows.append(LayerRow(layer.name, layer.type, (), tops, shapes, None, "keras.Input", "input"))
@@ -161,10 +162,6 @@ def summarize(
             op = next(ops)
             rows.append(_op_row(op, graph, loaded, layout, unknown.get(op.name)))
     return NetSummary(str(prototxt), None if weights is None else str(weights), data_format, rows, graph)
-
-
-def _op_names(graph: Graph) -> set[str]:
-    return {op.name for op in graph.ops}
 
 
 def _op_row(op, graph: Graph, loaded, layout: Layout, shapes_unknown: str | None) -> LayerRow:
