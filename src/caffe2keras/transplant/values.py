@@ -119,8 +119,12 @@ def _batch_norm(unit: CaffeUnit, target: KerasTarget, notes: list[str], epsilon_
             epsilon = p.eps
             notes.append(f"epsilon {layer.epsilon:g} -> {p.eps:g}")
         else:  # keep the layer's epsilon: Keras divides by sqrt(variance + epsilon) as Caffe did
-            variance = (variance.astype(np.float64) + (p.eps - layer.epsilon)).astype(np.float32)
-            notes.append(f"moving_variance + {p.eps - layer.epsilon:.3g} for the layer's epsilon {layer.epsilon:g}")
+            difference = p.eps - layer.epsilon
+            variance = (variance.astype(np.float64) + difference).astype(np.float32)
+            sign = "+" if difference > 0 else "-"
+            notes.append(
+                f"moving_variance {sign} {abs(difference):.3g}: Caffe's eps {p.eps:g}, the layer's epsilon {layer.epsilon:g}"
+            )
     values += [(layer.moving_mean, mean), (layer.moving_variance, variance)]
     return values, epsilon
 
