@@ -157,7 +157,7 @@ def build_graph(
     net,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     *,
-    phase: int = 1,
+    phase: int | None = None,
     level: int | None = None,
     stages: Sequence[str] | None = None,
     require_input_shapes: bool = True,
@@ -170,6 +170,8 @@ def build_graph(
     given = {name: tuple(int(d) for d in shape) for name, shape in (input_shapes or {}).items()}
     level = net.state.level if level is None else level
     stages = list(net.state.stage) if stages is None else list(stages)
+    if phase is None:
+        phase = net.state.DESCRIPTOR.fields_by_name["phase"].enum_type.values_by_name["TEST"].number
 
     versions: dict[str, int] = {}
     declared_inputs: list[tuple[str, Shape | None, str]] = []  # name, shape, declared by

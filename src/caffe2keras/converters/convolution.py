@@ -190,6 +190,7 @@ def _checked_geometry(node: Node) -> tuple[ConvGeometry, int]:
 
 @converts("Convolution", "DepthwiseConvolution", "ConvolutionDepthwise", shapes=convolution_shapes)
 def convolution(node: Node) -> list[Step]:
+    """Caffe's Convolution (and the forks' depthwise types) as Keras' Conv1D/2D/3D or DepthwiseConv2D."""
     g, channels = _checked_geometry(node)
     spatial = len(g.kernel)
     data_format = node.layout.data_format
@@ -250,6 +251,7 @@ def convolution(node: Node) -> list[Step]:
 
 @converts("Deconvolution", shapes=deconvolution_shapes)
 def deconvolution(node: Node) -> list[Step]:
+    """Caffe's Deconvolution as Keras' Conv*Transpose or GroupedConv2DTranspose, cropped by its pad."""
     g, channels = _checked_geometry(node)
     spatial = len(g.kernel)
     data_format = node.layout.data_format
@@ -322,6 +324,7 @@ def im2col_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Im2col", shapes=im2col_shapes)
 def im2col(node: Node) -> list[Step]:
+    """Caffe's Im2col as a frozen grouped convolution with one-hot kernels."""
     shape = node.in_shapes[0]
     op = _im2col_as_convolution(node.op, shape)
     kernel = conv_geometry(op, shape).kernel

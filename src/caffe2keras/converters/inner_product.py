@@ -6,9 +6,9 @@ import math
 
 from keras import layers
 
+from caffe2keras.converters.axes import canonical_axis, in_caffe_order, to_caffe_order, to_keras_order
 from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
-from caffe2keras.converters.reshaping import canonical_axis, in_caffe_order, to_caffe_order, to_keras_order
 from caffe2keras.converters.transforms import dense_kernel_to_keras
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import Affine
@@ -25,6 +25,7 @@ def inner_product_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("InnerProduct", shapes=inner_product_shapes)
 def inner_product(node: Node) -> list[Step]:
+    """Caffe's InnerProduct as Keras' Dense, its rows in this layout's flattening order."""
     shape = node.in_shapes[0]
     p = node.param.inner_product_param
     axis = canonical_axis(node.op, p.axis, len(shape), "inner_product_param.axis")
@@ -71,6 +72,7 @@ def embed_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Embed", shapes=embed_shapes)
 def embed(node: Node) -> list[Step]:
+    """Caffe's Embed as Keras' Embedding, plus a learned bias when it has one."""
     p = node.param.embed_param
     shape, out = node.in_shapes[0], node.out_shapes[0]
     # Caffe stores the table as (input_dim, num_output), as Keras does; indices are truncated floats.
