@@ -11,7 +11,8 @@ from caffe2keras.arrays import owned_copy
 from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.reshaping import canonical_axis, in_caffe_order, to_caffe_order, to_keras_order
-from caffe2keras.graph import Op, Shape
+from caffe2keras.errors import ShapeError
+from caffe2keras.graph import Op, Shape, free_size_error
 from caffe2keras.layers import Affine
 
 
@@ -29,6 +30,8 @@ def inner_product(node: Node) -> list[Step]:
     shape = node.in_shapes[0]
     p = node.param.inner_product_param
     axis = canonical_axis(node.op, p.axis, len(shape), "inner_product_param.axis")
+    if None in shape[axis:]:
+        return _inner_product_of_free_sizes(node, axis)
     inputs = math.prod(shape[axis:])
     field, num = "inner_product_param.num_output", p.num_output
     stored = (inputs, num) if p.transpose else (num, inputs)
@@ -61,6 +64,36 @@ def inner_product(node: Node) -> list[Step]:
     steps = [s for s in (to_caffe_order(node.layout, len(shape)),) if s]
     steps.append(Step(layers.Reshape((*shape[1:axis], inputs)), suffix="reshape"))
     steps.append(Step(dense, weights, suffix="dense"))
+    back = to_keras_order(node.layout, axis + 1)
+    return [*steps, back] if back else steps
+
+
+def _inner_product_of_free_sizes(node: Node, axis: int) -> list[Step]:
+    """An InnerProduct reached by a free size: its weights fix how many values it takes, so the
+    model runs at the sizes that give that many (Caffe refuses the others, and so does the reshape)."""
+    shape = node.in_shapes[0]
+    p = node.param.inner_product_param
+    if not node.weights or None in shape[1:axis]:
+        raise free_size_error(node.op, node.in_shapes)
+    fixed = math.prod(d for d in shape[axis:] if d is not None)
+    inputs = node.weights[0].data.size // p.num_output
+    require(
+        inputs % fixed == 0,
+        node.op,
+        f"the weights hold {inputs} inputs per output, which the bottom {tuple(shape)} cannot give",
+        "inner_product_param.num_output",
+        p.num_output,
+        kind=ShapeError,
+    )
+    stored = (inputs, p.num_output) if p.transpose else (p.num_output, inputs)
+    weight = node.blob(0, stored, "inner_product_param.num_output", p.num_output)
+    bias = node.blob(1, (p.num_output,), "inner_product_param.num_output", p.num_output) if p.bias_term else None
+    dense = layers.Dense(p.num_output, use_bias=p.bias_term)
+    kernel = weight if p.transpose else weight.T
+    # Flatten in Caffe's (C, H, W) order, whatever the size turns out to be.
+    steps = [s for s in (to_caffe_order(node.layout, len(shape)),) if s]
+    steps.append(Step(layers.Reshape((*shape[1:axis], inputs)), suffix="reshape"))
+    steps.append(Step(dense, (kernel, bias) if p.bias_term else (kernel,), suffix="dense" if axis > 1 else None))
     back = to_keras_order(node.layout, axis + 1)
     return [*steps, back] if back else steps
 

@@ -57,7 +57,19 @@ def caffe_reshape_steps(node: Node, in_shape: Shape, out_shape: Shape, field: st
         tuple(out_shape),
         kind=UnsupportedParameterError,
     )
-    reshape = Step(layers.Reshape(tuple(out_shape[1:])), suffix="reshape")
+    target = tuple(out_shape[1:])
+    if None in target:
+        # Keras infers one free dimension (-1) when the model runs; Caffe's element order fixes the rest.
+        require(
+            target.count(None) == 1,
+            node.op,
+            f"the output {tuple(out_shape)} would have several free dimensions, which a reshape cannot "
+            "infer; convert with fixed input_shapes",
+            field,
+            tuple(out_shape),
+        )
+        target = tuple(-1 if d is None else d for d in target)
+    reshape = Step(layers.Reshape(target), suffix="reshape")
     return in_caffe_order(node, len(in_shape), len(out_shape), [reshape])
 
 
@@ -84,7 +96,8 @@ def concat_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
             [tuple(s) for s in in_shapes],
         )
     out = list(in_shapes[0])
-    out[axis] = sum(s[axis] for s in in_shapes)
+    sizes = [s[axis] for s in in_shapes]
+    out[axis] = None if None in sizes else sum(sizes)
     return [tuple(out)]
 
 
@@ -158,7 +171,12 @@ def flatten_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     start = canonical_axis(op, p.axis, len(shape), "flatten_param.axis")
     end = canonical_axis(op, p.end_axis, len(shape), "flatten_param.end_axis")
     require(start <= end, op, "axis must not come after end_axis", "flatten_param.end_axis", p.end_axis)
-    return [(*shape[:start], math.prod(shape[start : end + 1]), *shape[end + 1 :])]
+    return [(*shape[:start], _product(shape[start : end + 1]), *shape[end + 1 :])]
+
+
+def _product(dims) -> int | None:
+    """The number of values over ``dims``; None when one of them is free."""
+    return None if None in dims else math.prod(dims)
 
 
 @converts("Flatten", shapes=flatten_shapes)
@@ -190,7 +208,9 @@ def reshape_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
         else:
             require(d >= -1, op, "dimensions must be -1, 0 or positive", "reshape_param.shape", dims)
             new.append(d)
-    kept = math.prod(shape[start:end])
+    kept = _product(shape[start:end])
+    if kept is None:
+        return [(*shape[:start], *_free_reshape(op, shape[start:end], new, dims), *shape[end:])]
     if -1 in new:
         known = math.prod(d for d in new if d != -1)
         require(
@@ -209,6 +229,31 @@ def reshape_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
         dims,
     )
     return [(*shape[:start], *new, *shape[end:])]
+
+
+def _free_reshape(op: Op, old: Shape, new: list, dims: list) -> list:
+    """The reshaped dimensions when some of the old ones are free: -1 takes what the others
+    leave, or the free dimensions are carried over (by 0) as they are."""
+    if -1 in new:
+        require(
+            None not in new,
+            op,
+            "-1 cannot be inferred next to a copied free dimension",
+            "reshape_param.shape",
+            dims,
+        )
+        return [None if d == -1 else d for d in new]
+    fixed_old = math.prod(d for d in old if d is not None)
+    fixed_new = math.prod(d for d in new if d is not None)
+    require(
+        new.count(None) == list(old).count(None) and fixed_old == fixed_new,
+        op,
+        f"this reshape fixes sizes that are free at conversion ({tuple(old)} into {tuple(dims)}); "
+        "use -1 or 0 for them, or convert with fixed input_shapes",
+        "reshape_param.shape",
+        dims,
+    )
+    return new
 
 
 @converts("Reshape", shapes=reshape_shapes)
@@ -246,7 +291,8 @@ def crop_offsets(op: Op, in_shapes: list[Shape]) -> list[int]:
             continue
         offset = 0 if not offsets else offsets[0] if len(offsets) == 1 else offsets[i - axis]
         require(
-            shape[i] - offset >= reference[i],
+            # A free size is checked when the model runs.
+            None in (shape[i], reference[i]) or shape[i] - offset >= reference[i],
             op,
             f"axis {i}: offset {offset} + size {reference[i]} exceeds the bottom's size {shape[i]}",
             "crop_param.offset",
