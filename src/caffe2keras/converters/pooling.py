@@ -84,7 +84,7 @@ def pool_geometry(op: Op, input_shape: Shape) -> PoolGeometry:
         all(s > 0 for s in geometry.stride), op, "strides must be positive", "pooling_param.stride", geometry.stride
     )
     require(
-        all(p_ < k for p_, k in zip(geometry.pad, geometry.kernel)),
+        all(k is None or p_ < k for p_, k in zip(geometry.pad, geometry.kernel)),
         op,
         "pad must be smaller than the kernel",
         "pooling_param.pad",
