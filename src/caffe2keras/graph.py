@@ -169,9 +169,7 @@ def build_graph(
     With ``require_input_shapes=False`` an input without a known shape is no error; it is
     simply missing from ``graph.shapes`` (for callers that only need the inputs' names).
     """
-    given = {
-        name: tuple(None if d is None else int(d) for d in shape) for name, shape in (input_shapes or {}).items()
-    }
+    given = {name: tuple(None if d is None else int(d) for d in shape) for name, shape in (input_shapes or {}).items()}
     level = net.state.level if level is None else level
     stages = list(net.state.stage) if stages is None else list(stages)
 

@@ -158,7 +158,8 @@ def convolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 def deconvolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     g = conv_geometry(op, in_shapes[0])
     spatial = tuple(
-        None if n is None else s * (n - 1) + e - 2 * p for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride)
+        None if n is None else s * (n - 1) + e - 2 * p
+        for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride)
     )
     require(
         all(n is None or n > 0 for n in spatial),
@@ -309,6 +310,7 @@ def deconvolution(node: Node) -> list[Step]:
             "convolution_param.group",
             g.group,
         )
+
     # Caffe's full output is (n - 1) * s + k per axis, and its pad removes rows and columns from
     # both ends. Keras' "valid" Conv*Transpose is n * s + max(k - s, 0) long: longer when k < s,
     # at the end (GroupedConv2DTranspose gives Caffe's full output itself).
