@@ -50,9 +50,10 @@ def test_inputs_outputs_and_layer_names(net):
 def test_requested_outputs_follow_the_order_and_show_values_after_in_place_layers(net, tmp_path):
     prototxt, weights = net
     model = caffe2keras.convert(prototxt, weights, outputs=["fc7", "conv/1", "prob"])
-    assert model.output_names == ["fc7", "conv__1", "prob"]
-    # fc7 is taken by the output (ReLU's value); the InnerProduct layer steps aside.
-    assert model.get_layer("fc7_1").__class__.__name__ == "Dense"
+    # Blob fc7's value is relu7's output (in place), and the name fc7 is the InnerProduct layer's.
+    assert model.output_names == ["relu7", "conv__1", "prob"]
+    assert model.get_layer("fc7").__class__.__name__ == "Dense"
+    assert model.get_layer("relu7").__class__.__name__ == "ReLU"
     rng = np.random.default_rng(1)
     data, side = rng.standard_normal((1, 3, 5, 4), np.float32), rng.standard_normal((1, 2), np.float32)
     fc7, _, prob = run(save_and_reload(model, tmp_path), [data, side], "channels_last")

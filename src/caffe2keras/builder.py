@@ -25,15 +25,14 @@ def keras_name(caffe_name: str) -> str:
 
 
 class NameTable:
-    """Unique Keras layer names; names of output blobs are held back for the outputs."""
+    """Unique Keras layer names, claimed in the order the builder hands them out."""
 
-    def __init__(self, reserved: Sequence[str]):
-        self.reserved = set(reserved)
+    def __init__(self):
         self.used: set[str] = set()
 
-    def claim(self, name: str, *, reserved_ok: bool = False) -> str:
+    def claim(self, name: str) -> str:
         candidate, counter = name, 0
-        while candidate in self.used or (candidate in self.reserved and not reserved_ok):
+        while candidate in self.used:
             counter += 1
             candidate = f"{name}_{counter}"
         self.used.add(candidate)
@@ -137,27 +136,6 @@ def _call_with_weights(step: Step, op: Op, inputs):
     return output
 
 
-def _apply_steps(steps: Sequence[Step], op: Op, bottoms: list, names: NameTable, final_name: str):
-    results: dict[int, object] = {}
-    previous = None
-    for index, step in enumerate(steps):
-        if step.inputs is None:
-            selected = bottoms if index == 0 else [previous]
-        else:
-            selected = [bottoms[i] if isinstance(i, int) else results[id(i)] for i in step.inputs]
-        last = index == len(steps) - 1
-        if step.layer.built:
-            pass  # a layer shared with an earlier Caffe layer keeps its name
-        elif last:
-            step.layer.name = final_name  # set before the layer is built
-        else:
-            suffix = step.suffix or re.sub(r"(?<!^)(?=[A-Z])", "_", type(step.layer).__name__).lower()
-            step.layer.name = names.claim(f"{keras_name(op.name)}_{suffix}")
-        previous = _call_with_weights(step, op, selected[0] if len(selected) == 1 else selected)
-        results[id(step)] = previous
-    return previous
-
-
 def build_model(
     graph: Graph,
     weights: Weights | None,
@@ -172,32 +150,44 @@ def build_model(
         raise NetError("the net has no outputs: every blob is consumed by a layer.")
     if len({ref.name for ref in output_refs}) != len(output_refs):
         raise NetError(f"outputs must be distinct. Received: outputs={[r.name for r in output_refs]}")
-    builder = _Builder(graph, weights, layout, rule_for, output_refs)
     needed = _needed_ops(graph, output_refs)
-    for op in graph.ops:
-        if id(op) in needed:
-            if on_layer is not None:
-                on_layer(op)
-            builder.convert(op)
-    return keras.Model(builder.inputs, builder.outputs(), name=keras_name(graph.name or "caffe_net"))
+    ops = [op for op in graph.ops if id(op) in needed]
+    builder = _Builder(graph, weights, layout, rule_for, ops)
+    for op in ops:
+        if on_layer is not None:
+            on_layer(op)
+        builder.convert(op)
+    model_outputs = builder.outputs(output_refs)
+    # One input or output is a tensor, as in keras.applications; several stay a list.
+    return keras.Model(
+        _single_or_list(builder.inputs),
+        _single_or_list(model_outputs),
+        name=keras_name(graph.name or "caffe_net"),
+    )
+
+
+def _single_or_list(tensors: list):
+    return tensors[0] if len(tensors) == 1 else tensors
 
 
 class _Builder:
     """The Keras tensors of a graph's blob values, made op by op."""
 
-    def __init__(self, graph, weights, layout, rule_for, output_refs):
+    def __init__(self, graph, weights, layout, rule_for, ops: Sequence[Op]):
         self.graph, self.weights, self.layout, self.rule_for = graph, weights, layout, rule_for
-        self.output_refs = output_refs
-        self.names = NameTable([keras_name(ref.name) for ref in output_refs])
+        self.names = NameTable()
         self.tensors: dict[BlobRef, object] = {}
-        self.producer_name: dict[BlobRef, str] = {}
+        self.producer_name: dict[BlobRef, str] = {}  # the Keras layer that made each blob value
+        self.applied: set[int] = set()  # ids of the Keras layers already called
         self.shared = SharedParameters()
         self.inputs = []
         for ref in graph.inputs:
-            name = self.names.claim(keras_name(ref.name), reserved_ok=True)
+            name = self.names.claim(keras_name(ref.name))
             tensor = keras.Input(shape=layout.keras_shape(graph.shapes[ref])[1:], name=name)
             self.tensors[ref], self.producer_name[ref] = tensor, name
             self.inputs.append(tensor)
+        # Caffe's layer names first, so that helper layers and outputs never take one.
+        self.layer_names = {id(op): self.names.claim(keras_name(op.name)) for op in ops}
 
     def convert(self, op: Op) -> None:
         rule = self.rule_for(op.type)
@@ -214,7 +204,10 @@ class _Builder:
         steps = self.shared.apply(node, steps)
         # A layer without bottoms (Parameter) is wired to the first net input, which it ignores.
         bottoms = [self.tensors[b] for b in op.bottoms] or self.inputs[:1]
-        produced = self._apply(op, steps, bottoms) if steps else [bottoms[0]] * len(op.tops)
+        if steps:
+            produced = self._apply(op, steps, bottoms)
+        else:  # Split, Dropout 0...: every top is bottom 0, through a Keras layer of the Caffe name
+            produced = self._apply(op, [Step(keras.layers.Identity(), inputs=(0,))], bottoms) * len(op.tops)
         for blob in layer_weights or ():
             release_pages(blob.data)  # the layer's variables hold their own copies now
         if len(produced) != len(op.tops):
@@ -230,23 +223,36 @@ class _Builder:
             self.tensors[top] = tensor
 
     def _apply(self, op: Op, steps: list[Step], bottoms: list) -> list:
-        # The last step is named after the Caffe layer, or after the blob it makes if that is an output.
-        single_output = op.tops[0] if len(op.tops) == 1 and op.tops[0] in self.output_refs else None
-        base_name = keras_name(op.name)
-        reserved_ok = single_output is not None and keras_name(single_output.name) == base_name
-        if steps[-1].layer.built:  # tied to an earlier layer's parameters
-            final_name = steps[-1].layer.name
-        else:
-            final_name = self.names.claim(base_name, reserved_ok=reserved_ok)
         try:
-            result = _apply_steps(steps, op, bottoms, self.names, final_name)
+            result = self._apply_steps(op, steps, bottoms)
         except Caffe2KerasError:
             raise
         except Exception as exc:  # Keras refusing a configuration: report it against the layer
             raise LayerError(op.name, op.type, f"Keras could not build this layer: {exc}", "type", op.type) from exc
         for top in op.tops:
-            self.producer_name[top] = final_name
+            self.producer_name[top] = steps[-1].layer.name
         return list(result) if isinstance(result, (list, tuple)) else [result]
+
+    def _apply_steps(self, op: Op, steps: Sequence[Step], bottoms: list):
+        """Name and call each step's layer; the last one is named after the Caffe layer."""
+        results: dict[int, object] = {}
+        previous = None
+        for index, step in enumerate(steps):
+            if step.inputs is None:
+                selected = bottoms if index == 0 else [previous]
+            else:
+                selected = [bottoms[i] if isinstance(i, int) else results[id(i)] for i in step.inputs]
+            # A layer tied to an earlier Caffe layer's parameters keeps that layer's name.
+            if id(step.layer) not in self.applied:
+                if index == len(steps) - 1:
+                    step.layer.name = self.layer_names[id(op)]
+                else:
+                    suffix = step.suffix or re.sub(r"(?<!^)(?=[A-Z])", "_", type(step.layer).__name__).lower()
+                    step.layer.name = self.names.claim(f"{keras_name(op.name)}_{suffix}")
+                self.applied.add(id(step.layer))
+            previous = _call_with_weights(step, op, selected[0] if len(selected) == 1 else selected)
+            results[id(step)] = previous
+        return previous
 
     def _checked_shape(self, op: Op, index: int, tensor, in_shapes, out_shapes) -> tuple:
         """Top ``index``'s Caffe shape: the shape rule's, which the Keras tensor must match."""
@@ -265,15 +271,19 @@ class _Builder:
             )
         return out_shapes[index]
 
-    def outputs(self) -> list:
-        """The output tensors, each named after its blob (through an Identity where needed)."""
+    def outputs(self, output_refs: Sequence[BlobRef]) -> list:
+        """The output tensors. Each is named after its blob: by the layer that made it when that
+        layer has the blob's name, else by an Identity of the blob's name. Where another layer
+        already has that name (``fc7`` written in place by ``relu7``), the output keeps the name
+        of the layer that made it (``relu7``); a tensor that is already an output is wrapped
+        again, with a numeric suffix if needed."""
         model_outputs = []
-        for ref in self.output_refs:
+        for ref in output_refs:
             tensor = self.tensors[ref]
             wanted = keras_name(ref.name)
-            if self.producer_name.get(ref) != wanted or any(t is tensor for t in model_outputs):
-                name = self.names.claim(wanted, reserved_ok=wanted not in self.names.used)
-                tensor = keras.layers.Identity(name=name)(tensor)
+            repeated = any(t is tensor for t in model_outputs)
+            if repeated or (self.producer_name[ref] != wanted and wanted not in self.names.used):
+                tensor = keras.layers.Identity(name=self.names.claim(wanted))(tensor)
             model_outputs.append(tensor)
         return model_outputs
 
