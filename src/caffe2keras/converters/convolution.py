@@ -174,8 +174,8 @@ def _kernel_dims(g: ConvGeometry, first: tuple, second: tuple) -> tuple:
     return (first, second, *(("convolution_param.kernel_size", g.kernel),) * len(g.kernel))
 
 
-def _weight_filler(node: Node, caffe_shape):
-    return caffe_filler(node.param, "convolution_param.weight_filler", caffe_shape)
+def _weight_filler(node: Node, caffe_shape, keras_shape=None):
+    return caffe_filler(node.param, "convolution_param.weight_filler", caffe_shape, keras_shape=keras_shape)
 
 
 def _bias(node: Node, g: ConvGeometry) -> np.ndarray | None:
@@ -241,7 +241,10 @@ def convolution(node: Node) -> list[Step]:
             # Caffe output channel o reads input channel o // multiplier.
             kernel = kernel.reshape(channels, multiplier, *g.kernel).transpose(2, 3, 0, 1)
         conv = layers.DepthwiseConv2D(
-            g.kernel, depth_multiplier=multiplier, **common, depthwise_initializer=_weight_filler(node, kernel_shape)
+            g.kernel,
+            depth_multiplier=multiplier,
+            **common,
+            depthwise_initializer=_weight_filler(node, kernel_shape, (*g.kernel, channels, multiplier)),
         )
     else:
         conv_class = (layers.Conv1D, layers.Conv2D, layers.Conv3D)[spatial - 1]
