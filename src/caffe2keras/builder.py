@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -100,23 +101,32 @@ class _PresetInitializer:
 
 
 def _call_with_weights(step: Step, op: Op, inputs):
-    """Call ``step.layer`` on ``inputs``, creating its variables from ``step.weights``."""
+    """Call ``step.layer`` on ``inputs``, creating its variables from ``step.weights``.
+
+    Keras has no public way to hand a layer the values of the variables it is about to
+    create: building the layer and then assigning would first fill every variable with its
+    initializer, a second copy of the largest weights (VGG16's fc6 is 400 MB). So, for this
+    one call, the layer's ``add_weight`` gets an initializer that hands over the converted
+    value as it is. The arguments are bound to ``add_weight``'s own signature, whatever is
+    passed by position or by keyword.
+    """
     layer = step.layer
     values = list(step.weights)
     if not values or layer.built:
         return layer(inputs)
     created = 0
     original = layer.add_weight
+    signature = inspect.signature(original)
 
     def add_weight(*args, **kwargs):
         nonlocal created
         index = created
         created += 1
         if index < len(values) and values[index] is not None:
-            if len(args) > 1:
-                args = args[:1] + args[2:]
-            kwargs["initializer"] = _PresetInitializer(np.asarray(values[index]), op, index)
+            bound = signature.bind(*args, **kwargs)
+            bound.arguments["initializer"] = _PresetInitializer(np.asarray(values[index]), op, index)
             values[index] = None
+            return original(*bound.args, **bound.kwargs)
         return original(*args, **kwargs)
 
     layer.add_weight = add_weight
