@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -100,6 +99,10 @@ class _PresetInitializer:
         return value
 
 
+# What Layer.add_weight takes by position (Keras 2's call style, which Keras 3 still accepts).
+ADD_WEIGHT_POSITIONAL = ("shape", "initializer", "dtype")
+
+
 def _call_with_weights(step: Step, op: Op, inputs):
     """Call ``step.layer`` on ``inputs``, creating its variables from ``step.weights``.
 
@@ -107,8 +110,7 @@ def _call_with_weights(step: Step, op: Op, inputs):
     create: building the layer and then assigning would first fill every variable with its
     initializer, a second copy of the largest weights (VGG16's fc6 is 400 MB). So, for this
     one call, the layer's ``add_weight`` gets an initializer that hands over the converted
-    value as it is. The arguments are bound to ``add_weight``'s own signature, whatever is
-    passed by position or by keyword.
+    value as it is, whether the layer passes the initializer by keyword or by position.
     """
     layer = step.layer
     values = list(step.weights)
@@ -116,18 +118,17 @@ def _call_with_weights(step: Step, op: Op, inputs):
         return layer(inputs)
     created = 0
     original = layer.add_weight
-    signature = inspect.signature(original)
 
     def add_weight(*args, **kwargs):
         nonlocal created
         index = created
         created += 1
-        if index < len(values) and values[index] is not None:
-            bound = signature.bind(*args, **kwargs)
-            bound.arguments["initializer"] = _PresetInitializer(np.asarray(values[index]), op, index)
+        if index < len(values) and values[index] is not None and len(args) <= len(ADD_WEIGHT_POSITIONAL):
+            kwargs = {**kwargs, **dict(zip(ADD_WEIGHT_POSITIONAL, args))}
+            kwargs["initializer"] = _PresetInitializer(np.asarray(values[index]), op, index)
             values[index] = None
-            return original(*bound.args, **bound.kwargs)
-        return original(*args, **kwargs)
+            return original(**kwargs)
+        return original(*args, **kwargs)  # Keras reports a call it refuses
 
     layer.add_weight = add_weight
     try:
