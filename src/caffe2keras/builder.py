@@ -6,17 +6,21 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-import keras
-import numpy as np
+from caffe2keras import use_default_backend
 
-from caffe2keras.arrays import is_owned, owned_copy, release_pages
-from caffe2keras.caffe.weights import LayerWeights, Weights
-from caffe2keras.converters import base
-from caffe2keras.converters.base import Node, Step
-from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError
-from caffe2keras.graph import BlobRef, Graph, Op
-from caffe2keras.layout import Layout
-from caffe2keras.sharing import SharedParameters
+use_default_backend()  # conversion runs on JAX unless the user chose a backend: before Keras loads
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from caffe2keras.arrays import is_owned, owned_copy, release_pages  # noqa: E402
+from caffe2keras.caffe.weights import LayerWeights, Weights  # noqa: E402
+from caffe2keras.converters import base  # noqa: E402
+from caffe2keras.converters.base import Node, Step  # noqa: E402
+from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError  # noqa: E402
+from caffe2keras.graph import BlobRef, Graph, Op  # noqa: E402
+from caffe2keras.layout import Layout  # noqa: E402
+from caffe2keras.sharing import SharedParameters  # noqa: E402
 
 
 def keras_name(caffe_name: str) -> str:
