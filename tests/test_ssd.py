@@ -20,7 +20,8 @@ import caffe2keras
 from caffe2keras.caffe import read_weights
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.synthetic import synthetic_weights
-from caffe2keras.verify import align_detections, caffe_detections, reference_detections, verify
+from caffe2keras.verification import verify
+from caffe2keras.verification.detections import align_detections, caffe_detections, reference_detections
 from tests.conftest import SHARED, requires_shared
 from tests.golden import assert_matches, max_error, run, save_and_reload
 

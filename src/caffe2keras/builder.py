@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from caffe2keras import use_default_backend
 
@@ -158,8 +158,13 @@ def build_model(
     rule_for: Callable[[str], base.LayerRule | None],
     outputs: Sequence[str] | None = None,
     on_layer: Callable[[Op], None] | None = None,
+    input_layers: Mapping[str, keras.Layer] | None = None,
 ) -> keras.Model:
-    """The Keras model of ``graph``; ``weights=None`` builds the architecture only."""
+    """The Keras model of ``graph``; ``weights=None`` builds the architecture only.
+
+    ``input_layers`` puts a layer between an input blob's ``keras.Input`` and the net (Caffe's
+    preprocessing); it is named ``<input>_preprocess``.
+    """
     output_refs = graph.outputs if outputs is None else [graph.blob(name) for name in outputs]
     if not output_refs:
         raise NetError("the net has no outputs: every blob is consumed by a layer.")
@@ -167,7 +172,7 @@ def build_model(
         raise NetError(f"outputs must be distinct. Received: outputs={[r.name for r in output_refs]}")
     needed = _needed_ops(graph, output_refs)
     ops = [op for op in graph.ops if id(op) in needed]
-    builder = _Builder(graph, weights, layout, rule_for, ops)
+    builder = _Builder(graph, weights, layout, rule_for, ops, input_layers or {})
     for op in ops:
         if on_layer is not None:
             on_layer(op)
@@ -188,21 +193,25 @@ def _single_or_list(tensors: list):
 class _Builder:
     """The Keras tensors of a graph's blob values, made op by op."""
 
-    def __init__(self, graph, weights, layout, rule_for, ops: Sequence[Op]):
+    def __init__(self, graph, weights, layout, rule_for, ops: Sequence[Op], input_layers):
         self.graph, self.weights, self.layout, self.rule_for = graph, weights, layout, rule_for
         self.names = NameTable()
         self.tensors: dict[BlobRef, object] = {}
         self.producer_name: dict[BlobRef, str] = {}  # the Keras layer that made each blob value
         self.applied: set[int] = set()  # ids of the Keras layers already called
         self.shared = SharedParameters()
-        self.inputs = []
-        for ref in graph.inputs:
-            name = self.names.claim(keras_name(ref.name))
-            tensor = keras.Input(shape=layout.keras_shape(graph.shapes[ref])[1:], name=name)
-            self.tensors[ref], self.producer_name[ref] = tensor, name
-            self.inputs.append(tensor)
-        # Caffe's layer names first, so that helper layers and outputs never take one.
+        input_names = [self.names.claim(keras_name(ref.name)) for ref in graph.inputs]
+        # Caffe's layer names next, so that helper layers and outputs never take one.
         self.layer_names = {id(op): self.names.claim(keras_name(op.name)) for op in ops}
+        self.inputs = []
+        for ref, name in zip(graph.inputs, input_names):
+            tensor = keras.Input(shape=layout.keras_shape(graph.shapes[ref])[1:], name=name)
+            self.inputs.append(tensor)
+            if ref.name in input_layers:
+                layer = input_layers[ref.name]
+                layer.name = name = self.names.claim(f"{name}_preprocess")
+                tensor = layer(tensor)
+            self.tensors[ref], self.producer_name[ref] = tensor, name
 
     def convert(self, op: Op) -> None:
         rule = self.rule_for(op.type)
