@@ -15,8 +15,10 @@ import pytest
 
 import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
+from caffe2keras.layout import Layout
 from caffe2keras.synthetic import synthetic_weights
 from tests.conftest import SHARED, requires_shared
+from tests.golden import Case, assert_matches
 
 # Run with `python -I` (no PYTHONPATH, no user site) and caffe2keras made unimportable: the
 # editable install would otherwise still find it.
@@ -106,15 +108,17 @@ def test_lenet_loads_and_predicts_without_caffe2keras(lenet, backend, tmp_path):
 @requires_shared
 @pytest.mark.slow
 def test_vgg16_loads_and_predicts_without_caffe2keras(zoo_weights, tmp_path):
-    case = SHARED / "golden" / "zoo" / "vgg16"
-    model = caffe2keras.convert(case / "deploy.prototxt", zoo_weights(case))
+    case = Case.load(SHARED / "golden" / "zoo" / "vgg16")
+    model = caffe2keras.convert(SHARED / "caffe" / "models" / "vgg16" / "deploy.prototxt", zoo_weights(case.path))
     path = tmp_path / "vgg16.keras"
     caffe2keras.save_model(model, path)
     assert custom_objects_in(path) == []
-    x = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype(np.float32)
+    x = Layout("channels_last").to_keras(case.reference("data", "in"))
     expected = model.predict(x, verbose=0)
     del model
-    np.testing.assert_allclose(predict_with_plain_keras(path, x, tmp_path), expected, rtol=1e-5, atol=1e-6)
+    actual = predict_with_plain_keras(path, x, tmp_path)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    assert_matches(actual, case.reference("prob"), "prob (real Caffe)")
 
 
 LAYERS_IMPORT = """
