@@ -18,7 +18,7 @@ from caffe2keras.caffe.weights import LayerWeights, Weights  # noqa: E402
 from caffe2keras.converters import base  # noqa: E402
 from caffe2keras.converters.base import Node, Step  # noqa: E402
 from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError  # noqa: E402
-from caffe2keras.graph import BlobRef, Graph, Op  # noqa: E402
+from caffe2keras.graph import BlobRef, Graph, Op, apply_shape_rule, free_size_error, has_free_dims  # noqa: E402
 from caffe2keras.layout import Layout  # noqa: E402
 from caffe2keras.sharing import SharedParameters  # noqa: E402
 
@@ -216,13 +216,18 @@ class _Builder:
     def convert(self, op: Op) -> None:
         rule = self.rule_for(op.type)
         in_shapes = tuple(self.graph.shapes[b] for b in op.bottoms)
-        out_shapes = tuple(rule.shapes(op, list(in_shapes))) if rule.shapes else None
+        out_shapes = tuple(apply_shape_rule(rule.shapes, op, list(in_shapes))) if rule.shapes else None
         layer_weights = None
         if self.weights is not None:
             found: LayerWeights | None = self.weights.get(op.name)
             layer_weights = found.blobs if found is not None else ()
         node = Node(op, in_shapes, out_shapes or (), self.layout, layer_weights)
-        steps = rule.convert(node)
+        try:
+            steps = rule.convert(node)
+        except TypeError:
+            if has_free_dims(in_shapes):  # arithmetic on a size that is only known when the model runs
+                raise free_size_error(op, in_shapes) from None
+            raise
         steps = [steps] if isinstance(steps, Step) else list(steps)
         node.check_all_blobs_used()
         steps = self.shared.apply(node, steps)
