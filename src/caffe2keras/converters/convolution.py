@@ -177,8 +177,8 @@ def _kernel_dims(g: ConvGeometry, first: tuple, second: tuple) -> tuple:
     return (first, second, *(("convolution_param.kernel_size", g.kernel),) * len(g.kernel))
 
 
-def _weight_filler(node: Node, caffe_shape):
-    return caffe_filler(node.param, "convolution_param.weight_filler", caffe_shape)
+def _weight_filler(node: Node, caffe_shape, keras_shape=None):
+    return caffe_filler(node.param, "convolution_param.weight_filler", caffe_shape, keras_shape=keras_shape)
 
 
 def _bias(node: Node, g: ConvGeometry) -> np.ndarray | None:
@@ -244,7 +244,10 @@ def convolution(node: Node) -> list[Step]:
         if kernel is not None:
             kernel = depthwise_kernel_to_keras(kernel, channels)
         conv = layers.DepthwiseConv2D(
-            g.kernel, depth_multiplier=multiplier, **common, depthwise_initializer=_weight_filler(node, kernel_shape)
+            g.kernel,
+            depth_multiplier=multiplier,
+            **common,
+            depthwise_initializer=_weight_filler(node, kernel_shape, (*g.kernel, channels, multiplier)),
         )
     else:
         conv_class = (layers.Conv1D, layers.Conv2D, layers.Conv3D)[spatial - 1]

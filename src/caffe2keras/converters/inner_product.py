@@ -50,7 +50,9 @@ def inner_product(node: Node) -> list[Step]:
     dense = layers.Dense(
         num,
         use_bias=p.bias_term,
-        kernel_initializer=caffe_filler(node.param, "inner_product_param.weight_filler", stored),
+        kernel_initializer=caffe_filler(
+            node.param, "inner_product_param.weight_filler", stored, keras_shape=(inputs, num)
+        ),
         bias_initializer=caffe_filler(node.param, "inner_product_param.bias_filler", (num,)),
     )
     weights = (kernel, bias) if p.bias_term else (kernel,)
@@ -99,7 +101,8 @@ def embed(node: Node) -> list[Step]:
     shape, out = node.in_shapes[0], node.out_shapes[0]
     # Caffe stores the table as (input_dim, num_output), as Keras does; indices are truncated floats.
     table = node.blob(0, (p.input_dim, p.num_output), "embed_param.input_dim", p.input_dim)
-    filler = caffe_filler(node.param, "embed_param.weight_filler", (p.input_dim, p.num_output))
+    table_shape = (p.input_dim, p.num_output)  # the same in Caffe and Keras
+    filler = caffe_filler(node.param, "embed_param.weight_filler", table_shape, keras_shape=table_shape)
     steps = [
         Step(layers.Embedding(p.input_dim, p.num_output, embeddings_initializer=filler), (table,), suffix="embedding")
     ]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import keras
-import numpy as np
-import pytest
+import caffe2keras
 
-import caffe2keras  # noqa: F401  (the default backend, and the layers registered for loading)
+caffe2keras.use_default_backend()  # before Keras is imported
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import caffe2keras.layers  # noqa: E402  (registered for loading)
 
 
 @pytest.fixture

@@ -59,7 +59,8 @@ def blob_writers(graph: Graph) -> list[tuple[BlobRef, tuple[Writer, ...]]]:
 
 
 def _keras_blobs(model, graph: Graph, arrays: Mapping[str, np.ndarray], layout: Layout) -> list[np.ndarray]:
-    outputs = model([layout.to_keras(arrays[ref.name]) for ref in graph.inputs], training=False)
+    feed = [layout.to_keras(arrays[ref.name]) for ref in graph.inputs]
+    outputs = model(feed[0] if len(feed) == 1 else feed, training=False)  # the model's own structure
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return [layout.to_caffe(np.asarray(y)) for y in outputs]
 
