@@ -11,10 +11,11 @@ import math
 
 from keras import initializers
 
+from caffe2keras.caffe.schema import enum_name
 from caffe2keras.graph import Shape
 from caffe2keras.layers.initializers import FILLER_TYPES, CaffeFiller
 
-VARIANCE_NORMS = {0: "fan_in", 1: "fan_out", 2: "average"}  # FillerParameter.VarianceNorm
+VARIANCE_NORMS = {"FAN_IN": "fan_in", "FAN_OUT": "fan_out", "AVERAGE": "average"}  # FillerParameter.VarianceNorm
 KERAS_MODES = {"fan_in": "fan_in", "fan_out": "fan_out", "average": "fan_avg"}
 # Caffe's variance is gain / n: xavier draws U(-sqrt(3/n), sqrt(3/n)), msra N(0, 2/n).
 VARIANCE_FILLERS = {"xavier": (1.0, "uniform"), "msra": (2.0, "untruncated_normal")}
@@ -47,7 +48,7 @@ def caffe_filler(
         return initializers.RandomNormal(f.mean, f.std)
     if f.type in VARIANCE_FILLERS:
         gain, distribution = VARIANCE_FILLERS[f.type]
-        norm = VARIANCE_NORMS[f.variance_norm]
+        norm = VARIANCE_NORMS[enum_name(f, "variance_norm")]
         keras_fans = _keras_fans(_kernel_layout(caffe_shape) if keras_shape is None else keras_shape)
         return initializers.VarianceScaling(
             scale=gain * _fan(norm, *keras_fans) / _fan(norm, fan_in, fan_out),
@@ -62,7 +63,7 @@ def caffe_filler(
         mean=f.mean,
         std=f.std,
         sparse=f.sparse,
-        variance_norm=VARIANCE_NORMS[f.variance_norm],
+        variance_norm=VARIANCE_NORMS[enum_name(f, "variance_norm")],
         fan_in=fan_in,
         fan_out=fan_out,
     )
