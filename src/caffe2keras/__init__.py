@@ -1,7 +1,9 @@
 """caffe2keras: Caffe models (prototxt + caffemodel) to Keras 3, with Caffe's exact numbers.
 
 Names are imported on first use (PEP 562), so ``import caffe2keras`` is quick and the
-command line's ``--help`` imports neither Keras nor a backend.
+command line's ``--help`` imports neither Keras nor a backend. Importing the package picks
+no backend either, so ``import caffe2keras.layers`` (all that loading a saved model needs)
+leaves the choice to Keras; the conversion side defaults to JAX when it is first used.
 """
 
 import importlib
@@ -9,8 +11,11 @@ import os
 
 from caffe2keras._version import __version__ as __version__
 
-# JAX is the default backend; a user's KERAS_BACKEND setting wins. Set before Keras is imported.
-os.environ.setdefault("KERAS_BACKEND", "jax")
+
+def use_default_backend() -> None:
+    """JAX, unless the user set ``KERAS_BACKEND``; takes effect only before Keras is imported."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+
 
 # Public name -> the module that defines it.
 _EXPORTS = {
@@ -20,26 +25,42 @@ _EXPORTS = {
     "extend_schema": "caffe2keras.caffe",
     "Node": "caffe2keras.converters",
     "Step": "caffe2keras.converters",
+    "Preprocessing": "caffe2keras.preprocessing",
+    "preprocess_input": "caffe2keras.preprocessing",
+    "decode_predictions": "caffe2keras.labels",
+    "model_labels": "caffe2keras.labels",
+    "read_labels": "caffe2keras.labels",
     "export_model": "caffe2keras.export",
     "save_model": "caffe2keras.saving",
-    "VerifyReport": "caffe2keras.verify",
-    "verify": "caffe2keras.verify",
+    "summarize": "caffe2keras.summary",
+    "NetSummary": "caffe2keras.summary",
+    "load_caffe_weights": "caffe2keras.transplant",
+    "WeightsReport": "caffe2keras.transplant",
+    "VerifyReport": "caffe2keras.verification",
+    "verify": "caffe2keras.verification",
     **dict.fromkeys(
         (
+            "CacheError",
             "Caffe2KerasError",
             "ConversionWarning",
+            "DownloadError",
+            "HashMismatchError",
             "ExportError",
             "InputShapeError",
             "LayerError",
             "ModelFileError",
             "NetError",
+            "PreprocessingError",
             "RegistryError",
             "SchemaError",
             "ShapeError",
             "UnsupportedLayersError",
             "UnsupportedParameterError",
+            "UnverifiedNetError",
             "VerifyError",
             "WeightsError",
+            "WeightsPairingError",
+            "ZooError",
         ),
         "caffe2keras.errors",
     ),
@@ -54,6 +75,7 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'caffe2keras' has no attribute {name!r}")
+    use_default_backend()
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later look-ups skip this function
     return value

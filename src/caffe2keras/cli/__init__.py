@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from caffe2keras.cli.common import EXIT_ERROR, EXIT_USAGE, UsageError, conversion_warnings_as_lines
 
 # In the order `caffe2keras --help` lists them.
-COMMANDS = ("convert", "verify", "export")
+COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # With the export extra installed, Keras imports TensorFlow even on JAX (its serializer checks
     # for TensorShape); TensorFlow's start-up notes would read as the command's own output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from caffe2keras import use_default_backend
     from caffe2keras.errors import Caffe2KerasError
+
+    use_default_backend()
 
     # verify keeps exit status 1 for "a blob diverged"; any failure to compare is 2.
     failure_status = getattr(args, "failure_status", EXIT_ERROR)

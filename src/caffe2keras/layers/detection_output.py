@@ -1,9 +1,9 @@
-"""SSD's detection layers (weiliu89/caffe): Normalize, PriorBox and DetectionOutput.
+"""SSD's DetectionOutput (weiliu89/caffe): decode, per-class NMS and keep_top_k.
 
-Each computes what the SSD fork's CPU code computes, in the same float32
-operations and order, so that scores, boxes and every NMS decision agree.
-DetectionOutput keeps Keras' static shapes: each image gets a fixed number of
-rows, its detections first (in Caffe's order), then padding rows of -1.
+It computes what the SSD fork's CPU code computes, in the same float32 operations and
+order, so that scores, boxes and every NMS decision agree. It keeps Keras' static shapes:
+each image gets a fixed number of rows, its detections first (in Caffe's order), then
+padding rows of -1.
 """
 
 from __future__ import annotations
@@ -12,252 +12,12 @@ import math
 
 import keras
 import numpy as np
-from keras import initializers, layers, ops, saving
+from keras import layers, ops, saving
 
-from caffe2keras.layers.common import PACKAGE, channel_axis, check_data_format, spatial_axes
+from caffe2keras.layers.common import PACKAGE, check_data_format
 
 LOWEST_FLOAT32 = float(np.finfo(np.float32).min)  # Caffe's -FLT_MAX: "no confidence threshold"
 CODE_TYPES = ("corner", "center_size", "corner_size")
-
-
-@saving.register_keras_serializable(package=PACKAGE)
-class Normalize(layers.Layer):
-    """L2 normalization with a learned scale, as SSD's Normalize computes it.
-
-    ``across_spatial``: ``y = x / sqrt(sum(x^2 over C, H, W) + eps)``, one norm per image;
-    otherwise ``y = x / sqrt(sum(x^2 over C) + eps)``, one norm per position. Then
-    ``y *= scale``: one value (``channel_shared``) or one per channel. ``eps`` is
-    added under the root, as Caffe does.
-
-    Args:
-        across_spatial: one norm per image (True) or per position (False).
-        channel_shared: one learned scale for all channels (a scalar variable).
-        eps: added to the sum of squares.
-        data_format: ``"channels_last"`` or ``"channels_first"``.
-        scale_initializer: the scale's initializer (SSD's default: ones).
-    """
-
-    def __init__(
-        self,
-        across_spatial=True,
-        channel_shared=True,
-        eps=1e-10,
-        data_format="channels_last",
-        scale_initializer="ones",
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.across_spatial = bool(across_spatial)
-        self.channel_shared = bool(channel_shared)
-        self.eps = float(eps)
-        self.data_format = check_data_format(data_format)
-        self.scale_initializer = initializers.get(scale_initializer)
-
-    def build(self, input_shape):
-        rank = len(input_shape)
-        if rank < 2:
-            raise ValueError(f"Normalize needs inputs of rank 2 or more. Received: input_shape={input_shape}")
-        channels = input_shape[channel_axis(rank, self.data_format)]
-        shape = () if self.channel_shared else (channels,)
-        self.scale = self.add_weight(name="scale", shape=shape, initializer=self.scale_initializer)
-
-    def call(self, inputs):
-        rank = len(inputs.shape)
-        axis = channel_axis(rank, self.data_format)
-        squares = ops.square(inputs)
-        if self.across_spatial:
-            norm = ops.sqrt(ops.sum(squares, axis=tuple(range(1, rank)), keepdims=True) + self.eps)
-            y = inputs * (1.0 / norm)  # Caffe scales by the reciprocal here, and divides per position
-        else:
-            y = inputs / ops.sqrt(ops.sum(squares, axis=axis, keepdims=True) + self.eps)
-        if self.channel_shared:
-            return y * self.scale
-        shape = [1] * rank
-        shape[axis] = -1
-        return y * ops.reshape(self.scale, shape)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            across_spatial=self.across_spatial,
-            channel_shared=self.channel_shared,
-            eps=self.eps,
-            data_format=self.data_format,
-            scale_initializer=initializers.serialize(self.scale_initializer),
-        )
-        return config
-
-
-def prior_aspect_ratios(aspect_ratios, flip: bool) -> list[float]:
-    """SSD's list: 1 first, then each new ratio (within 1e-6), and 1/ratio after it if ``flip``."""
-    ratios = [1.0]
-    for ratio in (float(np.float32(r)) for r in aspect_ratios):
-        if any(abs(ratio - known) < 1e-6 for known in ratios):
-            continue
-        ratios.append(ratio)
-        if flip:
-            ratios.append(float(np.float32(1.0 / ratio)))  # stored in a float vector
-    return ratios
-
-
-def prior_box_sizes(min_sizes, max_sizes, aspect_ratios, flip: bool) -> list[tuple[float, float]]:
-    """(width, height) of each prior of a cell, in Caffe's order.
-
-    Caffe reads each size into an ``int`` (so 60.7 counts as 60), then per min size emits
-    the square box, the sqrt(min * max) box, and one box per aspect ratio other than 1.
-    """
-    sizes = []
-    for index, min_float in enumerate(min_sizes):
-        min_size = int(min_float)
-        sizes.append((float(min_size), float(min_size)))
-        if max_sizes:
-            side = float(np.float32(math.sqrt(min_size * int(max_sizes[index]))))
-            sizes.append((side, side))
-        for ratio in prior_aspect_ratios(aspect_ratios, flip):
-            if abs(ratio - 1.0) < 1e-6:
-                continue
-            root = math.sqrt(ratio)
-            sizes.append((float(np.float32(min_size * root)), float(np.float32(min_size / root))))
-    return sizes
-
-
-def prior_boxes(feature_size, image_size, step, sizes, offset: float, clip: bool, variances) -> np.ndarray:
-    """SSD's PriorBox blob without the batch axis: ``(2, H * W * len(sizes) * 4)``.
-
-    Row 0 holds ``[xmin, ymin, xmax, ymax]`` per cell and prior, normalized by the image
-    size; row 1 the variances. Centres are float32 as in Caffe; the corners are computed
-    in double and stored as float32, as Caffe's ``(center - size / 2.) / image`` does.
-    """
-    height, width = feature_size
-    image_h, image_w = image_size
-    step_h, step_w = (
-        step
-        if step is not None
-        else (np.float32(image_h) / np.float32(height), np.float32(image_w) / np.float32(width))
-    )
-    center_y = ((np.arange(height, dtype=np.float32) + np.float32(offset)) * np.float32(step_h)).astype(np.float64)
-    center_x = ((np.arange(width, dtype=np.float32) + np.float32(offset)) * np.float32(step_w)).astype(np.float64)
-    box_w = np.array([w for w, _ in sizes], np.float64)
-    box_h = np.array([h for _, h in sizes], np.float64)
-    cx = center_x[None, :, None]
-    cy = center_y[:, None, None]
-    corners = np.stack(
-        np.broadcast_arrays(
-            (cx - box_w / 2.0) / image_w,
-            (cy - box_h / 2.0) / image_h,
-            (cx + box_w / 2.0) / image_w,
-            (cy + box_h / 2.0) / image_h,
-        ),
-        axis=-1,
-    ).astype(np.float32)
-    if clip:
-        corners = np.clip(corners, 0.0, 1.0)
-    variance = np.resize(np.asarray(variances, np.float32), 4)  # one value repeats; four are per coordinate
-    return np.stack([corners.reshape(-1), np.tile(variance, corners.size // 4)])
-
-
-@saving.register_keras_serializable(package=PACKAGE)
-class PriorBox(layers.Layer):
-    """SSD's prior (default) boxes of a feature map: a constant of the input shapes.
-
-    Called on ``[feature_map, image]`` (4-D); only their static spatial sizes are used.
-    The output has Caffe's shape ``(1, 2, H * W * num_priors * 4)`` per image: row 0 the
-    normalized ``[xmin, ymin, xmax, ymax]`` of every prior, row 1 their variances
-    (``channels_last``: the last two axes swapped). Caffe's blob has batch 1; here it is
-    repeated for every image of the batch.
-
-    Args:
-        min_sizes, max_sizes: box sizes in pixels (truncated to integers, as Caffe does);
-            ``max_sizes`` empty or one per min size.
-        aspect_ratios: extra ratios (``flip`` adds their inverses); ratio 1 is implied.
-        clip: clip the corners to [0, 1].
-        variances: one value, or four (per coordinate).
-        image_size: ``(height, width)`` in pixels; None: the image input's size.
-        step: ``(step_h, step_w)`` between cell centres in pixels; None: image size / feature size.
-        offset: the centre's offset inside a cell, in cells.
-        data_format: ``"channels_last"`` or ``"channels_first"``.
-    """
-
-    def __init__(
-        self,
-        min_sizes,
-        max_sizes=(),
-        aspect_ratios=(),
-        flip=True,
-        clip=False,
-        variances=(0.1,),
-        image_size=None,
-        step=None,
-        offset=0.5,
-        data_format="channels_last",
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.min_sizes = tuple(float(s) for s in min_sizes)
-        self.max_sizes = tuple(float(s) for s in max_sizes)
-        self.aspect_ratios = tuple(float(r) for r in aspect_ratios)
-        self.flip = bool(flip)
-        self.clip = bool(clip)
-        self.variances = tuple(float(v) for v in variances)
-        self.image_size = None if image_size is None else tuple(int(s) for s in image_size)
-        self.step = None if step is None else tuple(float(s) for s in step)
-        self.offset = float(offset)
-        self.data_format = check_data_format(data_format)
-        if not self.min_sizes:
-            raise ValueError("PriorBox needs at least one min size. Received: min_sizes=()")
-        if self.max_sizes and len(self.max_sizes) != len(self.min_sizes):
-            raise ValueError(
-                f"PriorBox needs one max size per min size. Received: min_sizes={self.min_sizes}, "
-                f"max_sizes={self.max_sizes}"
-            )
-        if len(self.variances) not in (1, 4):
-            raise ValueError(f"PriorBox takes one variance or four. Received: variances={self.variances}")
-        self.sizes = prior_box_sizes(self.min_sizes, self.max_sizes, self.aspect_ratios, self.flip)
-
-    def _spatial(self, shape) -> tuple[int, int]:
-        if len(shape) != 4:
-            raise ValueError(f"PriorBox takes 4-D inputs. Received: input_shape={shape}")
-        return tuple(int(shape[a]) for a in spatial_axes(4, self.data_format))
-
-    def _length(self, feature_shape) -> int:
-        height, width = self._spatial(feature_shape)
-        return height * width * len(self.sizes) * 4
-
-    def build(self, input_shape):
-        feature_shape, image_shape = input_shape
-        image_size = self.image_size or self._spatial(image_shape)
-        priors = prior_boxes(
-            self._spatial(feature_shape), image_size, self.step, self.sizes, self.offset, self.clip, self.variances
-        )
-        self.priors = priors.T.copy() if self.data_format == "channels_last" else priors
-
-    def call(self, inputs):
-        feature = inputs[0]
-        priors = ops.convert_to_tensor(self.priors, dtype=self.compute_dtype)
-        return ops.broadcast_to(priors, (ops.shape(feature)[0], *self.priors.shape))
-
-    def compute_output_shape(self, input_shape):
-        length = self._length(input_shape[0])
-        return (input_shape[0][0], length, 2) if self.data_format == "channels_last" else (input_shape[0][0], 2, length)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            min_sizes=self.min_sizes,
-            max_sizes=self.max_sizes,
-            aspect_ratios=self.aspect_ratios,
-            flip=self.flip,
-            clip=self.clip,
-            variances=self.variances,
-            image_size=self.image_size,
-            step=self.step,
-            offset=self.offset,
-            data_format=self.data_format,
-        )
-        return config
 
 
 def foreground_classes(num_classes: int, background_label_id: int) -> list[int]:
@@ -269,9 +29,14 @@ def nms_candidates(top_k: int, num_priors: int) -> int:
     return num_priors if top_k < 0 else min(top_k, num_priors)
 
 
-def detection_rows(num_classes: int, background_label_id: int, top_k: int, keep_top_k: int, num_priors: int) -> int:
+def detection_rows(
+    num_classes: int, background_label_id: int, top_k: int, keep_top_k: int, num_priors: int | None
+) -> int | None:
     """DetectionOutput's rows per image: ``keep_top_k``, or fewer when the net cannot
-    produce that many (classes x NMS candidates); at least 1, for Caffe's "none found" row."""
+    produce that many (classes x NMS candidates); at least 1, for Caffe's "none found" row.
+    None when the number of priors is free (known when the model runs)."""
+    if num_priors is None:
+        return None
     most = len(foreground_classes(num_classes, background_label_id)) * nms_candidates(top_k, num_priors)
     return max(1, most if keep_top_k < 0 else min(keep_top_k, most))
 
@@ -412,9 +177,9 @@ class DetectionOutput(layers.Layer):
         self.data_format = check_data_format(data_format)
         self.classes = foreground_classes(self.num_classes, self.background_label_id)
 
-    def _num_priors(self, priors_shape) -> int:
+    def _num_priors(self, priors_shape) -> int | None:
         length = priors_shape[1] if self.data_format == "channels_last" else priors_shape[2]
-        return int(length) // 4
+        return None if length is None else int(length) // 4
 
     def max_detections(self, num_priors: int) -> int:
         """Rows per image (see :func:`detection_rows`)."""
@@ -423,6 +188,8 @@ class DetectionOutput(layers.Layer):
     def build(self, input_shape):
         loc_shape, conf_shape, priors_shape = input_shape
         num_priors = self._num_priors(priors_shape)
+        if num_priors is None:
+            return  # free sizes: checked by the reshapes when the model runs
         loc_classes = 1 if self.share_location else self.num_classes
         for name, shape, per_prior in (("loc", loc_shape, loc_classes * 4), ("conf", conf_shape, self.num_classes)):
             if math.prod(shape[1:]) != num_priors * per_prior:
