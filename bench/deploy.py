@@ -133,7 +133,11 @@ def main() -> None:
     print("| net | batch | " + " | ".join(f"{r} ms (× OpenCV) | {r} peak RSS MB" for r in RUNTIMES) + " |")
     print("|---|---:|" + "---:|---:|" * len(RUNTIMES))
     for net in args.nets.split(","):
-        files = [str(p) for p in model_files(net, args.dir)]
+        try:
+            files = [str(p) for p in model_files(net, args.dir)]
+        except subprocess.CalledProcessError as exc:  # the export's own message went to stderr
+            print(f"| {net} | | export failed (exit status {exc.returncode}) |", flush=True)
+            continue
         for batch in (int(b) for b in args.batches.split(",")):
             times, memory = {r: [] for r in RUNTIMES}, {r: [] for r in RUNTIMES}
             for _ in range(args.runs):
