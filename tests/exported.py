@@ -40,7 +40,9 @@ class Export:
 
 
 def exported_outputs(root: Path, group: str, exports: list[Export]) -> dict[str, dict[str, list[np.ndarray]]]:
-    """``{key: {format: Caffe-layout outputs}}``: the group's nets exported by one child, once per session.
+    """``{key: {format: Caffe-layout outputs}}``, or ``{key: traceback}`` for a net that failed.
+
+    The group's nets are exported by one child, once per session.
 
     Grouping small nets spares a TensorFlow start per net; a big net is a group of its own.
     """
@@ -71,6 +73,10 @@ def exported_outputs(root: Path, group: str, exports: list[Export]) -> dict[str,
     results = {}
     for export in exports:
         results[export.key] = {}
+        failure = directory / export.key / "error.txt"
+        if failure.exists():  # this net's failure, reported by the tests that read it
+            results[export.key] = failure.read_text()
+            continue
         for format in export.formats:
             with np.load(directory / export.key / f"{format}.npz") as saved:
                 results[export.key][format] = [saved[f"y{i}"] for i in range(len(saved.files))]
@@ -148,5 +154,10 @@ def _child(directory: Path) -> None:
 
 
 if __name__ == "__main__":
+    import traceback
+
     for argument in sys.argv[1:]:
-        _child(Path(argument))
+        try:
+            _child(Path(argument))
+        except Exception:  # one net's failure fails its own tests, not its group's
+            (Path(argument) / "error.txt").write_text(traceback.format_exc())

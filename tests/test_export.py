@@ -94,6 +94,11 @@ def _golden_exports(case_dir, zoo_weights) -> list[Export]:
     return exports
 
 
+def _outputs(results, format: str) -> list:
+    assert not isinstance(results, str), f"the export failed:\n{results}"
+    return results[format]
+
+
 def _is_small(case_dir) -> bool:
     return case_dir.parent.name == "trained" or case_dir.name in SMALL_ZOO_NETS
 
@@ -116,7 +121,7 @@ def _check_golden(case_dir, format, zoo_weights, exports, small_nets) -> None:
     nets = _golden_exports(case_dir, zoo_weights)
     (net,) = [n for n in nets if format in n.formats]
     results = small_nets() if _is_small(case_dir) else exports(net.key, [net])
-    for blob, actual in zip(case.checked_blobs, results[net.key][format]):
+    for blob, actual in zip(case.checked_blobs, _outputs(results[net.key], format)):
         assert_matches(actual, case.reference(blob), f"{case.path.name} as {format}: blob {blob!r}")
 
 
@@ -137,6 +142,34 @@ def _zoo_params():
 @pytest.mark.parametrize("case_dir, format", _zoo_params())
 def test_zoo_net_exports(case_dir, format, zoo_weights, exports, small_nets):
     _check_golden(case_dir, format, zoo_weights, exports, small_nets)
+
+
+@pytest.fixture(scope="session")
+def rand_nets(exports):
+    """``rand_nets()``: every golden/rand net in ONNX, by one TensorFlow process, on first call."""
+
+    @functools.cache
+    def export_all():
+        nets = []
+        for param in case_dirs("rand"):
+            (case_dir,) = param.values
+            case = Case.load(case_dir)
+            inputs = dict(zip(case.inputs, case.input_arrays()))
+            prototxt, weights = case_dir / "deploy.prototxt", case_dir / "weights.caffemodel"
+            nets.append(
+                Export(case_dir.name, prototxt, weights, inputs, case.checked_blobs, "channels_first", ("onnx",))
+            )
+        return exports("rand-nets", nets)
+
+    return export_all
+
+
+@pytest.mark.parametrize("case_dir", case_dirs("rand"))
+def test_rand_net_exports_to_onnx(case_dir, rand_nets):
+    """Random nets of every layer family that real Caffe ran."""
+    case = Case.load(case_dir)
+    for blob, actual in zip(case.checked_blobs, _outputs(rand_nets()[case_dir.name], "onnx")):
+        assert_matches(actual, case.reference(blob), f"{case_dir.name} as onnx: blob {blob!r}")
 
 
 @pytest.mark.parametrize("format", ["onnx", "saved_model", "tflite"])
@@ -175,8 +208,8 @@ def test_mobilenet_ssd_exports_to_onnx(exports, tmp_path_factory):
     directory = tmp_path_factory.getbasetemp() / "mobilenet_ssd"
     directory.mkdir(exist_ok=True)
     prototxt, weights, image, references = mobilenet_case("deploy.prototxt", 6.0, str(directory))
-    results = exports("mobilenet_ssd", prototxt, weights, {"data": image}, MOBILENET_BLOBS, "channels_first", ("onnx",))
-    outputs = results["onnx"]
+    net = Export("mobilenet_ssd", prototxt, weights, {"data": image}, MOBILENET_BLOBS, "channels_first", ("onnx",))
+    outputs = _outputs(exports(net.key, [net])[net.key], "onnx")
     for blob, actual, reference in zip(MOBILENET_BLOBS[:-1], outputs, references):
         assert_matches(actual, reference, f"MobileNet-SSD as onnx: {blob}")
     assert_detections_match(outputs[-1], opencv_detections(references[-1]), "MobileNet-SSD as onnx: detection_out")
@@ -194,11 +227,11 @@ def test_shufflenet_exports_to_onnx(exports, tmp_path):
     weights = tmp_path / "shufflenet.caffemodel"
     write_caffemodel(weights, synthetic_weights(prototxt, seed=0))
     image = np.random.default_rng(2).uniform(-1, 1, (1, 3, 224, 224)).astype(np.float32)
-    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(weights))
-    net.setInput(image)
-    reference = net.forward()
+    opencv = cv2.dnn.readNetFromCaffe(str(prototxt), str(weights))
+    opencv.setInput(image)
+    reference = opencv.forward()
     net = Export("shufflenet", prototxt, weights, {"data": image}, ["fc1000"], "channels_first", ("onnx",))
-    (output,) = exports(net.key, [net])[net.key]["onnx"]
+    (output,) = _outputs(exports(net.key, [net])[net.key], "onnx")
     assert_matches(output, reference, "ShuffleNet as onnx: fc1000")
 
 
