@@ -166,11 +166,17 @@ def _finish_onnx(path: Path, model) -> None:
     import onnx
 
     from caffe2keras.layers import LRN
-    from caffe2keras.onnx_graph import fold_pads_into_max_pools, fuse_lrn_layers, name_outputs
+    from caffe2keras.onnx_graph import (
+        fold_pads_into_max_pools,
+        fuse_lrn_layers,
+        move_negative_end_pads_to_output_padding,
+        name_outputs,
+    )
 
     proto = onnx.load(str(path))
     name_outputs(proto.graph, model.output_names)
     fold_pads_into_max_pools(proto.graph)
+    move_negative_end_pads_to_output_padding(proto.graph)
     lrn_layers = {
         layer.name: layer.get_config()
         for layer in model.layers

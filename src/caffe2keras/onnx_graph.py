@@ -9,6 +9,9 @@
 - Caffe's across-channel LRN, traced from ``keras.ops`` as squares, channel slices, sums and a
   power, becomes one ONNX ``LRN``: its formula is Caffe's, ``x / (k + alpha / n * sum(x^2)) ^ beta``
   over a zero-padded window of ``n`` channels centred on each.
+- A transposed convolution whose kernel is shorter than its stride: TensorFlow's output is
+  ``n * stride`` long, which tf2onnx writes as a negative end pad (ONNX Runtime refuses those).
+  The same length is ``output_padding``: zeros past the kernel's reach, as TensorFlow's.
 """
 
 from __future__ import annotations
@@ -163,3 +166,34 @@ def _max_pool_pads(pad, pool, constants) -> list[int] | None:
     if (spatial < 0).any() or (spatial >= np.asarray(kernel)).any():
         return None
     return [int(w) for w in spatial.ravel()]  # ONNX order: begins then ends
+
+
+def move_negative_end_pads_to_output_padding(graph) -> int:
+    """Rewrite each ``ConvTranspose`` end pad of ``-p`` as ``output_padding`` ``p``; return how many nodes."""
+    from onnx import helper
+
+    rewritten = 0
+    for node in graph.node:
+        if node.op_type != "ConvTranspose":
+            continue
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        pads = list(attributes.get("pads", []))
+        spatial = len(pads) // 2
+        if not any(p < 0 for p in pads[spatial:]) or any(p < 0 for p in pads[:spatial]):
+            continue
+        strides = attributes.get("strides", [1] * spatial)
+        dilations = attributes.get("dilations", [1] * spatial)
+        extra = list(attributes.get("output_padding", [0] * spatial))
+        for axis in range(spatial):
+            if pads[spatial + axis] < 0:
+                extra[axis] -= pads[spatial + axis]
+                pads[spatial + axis] = 0
+        if any(e >= max(s, d) for e, s, d in zip(extra, strides, dilations)):  # ONNX's bound
+            continue
+        kept = [a for a in node.attribute if a.name not in ("pads", "output_padding")]
+        del node.attribute[:]
+        node.attribute.extend(
+            [*kept, helper.make_attribute("pads", pads), helper.make_attribute("output_padding", extra)]
+        )
+        rewritten += 1
+    return rewritten
