@@ -118,6 +118,30 @@ def test_predict_errors_name_the_file(tiny, tmp_path, capsys):
     assert "none.keras: no such file." in capsys.readouterr().err
 
 
+def test_predict_on_caffe_files_says_to_convert_first(tiny, tmp_path, capsys):
+    prototxt, weights = tiny
+    image = write_image(tmp_path / "im.png", RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8))
+    for path, kind in ((prototxt, "a Caffe net definition"), (weights, "a Caffe weights file")):
+        assert main(["predict", str(path), image]) == 1
+        err = capsys.readouterr().err
+        assert f"{path}: this is {kind}, not a .keras model; convert it first with caffe2keras convert." in err
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert main(["predict", str(tmp_path / "notes.txt"), image]) == 1
+    err = capsys.readouterr().err
+    assert "not a .keras model (a .keras file is a zip archive)" in err and "SavedModel" not in err
+
+
+def test_predict_says_a_directory_is_a_directory(tiny, tmp_path, capsys):
+    prototxt, weights = tiny
+    model_path = tmp_path / "tiny.keras"
+    assert main(["convert", str(prototxt), str(weights), "-o", str(model_path), "--preprocess", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model_path), str(tmp_path)]) == 1
+    assert f"{tmp_path}: is a directory, not an image file." in capsys.readouterr().err
+    assert main(["predict", str(tmp_path), str(model_path)]) == 1
+    assert f"{tmp_path}: is a directory, not a .keras model file." in capsys.readouterr().err
+
+
 def test_bad_mean_is_an_error_and_leaves_no_file(tiny, tmp_path, capsys):
     prototxt, weights = tiny
     output = tmp_path / "m.keras"

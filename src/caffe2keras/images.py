@@ -31,14 +31,33 @@ class ImageInput:
     preprocessed: bool
 
 
+# Caffe's own files, by the endings its tools give them: handed to predict, they need converting first.
+CAFFE_FILE_KINDS = {
+    ".prototxt": "a Caffe net definition",
+    ".caffemodel": "a Caffe weights file",
+    ".caffemodel.h5": "a Caffe weights file",
+    ".binaryproto": "a Caffe mean file",
+}
+
+
 def load_model_file(path: str | os.PathLike):
     """A ``.keras`` file, loaded with ``safe_mode=True`` and caffe2keras' layers registered."""
+    if os.path.isdir(path):
+        raise ModelFileError(path, "is a directory, not a .keras model file.")
+    if not os.path.isfile(path):
+        raise ModelFileError(path, "no such file.")
+    kind = next((kind for ending, kind in CAFFE_FILE_KINDS.items() if os.fspath(path).endswith(ending)), None)
+    if kind is not None:
+        raise ModelFileError(path, f"this is {kind}, not a .keras model; convert it first with caffe2keras convert.")
+    if not zipfile.is_zipfile(path) and not os.fspath(path).endswith(".h5"):
+        # Keras would answer with its advice about TensorFlow SavedModels, which this is not either.
+        raise ModelFileError(
+            path, "not a .keras model (a .keras file is a zip archive); make one with caffe2keras convert."
+        )
     import keras
 
     import caffe2keras.layers  # noqa: F401  (registers the custom layers for loading)
 
-    if not os.path.isfile(path):
-        raise ModelFileError(path, "no such file.")
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as exc:
@@ -82,14 +101,21 @@ def read_images(paths: Sequence[str | os.PathLike], spec: ImageInput) -> np.ndar
         flag = cv2.IMREAD_GRAYSCALE if spec.order == "gray" else cv2.IMREAD_COLOR
         image = cv2.imread(os.fspath(path), flag) if os.path.isfile(path) else None
         if image is None:
-            reason = "no such file." if not os.path.exists(path) else "OpenCV cannot read it as an image."
-            raise ModelFileError(path, reason)
+            raise ModelFileError(path, unreadable_image_reason(path))
         image = cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
         image = image[:, :, None] if image.ndim == 2 else image
         if spec.order == "rgb":
             image = image[:, :, ::-1]
         images.append(image.transpose(2, 0, 1) if spec.data_format == "channels_first" else image)
     return np.stack(images).astype(np.float32)
+
+
+def unreadable_image_reason(path) -> str:
+    if os.path.isdir(path):
+        return "is a directory, not an image file."
+    if not os.path.exists(path):
+        return "no such file."
+    return "OpenCV cannot read it as an image."
 
 
 def warn_if_raw(spec: ImageInput, model_path) -> None:
