@@ -222,6 +222,28 @@ def test_decode_predictions():
         caffe2keras.decode_predictions(preds, LABELS[:3])
 
 
+def test_decode_predictions_takes_the_labels_the_model_carries(tiny, tmp_path):
+    prototxt, weights = tiny
+    model = caffe2keras.convert(prototxt, weights, preprocessing={}, labels=LABELS)
+    image = RNG.integers(0, 256, (1, 6, 5, 3)).astype(np.float32)
+    top = caffe2keras.decode_predictions(model.predict(image, verbose=0), model=model, top=1)
+    best = int(np.argmax(probabilities(image[0])))
+    assert top == [[(best, LABELS[best], pytest.approx(probabilities(image[0])[best], abs=1e-5))]]
+    with pytest.raises(caffe2keras.PreprocessingError, match="3 labels, but output 'prob' has 4"):
+        caffe2keras.decode_predictions(model.predict(image, verbose=0), LABELS[:3], model=model)
+
+
+def test_predict_names_the_models_output_when_labels_do_not_fit(tiny, tmp_path, capsys):
+    prototxt, weights = tiny
+    model_path = tmp_path / "tiny.keras"
+    assert main(["convert", str(prototxt), str(weights), "-o", str(model_path), "--preprocess", "-q"]) == 0
+    image = write_image(tmp_path / "im.png", RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8))
+    (tmp_path / "three.txt").write_text("a\nb\nc\n")
+    capsys.readouterr()
+    assert main(["predict", str(model_path), image, "--labels", str(tmp_path / "three.txt")]) == 1
+    assert "there are 3 labels, but output 'prob' has 4 values per image" in capsys.readouterr().err
+
+
 def test_read_labels_keeps_whole_lines(tmp_path):
     path = tmp_path / "synset_words.txt"
     path.write_text("n01440764 tench, Tinca tinca\r\nn01443537 goldfish, Carassius auratus\n\n")
