@@ -118,6 +118,33 @@ def test_predict_errors_name_the_file(tiny, tmp_path, capsys):
     assert "none.keras: no such file." in capsys.readouterr().err
 
 
+FREE_SIZE_NET = """
+name: "free"
+input: "data" input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" pooling_param { pool: AVE global_pooling: true } }
+layer { name: "prob" type: "Softmax" bottom: "pool" top: "prob" }
+"""
+
+
+def test_predict_runs_a_free_size_model_at_each_images_own_size(tmp_path, capsys):
+    """Global average pooling then softmax: each image's answer is its mean BGR pixel, by hand."""
+    prototxt = tmp_path / "free.prototxt"
+    prototxt.write_text(FREE_SIZE_NET)
+    model_path = tmp_path / "free.keras"
+    argv = ["convert", str(prototxt), "-o", str(model_path), "--input-shape", "data=1,3,?,?", "--mean", "104,117,123"]
+    assert main([*argv, "-q"]) == 0
+    sizes = [(6, 5), (9, 7), (6, 5)]  # two sizes: a batch of two and a batch of one
+    images = [RNG.integers(0, 256, (*size, 3), dtype=np.uint8) for size in sizes]
+    paths = [write_image(tmp_path / f"im{i}.png", image) for i, image in enumerate(images)]
+    capsys.readouterr()
+    assert main(["predict", str(model_path), *paths, "--json", "--top", "3"]) == 0
+    for entry, image in zip(json.loads(capsys.readouterr().out), images):
+        mean_bgr = image[..., ::-1].reshape(-1, 3).astype(np.float64).mean(axis=0) - [104, 117, 123]
+        expected = np.exp(mean_bgr - mean_bgr.max()) / np.exp(mean_bgr - mean_bgr.max()).sum()
+        by_class = {t["class"]: t["probability"] for t in entry["top"]}
+        np.testing.assert_allclose([by_class[c] for c in range(3)], expected, atol=1e-5)
+
+
 def test_predict_on_caffe_files_says_to_convert_first(tiny, tmp_path, capsys):
     prototxt, weights = tiny
     image = write_image(tmp_path / "im.png", RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8))
