@@ -346,7 +346,8 @@ def infer_known_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule | None])
     """
     unknown: dict[str, str] = {}
     for op in graph.ops:
-        missing = [str(b) for b in op.bottoms if b not in graph.shapes]
+        # Caffe's blob names: a version (an in-place layer's output) is internal to the graph.
+        missing = list(dict.fromkeys(b.name for b in op.bottoms if b not in graph.shapes))
         rule = rule_for(op)
         if missing:
             unknown[op.name] = f"the shape of {', '.join(missing)} is not known"
