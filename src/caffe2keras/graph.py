@@ -170,6 +170,12 @@ def build_graph(
     simply missing from ``graph.shapes`` (for callers that only need the inputs' names).
     """
     given = {name: tuple(None if d is None else int(d) for d in shape) for name, shape in (input_shapes or {}).items()}
+    for name, shape in given.items():
+        if not shape or any(d is not None and d <= 0 for d in shape):
+            raise InputShapeError(
+                f"input_shapes[{name!r}]: sizes must be whole numbers >= 1, or None (CLI: ?) for a free size "
+                f"where the net allows one. Received: input_shapes[{name!r}]={shape!r}"
+            )
     level = net.state.level if level is None else level
     stages = list(net.state.stage) if stages is None else list(stages)
     if phase is None:
@@ -340,7 +346,8 @@ def infer_known_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule | None])
     """
     unknown: dict[str, str] = {}
     for op in graph.ops:
-        missing = [str(b) for b in op.bottoms if b not in graph.shapes]
+        # Caffe's blob names: a version (an in-place layer's output) is internal to the graph.
+        missing = list(dict.fromkeys(b.name for b in op.bottoms if b not in graph.shapes))
         rule = rule_for(op)
         if missing:
             unknown[op.name] = f"the shape of {', '.join(missing)} is not known"

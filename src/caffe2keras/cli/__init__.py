@@ -22,6 +22,18 @@ from caffe2keras.cli.common import EXIT_ERROR, EXIT_USAGE, UsageError, conversio
 COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo")
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser: it takes ``--debug`` too, so the flag works after the command name."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: a command that is not given --debug keeps what the top level parsed.
+        self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+
+
+DEBUG_HELP = "show tracebacks for errors"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from caffe2keras._version import __version__
 
@@ -30,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert Caffe models (prototxt + caffemodel) to Keras 3 with Caffe's exact numbers.",
     )
     parser.add_argument("--version", action="version", version=f"caffe2keras {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
     for name in COMMANDS:
         importlib.import_module(f"caffe2keras.cli.{name}").register(commands)
     return parser

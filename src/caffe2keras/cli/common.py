@@ -32,12 +32,15 @@ def parse_shape_args(values: Sequence[str] | None) -> dict[str, tuple[int | None
         try:
             if not sep or not name:
                 raise ValueError
-            shapes[name] = tuple(None if d.strip() == "?" else int(d) for d in dims.replace("x", ",").split(","))
+            shape = tuple(None if d.strip() == "?" else int(d) for d in dims.replace("x", ",").split(","))
         except ValueError:
             raise UsageError(
                 f"--input-shape takes NAME=N,C,H,W (for example data=1,3,224,224, or data=1,3,?,? for any "
                 f"height and width). Received: {value!r}"
             ) from None
+        if name in shapes:
+            raise UsageError(f"--input-shape gives blob {name!r} twice; give each input once. Received: {value!r}")
+        shapes[name] = shape
     return shapes
 
 
@@ -50,7 +53,8 @@ def add_input_shape_option(parser: argparse.ArgumentParser) -> None:
         "--input-shape",
         action="append",
         metavar="NAME=N,C,H,W",
-        help="shape of an input blob the prototxt does not fix (repeatable)",
+        help="shape of an input blob the prototxt does not fix, once per input; ? is a free size "
+        "(data=1,3,?,? for any height and width)",
     )
 
 

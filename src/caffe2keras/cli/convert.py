@@ -16,7 +16,14 @@ from caffe2keras.cli.common import (
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("convert", help="convert a Caffe model to a .keras file")
+    parser = commands.add_parser(
+        "convert",
+        help="convert a Caffe model to a .keras file",
+        description="Build the Keras model of the net's TEST phase, fill it with the caffemodel's weights "
+        "and write it as a .keras file. Inputs the prototxt does not size take --input-shape (? for a "
+        "free size); --preprocess or --mean/--scale build Caffe's preprocessing in, --labels carries "
+        "the class names along.",
+    )
     parser.add_argument("prototxt", help="net definition (.prototxt)")
     parser.add_argument(
         "weights", nargs="?", help="weights (.caffemodel or .caffemodel.h5); omit for the architecture only"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -94,6 +95,8 @@ def run(args) -> int:
 
     from caffe2keras.verification import verify
 
+    if args.json:
+        check_writable_location(args.json)
     console = Console(stderr=True)
     with console.status("verifying") as status:
         report = verify(
@@ -116,3 +119,27 @@ def run(args) -> int:
         print("caffe2keras: error: nothing was compared; check the reference's blob names.", file=sys.stderr)
         return EXIT_USAGE
     return 0 if report.ok else EXIT_ERROR
+
+
+def check_writable_location(path: str) -> None:
+    """Refuse an output that cannot be written before the long run, not after it; nothing is left behind.
+
+    The nearest existing folder is probed with a nameless temporary file: what a permission bit
+    does not tell (a read-only or virtual file system, running as root) shows up too.
+    """
+    from caffe2keras.errors import ModelFileError
+
+    target = Path(path)
+    if target.is_dir():
+        raise ModelFileError(path, "is a directory; --json takes a file name.")
+    folder = target.parent
+    while not folder.exists():  # the folders to come are made when the file is written
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ModelFileError(path, f"cannot write the file: {folder} is not a directory.")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise ModelFileError(
+            path, f"cannot write the file: cannot create files in {folder} ({exc.strerror})."
+        ) from None
