@@ -25,6 +25,7 @@ _EXPORTS = {
     "verify": "caffe2keras.verification",
     **dict.fromkeys(
         (
+            "ArgumentError",
             "Caffe2KerasError",
             "ConversionWarning",
             "InputShapeError",

@@ -16,6 +16,7 @@ from caffe2keras.converters.base import Node, Step
 from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError
 from caffe2keras.graph import BlobRef, Graph, Op
 from caffe2keras.layout import Layout
+from caffe2keras.recursion import recursion_room
 from caffe2keras.sharing import SharedParameters
 
 
@@ -167,6 +168,10 @@ def build_model(
     on_layer: Callable[[Op], None] | None = None,
 ) -> keras.Model:
     """The Keras model of ``graph``; ``weights=None`` builds the architecture only."""
+    if outputs is not None and not outputs:
+        raise NetError(
+            "outputs names no blob; name at least one, or pass None for the net's outputs. Received: outputs=[]"
+        )
     output_refs = graph.outputs if outputs is None else [graph.blob(name) for name in outputs]
     if not output_refs:
         raise NetError("the net has no outputs: every blob is consumed by a layer.")
@@ -179,7 +184,10 @@ def build_model(
             if on_layer is not None:
                 on_layer(op)
             builder.convert(op)
-    return keras.Model(builder.inputs, builder.outputs(), name=keras_name(graph.name or "caffe_net"))
+        else:
+            builder.validate(op)
+    with recursion_room(len(graph.ops)):
+        return keras.Model(builder.inputs, builder.outputs(), name=keras_name(graph.name or "caffe_net"))
 
 
 class _Builder:
@@ -199,7 +207,9 @@ class _Builder:
             self.tensors[ref], self.producer_name[ref] = tensor, name
             self.inputs.append(tensor)
 
-    def convert(self, op: Op) -> None:
+    def _converted(self, op: Op):
+        """The node of ``op``, its Caffe output shapes (None without a shape rule) and its steps,
+        its parameters and weights checked."""
         rule = self.rule_for(op.type)
         in_shapes = tuple(self.graph.shapes[b] for b in op.bottoms)
         out_shapes = tuple(rule.shapes(op, list(in_shapes))) if rule.shapes else None
@@ -211,6 +221,26 @@ class _Builder:
         steps = rule.convert(node)
         steps = [steps] if isinstance(steps, Step) else list(steps)
         node.check_all_blobs_used()
+        return node, out_shapes, steps
+
+    def validate(self, op: Op) -> None:
+        """Check a layer no output needs, as Caffe sets up every layer: parameters, shapes, weights."""
+        if self.rule_for(op.type).shapes is None or any(b not in self.graph.shapes for b in op.bottoms):
+            return  # a plugin without a shape rule, or downstream of one: nothing to check against
+        _, out_shapes, _ = self._converted(op)
+        if len(out_shapes) != len(op.tops):
+            raise LayerError(
+                op.name,
+                op.type,
+                f"the layer produces {len(out_shapes)} blob(s) but names {len(op.tops)} top(s).",
+                "top",
+                [t.name for t in op.tops],
+            )
+        self.graph.shapes.update(zip(op.tops, out_shapes))
+
+    def convert(self, op: Op) -> None:
+        node, out_shapes, steps = self._converted(op)
+        in_shapes, layer_weights = node.in_shapes, node.weights
         steps = self.shared.apply(node, steps)
         # A layer without bottoms (Parameter) is wired to the first net input, which it ignores.
         bottoms = [self.tensors[b] for b in op.bottoms] or self.inputs[:1]

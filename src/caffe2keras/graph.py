@@ -201,6 +201,16 @@ def build_graph(
             silenced.update(layer.bottom)
         if is_dropped_type(layer.type):
             continue
+        if not layer.top:
+            # Caffe's CheckBlobCounts: every layer kept here makes at least one top.
+            raise LayerError(
+                layer.name,
+                layer.type,
+                "the layer has no top; Caffe refuses it (every layer but Silence and the losses "
+                "writes at least one blob). Name its output blob with 'top:'",
+                "top",
+                [],
+            )
         source_like = not layer.bottom and all(t in given for t in layer.top)
         if layer.type in DATA_LAYER_TYPES or source_like:
             if layer.bottom:

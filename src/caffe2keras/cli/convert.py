@@ -8,6 +8,7 @@ from caffe2keras.cli.common import (
     describe,
     parse_list_arg,
     parse_shape_args,
+    refuse_overwriting_inputs,
     save_atomically,
     wants_progress,
 )
@@ -31,6 +32,7 @@ def register(commands) -> None:
 def run(args) -> int:
     from caffe2keras.api import convert
 
+    refuse_overwriting_inputs(args.output, (args.prototxt, args.weights))
     progress = wants_progress(args)
     model = convert(
         args.prototxt,
