@@ -14,7 +14,7 @@ from caffe2keras.caffe.weights import LayerWeights, Weights
 from caffe2keras.converters import base
 from caffe2keras.converters.base import Node, Step
 from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError
-from caffe2keras.graph import BlobRef, Graph, Op
+from caffe2keras.graph import BlobRef, Graph, Op, check_blob_shape
 from caffe2keras.layout import Layout
 from caffe2keras.recursion import recursion_room
 from caffe2keras.sharing import SharedParameters
@@ -212,13 +212,22 @@ class _Builder:
         its parameters and weights checked."""
         rule = self.rule_for(op.type)
         in_shapes = tuple(self.graph.shapes[b] for b in op.bottoms)
-        out_shapes = tuple(rule.shapes(op, list(in_shapes))) if rule.shapes else None
         layer_weights = None
         if self.weights is not None:
             found: LayerWeights | None = self.weights.get(op.name)
             layer_weights = found.blobs if found is not None else ()
-        node = Node(op, in_shapes, out_shapes or (), self.layout, layer_weights)
-        steps = rule.convert(node)
+        try:
+            out_shapes = tuple(rule.shapes(op, list(in_shapes))) if rule.shapes else None
+            for top, shape in zip(op.tops, out_shapes or ()):
+                check_blob_shape(shape, op.name, op.type, f"top {top.name!r}")
+            node = Node(op, in_shapes, out_shapes or (), self.layout, layer_weights)
+            steps = rule.convert(node)
+        except Caffe2KerasError:
+            raise
+        except (ArithmeticError, ValueError) as exc:  # a parameter no check caught; still the net's doing
+            raise LayerError(
+                op.name, op.type, f"the layer's parameters cannot be used: {type(exc).__name__}: {exc}", "type", op.type
+            ) from exc
         steps = [steps] if isinstance(steps, Step) else list(steps)
         node.check_all_blobs_used()
         return node, out_shapes, steps

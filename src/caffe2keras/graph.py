@@ -18,10 +18,14 @@ knows nothing of converters.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from caffe2keras.errors import InputShapeError, LayerError, NetError
+import numpy as np
+
+from caffe2keras.caffe.limits import MAX_BLOB_AXES, MAX_BLOB_COUNT
+from caffe2keras.errors import ArgumentError, InputShapeError, LayerError, NetError, ShapeError
 
 Shape = tuple[int, ...]
 
@@ -153,6 +157,35 @@ def _data_layer_shapes(layer) -> list[Shape | None]:
     return [None] * tops
 
 
+def _checked_input_shapes(input_shapes) -> dict[str, Shape]:
+    if input_shapes is None:
+        return {}
+    received = f"Received: input_shapes={input_shapes!r}"
+    if not isinstance(input_shapes, Mapping):
+        raise ArgumentError(f"input_shapes must map blob names to (N, C, H, W) shapes. {received}")
+    given = {}
+    for name, shape in input_shapes.items():
+        if not isinstance(name, str) or isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+            raise ArgumentError(f"input_shapes must map blob names to sequences of integers. {received}")
+        if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape):
+            raise ArgumentError(f"the shape of input {name!r} must hold integers. {received}")
+        given[name] = tuple(int(d) for d in shape)
+    return given
+
+
+def check_blob_shape(shape: Shape, layer: str, layer_type: str, what: str) -> None:
+    """Caffe's ``Blob::Reshape`` checks: at most 32 axes, no negative dimension, at most INT_MAX values."""
+    if len(shape) > MAX_BLOB_AXES or any(d < 0 for d in shape) or math.prod(shape) > MAX_BLOB_COUNT:
+        raise ShapeError(
+            layer,
+            layer_type,
+            f"{what} would have shape {tuple(shape)}; Caffe allows at most {MAX_BLOB_AXES} axes, no negative "
+            f"dimension and at most {MAX_BLOB_COUNT:,} values",
+            "shape",
+            tuple(shape),
+        )
+
+
 def build_graph(
     net,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
@@ -167,7 +200,7 @@ def build_graph(
     With ``require_input_shapes=False`` an input without a known shape is no error; it is
     simply missing from ``graph.shapes`` (for callers that only need the inputs' names).
     """
-    given = {name: tuple(int(d) for d in shape) for name, shape in (input_shapes or {}).items()}
+    given = _checked_input_shapes(input_shapes)
     level = net.state.level if level is None else level
     stages = list(net.state.stage) if stages is None else list(stages)
 
@@ -269,6 +302,7 @@ def build_graph(
         if not shape or any(d <= 0 for d in shape):
             missing.append(f"{name!r} (from {origin})")
         else:
+            check_blob_shape(shape, origin, "input", f"input blob {name!r}")
             graph.shapes[ref] = shape
     unknown = sorted(set(given) - {name for name, _, _ in declared_inputs})
     if unknown:
@@ -306,3 +340,4 @@ def infer_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule]) -> None:
             )
         for top, shape in zip(op.tops, out_shapes):
             graph.shapes[top] = tuple(int(d) for d in shape)
+            check_blob_shape(graph.shapes[top], op.name, op.type, f"top {top.name!r}")

@@ -21,6 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from caffe2keras.errors import ArgumentError
 from caffe2keras.progress import Progress
 from caffe2keras.recursion import recursion_room
 
@@ -58,7 +59,7 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
     """
     path = Path(path)
     if path.suffix != ".keras":
-        raise ValueError(f"the path must end in .keras. Received: path={str(path)!r}")
+        raise ArgumentError(f"the path must end in .keras. Received: path={str(path)!r}")
     # Each byte is written once, then read once for the archive's CRC.
     total = 2 * sum(np.asarray(v).nbytes for v in model.weights)
     with Progress(progress) as bars, bars.phase("saving", total) as advance, recursion_room(len(model.layers)):
