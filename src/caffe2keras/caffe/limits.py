@@ -16,7 +16,7 @@ import stat
 from caffe2keras.errors import ArgumentError, ModelFileError
 
 MIB = 1 << 20
-MAX_PROTOTXT_BYTES = 16 * MIB
+MAX_PROTOTXT_BYTES = 64 * MIB
 # Caffe's own bound on a binary proto (kProtoReadBytesLimit in io.cpp is INT_MAX).
 MAX_CAFFEMODEL_BYTES = (1 << 31) - 1
 MAX_HDF5_BYTES = 8 << 30

@@ -9,8 +9,10 @@ file's lines keeps parse errors pointing at the right place.
 
 from __future__ import annotations
 
+import io
 import os
 import re
+from collections.abc import Iterable, Iterator
 
 from google.protobuf import text_format
 
@@ -44,25 +46,28 @@ def _compact_token(match: re.Match) -> str:
     return "" if token[0] == "#" else " "
 
 
-def compact_text(text: str) -> tuple[str, list[tuple[int, int | None]]]:
-    """``text`` without comments, blank lines and runs of blanks outside strings, and for each
-    line kept, its 1-based line number in ``text`` and the columns its indentation took (None
-    when more than indentation went, so that columns no longer match)."""
-    lines, origins = [], []
-    for number, line in enumerate(text.split("\n"), start=1):
+def compact_text(lines: Iterable[str]) -> tuple[str, list[tuple[int, int | None]]]:
+    """The text of ``lines`` without comments, blank lines and runs of blanks outside strings, and
+    for each line kept, its 1-based number in ``lines`` and the columns its indentation took (None
+    when more than indentation went, so that columns no longer match). Lines are read one by one."""
+    kept, origins = [], []
+    for number, line in enumerate(lines, start=1):
         compact = _TOKEN.sub(_compact_token, line).strip()
         if compact:
-            lines.append(compact)
-            indent = len(line) - len(line.lstrip())
-            origins.append((number, indent if compact == line.strip() else None))
-    return "\n".join(lines), origins
+            kept.append(compact)
+            stripped = line.strip()
+            origins.append((number, len(line) - len(line.lstrip()) if compact == stripped else None))
+    return "\n".join(kept), origins
 
 
 def parse_net_text(text: str, source: str = "<prototxt>"):
     """Parse prototxt text (current or V1 format) into a current-format NetParameter."""
     if not isinstance(text, str):
         raise ArgumentError(f"the prototxt text must be a str. Received: text={type(text).__name__}")
-    compact, origins = compact_text(text)
+    return _parse_compact(*compact_text(io.StringIO(text)), source)
+
+
+def _parse_compact(compact: str, origins, source: str):
     net = schema().NetParameter()
     try:
         text_format.Parse(compact, net)
@@ -86,14 +91,20 @@ def read_net(path: str | os.PathLike):
     check_path_type(path, "prototxt")
     checked_input_file(path, "prototxt", MAX_PROTOTXT_BYTES)
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_PROTOTXT_BYTES + 1)
-    except OSError as exc:
-        raise ModelFileError(path, f"cannot read the file: {exc.strerror}.") from None
-    if len(data) > MAX_PROTOTXT_BYTES:
-        raise ModelFileError(path, f"grew past {MAX_PROTOTXT_BYTES:,} bytes while being read.")
-    try:
-        text = data.decode("utf-8")
+        with open(path, encoding="utf-8", newline="\n") as f:
+            compact, origins = compact_text(_bounded_lines(f, path))
     except UnicodeDecodeError:
         raise ModelFileError(path, "not a text file; a net definition is a .prototxt (weights go second).") from None
-    return parse_net_text(text, str(path))
+    except OSError as exc:
+        raise ModelFileError(path, f"cannot read the file: {exc.strerror}.") from None
+    return _parse_compact(compact, origins, str(path))
+
+
+def _bounded_lines(file, path) -> Iterator[str]:
+    """The file's lines (ended by newlines only, as protobuf counts them); a file growing past the limit is refused."""
+    size = 0
+    for line in file:
+        size += len(line)
+        if size > MAX_PROTOTXT_BYTES:
+            raise ModelFileError(path, f"grew past {MAX_PROTOTXT_BYTES:,} bytes while being read.")
+        yield line
