@@ -576,7 +576,7 @@ def _run_worker(cases_path: Path, results_path: Path, timeout_s: float, nice: in
         preexec_fn=_limit_memory,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)},
+        env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])},
     )
     while process.poll() is None:
         time.sleep(0.2)

@@ -72,6 +72,29 @@ class ShapeError(LayerError):
     """Input shapes that the layer cannot take, as Caffe would also refuse."""
 
 
+class PreprocessingError(Caffe2KerasError):
+    """Preprocessing or labels that do not fit the net: a mean of the wrong shape, an unknown input..."""
+
+
+class WeightsPairingError(Caffe2KerasError):
+    """Caffe weights that do not all pair with the layers of a Keras model; no weight was changed."""
+
+    def __init__(self, target: str, unpaired_caffe: list[str], unpaired_keras: list[str], mismatches: list[str]):
+        self.unpaired_caffe, self.unpaired_keras, self.mismatches = unpaired_caffe, unpaired_keras, mismatches
+        problems = [
+            *mismatches,
+            *(f"Caffe layer {text}: no Keras layer pairs with it" for text in unpaired_caffe),
+            *(f"Keras layer {text}: no Caffe layer pairs with it" for text in unpaired_keras),
+        ]
+        super().__init__(
+            f"cannot load the Caffe weights into {target}; no weight was changed. {len(problems)} problem(s):\n  "
+            + "\n  ".join(problems)
+            + "\nPair layers yourself with mapping={caffe_layer: keras_layer} (None leaves a Caffe layer out). "
+            f"Received: unpaired_caffe={len(unpaired_caffe)}, unpaired_keras={len(unpaired_keras)}, "
+            f"mismatches={len(mismatches)}"
+        )
+
+
 class VerifyError(Caffe2KerasError):
     """A verification that cannot be set up: a reference that cannot run, inputs that do not fit."""
 
@@ -102,3 +125,23 @@ class UnsupportedLayersError(Caffe2KerasError):
             + "\n".join(lines)
             + f"\n{self.PLUGIN_HINT} Received: types={types!r}"
         )
+
+
+class ZooError(Caffe2KerasError):
+    """A Model Zoo net that is not in the catalog, or a catalog out of schema."""
+
+
+class UnverifiedNetError(ZooError):
+    """A net with no published hash for a file, downloaded without ``allow_unverified``."""
+
+
+class DownloadError(ZooError):
+    """A file that could not be fetched: HTTP error, dropped connection, no local copy offline."""
+
+
+class HashMismatchError(DownloadError):
+    """A fetched file whose hash is not the catalog's; it was not kept."""
+
+
+class CacheError(ZooError):
+    """The download directory cannot be written: read-only, full disk, no permission."""

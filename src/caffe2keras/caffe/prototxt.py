@@ -9,6 +9,7 @@ file's lines keeps parse errors pointing at the right place.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -86,18 +87,19 @@ def _parse_compact(compact: str, origins, source: str):
     return upgrade_net(net, source)
 
 
-def read_net(path: str | os.PathLike):
-    """Read a ``.prototxt`` file into a current-format NetParameter."""
-    check_path_type(path, "prototxt")
-    checked_input_file(path, "prototxt", MAX_PROTOTXT_BYTES)
+@contextlib.contextmanager
+def _opened_text(path, not_text: str):
+    """``path`` opened as UTF-8 text after the checks every input file gets; reading errors become
+    :class:`ModelFileError`, ``not_text`` saying what the file should have been."""
+    check_path_type(path, "path")
+    checked_input_file(path, "text file", MAX_PROTOTXT_BYTES)
     try:
         with open(path, encoding="utf-8", newline="\n") as f:
-            compact, origins = compact_text(_bounded_lines(f, path))
+            yield f
     except UnicodeDecodeError:
-        raise ModelFileError(path, "not a text file; a net definition is a .prototxt (weights go second).") from None
+        raise ModelFileError(path, f"not a text file; {not_text}") from None
     except OSError as exc:
         raise ModelFileError(path, f"cannot read the file: {exc.strerror}.") from None
-    return _parse_compact(compact, origins, str(path))
 
 
 def _bounded_lines(file, path) -> Iterator[str]:
@@ -108,3 +110,16 @@ def _bounded_lines(file, path) -> Iterator[str]:
         if size > MAX_PROTOTXT_BYTES:
             raise ModelFileError(path, f"grew past {MAX_PROTOTXT_BYTES:,} bytes while being read.")
         yield line
+
+
+def read_text(path: str | os.PathLike, not_text: str) -> str:
+    """A UTF-8 text file; ``not_text`` says what the file should have been when it is not text."""
+    with _opened_text(path, not_text) as f:
+        return "".join(_bounded_lines(f, path))
+
+
+def read_net(path: str | os.PathLike):
+    """Read a ``.prototxt`` file into a current-format NetParameter, in memory bounded by its content."""
+    with _opened_text(path, "a net definition is a .prototxt (weights go second).") as f:
+        compact, origins = compact_text(_bounded_lines(f, path))
+    return _parse_compact(compact, origins, str(path))

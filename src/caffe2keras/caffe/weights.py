@@ -184,3 +184,25 @@ def _read_parsed_weights(path, wanted) -> Weights:
                 tuple(blob_from_proto(b, path, layer.name, i) for i, b in enumerate(layer.blobs)),
             )
     return weights
+
+
+def read_blob_file(path: str | os.PathLike) -> np.ndarray:
+    """One serialized ``BlobProto``, such as a ``mean.binaryproto``, as a float32 array.
+
+    The shape is the blob's own: Caffe's ``compute_image_mean`` writes ``(1, C, H, W)``.
+    """
+    try:
+        with open(path, "rb") as f:
+            payload = f.read()
+    except FileNotFoundError:
+        raise ModelFileError(path, "no such file.") from None
+    except OSError as exc:
+        raise ModelFileError(path, f"cannot read the file: {exc.strerror}.") from None
+    blob = schema().BlobProto()
+    try:
+        blob.ParseFromString(payload)
+    except DecodeError as exc:
+        raise ModelFileError(path, f"not a readable binary BlobProto (truncated or corrupt): {exc}.") from None
+    if not payload or not (len(blob.data) or len(blob.double_data)):
+        raise ModelFileError(path, "the file holds no blob values; it is not a BlobProto such as mean.binaryproto.")
+    return blob_from_proto(blob, path, "(blob file)", 0).data

@@ -26,7 +26,7 @@ from caffe2keras.cli.common import (
 )
 
 # In the order `caffe2keras --help` lists them.
-COMMANDS = ("convert", "verify")
+COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ from keras import layers
 from caffe2keras.converters.base import Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.reshaping import caffe_reshape_steps
+from caffe2keras.converters.transforms import batch_norm_statistics
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import LRN, MeanVarianceNormalization
 
@@ -50,10 +51,8 @@ def batch_norm(node: Node) -> Step:
         # The stored statistics are only updated, never used: each call normalizes with its batch's.
         axes = tuple(sorted(node.keras_axis(a) for a in range(rank) if a != 1))
         return Step(MeanVarianceNormalization(axes, epsilon=p.eps, epsilon_on="variance"))
-    if factor is not None:
-        # Caffe's third blob is the running-average normalizer: statistics are divided by it (0 stays 0).
-        inverse = 0.0 if factor[0] == 0 else 1.0 / factor[0]
-        mean, variance = mean * inverse, variance * inverse
+    if mean is not None:
+        mean, variance = batch_norm_statistics(mean, variance, factor)
     norm = layers.BatchNormalization(
         axis=axis, epsilon=p.eps, momentum=p.moving_average_fraction, center=False, scale=False
     )

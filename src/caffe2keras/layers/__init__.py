@@ -12,6 +12,7 @@ from caffe2keras.layers.initializers import CaffeFiller
 from caffe2keras.layers.normalization import LRN, MeanVarianceNormalization
 from caffe2keras.layers.normalize import Normalize
 from caffe2keras.layers.pooling import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
+from caffe2keras.layers.preprocessing import CaffePreprocessing
 from caffe2keras.layers.prior_box import PriorBox
 from caffe2keras.layers.recurrent import CaffeLSTM, CaffeRNN, LSTMUnit
 from caffe2keras.layers.reduction import ArgMax, Reduction
@@ -28,6 +29,7 @@ __all__ = [
     "CaffeFiller",
     "CaffeLSTM",
     "CaffePooling2D",
+    "CaffePreprocessing",
     "CaffeRNN",
     "Clip",
     "Crop",
