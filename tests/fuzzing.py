@@ -148,6 +148,12 @@ def _strategies():
     seed_list = seeds()
     seed_index = st.integers(0, len(seed_list) - 1)
     hdf5_seeds = {name: hdf5_of(weights) for name, _, weights in seed_list}
+    keras_archive = keras_seed()  # converted here: Keras inside a strategy would use the random module
+
+    def pick(draw) -> tuple[int, str, bytes, bytes]:
+        """A seed: its index, name, prototxt and caffemodel."""
+        index = draw(seed_index)
+        return (index, *seed_list[index])
 
     def flips(data: bytes, draw, most: int = 8) -> bytes:
         data = bytearray(data)
@@ -159,8 +165,7 @@ def _strategies():
 
     @st.composite
     def prototxt_mutation(draw):
-        index = draw(seed_index)
-        name, prototxt, _ = seed_list[index]
+        index, name, prototxt, _ = pick(draw)
         weights = SeedFile(index, "weights")
         text = prototxt.decode()
         how = draw(st.sampled_from(["flip", "cut", "splice", "number", "token", "duplicate"]))
@@ -217,18 +222,18 @@ def _strategies():
 
         from caffe2keras.caffe.prototxt import parse_net_text
 
-        index = draw(seed_index)
-        name, prototxt, _ = seed_list[index]
+        index, name, prototxt, _ = pick(draw)
         weights = SeedFile(index, "weights")
         text = prototxt.decode()
         canonical = text_format.MessageToString(parse_net_text(text)).encode()
         how = draw(st.sampled_from(["as-is", "whitespace", "comments"]))
+        rng = draw(st.randoms(use_true_random=False))  # one draw for many choices: examples stay small
         if how == "whitespace":
-            pieces = text.split(" ")
-            text = "".join(p + " " * draw(st.integers(1, 2000)) for p in pieces)
+            text = "".join(piece + rng.choice((" ", "\t", "\n ")) * rng.randint(1, 2000) for piece in text.split(" "))
         elif how == "comments":
+            comment = draw(st.text(max_size=30)).replace("\n", " ").replace("\r", " ")
             lines = text.splitlines(keepends=True)
-            text = "".join(f"{line.rstrip()}  # {draw(st.text(max_size=30)).replace(chr(10), ' ')}\n" for line in lines)
+            text = "".join(f"{line.rstrip()}{' ' * rng.randint(0, 9)}# {comment}\n" for line in lines)
         return Case(
             f"canonical-{how}",
             {"prototxt": text.encode(), "weights": weights},
@@ -238,8 +243,7 @@ def _strategies():
 
     @st.composite
     def caffemodel_mutation(draw):
-        index = draw(seed_index)
-        name, _, weights = seed_list[index]
+        index, name, _, weights = pick(draw)
         prototxt = SeedFile(index, "prototxt")
         how = draw(st.sampled_from(["flip", "cut", "splice"]))
         if how == "cut":
@@ -256,8 +260,7 @@ def _strategies():
 
     @st.composite
     def hdf5_mutation(draw):
-        index = draw(seed_index)
-        name, _, _ = seed_list[index]
+        index, name, _, _ = pick(draw)
         prototxt = SeedFile(index, "prototxt")
         h5 = hdf5_seeds[name]
         how = draw(st.sampled_from(["flip", "cut", "crafted"]))
@@ -296,17 +299,18 @@ def _strategies():
                         if draw(st.integers(0, 9)) == 0:
                             f[key] = np.array(["x", "yz"], dtype=h5py.string_dtype())
                         else:
-                            f.create_dataset(key, shape=shape, dtype=dtype, **options)
-                            if draw(st.booleans()) and shape:
-                                f[key][...] = draw(st.floats(-1e3, 1e3))
+                            fill = draw(st.integers(0, 100)) if draw(st.booleans()) else None
+                            with contextlib.suppress(ValueError, TypeError):  # combinations h5py refuses
+                                f.create_dataset(key, shape=shape, dtype=dtype, **options)
+                                if fill is not None:
+                                    f[key][...] = fill
             return path.read_bytes()
 
     @st.composite
     def keras_mutation(draw):
         import json as json_module
 
-        archive = keras_seed()
-        with zipfile.ZipFile(io.BytesIO(archive)) as source:
+        with zipfile.ZipFile(io.BytesIO(keras_archive)) as source:
             config = json_module.loads(source.read("config.json"))
             members = {item.filename: source.read(item) for item in source.infolist()}
         layers = config["config"]["layers"]

@@ -30,24 +30,13 @@ from caffe2keras import (
 )
 from caffe2keras.caffe import read_weights
 from caffe2keras.caffe.limits import MAX_PROTOTXT_BYTES
-from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.cli import main
 from caffe2keras.recursion import recursion_room
-from tests.nets import layer, net
+from tests.nets import layer, net, write_net
 
 INPUT = {"data": (1, 3, 8, 8)}
 CONV = layer("Convolution", "convolution_param { num_output: 4 kernel_size: 3 }", name="conv", tops=("conv",))
 CONV_WEIGHTS = [("conv", "Convolution", [np.ones((4, 3, 3, 3), np.float32), np.zeros(4, np.float32)])]
-
-
-def _write(tmp_path: Path, text: str, weights=()) -> tuple[Path, Path | None]:
-    prototxt = tmp_path / "net.prototxt"
-    prototxt.write_text(text)
-    if not weights:
-        return prototxt, None
-    path = tmp_path / "net.caffemodel"
-    write_caffemodel(path, weights)
-    return prototxt, path
 
 
 def _leftovers(folder: Path, keep=()) -> list[str]:
@@ -59,7 +48,7 @@ def _leftovers(folder: Path, keep=()) -> list[str]:
 
 def test_a_layer_without_top_is_refused_with_its_name(tmp_path):
     text = net(INPUT, CONV + layer("ReLU", bottoms=("conv",), tops=(), name="relu1"))
-    prototxt, _ = _write(tmp_path, text)
+    prototxt, _ = write_net(tmp_path, text)
     with pytest.raises(LayerError, match=r"Layer 'relu1' \(ReLU\): the layer has no top") as caught:
         caffe2keras.convert(prototxt)
     assert caught.value.field == "top"
@@ -67,14 +56,14 @@ def test_a_layer_without_top_is_refused_with_its_name(tmp_path):
 
 def test_a_topless_conv_with_zero_geometry_is_refused(tmp_path):
     bad = layer("Convolution", "convolution_param { num_output: 0 kernel_size: 0 stride: 0 }", tops=(), name="bad")
-    prototxt, _ = _write(tmp_path, net(INPUT, CONV + bad))
+    prototxt, _ = write_net(tmp_path, net(INPUT, CONV + bad))
     with pytest.raises(LayerError, match="'bad'.*no top"):
         caffe2keras.convert(prototxt)
 
 
 def test_a_layer_no_output_needs_is_still_checked(tmp_path):
     bad = layer("Convolution", "convolution_param { num_output: 0 kernel_size: 3 }", name="bad", tops=("side",))
-    prototxt, _ = _write(tmp_path, net(INPUT, CONV + bad))
+    prototxt, _ = write_net(tmp_path, net(INPUT, CONV + bad))
     with pytest.raises(ShapeError, match="'bad'.*num_output must be positive"):
         caffe2keras.convert(prototxt, outputs=["conv"])
 
@@ -82,7 +71,7 @@ def test_a_layer_no_output_needs_is_still_checked(tmp_path):
 def test_weights_of_a_layer_no_output_needs_are_still_checked(tmp_path):
     side = layer("Convolution", "convolution_param { num_output: 2 kernel_size: 1 }", name="side", tops=("side",))
     wrong = [*CONV_WEIGHTS, ("side", "Convolution", [np.ones((5, 3, 1, 1), np.float32), np.zeros(2, np.float32)])]
-    prototxt, weights = _write(tmp_path, net(INPUT, CONV + side), wrong)
+    prototxt, weights = write_net(tmp_path, net(INPUT, CONV + side), wrong)
     with pytest.raises(WeightsError, match="'side'"):
         caffe2keras.convert(prototxt, weights, outputs=["conv"])
 
@@ -96,14 +85,14 @@ def test_prior_box_aspect_ratio_must_be_positive(tmp_path, ratio):
         tops=("priors",),
         name="priors",
     )
-    prototxt, _ = _write(tmp_path, net(INPUT, CONV + prior))
+    prototxt, _ = write_net(tmp_path, net(INPUT, CONV + prior))
     with pytest.raises(ShapeError, match="aspect ratios must be positive") as caught:
         caffe2keras.convert(prototxt)
     assert caught.value.field == "prior_box_param.aspect_ratio"
 
 
 def test_empty_outputs_get_an_accurate_message(tmp_path, capsys):
-    prototxt, _ = _write(tmp_path, net(INPUT, CONV))
+    prototxt, _ = write_net(tmp_path, net(INPUT, CONV))
     with pytest.raises(NetError, match="outputs names no blob"):
         caffe2keras.convert(prototxt, outputs=[])
     assert main(["convert", str(prototxt), "--outputs", "", "-o", str(tmp_path / "m.keras")]) == 1
@@ -122,7 +111,7 @@ def test_empty_outputs_get_an_accurate_message(tmp_path, capsys):
     ],
 )
 def test_wrong_argument_types_raise_the_package_error(tmp_path, arguments):
-    prototxt, _ = _write(tmp_path, net(INPUT, CONV))
+    prototxt, _ = write_net(tmp_path, net(INPUT, CONV))
     call = {"prototxt": prototxt, **arguments}
     with pytest.raises(ArgumentError) as caught:
         caffe2keras.convert(call.pop("prototxt"), **call)
@@ -131,7 +120,7 @@ def test_wrong_argument_types_raise_the_package_error(tmp_path, arguments):
 
 
 def test_a_huge_input_shape_is_refused_as_caffe_does(tmp_path):
-    prototxt, _ = _write(tmp_path, net({"data": (1, 1 << 31, 1 << 31, 1)}, CONV))
+    prototxt, _ = write_net(tmp_path, net({"data": (1, 1 << 31, 1 << 31, 1)}, CONV))
     with pytest.raises(ShapeError, match="at most 2,147,483,647 values"):
         caffe2keras.convert(prototxt)
 
@@ -141,7 +130,7 @@ def test_a_huge_input_shape_is_refused_as_caffe_does(tmp_path):
 
 @pytest.mark.parametrize("role", ["prototxt", "weights"])
 def test_devices_and_fifos_are_refused_without_reading(tmp_path, role):
-    prototxt, weights = _write(tmp_path, net(INPUT, CONV), CONV_WEIGHTS)
+    prototxt, weights = write_net(tmp_path, net(INPUT, CONV), CONV_WEIGHTS)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     for special in ("/dev/zero", fifo):
@@ -163,7 +152,7 @@ def test_whitespace_and_comments_parse_in_bounded_memory(tmp_path):
 
     text = net(INPUT, CONV)
     padded = text.replace("layer {", "layer {" + " " * 20_000_000 + "# a comment { with 'quotes'\n", 1)
-    prototxt, _ = _write(tmp_path, padded)
+    prototxt, _ = write_net(tmp_path, padded)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     graph = caffe2keras.api.load_graph(prototxt)
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
@@ -172,7 +161,7 @@ def test_whitespace_and_comments_parse_in_bounded_memory(tmp_path):
 
 
 def test_parse_errors_point_at_the_original_line(tmp_path):
-    prototxt, _ = _write(tmp_path, 'name: "x"\n\n# comment\n\n   layer {\n     bogus_field: 1\n   }\n')
+    prototxt, _ = write_net(tmp_path, 'name: "x"\n\n# comment\n\n   layer {\n     bogus_field: 1\n   }\n')
     with pytest.raises(ModelFileError, match=r"line 6, column 6: .*bogus_field"):
         caffe2keras.convert(prototxt)
 
@@ -216,7 +205,7 @@ def test_blob_dims_that_wrap_or_overflow_are_refused(tmp_path, dims, message):
     with pytest.raises(ModelFileError, match=message):
         read_weights(path)
     # A layer the net lacks is not read, as Caffe copies only the net's layers.
-    prototxt, _ = _write(tmp_path, net(INPUT, layer("ReLU", name="relu", tops=("out",))))
+    prototxt, _ = write_net(tmp_path, net(INPUT, layer("ReLU", name="relu", tops=("out",))))
     assert caffe2keras.convert(prototxt, path).output_names == ["out"]
 
 
@@ -241,7 +230,7 @@ def test_hdf5_reads_only_the_nets_layers_and_their_declared_sizes_first(tmp_path
         group.create_dataset("unused/0", shape=(1 << 28,), dtype="f4", chunks=(1 << 20,), compression="gzip")
 
     path = _h5(tmp_path / "w.caffemodel.h5", bomb)
-    prototxt, _ = _write(tmp_path, net(INPUT, CONV))
+    prototxt, _ = write_net(tmp_path, net(INPUT, CONV))
     weights = read_weights(path, {"conv"})
     assert sorted(weights) == ["conv"]
     model = caffe2keras.convert(prototxt, path)
@@ -254,7 +243,7 @@ def test_hdf5_blob_shape_is_checked_before_its_values_are_read(tmp_path):
         group["conv/1"] = np.zeros(4, np.float32)
 
     path = _h5(tmp_path / "w.caffemodel.h5", wrong)
-    prototxt, _ = _write(tmp_path, net(INPUT, CONV))
+    prototxt, _ = write_net(tmp_path, net(INPUT, CONV))
     with pytest.raises(WeightsError, match=r"weight blob 0 has shape \(268435456,\)"):
         caffe2keras.convert(prototxt, path)
 
@@ -267,7 +256,7 @@ def test_a_gzip_chunk_inflating_past_its_size_is_refused(tmp_path):
         dataset.id.write_direct_chunk((0,), zlib.compress(bytes(64 << 20)))  # 64 MiB for a 16-byte chunk
 
     path = _h5(tmp_path / "w.caffemodel.h5", bomb)
-    prototxt, _ = _write(tmp_path, net(INPUT, CONV))
+    prototxt, _ = write_net(tmp_path, net(INPUT, CONV))
     with pytest.raises(ModelFileError, match="inflates past its declared 16 bytes"):
         caffe2keras.convert(prototxt, path)
 
@@ -299,14 +288,14 @@ def test_gzip_and_shuffle_compressed_hdf5_reads_exactly(tmp_path):
 )
 def test_hostile_hdf5_datasets_are_refused(tmp_path, build):
     path = _h5(tmp_path / "w.caffemodel.h5", build)
-    prototxt, _ = _write(tmp_path, net(INPUT, CONV))
+    prototxt, _ = write_net(tmp_path, net(INPUT, CONV))
     with pytest.raises((ModelFileError, WeightsError)):
         caffe2keras.convert(prototxt, path)
 
 
 def test_bit_flipped_hdf5_files_give_clear_errors(tmp_path):
     good = _h5(tmp_path / "good.caffemodel.h5", _conv_h5).read_bytes()
-    prototxt, _ = _write(tmp_path, net(INPUT, CONV))
+    prototxt, _ = write_net(tmp_path, net(INPUT, CONV))
     rng = np.random.default_rng(13)
     path = tmp_path / "flipped.caffemodel.h5"
     for _ in range(60):
@@ -328,7 +317,7 @@ def test_a_chain_of_2000_layers_converts_saves_and_reloads(tmp_path):
     body = "".join(
         layer("ReLU", bottoms=(f"b{i - 1}" if i else "data",), tops=(f"b{i}",), name=f"r{i}") for i in range(2000)
     )
-    prototxt, _ = _write(tmp_path, net({"data": (1, 2, 2, 2)}, body))
+    prototxt, _ = write_net(tmp_path, net({"data": (1, 2, 2, 2)}, body))
     model = caffe2keras.convert(prototxt)
     caffe2keras.save_model(model, tmp_path / "deep.keras")
     with recursion_room(len(model.layers)):
@@ -341,7 +330,7 @@ def test_a_chain_of_2000_layers_converts_saves_and_reloads(tmp_path):
 
 
 def test_a_full_disk_is_a_clear_error_and_leaves_nothing(tmp_path, capsys, monkeypatch):
-    prototxt, weights = _write(tmp_path, net(INPUT, CONV), CONV_WEIGHTS)
+    prototxt, weights = write_net(tmp_path, net(INPUT, CONV), CONV_WEIGHTS)
     out = tmp_path / "out"
     out.mkdir()
     real_pwrite = os.pwrite
@@ -361,7 +350,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing(tmp_path, capsys, monke
 def test_sigterm_and_sighup_during_the_save_leave_nothing(tmp_path, capsys, monkeypatch, signum):
     from caffe2keras import saving
 
-    prototxt, weights = _write(tmp_path, net(INPUT, CONV), CONV_WEIGHTS)
+    prototxt, weights = write_net(tmp_path, net(INPUT, CONV), CONV_WEIGHTS)
     out = tmp_path / "out"
     out.mkdir()
 
@@ -378,7 +367,7 @@ def test_sigterm_and_sighup_during_the_save_leave_nothing(tmp_path, capsys, monk
 
 
 def test_output_naming_an_input_is_refused(tmp_path, capsys):
-    prototxt, weights = _write(tmp_path, net(INPUT, CONV), CONV_WEIGHTS)
+    prototxt, weights = write_net(tmp_path, net(INPUT, CONV), CONV_WEIGHTS)
     before = weights.read_bytes()
     alias = tmp_path / "alias.keras"
     alias.symlink_to(weights)
@@ -389,7 +378,7 @@ def test_output_naming_an_input_is_refused(tmp_path, capsys):
 
 
 def test_a_legal_246_character_output_name_works(tmp_path, capsys):
-    prototxt, weights = _write(tmp_path, net(INPUT, CONV), CONV_WEIGHTS)
+    prototxt, weights = write_net(tmp_path, net(INPUT, CONV), CONV_WEIGHTS)
     output = tmp_path / ("m" * 240 + ".keras")
     assert main(["convert", str(prototxt), str(weights), "-q", "-o", str(output)]) == 0
     assert keras.saving.load_model(output).output_names == ["conv"]
@@ -405,13 +394,13 @@ def test_verify_runs_opencv_on_a_memory_data_net(tmp_path):
         'name: "md"\nlayer { name: "data" type: "MemoryData" top: "data" top: "label" include { phase: TEST }\n'
         "  memory_data_param { batch_size: 1 channels: 3 height: 8 width: 8 } }\n"
     )
-    prototxt, weights = _write(tmp_path, memory + CONV, CONV_WEIGHTS)
+    prototxt, weights = write_net(tmp_path, memory + CONV, CONV_WEIGHTS)
     report = caffe2keras.verify(prototxt, weights)
     assert report.ok and report.compared
 
 
 def test_verify_refuses_an_object_array_npz(tmp_path, capsys):
-    prototxt, weights = _write(tmp_path, net(INPUT, CONV), CONV_WEIGHTS)
+    prototxt, weights = write_net(tmp_path, net(INPUT, CONV), CONV_WEIGHTS)
     npz = tmp_path / "blobs.npz"
     np.savez(npz, data=np.zeros(INPUT["data"], np.float32), conv=np.array([{"a": 1}], dtype=object))
     with pytest.raises(VerifyError, match="cannot read blob 'conv'"):
@@ -425,7 +414,7 @@ def test_verify_refuses_an_object_array_npz(tmp_path, capsys):
 
 def _saved_prior_box(tmp_path: Path) -> Path:
     prior = layer("PriorBox", "prior_box_param { min_size: 4 }", bottoms=("conv", "data"), tops=("p",), name="p")
-    prototxt, _ = _write(tmp_path, net(INPUT, CONV + prior))
+    prototxt, _ = write_net(tmp_path, net(INPUT, CONV + prior))
     path = tmp_path / "prior.keras"
     caffe2keras.save_model(caffe2keras.convert(prototxt), path)
     return path

@@ -14,7 +14,7 @@ from caffe2keras.caffe.weights import LayerWeights, Weights
 from caffe2keras.converters import base
 from caffe2keras.converters.base import Node, Step
 from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError
-from caffe2keras.graph import BlobRef, Graph, Op, check_blob_shape
+from caffe2keras.graph import BlobRef, Graph, Op, check_blob_shape, check_top_count
 from caffe2keras.layout import Layout
 from caffe2keras.recursion import recursion_room
 from caffe2keras.sharing import SharedParameters
@@ -246,14 +246,7 @@ class _Builder:
         if self.rule_for(op.type).shapes is None or any(b not in self.graph.shapes for b in op.bottoms):
             return  # a plugin without a shape rule, or downstream of one: nothing to check against
         _, out_shapes, _ = self._converted(op)
-        if len(out_shapes) != len(op.tops):
-            raise LayerError(
-                op.name,
-                op.type,
-                f"the layer produces {len(out_shapes)} blob(s) but names {len(op.tops)} top(s).",
-                "top",
-                [t.name for t in op.tops],
-            )
+        check_top_count(op, len(out_shapes))
         self.graph.shapes.update(zip(op.tops, out_shapes))
 
     def convert(self, op: Op) -> None:
@@ -265,14 +258,7 @@ class _Builder:
         produced = self._apply(op, steps, bottoms) if steps else [bottoms[0]] * len(op.tops)
         for blob in layer_weights or ():
             release_pages(blob.data)  # the layer's variables hold their own copies now
-        if len(produced) != len(op.tops):
-            raise LayerError(
-                op.name,
-                op.type,
-                f"the converter made {len(produced)} outputs for {len(op.tops)} tops",
-                "top",
-                [t.name for t in op.tops],
-            )
+        check_top_count(op, len(produced))
         for index, (top, tensor) in enumerate(zip(op.tops, produced)):
             self.graph.shapes[top] = self._checked_shape(op, index, tensor, in_shapes, out_shapes)
             self.tensors[top] = tensor

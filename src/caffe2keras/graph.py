@@ -186,6 +186,18 @@ def check_blob_shape(shape: Shape, layer: str, layer_type: str, what: str) -> No
         )
 
 
+def check_top_count(op: Op, produced: int) -> None:
+    """The layer's tops must name each blob its shape rule or converter makes."""
+    if produced != len(op.tops):
+        raise LayerError(
+            op.name,
+            op.type,
+            f"the layer produces {produced} blob(s) but names {len(op.tops)} top(s).",
+            "top",
+            [t.name for t in op.tops],
+        )
+
+
 def build_graph(
     net,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
@@ -333,14 +345,7 @@ def infer_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule]) -> None:
 
 def _infer_op_shapes(graph: Graph, op: Op, rule: ShapeRule) -> None:
     out_shapes = rule(op, [graph.shapes[b] for b in op.bottoms])
-    if len(out_shapes) != len(op.tops):
-        raise LayerError(
-            op.name,
-            op.type,
-            f"the layer produces {len(out_shapes)} blob(s) but names {len(op.tops)} top(s).",
-            "top",
-            [t.name for t in op.tops],
-        )
+    check_top_count(op, len(out_shapes))
     for top, shape in zip(op.tops, out_shapes):
         graph.shapes[top] = tuple(int(d) for d in shape)
         check_blob_shape(graph.shapes[top], op.name, op.type, f"top {top.name!r}")
