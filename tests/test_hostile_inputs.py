@@ -28,6 +28,7 @@ from caffe2keras import (
     VerifyError,
     WeightsError,
 )
+from caffe2keras.api import load_graph
 from caffe2keras.caffe import read_weights
 from caffe2keras.caffe.limits import MAX_PROTOTXT_BYTES
 from caffe2keras.cli import main
@@ -154,10 +155,33 @@ def test_whitespace_and_comments_parse_in_bounded_memory(tmp_path):
     padded = text.replace("layer {", "layer {" + " " * 20_000_000 + "# a comment { with 'quotes'\n", 1)
     prototxt, _ = write_net(tmp_path, padded)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    graph = caffe2keras.api.load_graph(prototxt)
+    graph = load_graph(prototxt)
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert [op.name for op in graph.ops] == ["conv"]
     assert grown_mib < 400  # protobuf alone: 3.4 GB
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'name: "' + "a" * 30_000_000 + '"',  # protobuf alone: 3.8 GB
+        'name: "a"' + ' "bb"' * 5_000_000,  # adjacent strings, which protobuf joins: 31 s
+        "name: " + "1" * 30_000_000,
+        'name: "' + 'a\\"' * 10_000_000 + '"',  # escapes, each a step of the tokenizer
+    ],
+    ids=["long-string", "many-strings", "long-number", "many-escapes"],
+)
+def test_long_tokens_are_refused_in_bounded_memory(tmp_path, text):
+    import resource
+
+    path = tmp_path / "net.prototxt"
+    path.write_text(text)
+    del text
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ModelFileError) as caught:
+        caffe2keras.convert(path)
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 400
+    assert len(str(caught.value)) < 500
 
 
 def test_parse_errors_point_at_the_original_line(tmp_path):
