@@ -219,7 +219,7 @@ def _caffemodel_with_dims(path: Path, dims: list[int], values: int = 0) -> None:
     [
         ([1 << 32, 1 << 32], "at most 2,147,483,647"),  # the int64 product wraps to 0
         ([1 << 62, 4, 1], "at most 2,147,483,647"),
-        ([1] * 65, "at most 32"),
+        ([1] * 65, "more than 32 axes"),
         ([-1, 0], "negative"),
     ],
 )
@@ -231,6 +231,15 @@ def test_blob_dims_that_wrap_or_overflow_are_refused(tmp_path, dims, message):
     # A layer the net lacks is not read, as Caffe copies only the net's layers.
     prototxt, _ = write_net(tmp_path, net(INPUT, layer("ReLU", name="relu", tops=("out",))))
     assert caffe2keras.convert(prototxt, path).output_names == ["out"]
+
+
+def test_a_caffemodel_of_millions_of_tiny_layers_is_refused_quickly(tmp_path):
+    path = tmp_path / "many.caffemodel"
+    path.write_bytes(_field(100, b"") * 5_000_000)  # 15 MB: once 1.2 GB and 33 s
+    started = time.monotonic()
+    with pytest.raises(ModelFileError, match="more than 100,000 layers"):
+        read_weights(path)
+    assert time.monotonic() - started < 10
 
 
 # ------------------------------------------------------------------ HDF5

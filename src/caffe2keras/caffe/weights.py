@@ -27,6 +27,7 @@ from caffe2keras.caffe.upgrade import V1_TYPE_NAMES
 from caffe2keras.errors import ModelFileError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+MAX_PARSED_BYTES = 64 << 20  # files the wire scanner leaves to protobuf (groups, names not in UTF-8)
 
 
 class Blob:
@@ -119,12 +120,18 @@ def read_binary_weights(
     :func:`read_weights`.
     """
     check_path_type(path, "weights")
-    checked_input_file(path, "binary caffemodel", MAX_CAFFEMODEL_BYTES)
+    size = checked_input_file(path, "binary caffemodel", MAX_CAFFEMODEL_BYTES)
     if fast:
         try:
             return _read_mapped_weights(path, layers)
-        except wire.Unhandled:
-            pass
+        except wire.Unhandled as exc:
+            # protobuf holds every entry of the file as an object: bound what a hostile file costs it.
+            if size > MAX_PARSED_BYTES:
+                raise ModelFileError(
+                    path,
+                    f"holds {exc}, which only protobuf decodes, and caffe2keras hands it files of at most "
+                    f"{MAX_PARSED_BYTES:,} bytes.",
+                ) from None
     return _read_parsed_weights(path, layers)
 
 
@@ -135,15 +142,13 @@ def _read_mapped_weights(path, wanted) -> Weights:
         except (ValueError, OSError):  # empty files and pipes cannot be mapped; protobuf reads them
             raise wire.Unhandled("a file that cannot be memory-mapped") from None
     try:
-        layers = wire.scan_net(mapped)
+        layers, count = wire.scan_net(mapped, wanted)
     except wire.WireError as exc:
         raise ModelFileError(path, f"not a readable binary caffemodel (truncated or corrupt): {exc}.") from None
-    _check_has_layers(path, len(layers))
+    _check_has_layers(path, count)
     array = np.frombuffer(mapped, np.uint8)
     weights: Weights = {}
     for layer in layers:
-        if wanted is not None and layer.name not in wanted:
-            continue
         layer_type = _v1_type_name(layer.type) if layer.v1 else layer.type
         blobs = []
         for index, blob in enumerate(layer.blobs):
