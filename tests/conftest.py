@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import caffe2keras  # noqa: F401  (sets the default backend before Keras loads)
+import caffe2keras
+
+caffe2keras.use_default_backend()  # before any test module imports Keras
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CAFFE2KERAS_SHARED", REPO.parent / "shared"))

@@ -207,7 +207,8 @@ def test_keras_resnet50_holds_every_caffe_value(zoo_weights):
     assert checked == {layer.name for layer in model.layers if layer.weights}
 
 
-def test_cli_writes_a_weights_file_for_a_keras_architecture(small_net, tmp_path, capsys):
+def test_cli_writes_a_weights_file_for_a_keras_architecture(small_net, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "240")  # one table row per line, whatever terminal runs the tests
     from caffe2keras.cli import main
 
     architecture, output = tmp_path / "twin.keras", tmp_path / "twin.weights.h5"

@@ -13,7 +13,9 @@
   name (Caffe keeps them in a ``std::set``).
 
 Shape inference takes its per-type rules from the caller, so this module
-knows nothing of converters.
+knows nothing of converters. A dimension may be free (``None``): the net is
+then converted once for every size, and the layers compute Caffe's
+size-dependent rules from the actual input when they run.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 from caffe2keras.caffe.limits import MAX_BLOB_AXES, MAX_BLOB_COUNT
 from caffe2keras.errors import ArgumentError, InputShapeError, LayerError, NetError, ShapeError
 
-Shape = tuple[int, ...]
+Shape = tuple[int | None, ...]
 
 DROPPED_TYPES = frozenset({"Accuracy", "DetectionEvaluate", "Silence", "HDF5Output"})
 DATA_LAYER_TYPES = frozenset(
@@ -158,6 +160,7 @@ def _data_layer_shapes(layer) -> list[Shape | None]:
 
 
 def _checked_input_shapes(input_shapes) -> dict[str, Shape]:
+    """``input_shapes`` as tuples of ints (None: a free size), or the package's own error."""
     if input_shapes is None:
         return {}
     received = f"Received: input_shapes={input_shapes!r}"
@@ -167,15 +170,17 @@ def _checked_input_shapes(input_shapes) -> dict[str, Shape]:
     for name, shape in input_shapes.items():
         if not isinstance(name, str) or isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
             raise ArgumentError(f"input_shapes must map blob names to sequences of integers. {received}")
-        if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape):
-            raise ArgumentError(f"the shape of input {name!r} must hold integers. {received}")
-        given[name] = tuple(int(d) for d in shape)
+        if not all(d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool)) for d in shape):
+            raise ArgumentError(f"the shape of input {name!r} must hold integers (or None). {received}")
+        given[name] = tuple(None if d is None else int(d) for d in shape)
     return given
 
 
 def check_blob_shape(shape: Shape, layer: str, layer_type: str, what: str) -> None:
-    """Caffe's ``Blob::Reshape`` checks: at most 32 axes, no negative dimension, at most INT_MAX values."""
-    if len(shape) > MAX_BLOB_AXES or any(d < 0 for d in shape) or math.prod(shape) > MAX_BLOB_COUNT:
+    """Caffe's ``Blob::Reshape`` checks: at most 32 axes, no negative dimension, at most INT_MAX
+    values (free sizes, None, are left out of the count)."""
+    fixed = [d for d in shape if d is not None]
+    if len(shape) > MAX_BLOB_AXES or any(d < 0 for d in fixed) or math.prod(fixed) > MAX_BLOB_COUNT:
         raise ShapeError(
             layer,
             layer_type,
@@ -202,7 +207,7 @@ def build_graph(
     net,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     *,
-    phase: int = 1,
+    phase: int | None = None,
     level: int | None = None,
     stages: Sequence[str] | None = None,
     require_input_shapes: bool = True,
@@ -215,6 +220,8 @@ def build_graph(
     given = _checked_input_shapes(input_shapes)
     level = net.state.level if level is None else level
     stages = list(net.state.stage) if stages is None else list(stages)
+    if phase is None:
+        phase = net.state.DESCRIPTOR.fields_by_name["phase"].enum_type.values_by_name["TEST"].number
 
     versions: dict[str, int] = {}
     declared_inputs: list[tuple[str, Shape | None, str]] = []  # name, shape, declared by
@@ -311,7 +318,7 @@ def build_graph(
             continue
         if name in given:
             shape = given[name]
-        if not shape or any(d <= 0 for d in shape):
+        if not shape or any(d is not None and d <= 0 for d in shape):
             missing.append(f"{name!r} (from {origin})")
         else:
             check_blob_shape(shape, origin, "input", f"input blob {name!r}")
@@ -326,7 +333,7 @@ def build_graph(
     if missing and require_input_shapes:
         raise InputShapeError(
             f"no shape is known for input blob(s) {', '.join(missing)}; give it with "
-            "input_shapes={'name': (N, C, H, W)} (CLI: --input-shape name=N,C,H,W). "
+            "input_shapes={'name': (N, C, H, W)} (CLI: --input-shape name=N,C,H,W; None or ? for a free size). "
             f"Received: input_shapes={dict(given)!r}"
         )
     if not graph.inputs:
@@ -337,6 +344,33 @@ def build_graph(
 ShapeRule = Callable[[Op, list[Shape]], list[Shape]]
 
 
+def has_free_dims(shapes: Sequence[Shape]) -> bool:
+    return any(d is None for shape in shapes for d in shape)
+
+
+def free_size_error(op: Op, in_shapes: Sequence[Shape]) -> ShapeError:
+    """The error for a layer whose output Caffe defines only for sizes known at conversion."""
+    return ShapeError(
+        op.name,
+        op.type,
+        "this layer needs sizes fixed at conversion, but a free (None) dimension reaches it; "
+        "convert with fixed input_shapes (CLI: --input-shape) to use it",
+        "bottom_shapes",
+        [tuple(s) for s in in_shapes],
+    )
+
+
+def apply_shape_rule(rule: ShapeRule, op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    """``rule(op, in_shapes)``; a rule that cannot take a free dimension becomes a clear error."""
+    try:
+        out_shapes = rule(op, in_shapes)
+    except TypeError:
+        if has_free_dims(in_shapes):
+            raise free_size_error(op, in_shapes) from None
+        raise
+    return [tuple(None if d is None else int(d) for d in shape) for shape in out_shapes]
+
+
 def infer_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule]) -> None:
     """Fill ``graph.shapes`` for every blob value, in network order."""
     for op in graph.ops:
@@ -344,11 +378,11 @@ def infer_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule]) -> None:
 
 
 def _infer_op_shapes(graph: Graph, op: Op, rule: ShapeRule) -> None:
-    out_shapes = rule(op, [graph.shapes[b] for b in op.bottoms])
+    out_shapes = apply_shape_rule(rule, op, [graph.shapes[b] for b in op.bottoms])
     check_top_count(op, len(out_shapes))
     for top, shape in zip(op.tops, out_shapes):
-        graph.shapes[top] = tuple(int(d) for d in shape)
-        check_blob_shape(graph.shapes[top], op.name, op.type, f"top {top.name!r}")
+        check_blob_shape(shape, op.name, op.type, f"top {top.name!r}")
+        graph.shapes[top] = shape
 
 
 def infer_known_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule | None]) -> dict[str, str]:

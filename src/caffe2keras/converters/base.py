@@ -17,7 +17,7 @@ import numpy as np
 
 from caffe2keras.caffe.weights import Blob
 from caffe2keras.errors import RegistryError, ShapeError, UnsupportedParameterError, WeightsError
-from caffe2keras.graph import Op, Shape, check_blob_shape
+from caffe2keras.graph import Op, Shape, ShapeRule, check_blob_shape
 from caffe2keras.layout import Layout
 
 
@@ -165,7 +165,6 @@ def require(condition: bool, op: Op, message: str, field: str, value, kind=Shape
         raise kind(op.name, op.type, message, field, value)
 
 
-ShapeRule = Callable[[Op, list[Shape]], list[Shape]]
 Converter = Callable[[Node], Build]
 
 

@@ -10,6 +10,7 @@ import math
 
 from keras import layers
 
+from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
@@ -18,7 +19,7 @@ from caffe2keras.layers import DetectionOutput, Normalize, PriorBox
 from caffe2keras.layers.detection_output import detection_rows
 from caffe2keras.layers.prior_box import MAX_SIZES, prior_box_sizes
 
-CODE_TYPES = {1: "corner", 2: "center_size", 3: "corner_size"}
+CODE_TYPES = {"CORNER": "corner", "CENTER_SIZE": "center_size", "CORNER_SIZE": "corner_size"}
 
 
 def normalize_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -35,6 +36,7 @@ def normalize_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Normalize", shapes=normalize_shapes)
 def normalize(node: Node) -> Step:
+    """SSD's Normalize (an L2 normalization times a learned scale) as the Normalize layer."""
     p = node.param.norm_param
     shape = () if p.channel_shared else (node.in_shapes[0][1],)
     scale = node.blob(0, shape, "norm_param.channel_shared", p.channel_shared)
@@ -71,6 +73,7 @@ def permute_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Permute", shapes=permute_shapes)
 def permute(node: Node):
+    """SSD's Permute as Keras' Permute of this layout's axes."""
     rank = len(node.in_shapes[0])
     order = permute_order(node.op, rank)
     if order == list(range(rank)):
@@ -190,11 +193,12 @@ def prior_box_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     args = prior_box_args(op)
     sizes = prior_box_sizes(args["min_sizes"], args["max_sizes"], args["aspect_ratios"], args["flip"])
     height, width = in_shapes[0][2:]
-    return [(1, 2, height * width * len(sizes) * 4)]
+    return [(1, 2, None if None in (height, width) else height * width * len(sizes) * 4)]
 
 
 @converts("PriorBox", shapes=prior_box_shapes)
 def prior_box(node: Node) -> Step:
+    """SSD's PriorBox as the PriorBox layer."""
     return Step(PriorBox(**prior_box_args(node.op), data_format=node.layout.data_format))
 
 
@@ -215,7 +219,7 @@ def detection_output_args(op: Op) -> dict:
         num_classes=p.num_classes,
         share_location=p.share_location,
         background_label_id=p.background_label_id,
-        code_type=CODE_TYPES[p.code_type],
+        code_type=CODE_TYPES[enum_name(p, "code_type")],
         variance_encoded_in_target=p.variance_encoded_in_target,
         keep_top_k=p.keep_top_k,
         confidence_threshold=p.confidence_threshold if p.HasField("confidence_threshold") else None,
@@ -237,17 +241,25 @@ def detection_output_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     args = detection_output_args(op)
     vit = args["variance_encoded_in_target"]
     require(
-        len(priors) == 3 and priors[0] == 1 and priors[1] in ((1, 2) if vit else (2,)) and priors[2] % 4 == 0,
+        len(priors) == 3
+        and priors[0] == 1
+        and priors[1] in ((1, 2) if vit else (2,))
+        and (priors[2] is None or priors[2] % 4 == 0),
         op,
         "the priors must have PriorBox's shape (1, 2, num_priors * 4)",
         "bottom_shapes",
         [tuple(s) for s in in_shapes],
     )
-    num_priors = priors[2] // 4
+    num_priors = None if priors[2] is None else priors[2] // 4  # free: the boxes of the sizes it runs at
     loc_classes = 1 if args["share_location"] else args["num_classes"]
     for name, shape, per_prior in (("loc", loc, loc_classes * 4), ("conf", conf, args["num_classes"])):
         require(
-            len(shape) >= 2 and shape[1] == math.prod(shape[1:]) == num_priors * per_prior,
+            len(shape) >= 2
+            and (
+                num_priors is None
+                if None in shape[1:]
+                else shape[1] == math.prod(shape[1:]) == (num_priors or 0) * per_prior
+            ),
             op,
             f"the {name} bottom must be (N, {per_prior} x {num_priors} priors)",
             "bottom_shapes",
@@ -268,6 +280,7 @@ def detection_output_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("DetectionOutput", shapes=detection_output_shapes)
 def detection_output(node: Node) -> Step:
+    """SSD's DetectionOutput (box decoding and non-maximum suppression) as the DetectionOutput layer."""
     # save_output_param and visualize only write files and draw; the blob does not change.
     layer = DetectionOutput(**detection_output_args(node.op), data_format=node.layout.data_format)
     return Step(layer, inputs=[0, 1, 2])

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from keras import layers
 
+from caffe2keras.caffe.schema import enum_name
+from caffe2keras.converters.axes import caffe_reshape_steps
 from caffe2keras.converters.base import Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
-from caffe2keras.converters.reshaping import caffe_reshape_steps
 from caffe2keras.converters.transforms import batch_norm_statistics
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import LRN, MeanVarianceNormalization
 
-NORM_REGIONS = {0: "across_channels", 1: "within_channel"}
+NORM_REGIONS = {"ACROSS_CHANNELS": "across_channels", "WITHIN_CHANNEL": "within_channel"}
 
 
 def lrn_shapes(op, in_shapes):
@@ -23,6 +24,7 @@ def lrn_shapes(op, in_shapes):
 
 @converts("LRN", shapes=lrn_shapes)
 def lrn(node: Node) -> Step:
+    """Caffe's LRN as the LRN layer, across channels or within each channel."""
     p = node.param.lrn_param
     return Step(
         LRN(
@@ -30,7 +32,7 @@ def lrn(node: Node) -> Step:
             alpha=p.alpha,
             beta=p.beta,
             k=p.k,
-            norm_region=NORM_REGIONS[p.norm_region],
+            norm_region=NORM_REGIONS[enum_name(p, "norm_region")],
             data_format=node.layout.data_format,
         )
     )
@@ -38,6 +40,7 @@ def lrn(node: Node) -> Step:
 
 @converts("BatchNorm", shapes=same_shapes)
 def batch_norm(node: Node) -> Step:
+    """Caffe's BatchNorm as Keras' BatchNormalization over its stored statistics."""
     p = node.param.batch_norm_param
     shape = node.in_shapes[0]
     channels = shape[1] if len(shape) > 1 else 1
@@ -68,6 +71,7 @@ def mvn_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("MVN", shapes=mvn_shapes)
 def mvn(node: Node) -> list[Step]:
+    """Caffe's MVN as the MeanVarianceNormalization layer."""
     p = node.param.mvn_param
     shape = node.in_shapes[0]
     first = 1 if p.across_channels else 2
@@ -104,8 +108,8 @@ def bn(node: Node) -> Step:
         axis=node.keras_axis(1),
         epsilon=p.eps,
         momentum=p.momentum,
-        gamma_initializer=caffe_filler(node.param, "bn_param.slope_filler", blob_shape),
-        beta_initializer=caffe_filler(node.param, "bn_param.bias_filler", blob_shape),
+        gamma_initializer=caffe_filler(node.param, "bn_param.slope_filler", blob_shape, keras_shape=(channels,)),
+        beta_initializer=caffe_filler(node.param, "bn_param.bias_filler", blob_shape, keras_shape=(channels,)),
         moving_variance_initializer="ones" if p.frozen else "zeros",
     )
     return Step(norm, (slope, bias, mean, variance))

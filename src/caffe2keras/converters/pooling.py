@@ -8,14 +8,15 @@ from dataclasses import dataclass
 
 from keras import layers
 
+from caffe2keras.caffe.schema import enum_name
+from caffe2keras.converters.axes import to_caffe_order
 from caffe2keras.converters.base import Node, Step, converts, require
-from caffe2keras.converters.reshaping import to_caffe_order
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
 from caffe2keras.layers.pooling import pooled_sizes
 
-METHODS = {0: "max", 1: "average", 2: "stochastic"}
+METHODS = {"MAX": "max", "AVE": "average", "STOCHASTIC": "stochastic"}
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,10 @@ def pool_geometry(op: Op, input_shape: Shape) -> PoolGeometry:
         )
         kernel = _pair(p, "kernel", None)
     geometry = PoolGeometry(
-        METHODS[p.pool], kernel, _pair(p, "stride", 1), _pair(p, "pad", 0), ceil_mode, p.global_pooling
+        METHODS[enum_name(p, "pool")], kernel, _pair(p, "stride", 1), _pair(p, "pad", 0), ceil_mode, p.global_pooling
     )
     require(
-        all(k > 0 for k in geometry.kernel),
+        all(k is None or k > 0 for k in geometry.kernel),
         op,
         "kernel sizes must be positive",
         "pooling_param.kernel_size",
@@ -84,7 +85,7 @@ def pool_geometry(op: Op, input_shape: Shape) -> PoolGeometry:
         all(s > 0 for s in geometry.stride), op, "strides must be positive", "pooling_param.stride", geometry.stride
     )
     require(
-        all(p_ < k for p_, k in zip(geometry.pad, geometry.kernel)),
+        all(k is None or p_ < k for p_, k in zip(geometry.pad, geometry.kernel)),
         op,
         "pad must be smaller than the kernel",
         "pooling_param.pad",
@@ -97,6 +98,13 @@ def pool_geometry(op: Op, input_shape: Shape) -> PoolGeometry:
             "global pooling takes pad 0 and stride 1",
             "pooling_param.pad",
             geometry.pad,
+        )
+        require(
+            geometry.method != "stochastic" or None not in geometry.kernel,
+            op,
+            "global STOCHASTIC pooling needs sizes fixed at conversion",
+            "bottom_shape",
+            tuple(input_shape),
         )
     if geometry.method == "stochastic":
         require(
@@ -120,12 +128,14 @@ def pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
         "top",
         [t.name for t in op.tops],
     )
-    pooled = pooled_sizes(shape[2:], g.kernel, g.stride, g.pad, g.ceil_mode)
+    # A global pooling's window is the whole input, whatever its size.
+    pooled = (1, 1) if g.is_global else pooled_sizes(shape[2:], g.kernel, g.stride, g.pad, g.ceil_mode)
     return [(shape[0], shape[1], *pooled)] * len(op.tops)
 
 
 @converts("Pooling", shapes=pooling_shapes)
 def pooling(node: Node) -> Step:
+    """Caffe's Pooling as the plainest exact Keras pooling or CaffePooling2D (with a mask: MaxPoolingWithArgmax2D)."""
     shape = node.in_shapes[0]
     g = pool_geometry(node.op, shape)
     data_format = node.layout.data_format
@@ -135,13 +145,19 @@ def pooling(node: Node) -> Step:
 
 
 def pooling_layer(g: PoolGeometry, shape: Shape, out: Shape, data_format: str):
-    """The plainest Keras layer that pools exactly as Caffe does for this geometry."""
+    """The plainest Keras layer that pools exactly as Caffe does for this geometry.
+
+    Where a size is free, the layer must be exact at every size the model will see."""
     single_window = out[2:] == (1, 1) and g.pad == (0, 0) and g.kernel == tuple(shape[2:])
-    if single_window and g.method != "stochastic":
+    if (single_window or g.is_global) and g.method != "stochastic":
         global_class = layers.GlobalMaxPooling2D if g.method == "max" else layers.GlobalAveragePooling2D
         return global_class(data_format=data_format, keepdims=True)
-    # Keras' valid pooling is exact when no padding is needed and the windows tile like floor().
-    floor_tiling = all(o == (n - k) // s + 1 for o, n, k, s in zip(out[2:], shape[2:], g.kernel, g.stride))
+    # Keras' valid pooling is exact when no padding is needed and the windows tile like floor():
+    # at every size when rounding down or with stride 1.
+    floor_tiling = all(
+        (not g.ceil_mode or s == 1) if n is None else o == (n - k) // s + 1
+        for o, n, k, s in zip(out[2:], shape[2:], g.kernel, g.stride)
+    )
     if g.pad == (0, 0) and floor_tiling and g.method != "stochastic":
         plain_class = layers.MaxPooling2D if g.method == "max" else layers.AveragePooling2D
         return plain_class(pool_size=g.kernel, strides=g.stride, padding="valid", data_format=data_format)
@@ -161,7 +177,7 @@ def spp_levels(op: Op, shape: Shape) -> list[tuple[PoolGeometry, Shape]]:
         bins = 2**level
         kernel = tuple(-(-n // bins) for n in shape[2:])
         pad = tuple((k * bins - n + 1) // 2 for k, n in zip(kernel, shape[2:]))
-        g = PoolGeometry(METHODS[p.pool], kernel, kernel, pad, ceil_mode=True, is_global=False)
+        g = PoolGeometry(METHODS[enum_name(p, "pool")], kernel, kernel, pad, ceil_mode=True, is_global=False)
         require(
             all(q < k for q, k in zip(pad, kernel)),
             op,
@@ -191,6 +207,7 @@ def spp_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("SPP", shapes=spp_shapes)
 def spp(node: Node) -> list[Step]:
+    """Caffe's SPP as one pooling per pyramid level, each flattened in Caffe's order, concatenated."""
     shape = node.in_shapes[0]
     levels = spp_levels(node.op, shape)
     data_format = node.layout.data_format
@@ -236,6 +253,7 @@ def roi_pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("ROIPooling", shapes=roi_pooling_shapes)
 def roi_pooling(node: Node) -> list[Step]:
+    """Fast R-CNN's ROIPooling as the ROIPooling layer."""
     p = node.param.roi_pooling_param
     steps = []
     if len(node.in_shapes[1]) != 2:

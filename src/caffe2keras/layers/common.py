@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+# layout.py is neutral (NumPy only): the layers share its list without reaching the Caffe side.
+from caffe2keras.layout import DATA_FORMATS
+
 PACKAGE = "caffe2keras"
-DATA_FORMATS = ("channels_last", "channels_first")
 # Values in one tensor a layer makes from its configuration: Caffe counts a blob's values in an
 # int, and XLA aborts the process (no exception) on larger shapes, so a config is checked first.
 MAX_TENSOR_SIZE = (1 << 31) - 1

@@ -10,6 +10,8 @@ from enum import Enum
 
 import numpy as np
 
+from caffe2keras._version import __version__
+
 PathLike = str | os.PathLike
 InputSpec = np.ndarray | PathLike
 Inputs = InputSpec | Mapping[str, InputSpec] | None
@@ -180,8 +182,6 @@ class VerifyReport:
 
     def to_dict(self) -> dict:
         first = self.first_divergence
-        from caffe2keras._version import __version__
-
         return {
             "tool": f"caffe2keras {__version__}",
             "prototxt": self.prototxt,
