@@ -59,6 +59,7 @@ _EXPORTS = {
     "verify": "caffe2keras.verification",
     **dict.fromkeys(
         (
+            "ArgumentError",
             "CacheError",
             "Caffe2KerasError",
             "ConversionWarning",

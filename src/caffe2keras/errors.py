@@ -14,6 +14,10 @@ class Caffe2KerasError(Exception):
     """Base class of every error caffe2keras raises on purpose."""
 
 
+class ArgumentError(Caffe2KerasError, TypeError, ValueError):
+    """An argument of the API of the wrong type or out of range (also a TypeError and a ValueError)."""
+
+
 class SchemaError(Caffe2KerasError):
     """The Caffe schema (or a plugin's addition to it) does not compile."""
 

@@ -16,7 +16,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from caffe2keras.cli.common import EXIT_ERROR, EXIT_USAGE, UsageError, conversion_warnings_as_lines
+from caffe2keras.cli.common import (
+    EXIT_ERROR,
+    EXIT_USAGE,
+    Terminated,
+    UsageError,
+    conversion_warnings_as_lines,
+    termination_as_interrupt,
+)
 
 # In the order `caffe2keras --help` lists them.
 COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo")
@@ -59,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # verify keeps exit status 1 for "a blob diverged"; any failure to compare is 2.
     failure_status = getattr(args, "failure_status", EXIT_ERROR)
     try:
-        with conversion_warnings_as_lines():
+        with termination_as_interrupt(), conversion_warnings_as_lines():
             return args.run(args)
     except UsageError as exc:
         print(f"caffe2keras: error: {exc}", file=sys.stderr)
@@ -69,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"caffe2keras: error: {exc}", file=sys.stderr)
         return failure_status
+    except Terminated as exc:
+        print(f"caffe2keras: terminated by {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("caffe2keras: interrupted", file=sys.stderr)
         return 130

@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +22,47 @@ EXIT_USAGE = 2
 
 class UsageError(Exception):
     """A command-line argument that does not parse."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that every cleanup (``finally``) runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def termination_as_interrupt():
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated`, as SIGINT raises
+    KeyboardInterrupt: a partial output is removed whichever ends the command."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers can only be set from the main thread
+        return
+
+    def interrupt(signum, frame):
+        raise Terminated(signum)
+
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def refuse_overwriting_inputs(output: str, inputs: Sequence[str | None]) -> None:
+    """A UsageError when ``output`` names one of ``inputs`` (by path or as the same file)."""
+    for given in inputs:
+        if given is None:
+            continue
+        same = os.path.realpath(output) == os.path.realpath(given)
+        with contextlib.suppress(OSError):
+            same = same or os.path.samefile(output, given)
+        if same:
+            raise UsageError(
+                f"the output would overwrite the input {given}; choose another path. Received: -o {output}"
+            )
 
 
 def parse_shape_args(values: Sequence[str] | None) -> dict[str, tuple[int | None, ...]] | None:
@@ -130,7 +173,8 @@ def atomic_output(path: str, suffix: str):
     tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{suffix}", dir=target.parent)
+        # A short name: the output's own name may already be as long as the file system allows.
+        fd, tmp = tempfile.mkstemp(prefix=".c2k-", suffix=suffix, dir=target.parent)
         os.close(fd)
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the output should not be

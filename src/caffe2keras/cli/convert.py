@@ -10,6 +10,7 @@ from caffe2keras.cli.common import (
     parse_list_arg,
     parse_shape_args,
     preprocessing_options,
+    refuse_overwriting_inputs,
     save_atomically,
     wants_progress,
 )
@@ -42,6 +43,7 @@ def register(commands) -> None:
 def run(args) -> int:
     from caffe2keras.api import convert
 
+    refuse_overwriting_inputs(args.output, (args.prototxt, args.weights, args.labels, getattr(args, "mean", None)))
     progress = wants_progress(args)
     model = convert(
         args.prototxt,

@@ -16,6 +16,7 @@ from caffe2keras.cli.common import (
     add_shape_options,
     atomic_output,
     parse_shape_args,
+    refuse_overwriting_inputs,
 )
 
 
@@ -80,6 +81,10 @@ def parse_input_args(values: Sequence[str] | None):
     return unnamed[0] if unnamed else named
 
 
+def _input_paths(values: Sequence[str] | None) -> list[str]:
+    return [value if Path(value).exists() else value.partition("=")[2] for value in values or ()]
+
+
 def non_negative_float(value: str) -> float:
     try:
         number = float(value)
@@ -96,6 +101,7 @@ def run(args) -> int:
     from caffe2keras.verification import verify
 
     if args.json:
+        refuse_overwriting_inputs(args.json, (args.prototxt, args.weights, args.against, *_input_paths(args.input)))
         check_writable_location(args.json)
     console = Console(stderr=True)
     with console.status("verifying") as status:
