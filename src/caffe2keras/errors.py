@@ -131,6 +131,10 @@ class VerifyError(Caffe2KerasError):
     """A verification that cannot be set up: a reference that cannot run, inputs that do not fit."""
 
 
+class ExportError(Caffe2KerasError):
+    """A model that cannot be exported: a missing ``caffe2keras[export]`` extra, or a layer the format cannot express."""
+
+
 class ConversionWarning(UserWarning):
     """The conversion is exact at inference, but something behaves differently in training."""
 

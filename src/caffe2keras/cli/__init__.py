@@ -26,7 +26,7 @@ from caffe2keras.cli.common import (
 )
 
 # In the order `caffe2keras --help` lists them.
-COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo")
+COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo", "export")
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # With the export extra installed, Keras imports TensorFlow even on JAX (its serializer checks
+    # for TensorShape); TensorFlow's start-up notes would read as the command's own output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from caffe2keras import use_default_backend
     from caffe2keras.errors import Caffe2KerasError
 

@@ -195,11 +195,21 @@ def _umask() -> int:
     return mask
 
 
+EXPORT_SUFFIXES = (".onnx", ".tflite")
+
+
 def save_atomically(model, path: str, progress: bool = False) -> None:
+    """Write ``model`` as ``.keras``, or exported to the format a ``.onnx`` or ``.tflite`` path names."""
     from caffe2keras.saving import save_model
 
-    if Path(path).suffix != ".keras":
-        raise UsageError(f"the output must be a .keras file. Received: -o {path}")
+    suffix = Path(path).suffix
+    if suffix in EXPORT_SUFFIXES:
+        from caffe2keras.export import export_model
+
+        export_model(model, path)
+        return
+    if suffix != ".keras":
+        raise UsageError(f"the output must be a .keras, .onnx or .tflite file. Received: -o {path}")
     with atomic_output(path, ".keras") as tmp:
         save_model(model, tmp, progress=progress)
 

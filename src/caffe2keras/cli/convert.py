@@ -19,9 +19,9 @@ from caffe2keras.cli.common import (
 def register(commands) -> None:
     parser = commands.add_parser(
         "convert",
-        help="convert a Caffe model to a .keras file",
+        help="convert a Caffe model to a .keras file (or .onnx, .tflite)",
         description="Build the Keras model of the net's TEST phase, fill it with the caffemodel's weights "
-        "and write it as a .keras file. Inputs the prototxt does not size take --input-shape (? for a "
+        "and write it as a .keras file (or export it: -o model.onnx / model.tflite). Inputs the prototxt does not size take --input-shape (? for a "
         "free size); --preprocess or --mean/--scale build Caffe's preprocessing in, --labels carries "
         "the class names along.",
     )
@@ -29,7 +29,12 @@ def register(commands) -> None:
     parser.add_argument(
         "weights", nargs="?", help="weights (.caffemodel or .caffemodel.h5); omit for the architecture only"
     )
-    parser.add_argument("-o", "--output", required=True, help="the .keras file to write")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="the file to write: .keras, or .onnx / .tflite to export (needs caffe2keras[export])",
+    )
     parser.add_argument(
         "--outputs", metavar="BLOB[,BLOB...]", help="blobs to output, in order (default: the net's outputs)"
     )
