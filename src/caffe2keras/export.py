@@ -159,7 +159,7 @@ def _export_failure(model, format: str, exc: Exception) -> ExportError:
 
 
 def _finish_onnx(path: Path, model) -> None:
-    """Name the outputs after the model's; give Caffe's max pooling its pads and LRN its own op.
+    """Name the outputs after the model's; give Caffe's max pooling its pads, each convolution its bias and LRN its own op.
 
     See :mod:`caffe2keras.onnx_graph`: each edit keeps the numbers.
     """
@@ -167,6 +167,7 @@ def _finish_onnx(path: Path, model) -> None:
 
     from caffe2keras.layers import LRN
     from caffe2keras.onnx_graph import (
+        fold_bias_adds_into_convs,
         fold_pads_into_max_pools,
         fuse_lrn_layers,
         move_negative_end_pads_to_output_padding,
@@ -176,6 +177,7 @@ def _finish_onnx(path: Path, model) -> None:
     proto = onnx.load(str(path))
     name_outputs(proto.graph, model.output_names)
     fold_pads_into_max_pools(proto.graph)
+    fold_bias_adds_into_convs(proto.graph)
     move_negative_end_pads_to_output_padding(proto.graph)
     lrn_layers = {
         layer.name: layer.get_config()

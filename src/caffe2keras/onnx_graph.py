@@ -12,6 +12,10 @@
 - A transposed convolution whose kernel is shorter than its stride: TensorFlow's output is
   ``n * stride`` long, which tf2onnx writes as a negative end pad (ONNX Runtime refuses those).
   The same length is ``output_padding``: zeros past the kernel's reach, as TensorFlow's.
+- A channels_first convolution's ``BiasAdd`` that tf2onnx leaves as an ``Add`` of a 1-D bias: ONNX
+  broadcasts that along the last axis (width), not the channels TensorFlow's ``BiasAdd`` adds it to,
+  and where the width equals the channel count nothing refuses it. The bias becomes the
+  convolution's own ``B`` input, per channel as in TensorFlow (and Caffe).
 """
 
 from __future__ import annotations
@@ -197,3 +201,38 @@ def move_negative_end_pads_to_output_padding(graph) -> int:
         )
         rewritten += 1
     return rewritten
+
+
+def fold_bias_adds_into_convs(graph) -> int:
+    """Make each ``BiasAdd`` of a 1-D bias after a bias-less ``Conv`` that convolution's bias; return how many."""
+    from onnx import numpy_helper
+
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producers = {name: node for node in graph.node for name in node.output}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    graph_outputs = {o.name for o in graph.output}
+    folded = []
+    for add in graph.node:
+        if add.op_type != "Add" or not add.name.endswith("BiasAdd") or len(add.input) != 2:
+            continue
+        conv, bias = producers.get(add.input[0]), constants.get(add.input[1])
+        if (
+            conv is None
+            or conv.op_type != "Conv"
+            or len(conv.input) != 2
+            or conv.input[1] not in constants
+            or readers.get(conv.output[0]) != 1
+            or conv.output[0] in graph_outputs
+            or bias is None
+            or bias.shape != (constants[conv.input[1]].shape[0],)
+        ):
+            continue
+        conv.input.append(add.input[1])
+        conv.output[0] = add.output[0]
+        folded.append(add)
+    for add in folded:
+        graph.node.remove(add)
+    return len(folded)
