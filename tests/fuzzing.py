@@ -582,7 +582,12 @@ def _run_worker(cases_path: Path, results_path: Path, timeout_s: float, nice: in
             preexec_fn=_limit_memory,
             stdout=subprocess.DEVNULL,
             stderr=stderr_file,
-            env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])},
+            env={
+                "KERAS_BACKEND": "jax",
+                **os.environ,
+                "JAX_PLATFORMS": "cpu",
+                "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]),
+            },
         )
         while process.poll() is None:
             time.sleep(0.2)

@@ -52,3 +52,19 @@ def test_convert_help_describes_the_command_and_free_sizes(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "fill it with the caffemodel's weights" in text
     assert "? is a free size" in text
+
+
+@pytest.mark.parametrize("exhausted", [MemoryError(), OSError(12, "Cannot allocate memory")])
+def test_running_out_of_memory_is_a_clear_error_not_an_internal_one(tmp_path, monkeypatch, capsys, exhausted):
+    import caffe2keras.api
+
+    def convert(*args, **kwargs):
+        raise exhausted
+
+    monkeypatch.setattr(caffe2keras.api, "convert", convert)
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }\n')
+    assert main(["convert", str(prototxt), "-o", str(tmp_path / "m.keras")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("caffe2keras: error: out of memory") and "internal error" not in err
+    assert not (tmp_path / "m.keras").exists()

@@ -13,8 +13,10 @@ the file system's own errors, it calls ``model.save``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -31,6 +33,10 @@ try:  # Keras' own serialization; private, so checked before use
     from keras.src.saving import saving_lib
 except ImportError:  # pragma: no cover - a Keras without this module
     saving_lib = None
+try:
+    from keras.src.utils import module_utils
+except ImportError:  # pragma: no cover - a Keras without this module
+    module_utils = None
 
 _INTERNALS = (
     "_serialize_model_as_json",
@@ -62,7 +68,12 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
         raise ArgumentError(f"the path must end in .keras. Received: path={str(path)!r}")
     # Each byte is written once, then read once for the archive's CRC.
     total = 2 * sum(np.asarray(v).nbytes for v in model.weights)
-    with Progress(progress) as bars, bars.phase("saving", total) as advance, recursion_room(len(model.layers)):
+    with (
+        Progress(progress) as bars,
+        bars.phase("saving", total) as advance,
+        recursion_room(len(model.layers)),
+        _tensorflow_left_unimported(),
+    ):
         if _streaming_supported():
             try:
                 _save_streaming(model, path, advance)
@@ -72,6 +83,29 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
             except Exception:  # a Keras whose private internals changed shape
                 path.unlink(missing_ok=True)
         model.save(path)
+
+
+@contextlib.contextmanager
+def _tensorflow_left_unimported():
+    """Keras' serializer asks whether TensorFlow is available by importing it: seconds, and gigabytes
+    of address space, where the ``[export]`` extra installed it. A model on another backend holds no
+    TensorFlow object to serialize, so while it saves, TensorFlow counts as unavailable, unless it
+    is imported already or Keras has already decided."""
+    import keras
+
+    lazy = getattr(module_utils, "tensorflow", None)
+    if (
+        keras.backend.backend() == "tensorflow"
+        or "tensorflow" in sys.modules
+        or getattr(lazy, "_available", True) is not None
+    ):
+        yield
+        return
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = None
 
 
 def _save_streaming(model, path: Path, on_bytes) -> None:

@@ -11,6 +11,7 @@ the exit status is non-zero, and no partial output file is left behind.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -88,12 +89,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: still no traceback unless asked for
         if args.debug:
             raise
+        if _out_of_memory(exc):  # the machine's (or a ulimit's) memory, not a bug
+            print(
+                f"caffe2keras: error: out of memory ({type(exc).__name__}: {exc}); "
+                "free memory or raise the process's memory limit (ulimit -v) and run again.",
+                file=sys.stderr,
+            )
+            return failure_status
         print(
             f"caffe2keras: internal error: {type(exc).__name__}: {exc}\n"
             "Run again with --debug for the traceback, and please report it.",
             file=sys.stderr,
         )
         return failure_status
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or getattr(exc, "errno", None) == errno.ENOMEM
 
 
 def run() -> None:
