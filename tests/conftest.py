@@ -1,4 +1,4 @@
-"""Shared test fixtures: the ground-truth material in ../shared, and model round trips."""
+"""Test fixtures (helpers the tests import live in modules of their own: ``tests.shared``, ``tests.golden``...)."""
 
 from __future__ import annotations
 
@@ -11,20 +11,7 @@ from pathlib import Path
 import pytest
 
 import caffe2keras  # noqa: F401  (sets the default backend before Keras loads)
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CAFFE2KERAS_SHARED", REPO.parent / "shared"))
-HAS_SHARED = (SHARED / "golden").is_dir()
-
-requires_shared = pytest.mark.skipif(not HAS_SHARED, reason=f"ground-truth material not found at {SHARED}")
-
-
-def case_dirs(kind: str) -> list:
-    """pytest params for every golden case of ``kind`` (one skipped param when absent)."""
-    root = SHARED / "golden" / kind
-    if not root.is_dir():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{root} not found"), id="no-shared")]
-    return [pytest.param(path, id=path.name) for path in sorted(root.iterdir()) if (path / "case.json").exists()]
+from tests.shared import SHARED
 
 
 @pytest.fixture(scope="session")

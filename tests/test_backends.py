@@ -18,8 +18,8 @@ import pytest
 import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.synthetic import synthetic_weights
-from tests.conftest import REPO
 from tests.golden import assert_matches
+from tests.shared import REPO
 from tests.sweep import FORMATS, predict
 
 NET = """name: "every_custom_layer"

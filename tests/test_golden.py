@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import caffe2keras
-from tests.conftest import SHARED, case_dirs
 from tests.golden import Case, assert_matches, run, save_and_reload
+from tests.shared import SHARED, case_dirs
 
 FORMATS = ["channels_last", "channels_first"]
 RAND_WEIGHTS = ["weights.caffemodel", "weights.caffemodel.h5"]

@@ -1,8 +1,10 @@
 """The README's commands are the ones CI and users run."""
 
 import re
+import subprocess
+import sys
 
-from tests.conftest import REPO
+from tests.shared import REPO
 
 
 def bash_blocks():
@@ -18,3 +20,11 @@ def test_first_command_installs_and_converts_the_shipped_example():
     install = bash_blocks()[0].strip()
     assert install.startswith("pip install -e")
     assert "caffe2keras convert examples/" in install
+
+
+def test_the_weights_example_prints_its_usage():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "make_weights.py"), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: make_weights.py")

@@ -21,8 +21,8 @@ from caffe2keras.caffe import read_weights
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.synthetic import synthetic_weights
 from caffe2keras.verify import align_detections, caffe_detections, reference_detections, verify
-from tests.conftest import SHARED, requires_shared
 from tests.golden import assert_matches, max_error, run, save_and_reload
+from tests.shared import SHARED, requires_shared
 
 cv2 = pytest.importorskip("cv2")
 

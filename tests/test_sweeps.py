@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from tests import oracle
-from tests.conftest import case_dirs, requires_shared
 from tests.golden import assert_matches
 from tests.oracle import Layer, input_layer, spatial_fields
+from tests.shared import case_dirs, requires_shared
 from tests.sweep import FORMATS, Case, Family, Maker, check_family
 
 try:

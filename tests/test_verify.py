@@ -17,7 +17,7 @@ import pytest
 import caffe2keras
 from caffe2keras.cli import main
 from caffe2keras.verify import Status, compare, read_input
-from tests.conftest import REPO, SHARED, requires_shared
+from tests.shared import REPO, SHARED, requires_shared
 
 cv2 = pytest.importorskip("cv2")
 

@@ -12,7 +12,7 @@ from caffe2keras.caffe import wire
 from caffe2keras.caffe.weights import read_binary_weights
 from caffe2keras.caffe.writer import _length_delimited, _varint, blob_bytes, layer_bytes, write_caffemodel
 from caffe2keras.errors import ModelFileError
-from tests.conftest import SHARED, requires_shared
+from tests.shared import SHARED, requires_shared
 
 VARINT, FIXED64, LENGTH, START_GROUP, END_GROUP, FIXED32 = range(6)
 # Field numbers of caffe.proto.

@@ -6,7 +6,7 @@ import keras
 import pytest
 
 import caffe2keras
-from tests.conftest import SHARED
+from tests.shared import SHARED
 
 
 def zoo_prototxts():
