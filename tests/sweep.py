@@ -15,8 +15,9 @@ import numpy as np
 
 import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
+from caffe2keras.tolerance import compare
 from tests import oracle
-from tests.golden import max_error, run, save_and_reload
+from tests.golden import run, save_and_reload
 from tests.oracle import Layer, input_layer
 
 FORMATS = ["channels_last", "channels_first"]
@@ -102,10 +103,11 @@ def check_family(family: Family, data_format: str, tmp_path: Path, opencv: dict[
                         f"{case.name}: blob {blob!r} has shape {actual[blob].shape}, {oracle_name} gives {value.shape}"
                     )
                     continue
-                error, allowed = max_error(actual[blob], value)
-                if not error <= allowed:
+                comparison = compare(actual[blob], value)
+                if not comparison.within_tolerance:
                     failures.append(
-                        f"{case.name}: blob {blob!r} differs from {oracle_name} by {error:.3g} (allowed {allowed:.3g})"
+                        f"{case.name}: blob {blob!r} differs from {oracle_name} by {comparison.max_abs_error:.3g} "
+                        f"(allowed {comparison.allowed:.3g})"
                     )
     assert not failures, f"{len(failures)} mismatch(es) in {data_format}:\n" + "\n".join(failures)
 

@@ -13,15 +13,8 @@ A blob's value is the one pycaffe shows after the whole forward pass: in-place l
 overwrite their bottom, so blob ``conv1`` of ``conv1 -> relu1 (in place)`` is ReLU's output,
 and its row stands where ``relu1`` runs.
 
-For each blob, with ``y`` the Keras value and ``ref`` the reference, both in float64::
-
-    max abs error = max |y - ref|
-    max rel error = max |y - ref| / max |ref|       (0 when both are 0, inf when only max|ref| is)
-    within tolerance  <=>  max |y - ref| <= atol + rtol * max |ref|
-
-which is the project's rule for every golden case (``atol = rtol = 1e-4``). Positions where
-both values are the same infinity or both are NaN count as equal; a NaN against a number is
-an infinite error. ``max |ref|`` is taken over the reference's finite values.
+Each blob is compared under the tolerance rule of :mod:`caffe2keras.tolerance`,
+``max|y - ref| <= atol + rtol * max|ref|``, the project's rule for every golden case.
 """
 
 from __future__ import annotations
@@ -40,14 +33,11 @@ from caffe2keras.caffe import read_net
 from caffe2keras.errors import InputShapeError, VerifyError
 from caffe2keras.graph import BlobRef, Graph, Shape, build_graph
 from caffe2keras.layout import DATA_FORMATS, Layout
+from caffe2keras.tolerance import ATOL, RTOL, TOLERANCE_RULE, Comparison, compare
 
 PathLike = str | os.PathLike
 InputSpec = np.ndarray | PathLike
 Inputs = InputSpec | Mapping[str, InputSpec] | None
-
-ATOL = 1e-4
-RTOL = 1e-4
-TOLERANCE_RULE = "max|y - ref| <= atol + rtol * max|ref|"
 
 
 class Status(str, Enum):
@@ -67,20 +57,6 @@ class Writer:
 
     layer: str
     type: str
-
-
-@dataclass(frozen=True)
-class Comparison:
-    max_abs_error: float
-    max_rel_error: float
-    allowed: float  # atol + rtol * max|ref|
-    worst_index: tuple[int, ...]  # where max_abs_error is, in Caffe's layout
-    value: float  # the Keras value there
-    reference_value: float
-
-    @property
-    def within_tolerance(self) -> bool:
-        return self.max_abs_error <= self.allowed
 
 
 @dataclass(frozen=True)
@@ -250,27 +226,6 @@ def _json_float(value: float) -> float | str:
 def _name_list(names: Sequence[str], limit: int = 8) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def compare(actual: np.ndarray, reference: np.ndarray, atol: float = ATOL, rtol: float = RTOL) -> Comparison:
-    """Compare two arrays of the same shape under the tolerance rule (see the module's docs)."""
-    y = np.asarray(actual, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
-    same = (y == ref) | (np.isnan(y) & np.isnan(ref))
-    with np.errstate(invalid="ignore"):
-        error = np.where(same, 0.0, np.abs(y - ref))
-    error[np.isnan(error)] = np.inf
-    finite = np.abs(ref[np.isfinite(ref)])
-    scale = float(finite.max()) if finite.size else 0.0
-    if error.size == 0:
-        return Comparison(0.0, 0.0, atol + rtol * scale, (), math.nan, math.nan)
-    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(error)), error.shape))
-    max_abs = float(error[worst])
-    if scale > 0:
-        max_rel = max_abs / scale
-    else:
-        max_rel = 0.0 if max_abs == 0 else math.inf
-    return Comparison(max_abs, max_rel, atol + rtol * scale, worst, float(y[worst]), float(ref[worst]))
 
 
 # ---------------------------------------------------------------------------------------------

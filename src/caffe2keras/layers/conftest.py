@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import caffe2keras  # noqa: F401  (the default backend, and the layers registered for loading)
+from caffe2keras.tolerance import compare
 
 
 @pytest.fixture
@@ -63,12 +64,11 @@ def reloaded_nchw_outputs(reloaded_outputs):
 
 @pytest.fixture
 def assert_close():
-    """The project's tolerance: 1e-4 absolute plus 1e-4 of the reference's largest magnitude."""
+    """The project's tolerance (:mod:`caffe2keras.tolerance`)."""
 
     def check(actual, expected):
-        expected = np.asarray(expected, np.float64)
-        assert np.shape(actual) == expected.shape, (np.shape(actual), expected.shape)
-        error = np.max(np.abs(np.asarray(actual, np.float64) - expected))
-        assert error <= 1e-4 + 1e-4 * np.max(np.abs(expected)), error
+        assert np.shape(actual) == np.shape(expected), (np.shape(actual), np.shape(expected))
+        comparison = compare(actual, expected)
+        assert comparison.within_tolerance, comparison
 
     return check
