@@ -13,6 +13,20 @@ import pytest
 import caffe2keras  # noqa: F401  (sets the default backend before Keras loads)
 from tests.shared import SHARED
 
+SECOND_DATA_FORMAT = "channels_first"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The fast tier runs every test in one data format: the channels_first runs are slow.
+
+    channels_last is Keras' default and the one users run; each test's channels_first run checks
+    the same conversion in the other layout, which the full run (CI) keeps checking.
+    """
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("data_format") == SECOND_DATA_FORMAT:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def zoo_weights(tmp_path_factory):

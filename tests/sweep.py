@@ -1,4 +1,4 @@
-"""The machinery of the layer sweeps: many small configurations, one converted net per family.
+"""The machinery of the layer sweeps (tests/sweeps/, one module per layer family): many small configurations, one converted net per family.
 
 Each :class:`Case` is one configuration with its own input blob(s), layer(s) and references. A
 family's cases share one prototxt, one caffemodel (written by caffe2keras' writer), one Keras model
@@ -20,7 +20,10 @@ from tests import oracle
 from tests.golden import run, save_and_reload
 from tests.oracle import Layer, input_layer
 
-FORMATS = ["channels_last", "channels_first"]
+# Caffe's sizes round (2 - 3) / 2 to 0 (C++ division; float ceil for pooling), giving one
+# window where the kernel exceeds the input; OpenCV computes an empty output.
+OPENCV_KERNEL_OVER_INPUT = "OpenCV gives no window where the kernel exceeds the input"
+OPENCV_NEGATIVE_AXIS = "OpenCV's importer fails on this negative axis"
 
 
 @dataclass

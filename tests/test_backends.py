@@ -19,8 +19,8 @@ import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.synthetic import synthetic_weights
 from tests.golden import assert_matches
-from tests.shared import REPO
-from tests.sweep import FORMATS, predict
+from tests.shared import FORMATS, REPO
+from tests.sweep import predict
 
 NET = """name: "every_custom_layer"
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 4 dim: 9 dim: 10 } } }

@@ -6,9 +6,8 @@ import pytest
 
 import caffe2keras
 from tests.golden import Case, assert_matches, run, save_and_reload
-from tests.shared import SHARED, case_dirs
+from tests.shared import FORMATS, SHARED, case_dirs
 
-FORMATS = ["channels_last", "channels_first"]
 RAND_WEIGHTS = ["weights.caffemodel", "weights.caffemodel.h5"]
 
 

@@ -13,7 +13,8 @@ from caffe2keras import Node, Step
 from caffe2keras.caffe.schema import schema
 from caffe2keras.converters.base import rule_for
 from tests.golden import assert_matches, run
-from tests.nets import FORMATS, write_net
+from tests.nets import write_net
+from tests.shared import FORMATS
 
 GATE_SCHEMA = """
 message ChannelGateParameter {

@@ -23,11 +23,10 @@ from caffe2keras.synthetic import synthetic_weights
 from caffe2keras.tolerance import compare
 from caffe2keras.verify import align_detections, caffe_detections, reference_detections, verify
 from tests.golden import assert_matches, run, save_and_reload
-from tests.shared import SHARED, requires_shared
+from tests.shared import FORMATS, SHARED, requires_shared
 
 cv2 = pytest.importorskip("cv2")
 
-FORMATS = ["channels_last", "channels_first"]
 MODELS = SHARED / "caffe" / "models" / "mobilenet_ssd"
 
 
