@@ -68,3 +68,18 @@ def test_falls_back_to_model_save_without_the_keras_internals(model, tmp_path, m
 def test_refuses_other_suffixes(model, tmp_path):
     with pytest.raises(ValueError, match="must end in .keras"):
         caffe2keras.save_model(model, tmp_path / "model.h5")
+
+
+@pytest.mark.parametrize("override", ["__setitem__", "_get_h5_file"])
+def test_falls_back_to_model_save_when_a_keras_internal_changed(model, tmp_path, monkeypatch, override):
+    """Privates that exist but behave differently (a renamed attribute, a new signature) are no crash."""
+
+    def changed(*args, **kwargs):
+        raise AttributeError("'H5IOStore' object has no attribute '_h5_entry_group'")
+
+    monkeypatch.setattr(saving._ViewingH5IOStore, override, changed)
+    path = tmp_path / "model.keras"
+    caffe2keras.save_model(model, path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    for saved, original in zip(reloaded.weights, model.weights, strict=True):
+        assert np.array_equal(np.asarray(saved), np.asarray(original))

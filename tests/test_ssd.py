@@ -21,7 +21,8 @@ from caffe2keras.caffe import read_weights
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.synthetic import synthetic_weights
 from caffe2keras.tolerance import compare
-from caffe2keras.verify import align_detections, caffe_detections, reference_detections, verify
+from caffe2keras.verification import verify
+from caffe2keras.verification.detections import align_detections, caffe_detections, reference_detections
 from tests.golden import assert_matches, run, save_and_reload
 from tests.shared import FORMATS, SHARED, requires_shared
 

@@ -16,7 +16,8 @@ import pytest
 
 import caffe2keras
 from caffe2keras.cli import main
-from caffe2keras.verify import Status, compare, read_input
+from caffe2keras.verification import Status, compare
+from caffe2keras.verification.inputs import read_input
 from tests.shared import REPO, SHARED, requires_shared
 
 cv2 = pytest.importorskip("cv2")
@@ -215,7 +216,8 @@ def test_opencv_passes_on_zoo_squeezenet(zoo_weights, tmp_path, capsys):
 def test_opencv_second_tops_and_split_tops_match_real_caffe():
     """OpenCV reuses the memory of a layer's later outputs, and drops Split layers: both are handled."""
     from caffe2keras.api import load_graph
-    from caffe2keras.verify import OpenCVReference, blob_writers
+    from caffe2keras.verification import blob_writers
+    from caffe2keras.verification.references import OpenCVReference
 
     for case_dir, names in (
         (SLICE_CASE, ("slice2_a", "slice2_b", "deconv5")),

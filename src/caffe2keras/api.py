@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 
 from caffe2keras.builder import build_model, check_supported
 from caffe2keras.caffe import read_net, read_weights
 from caffe2keras.converters.base import Converter, LayerRule, Node, ShapeRule, register_rule, rule_for
-from caffe2keras.errors import NetError, RegistryError
+from caffe2keras.errors import ConversionWarning, NetError, RegistryError
 from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, infer_shapes, is_dropped_type
+from caffe2keras.labels import check_label_count, read_labels
 from caffe2keras.layout import Layout
+from caffe2keras.preprocessing import Preprocessing, declared_transforms, plan_inputs, unembedded_warning
 from caffe2keras.progress import Progress
 
 PathLike = str | os.PathLike
@@ -24,6 +28,8 @@ def convert(
     outputs: Sequence[str] | None = None,
     data_format: str = "channels_last",
     progress: bool = False,
+    preprocessing=None,
+    labels=None,
 ):
     """Convert a Caffe net to a Keras functional model.
 
@@ -36,30 +42,57 @@ def convert(
         data_format: ``"channels_last"`` (Caffe's axis 1 moved last in every tensor of rank >= 3)
             or ``"channels_first"`` (Caffe's own layout).
         progress: show progress bars (reading, building) on stderr, for big models.
+        preprocessing: build Caffe's preprocessing into the model, in front of the input: True
+            (as the data layers' ``transform_param`` says), a dict of :class:`Preprocessing`'s
+            options, or a :class:`Preprocessing`. The model then takes images of 0-255 in RGB
+            order (``input_order="bgr"``: BGR). None: the model takes the net's blob as is, and a
+            :class:`ConversionWarning` says what Caffe's data layers did.
+        labels: class labels (a file of one per line, or a sequence) for the model to carry;
+            ``caffe2keras predict`` and :func:`model_labels` read them back.
 
     Returns:
         A ``keras.Model`` whose inputs are named and ordered as the net's input blobs and whose
         outputs are named after their blobs. Raises :class:`caffe2keras.Caffe2KerasError`.
     """
     layout = Layout(data_format)
-    graph = load_graph(prototxt, input_shapes)
+    net = read_net(prototxt)
+    graph = graph_of(net, input_shapes)
     if outputs is not None:
         for name in outputs:
             graph.blob(name)
+    options = Preprocessing.from_argument(preprocessing)
+    label_list = None if labels is None else read_labels(labels)
+    steps = plan_inputs(net, prototxt, graph, options, label_list)
+    if options is None and (message := unembedded_warning(declared_transforms(net))):
+        warnings.warn(message, ConversionWarning, stacklevel=2)
     with Progress(progress) as bars:
         loaded = None
         if weights is not None:
             with bars.phase("reading", None, detail=os.path.basename(weights)):
                 loaded = read_weights(weights)
         with bars.phase("building", len(graph.ops)) as advance:
-            return build_model(
-                graph, loaded, layout, rule_for, outputs, on_layer=lambda op: advance(detail=f"{op.name} ({op.type})")
+            model = build_model(
+                graph,
+                loaded,
+                layout,
+                rule_for,
+                outputs,
+                on_layer=lambda op: advance(detail=f"{op.name} ({op.type})"),
+                input_layers={step.blob: step.layer(layout.data_format) for step in steps},
             )
+    if label_list is not None:
+        output = model.outputs[0]
+        check_label_count(label_list, math.prod(output.shape[1:]), model.output_names[0])
+    return model
 
 
 def load_graph(prototxt: PathLike, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
     """Read a prototxt into a blob graph, and check every layer type has a converter."""
-    graph = build_graph(read_net(prototxt), input_shapes)
+    return graph_of(read_net(prototxt), input_shapes)
+
+
+def graph_of(net, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+    graph = build_graph(net, input_shapes)
     check_supported(graph, rule_for)
     return graph
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -165,14 +165,19 @@ def build_model(
     rule_for: Callable[[str], base.LayerRule | None],
     outputs: Sequence[str] | None = None,
     on_layer: Callable[[Op], None] | None = None,
+    input_layers: Mapping[str, keras.Layer] | None = None,
 ) -> keras.Model:
-    """The Keras model of ``graph``; ``weights=None`` builds the architecture only."""
+    """The Keras model of ``graph``; ``weights=None`` builds the architecture only.
+
+    ``input_layers`` puts a layer between an input blob's ``keras.Input`` and the net (Caffe's
+    preprocessing); it is named ``<input>_preprocess``.
+    """
     output_refs = graph.outputs if outputs is None else [graph.blob(name) for name in outputs]
     if not output_refs:
         raise NetError("the net has no outputs: every blob is consumed by a layer.")
     if len({ref.name for ref in output_refs}) != len(output_refs):
         raise NetError(f"outputs must be distinct. Received: outputs={[r.name for r in output_refs]}")
-    builder = _Builder(graph, weights, layout, rule_for, output_refs)
+    builder = _Builder(graph, weights, layout, rule_for, output_refs, input_layers or {})
     needed = _needed_ops(graph, output_refs)
     for op in graph.ops:
         if id(op) in needed:
@@ -185,7 +190,7 @@ def build_model(
 class _Builder:
     """The Keras tensors of a graph's blob values, made op by op."""
 
-    def __init__(self, graph, weights, layout, rule_for, output_refs):
+    def __init__(self, graph, weights, layout, rule_for, output_refs, input_layers):
         self.graph, self.weights, self.layout, self.rule_for = graph, weights, layout, rule_for
         self.output_refs = output_refs
         self.names = NameTable([keras_name(ref.name) for ref in output_refs])
@@ -196,8 +201,12 @@ class _Builder:
         for ref in graph.inputs:
             name = self.names.claim(keras_name(ref.name), reserved_ok=True)
             tensor = keras.Input(shape=layout.keras_shape(graph.shapes[ref])[1:], name=name)
-            self.tensors[ref], self.producer_name[ref] = tensor, name
             self.inputs.append(tensor)
+            if ref.name in input_layers:
+                layer = input_layers[ref.name]
+                layer.name = self.names.claim(f"{name}_preprocess")
+                tensor = layer(tensor)
+            self.tensors[ref], self.producer_name[ref] = tensor, name
 
     def convert(self, op: Op) -> None:
         rule = self.rule_for(op.type)

@@ -68,6 +68,10 @@ class ShapeError(LayerError):
     """Input shapes that the layer cannot take, as Caffe would also refuse."""
 
 
+class PreprocessingError(Caffe2KerasError):
+    """Preprocessing or labels that do not fit the net: a mean of the wrong shape, an unknown input..."""
+
+
 class VerifyError(Caffe2KerasError):
     """A verification that cannot be set up: a reference that cannot run, inputs that do not fit."""
 
@@ -98,3 +102,23 @@ class UnsupportedLayersError(Caffe2KerasError):
             + "\n".join(lines)
             + f"\n{self.PLUGIN_HINT} Received: types={types!r}"
         )
+
+
+class ZooError(Caffe2KerasError):
+    """A Model Zoo net that is not in the catalog, or a catalog out of schema."""
+
+
+class UnverifiedNetError(ZooError):
+    """A net with no published hash for a file, downloaded without ``allow_unverified``."""
+
+
+class DownloadError(ZooError):
+    """A file that could not be fetched: HTTP error, dropped connection, no local copy offline."""
+
+
+class HashMismatchError(DownloadError):
+    """A fetched file whose hash is not the catalog's; it was not kept."""
+
+
+class CacheError(ZooError):
+    """The download directory cannot be written: read-only, full disk, no permission."""

@@ -7,8 +7,8 @@ then copies, and first copies every variable to a new numpy array.
 ``model.weights.h5``, assets — with Keras' own serialization, but HDF5 writes
 each variable from a view of its buffer straight into the archive's (stored,
 uncompressed) weights member; zipfile then takes the member's CRC from a read
-of those bytes. Where this Keras lacks the internals used, it calls
-``model.save``.
+of those bytes. Where this Keras lacks the internals used, or they fail in any way but
+the file system's own errors, it calls ``model.save``.
 """
 
 from __future__ import annotations
@@ -62,9 +62,14 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
     total = 2 * sum(np.asarray(v).nbytes for v in model.weights)
     with Progress(progress) as bars, bars.phase("saving", total) as advance:
         if _streaming_supported():
-            _save_streaming(model, path, advance)
-        else:
-            model.save(path)
+            try:
+                _save_streaming(model, path, advance)
+                return
+            except OSError:
+                raise  # the file system's refusal (a full disk...) is the user's to see
+            except Exception:  # a Keras whose private internals changed shape
+                path.unlink(missing_ok=True)
+        model.save(path)
 
 
 def _save_streaming(model, path: Path, on_bytes) -> None:

@@ -41,15 +41,20 @@ def parse_net_text(text: str, source: str = "<prototxt>"):
     return upgrade_net(net, source)
 
 
-def read_net(path: str | os.PathLike):
-    """Read a ``.prototxt`` file into a current-format NetParameter."""
+def read_text(path: str | os.PathLike, not_text: str) -> str:
+    """A UTF-8 text file; ``not_text`` says what the file should have been when it is not text."""
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            return f.read()
     except FileNotFoundError:
         raise ModelFileError(path, "no such file.") from None
     except UnicodeDecodeError:
-        raise ModelFileError(path, "not a text file; a net definition is a .prototxt (weights go second).") from None
+        raise ModelFileError(path, f"not a text file; {not_text}") from None
     except OSError as exc:
         raise ModelFileError(path, f"cannot read the file: {exc.strerror}.") from None
+
+
+def read_net(path: str | os.PathLike):
+    """Read a ``.prototxt`` file into a current-format NetParameter."""
+    text = read_text(path, "a net definition is a .prototxt (weights go second).")
     return parse_net_text(text, str(path))

@@ -173,3 +173,25 @@ def read_hdf5_weights(path: str | os.PathLike) -> Weights:
             raise ModelFileError(path, f"layer {name!r} has blobs {sorted(blobs)}; expected 0..n-1.")
         weights[name] = LayerWeights(name, "", tuple(Blob(blobs[i]) for i in range(len(blobs))))
     return weights
+
+
+def read_blob_file(path: str | os.PathLike) -> np.ndarray:
+    """One serialized ``BlobProto``, such as a ``mean.binaryproto``, as a float32 array.
+
+    The shape is the blob's own: Caffe's ``compute_image_mean`` writes ``(1, C, H, W)``.
+    """
+    try:
+        with open(path, "rb") as f:
+            payload = f.read()
+    except FileNotFoundError:
+        raise ModelFileError(path, "no such file.") from None
+    except OSError as exc:
+        raise ModelFileError(path, f"cannot read the file: {exc.strerror}.") from None
+    blob = schema().BlobProto()
+    try:
+        blob.ParseFromString(payload)
+    except DecodeError as exc:
+        raise ModelFileError(path, f"not a readable binary BlobProto (truncated or corrupt): {exc}.") from None
+    if not payload or not (len(blob.data) or len(blob.double_data)):
+        raise ModelFileError(path, "the file holds no blob values; it is not a BlobProto such as mean.binaryproto.")
+    return blob_from_proto(blob, path, "(blob file)", 0).data

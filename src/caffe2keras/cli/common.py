@@ -59,6 +59,43 @@ def add_shape_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_preprocessing_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "Caffe's preprocessing",
+        "Build what Caffe's data layer did to images into the model, which then takes images of "
+        "0-255. Each option defaults to the prototxt's transform_param; giving one implies --preprocess.",
+    )
+    group.add_argument(
+        "--preprocess", action="store_true", help="put Caffe's preprocessing (channel order, mean, scale) in front"
+    )
+    group.add_argument(
+        "--mean", metavar="FILE.binaryproto|B,G,R", help="mean image file, or one value per channel in BGR order"
+    )
+    group.add_argument("--scale", type=float, metavar="S", help="multiplies the pixels after the mean is subtracted")
+    group.add_argument(
+        "--input-order",
+        choices=("rgb", "bgr"),
+        help="channel order of the images the model will take (default rgb; reversed into Caffe's BGR)",
+    )
+
+
+def preprocessing_options(args) -> dict | None:
+    """The ``preprocessing=`` argument of ``convert`` from the command line, or None."""
+    if not (args.preprocess or args.mean is not None or args.scale is not None or args.input_order):
+        return None
+    return {"mean": parse_mean_arg(args.mean), "scale": args.scale, "input_order": args.input_order}
+
+
+def parse_mean_arg(value: str | None):
+    """``"104,117,123"`` -> values; anything else (or an existing file of that name) is a file."""
+    if value is None or Path(value).exists():
+        return value
+    try:
+        return [float(v) for v in value.split(",")]
+    except ValueError:
+        return value
+
+
 def add_progress_options(parser: argparse.ArgumentParser) -> None:
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from caffe2keras.cli.common import (
+    add_preprocessing_options,
     add_progress_options,
     add_shape_options,
     describe,
     parse_list_arg,
     parse_shape_args,
+    preprocessing_options,
     save_atomically,
     wants_progress,
 )
@@ -24,6 +26,8 @@ def register(commands) -> None:
         "--outputs", metavar="BLOB[,BLOB...]", help="blobs to output, in order (default: the net's outputs)"
     )
     add_shape_options(parser)
+    add_preprocessing_options(parser)
+    parser.add_argument("--labels", metavar="FILE", help="class labels, one per line, for the model to carry")
     add_progress_options(parser)
     parser.set_defaults(run=run)
 
@@ -39,6 +43,8 @@ def run(args) -> int:
         outputs=parse_list_arg(args.outputs),
         data_format=args.data_format,
         progress=progress,
+        preprocessing=preprocessing_options(args),
+        labels=args.labels,
     )
     save_atomically(model, args.output, progress)
     if not args.quiet:

@@ -92,7 +92,7 @@ def non_negative_float(value: str) -> float:
 def run(args) -> int:
     from rich.console import Console
 
-    from caffe2keras.verify import verify
+    from caffe2keras.verification import verify
 
     console = Console(stderr=True)
     with console.status("verifying") as status:

@@ -15,7 +15,8 @@ from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import DetectionOutput, Normalize, PriorBox
-from caffe2keras.layers.detection import detection_rows, prior_box_sizes
+from caffe2keras.layers.detection_output import detection_rows
+from caffe2keras.layers.prior_box import prior_box_sizes
 
 CODE_TYPES = {1: "corner", 2: "center_size", 3: "corner_size"}
 

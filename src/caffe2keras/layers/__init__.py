@@ -6,11 +6,14 @@ package name, so a saved model reloads with ``safe_mode=True`` once
 """
 
 from caffe2keras.layers.convolution import GroupedConv2DTranspose
-from caffe2keras.layers.detection import DetectionOutput, Normalize, PriorBox
+from caffe2keras.layers.detection_output import DetectionOutput
 from caffe2keras.layers.elementwise import AbsVal, Clip, Exp, Log, Power, Swish, Threshold
 from caffe2keras.layers.initializers import CaffeFiller
 from caffe2keras.layers.normalization import LRN, MeanVarianceNormalization
+from caffe2keras.layers.normalize import Normalize
 from caffe2keras.layers.pooling import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
+from caffe2keras.layers.preprocessing import CaffePreprocessing
+from caffe2keras.layers.prior_box import PriorBox
 from caffe2keras.layers.recurrent import CaffeLSTM, CaffeRNN, LSTMUnit
 from caffe2keras.layers.reduction import ArgMax, Reduction
 from caffe2keras.layers.resampling import BilinearInterp, MaxUnpooling2D
@@ -26,6 +29,7 @@ __all__ = [
     "CaffeFiller",
     "CaffeLSTM",
     "CaffePooling2D",
+    "CaffePreprocessing",
     "CaffeRNN",
     "Clip",
     "Crop",

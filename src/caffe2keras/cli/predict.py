@@ -1,0 +1,81 @@
+"""``caffe2keras predict``: the top classes of images, from a converted ``.keras`` model."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "predict",
+        help="print the top classes a converted model gives images",
+        description="Read the images (OpenCV), resize them to the model's input, run the model and print "
+        "each image's top classes with their probabilities. A model converted with --preprocess takes "
+        "the pixels as they are in the file; labels come from --labels, else from the model "
+        "(convert --labels), else are the class numbers.",
+    )
+    parser.add_argument("model", help="a .keras model made by caffe2keras convert")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    parser.add_argument("--labels", metavar="FILE", help="class labels, one per line (default: the model's own)")
+    parser.add_argument("--top", type=positive_int, default=5, metavar="K", help="classes per image (default 5)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(run=run)
+
+
+def positive_int(value: str) -> int:
+    import argparse
+
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1. Received: {value!r}")
+    return int(value)
+
+
+def run(args) -> int:
+    from caffe2keras.images import image_input, load_model_file, read_images, warn_if_raw
+    from caffe2keras.labels import decode_predictions, model_labels
+
+    model = load_model_file(args.model)
+    if len(model.outputs) != 1:
+        from caffe2keras.errors import PreprocessingError
+
+        raise PreprocessingError(
+            f"predict reads one output of class scores; {args.model} has {len(model.outputs)} "
+            f"({', '.join(model.output_names)}): convert it with --outputs BLOB. Received: outputs={len(model.outputs)}"
+        )
+    spec = image_input(model)
+    warn_if_raw(spec, args.model)
+    scores = model.predict(read_images(args.images, spec), verbose=0)
+    labels = args.labels if args.labels is not None else model_labels(model)
+    results = decode_predictions(scores, labels, top=args.top)
+    # Logits (a train_val net's last InnerProduct) are scores, not probabilities: say which.
+    kind = "probability" if is_distribution(scores) else "score"
+    if args.json:
+        report = [
+            {"image": image, "top": [{"class": i, "label": label, kind: p} for i, label, p in top]}
+            for image, top in zip(args.images, results)
+        ]
+        json.dump(report, sys.stdout, indent=2)
+        print()
+    else:
+        print_table(args.images, results, kind)
+    return 0
+
+
+def is_distribution(scores) -> bool:
+    import numpy as np
+
+    rows = np.asarray(scores, np.float64).reshape(len(scores), -1)
+    return bool(np.all(rows >= 0) and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
+
+
+def print_table(images, results, kind: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("image", "#", "class", "label", kind)
+    for image, top in zip(images, results):
+        for rank, (index, label, probability) in enumerate(top, 1):
+            table.add_row(image if rank == 1 else "", str(rank), str(index), label, f"{probability:.4f}")
+        table.add_section()
+    Console().print(table)

@@ -1,0 +1,102 @@
+"""Image files as a converted model's input: what the model takes, and the files read to fit it.
+
+A model with Caffe's preprocessing built in (``convert(..., preprocessing=...)``) takes images of
+0–255 in the channel order its ``CaffePreprocessing`` layer names. A model without it takes Caffe's
+blob as is; it is fed the pixels as Caffe's own tools decoded them (BGR, 0–255), which is right
+only for nets trained without a mean or a scale.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from caffe2keras.errors import ConversionWarning, ModelFileError, PreprocessingError
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """The one image input of a model: its size, layout and channel order."""
+
+    height: int
+    width: int
+    channels: int
+    data_format: str
+    order: str  # "rgb", "bgr" or "gray"
+    preprocessed: bool
+
+
+def load_model_file(path: str | os.PathLike):
+    """A ``.keras`` file, loaded with ``safe_mode=True`` and caffe2keras' layers registered."""
+    import keras
+
+    import caffe2keras.layers  # noqa: F401  (registers the custom layers for loading)
+
+    if not os.path.isfile(path):
+        raise ModelFileError(path, "no such file.")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(path, f"not a loadable .keras model: {exc}") from None
+
+
+def image_input(model) -> ImageInput:
+    """How ``model`` takes images (one 4-D input with 1 or 3 channels and a fixed size)."""
+    from caffe2keras.layers.preprocessing import CaffePreprocessing
+
+    if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
+        shapes = [tuple(t.shape) for t in model.inputs]
+        raise PreprocessingError(f"images feed a model with one 4-D input. Received: inputs={shapes}")
+    shape = tuple(model.inputs[0].shape[1:])
+    step = next((layer for layer in model.layers if isinstance(layer, CaffePreprocessing)), None)
+    if step is not None:
+        data_format = step.data_format
+    else:  # no record of the layout: the channel axis is the one of 1 or 3
+        data_format = "channels_last" if shape[-1] in (1, 3) else "channels_first"
+    height, width, channels = shape if data_format == "channels_last" else (*shape[1:], shape[0])
+    if channels not in (1, 3) or height is None or width is None:
+        raise PreprocessingError(
+            f"images feed an input of a fixed size with 1 or 3 channels. Received: input shape={shape}"
+        )
+    if channels == 1:
+        order = "gray"
+    else:
+        order = step.input_order if step is not None and step.input_order else "bgr"
+    preprocessed = step is not None and (step.mean_shape is not None or step.scale != 1.0)
+    return ImageInput(height, width, channels, data_format, order, preprocessed)
+
+
+def read_images(paths: Sequence[str | os.PathLike], spec: ImageInput) -> np.ndarray:
+    """The files decoded (OpenCV), resized bilinearly to the input, in its order and layout, 0–255."""
+    try:
+        import cv2
+    except ImportError:
+        raise ModelFileError(paths[0], "reading images needs OpenCV: pip install 'caffe2keras[images]'.") from None
+    images = []
+    for path in paths:
+        flag = cv2.IMREAD_GRAYSCALE if spec.order == "gray" else cv2.IMREAD_COLOR
+        image = cv2.imread(os.fspath(path), flag) if os.path.isfile(path) else None
+        if image is None:
+            reason = "no such file." if not os.path.exists(path) else "OpenCV cannot read it as an image."
+            raise ModelFileError(path, reason)
+        image = cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
+        image = image[:, :, None] if image.ndim == 2 else image
+        if spec.order == "rgb":
+            image = image[:, :, ::-1]
+        images.append(image.transpose(2, 0, 1) if spec.data_format == "channels_first" else image)
+    return np.stack(images).astype(np.float32)
+
+
+def warn_if_raw(spec: ImageInput, model_path) -> None:
+    if not spec.preprocessed:
+        warnings.warn(
+            f"{model_path} has no preprocessing built in: it is fed raw {spec.order.upper()} pixels (0-255); for a net "
+            "trained with a mean or a scale, convert it with --preprocess.",
+            ConversionWarning,
+            stacklevel=2,
+        )

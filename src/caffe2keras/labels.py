@@ -1,0 +1,77 @@
+"""Class labels: reading a labels file, top-k decoding, and the labels a model carries.
+
+A labels file has one label per line, in class order; each line is kept whole (a
+``synset_words.txt`` line stays ``n01440764 tench, Tinca tinca``: the WordNet id is part of
+the name users search for). Trailing blank lines are dropped.
+
+A converted model carries its labels in its preprocessing step (the ``labels`` of its
+``CaffePreprocessing`` layer), so they travel inside the ``.keras`` file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from caffe2keras.caffe.prototxt import read_text
+from caffe2keras.errors import ModelFileError, PreprocessingError
+
+Labels = str | os.PathLike | Sequence[str]
+
+
+def read_labels(labels: Labels) -> list[str]:
+    """A labels file's lines (or a sequence of labels, as given)."""
+    if not isinstance(labels, (str, os.PathLike)):
+        return [str(label) for label in labels]
+    lines = read_text(labels, "a labels file has one label per line.").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise ModelFileError(labels, "the labels file is empty; it needs one label per line.")
+    return [line.strip() for line in lines]
+
+
+def model_labels(model) -> list[str] | None:
+    """The labels a converted model carries (``convert(..., labels=...)``), or None."""
+    from caffe2keras.layers.preprocessing import CaffePreprocessing
+
+    for layer in model.layers:
+        if isinstance(layer, CaffePreprocessing) and layer.labels is not None:
+            return list(layer.labels)
+    return None
+
+
+def check_label_count(labels: Sequence[str], classes: int, output: str) -> None:
+    if len(labels) != classes:
+        raise PreprocessingError(
+            f"there are {len(labels)} labels, but output {output!r} has {classes} values per image; "
+            f"give one label per class, in class order. Received: labels={len(labels)}"
+        )
+
+
+def decode_predictions(preds, labels: Labels | None = None, top: int = 5) -> list[list[tuple[int, str, float]]]:
+    """The ``top`` classes of each prediction, most probable first.
+
+    Args:
+        preds: the model's output, ``(N, classes)``, or ``(N, ...)`` with one value per class
+            (a 4-D ``prob`` of ``(N, 1, 1, classes)`` included).
+        labels: a labels file, a sequence of labels, or None (labels are the class numbers).
+        top: how many classes per image.
+
+    Returns:
+        For each image, ``[(class index, label, probability), ...]``; equal scores keep class order.
+    """
+    scores = np.asarray(preds, dtype=np.float64)
+    scores = scores.reshape(len(scores), -1) if scores.ndim > 1 else scores.reshape(1, -1)
+    classes = scores.shape[1]
+    names = read_labels(labels) if labels is not None else [str(i) for i in range(classes)]
+    check_label_count(names, classes, "preds")
+    if top < 1:
+        raise PreprocessingError(f"top must be at least 1. Received: top={top}")
+    decoded = []
+    for row in scores:
+        best = np.argsort(-row, kind="stable")[:top]
+        decoded.append([(int(i), names[i], float(row[i])) for i in best])
+    return decoded

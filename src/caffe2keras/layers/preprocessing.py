@@ -1,0 +1,106 @@
+"""Caffe's input transformation as a model's first step: channel order, mean, scale."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+from caffe2keras.layers.common import PACKAGE, channel_axis, check_data_format
+
+INPUT_ORDERS = ("rgb", "bgr")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CaffePreprocessing(keras.layers.Layer):
+    """What a Caffe data layer did to an image at TEST time: ``(x - mean) * scale``, in BGR order.
+
+    Args:
+        mean_shape: shape of the mean, broadcast against one image in ``data_format``: ``(C,)``
+            (``(C, 1, 1)`` channels_first) for one value per channel, or a whole mean image
+            ``(H, W, C)`` (``(C, H, W)``). Its values are the layer's non-trainable weight ``mean``,
+            in Caffe's channel order. None: nothing is subtracted.
+        scale: multiplies the difference (Caffe's ``transform_param.scale``).
+        input_order: ``"rgb"``: the input's 3 channels are reversed into Caffe's BGR first;
+            ``"bgr"``: they are taken as they come; None (inputs that are not 3-channel colour
+            images): the channels are taken as they come.
+        data_format: ``"channels_last"`` or ``"channels_first"``, the layout of the input.
+        labels: the class names of the model's output, one per class, kept with the model for
+            ``caffe2keras predict`` and ``decode_predictions``; they take no part in the computation.
+        mean: the mean's values (shape ``mean_shape``), set when the layer is built. They are
+            saved with the weights, not in the config.
+    """
+
+    def __init__(
+        self,
+        mean_shape: Sequence[int] | None = None,
+        scale: float = 1.0,
+        input_order: str | None = "rgb",
+        data_format: str = "channels_last",
+        labels: Sequence[str] | None = None,
+        mean=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if input_order is not None and input_order not in INPUT_ORDERS:
+            raise ValueError(
+                f"input_order must be one of {INPUT_ORDERS} or None. Received: input_order={input_order!r}"
+            )
+        self.mean_shape = None if mean_shape is None else tuple(int(d) for d in mean_shape)
+        if mean is not None and np.shape(mean) != self.mean_shape:
+            raise ValueError(
+                f"the mean's values must have shape mean_shape={self.mean_shape}. Received: mean.shape={np.shape(mean)}"
+            )
+        self.scale = float(scale)
+        self.input_order = input_order
+        self.data_format = check_data_format(data_format)
+        self.labels = None if labels is None else [str(label) for label in labels]
+        self._initial_mean = mean
+        self.mean = None
+
+    def build(self, input_shape):
+        axis = channel_axis(len(input_shape), self.data_format)
+        if self.input_order == "rgb" and input_shape[axis] != 3:
+            raise ValueError(
+                "input_order='rgb' reverses 3 colour channels; this input has "
+                f"{input_shape[axis]}. Received: input_shape={tuple(input_shape)}"
+            )
+        if self.mean_shape is not None:
+            image_shape = tuple(input_shape[1:])
+            try:
+                np.broadcast_shapes(tuple(1 if d is None else d for d in image_shape), self.mean_shape)
+            except ValueError:
+                raise ValueError(
+                    f"a mean of shape {self.mean_shape} does not fit inputs of shape {image_shape} "
+                    f"({self.data_format}). Received: mean_shape={self.mean_shape}"
+                ) from None
+            self.mean = self.add_weight(name="mean", shape=self.mean_shape, initializer="zeros", trainable=False)
+            if self._initial_mean is not None:
+                self.mean.assign(np.asarray(self._initial_mean, dtype=self.mean.dtype))
+                self._initial_mean = None
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        if self.input_order == "rgb":
+            x = ops.flip(x, axis=channel_axis(len(x.shape), self.data_format))
+        if self.mean is not None:
+            x = x - ops.cast(self.mean, x.dtype)
+        if self.scale != 1.0:
+            x = x * self.scale
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            mean_shape=None if self.mean_shape is None else list(self.mean_shape),
+            scale=self.scale,
+            input_order=self.input_order,
+            data_format=self.data_format,
+            labels=self.labels,
+        )
+        return config

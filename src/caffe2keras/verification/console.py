@@ -1,0 +1,78 @@
+"""The report as a rich table, in a terminal or a notebook."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from caffe2keras.verification.report import Status, VerifyReport
+
+PathLike = str | os.PathLike
+InputSpec = np.ndarray | PathLike
+Inputs = InputSpec | Mapping[str, InputSpec] | None
+
+
+STATUS_STYLE = {
+    Status.OK: ("ok", "green"),
+    Status.DIVERGED: ("DIVERGED", "bold red"),
+    Status.SHAPE_MISMATCH: ("SHAPE MISMATCH", "bold red"),
+    Status.NOT_COMPARED: ("not compared", "yellow"),
+    Status.INPUT: ("input", "dim"),
+}
+
+
+def _error_text(value: float | None) -> str:
+    return "" if value is None else f"{value:.2e}"
+
+
+def print_report(report: VerifyReport, console=None) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    if console is None:
+        console = Console()
+        if not console.is_terminal and "COLUMNS" not in os.environ:
+            console = Console(width=240)  # a log or a pipe: keep one line per blob
+    console.print(
+        f"[bold]{escape(report.prototxt)}[/] + {escape(str(report.weights))} "
+        f"against {escape(report.reference)}, {report.data_format}"
+    )
+    for info in report.inputs:
+        console.print(f"input {escape(info.blob)} {info.shape}: {escape(info.source)}")
+    table = Table(show_edge=False, pad_edge=False)
+    for title, justify in (
+        ("#", "right"),
+        ("blob", "left"),
+        ("layer", "left"),
+        ("type", "left"),
+        ("shape", "left"),
+        ("max abs err", "right"),
+        ("max rel err", "right"),
+        ("status", "left"),
+    ):
+        table.add_column(title, justify=justify)
+    with_notes = any(row.note for row in report.rows)
+    if with_notes:
+        table.add_column("note", style="dim")
+    for index, row in enumerate(report.rows):
+        label, style = STATUS_STYLE[row.status]
+        c = row.comparison
+        cells = [
+            str(index),
+            escape(row.blob),
+            escape(" → ".join(w.layer for w in row.writers)),
+            escape(" → ".join(w.type for w in row.writers)),
+            "×".join(map(str, row.shape)),
+            _error_text(c.max_abs_error if c else None),
+            _error_text(c.max_rel_error if c else None),
+            f"[{style}]{label}[/]",
+        ]
+        table.add_row(*cells, *([escape(row.note)] if with_notes else []))
+    console.print(table)
+    style = "bold green" if report.ok else "bold red"
+    console.print(f"[{style}]{escape(report.verdict)}[/]")
+    for line in report.describe_first_divergence():
+        console.print(escape(line))

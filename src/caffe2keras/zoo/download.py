@@ -1,0 +1,272 @@
+"""Verified, resumable, concurrency-safe downloads of Model Zoo nets.
+
+``pooch`` checks each file's hash and moves it into place only when it matches, so a file under
+its final name is always whole and verified. What pooch leaves to us: HTTP ``Range`` resumption
+(:class:`ResumableDownloader` keeps the bytes of a dropped connection in ``.partial/`` and asks for
+the rest), trying mirrors in turn, local copies (offline), members of archives, and a file lock so
+that two processes filling one cache take turns instead of writing the same file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from caffe2keras.errors import CacheError, DownloadError, HashMismatchError, UnverifiedNetError, ZooError
+from caffe2keras.progress import Progress
+from caffe2keras.zoo.catalog import ROLES, Net, get_net
+
+CACHE_ENV = "CAFFE2KERAS_ZOO_CACHE"
+FROM_ENV = "CAFFE2KERAS_ZOO_FROM"
+PARTIAL_DIR = ".partial"
+LOCK_FILE = ".caffe2keras-zoo.lock"
+TIMEOUT_S = (15, 60)  # connect, and silence between two reads
+CHUNK = 1 << 16
+
+
+def cache_dir() -> Path:
+    """Where nets are kept: ``$CAFFE2KERAS_ZOO_CACHE``, else the user's cache directory."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return platformdirs.user_cache_path("caffe2keras") / "zoo"
+
+
+@dataclass
+class Downloaded:
+    """A net's files on disk, by role (``prototxt``, ``weights``, ``labels``, ``mean``...)."""
+
+    net: Net
+    directory: Path
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def download(
+    name: str,
+    *,
+    directory: str | os.PathLike | None = None,
+    from_dir: str | os.PathLike | None = None,
+    allow_unverified: bool = False,
+    progress: bool = False,
+    retries: int = 3,
+    echo: Callable[[str], None] | None = None,
+) -> Downloaded:
+    """Fetch a net's files into ``directory`` (default: the cache, one folder per net) and check them.
+
+    ``from_dir`` (or ``$CAFFE2KERAS_ZOO_FROM``) takes the files from a local folder instead of the
+    network. A dropped connection is resumed up to ``retries`` times, and again on the next call.
+    """
+    net = get_net(name)
+    echo = echo or (lambda line: print(line, file=sys.stderr))
+    if not net.verified and not allow_unverified:
+        raise UnverifiedNetError(
+            f"{net.name} is unverified ({net.unverified_reason}): its files cannot be checked against a "
+            f"published hash. Pass --allow-unverified (allow_unverified=True) to download it anyway. "
+            f"Received: name={net.name!r}"
+        )
+    echo(f"{net.name}: licence: {net.license['text']}")
+    if net.non_commercial:
+        echo(f"{net.name}: NOTE: licensed for NON-COMMERCIAL use only.")
+    source = from_dir or os.environ.get(FROM_ENV) or None
+    target = Path(directory) if directory is not None else cache_dir() / net.name
+    result = Downloaded(net, target)
+    if _all_present(net, target, result):  # a read-only cache that holds the net still serves it
+        return result
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        import filelock
+
+        with filelock.FileLock(target / LOCK_FILE), Progress(progress) as bars:
+            for role in ROLES:
+                if role in net.files:
+                    _fetch_role(net, role, target, result, Path(source) if source else None, bars, retries, echo)
+    except OSError as exc:
+        raise CacheError(
+            f"cannot write to {target}: {exc.strerror or exc}. Free some space, or choose another directory "
+            f"with --dir or ${CACHE_ENV}. Received: directory={str(target)!r}"
+        ) from exc
+    _extract_unlisted_archive(net, target, result)
+    return result
+
+
+def _all_present(net: Net, target: Path, result: Downloaded) -> bool:
+    import pooch
+
+    for role, file in net.files.items():
+        path = target / file["filename"]
+        if not path.is_file() or (file["hash"] and not pooch.hashes.hash_matches(str(path), file["hash"])):
+            return False
+        result.paths[role] = path
+    return True
+
+
+def _fetch_role(net, role, target, result, source, bars, retries, echo) -> None:
+    file = net.files[role]
+    try:
+        if "member" in file:
+            result.paths[role] = _extract_member(file, result.paths["archive"], target)
+        else:
+            result.paths[role] = _fetch_file(net, file, target, source, bars, retries)
+    except DownloadError as exc:
+        if role != "labels":
+            raise
+        echo(f"{net.name}: warning: no labels: {exc}")  # the net still converts; predict shows indices
+
+
+def _sources(net: Net, file: dict, source: Path | None) -> list[str]:
+    if source is None:
+        return list(file["urls"])
+    for candidate in (source / file["filename"], source / net.name / file["filename"]):
+        if candidate.is_file():
+            return [str(candidate)]
+    raise DownloadError(
+        f"offline: {file['filename']} of {net.name} is in neither {source} nor {source / net.name}. "
+        f"Received: from={str(source)!r}"
+    )
+
+
+def _fetch_file(net, file, target, source, bars, retries) -> Path:
+    import pooch
+
+    pooch.get_logger().setLevel("WARNING")
+    failures = []
+    for url in _sources(net, file, source):
+        downloader = ResumableDownloader(target / PARTIAL_DIR / f"{file['filename']}.part", bars, retries)
+        try:
+            return Path(pooch.retrieve(url, file["hash"], fname=file["filename"], path=target, downloader=downloader))
+        except ValueError as exc:  # pooch's hash mismatch; it has deleted the file
+            failures.append(HashMismatchError(f"{url}: {file['filename']} is not the catalogued file: {exc}"))
+        except DownloadError as exc:
+            failures.append(exc)
+    if len(failures) == 1:
+        raise failures[0]
+    kind = HashMismatchError if all(isinstance(exc, HashMismatchError) for exc in failures) else DownloadError
+    raise kind(
+        f"no source gave {file['filename']} of {net.name}:\n"
+        + "\n".join(f"  {exc}" for exc in failures)
+        + f"\nReceived: urls={file['urls']!r}"
+    )
+
+
+class ResumableDownloader:
+    """A pooch downloader that resumes: bytes received so far stay in ``partial`` across drops and runs.
+
+    Plain paths (offline sources) are copied. A server that ignores ``Range`` sends the whole
+    file again, which replaces the partial one.
+    """
+
+    def __init__(self, partial: Path, bars: Progress, retries: int):
+        self.partial = partial
+        self.bars = bars
+        self.retries = retries
+
+    def __call__(self, url: str, output_file: str, pooch=None, check_only: bool = False) -> None:
+        if not url.startswith(("http://", "https://")):
+            shutil.copyfile(url, output_file)
+            return
+        import requests
+
+        self.partial.parent.mkdir(exist_ok=True)
+        for attempt in range(self.retries + 1):
+            try:
+                self._get(url, requests)
+                break
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                if attempt == self.retries:
+                    have = self.partial.stat().st_size if self.partial.exists() else 0
+                    raise DownloadError(
+                        f"{url}: the connection dropped after {have:,} bytes ({type(exc).__name__}); "
+                        f"run the same command again to resume. Received: url={url!r}"
+                    ) from exc
+            except OSError:
+                self.partial.unlink(missing_ok=True)  # a full or failing disk: keep nothing half-written
+                raise
+        os.replace(self.partial, output_file)
+
+    def _get(self, url: str, requests) -> None:
+        offset = self.partial.stat().st_size if self.partial.exists() else 0
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        with requests.get(url, headers=headers, stream=True, timeout=TIMEOUT_S) as response:
+            if response.status_code == 416:  # the partial file is stale (longer than the file)
+                self.partial.unlink()
+                return self._get(url, requests)
+            if response.status_code >= 400:
+                raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}. Received: url={url!r}")
+            resumed = response.status_code == 206 and response.headers.get("Content-Range", "").startswith(
+                f"bytes {offset}-"
+            )
+            offset = offset if resumed else 0
+            length = response.headers.get("Content-Length")
+            total = offset + int(length) if length else None
+            with open(self.partial, "ab" if resumed else "wb") as out:
+                with self.bars.phase("download", total, self.partial.stem) as advance:
+                    advance(offset)
+                    for chunk in response.iter_content(CHUNK):
+                        out.write(chunk)
+                        advance(len(chunk))
+            if total is not None and self.partial.stat().st_size < total:
+                raise requests.exceptions.ChunkedEncodingError(f"{self.partial.stat().st_size} of {total} bytes")
+        return None
+
+
+def _extract_member(file: dict, archive: Path, target: Path) -> Path:
+    """Stream one archive member to a temporary file, check its hash, then rename it into place."""
+    import pooch
+
+    path = target / file["filename"]
+    if path.is_file() and (not file["hash"] or pooch.hashes.hash_matches(str(path), file["hash"])):
+        return path
+    with tarfile.open(archive) as packed:
+        names = packed.getnames()
+        member = file["member"] if file["member"] in names else None
+        member = member or next((n for n in names if n.rsplit("/", 1)[-1] == file["filename"]), None)
+        if member is None:
+            raise DownloadError(f"{archive.name} has no member {file['member']}. Received: member={file['member']!r}")
+        with _temporary(target) as tmp, packed.extractfile(member) as data, open(tmp, "wb") as out:
+            shutil.copyfileobj(data, out, CHUNK)
+            out.close()
+            if file["hash"] and not pooch.hashes.hash_matches(tmp, file["hash"]):
+                raise HashMismatchError(
+                    f"{archive.name}: member {member} is not the catalogued file. Received: hash={file['hash']!r}"
+                )
+            os.replace(tmp, path)
+    return path
+
+
+def _extract_unlisted_archive(net: Net, target: Path, result: Downloaded) -> None:
+    """An archive whose members the catalog does not list is unpacked whole, once, beside it."""
+    archive = result.paths.get("archive")
+    if archive is None or any("member" in file for file in net.files.values()):
+        return
+    unpacked = target / archive.name.split(".")[0]
+    if unpacked.is_dir():
+        result.paths["unpacked"] = unpacked
+        return
+    try:
+        with tarfile.open(archive) as packed, tempfile.TemporaryDirectory(dir=target) as tmp:
+            packed.extractall(tmp, filter="data")
+            os.replace(tmp, unpacked)
+            os.mkdir(tmp)  # TemporaryDirectory removes its own path on exit
+    except (tarfile.TarError, OSError) as exc:
+        raise ZooError(f"cannot unpack {archive}: {exc}. Received: archive={str(archive)!r}") from exc
+    result.paths["unpacked"] = unpacked
+
+
+@contextlib.contextmanager
+def _temporary(directory: Path):
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
