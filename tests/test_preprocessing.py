@@ -53,7 +53,7 @@ def assert_same_outputs(preprocessed, plain, raw, blob):
     made = keras.Model(preprocessed.inputs, step.output).predict_on_batch(raw)
     np.testing.assert_array_equal(np.asarray(made), blob)
     for got, expected in zip(outputs(preprocessed, raw), outputs(plain, blob)):
-        assert_matches(got, expected, f"after {blob!r}")
+        assert_matches(got, expected, "the preprocessed net against the plain one")
 
 
 def test_lenet_takes_its_scale_from_the_train_val_transform_param():
