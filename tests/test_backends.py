@@ -65,6 +65,7 @@ for data_format in sys.argv[3:]:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
 def test_saved_model_runs_the_same_on_torch(tmp_path):
     prototxt = tmp_path / "net.prototxt"
