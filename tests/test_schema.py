@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import descriptor_pb2, text_format
 
 from caffe2keras.caffe import extend_schema, parse_net_text, schema
-from caffe2keras.caffe.schema import PROTO_PATH, compile_schema
+from caffe2keras.caffe.schema import PROTO_PATH, compile_schema, enum_name
 from caffe2keras.errors import ModelFileError, SchemaError
 
 FDP = descriptor_pb2.FieldDescriptorProto
@@ -78,6 +78,15 @@ def test_defaults_and_enums_reach_the_message_classes():
     assert pooling.round_mode == pooling.CEIL and pooling.ceil_mode is True and pooling.stride == 1
     assert schema().BatchNormParameter().eps == pytest.approx(1e-5)
     assert schema().FillerParameter().type == "constant"
+
+
+def test_enum_fields_read_by_name():
+    s = schema()
+    assert enum_name(s.PoolingParameter(pool=s.PoolingParameter.AVE), "pool") == "AVE"
+    # DetectionOutputParameter's code_type is PriorBoxParameter's enum: the field knows its type.
+    output = s.DetectionOutputParameter(code_type=s.PriorBoxParameter.CENTER_SIZE)
+    assert enum_name(output, "code_type") == "CENTER_SIZE"
+    assert enum_name(s.FillerParameter(), "variance_norm") == "FAN_IN"  # the schema's default
 
 
 def test_v1_prototxt_is_upgraded():

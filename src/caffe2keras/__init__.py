@@ -27,6 +27,10 @@ _EXPORTS = {
     "model_labels": "caffe2keras.labels",
     "read_labels": "caffe2keras.labels",
     "save_model": "caffe2keras.saving",
+    "summarize": "caffe2keras.summary",
+    "NetSummary": "caffe2keras.summary",
+    "load_caffe_weights": "caffe2keras.transplant",
+    "WeightsReport": "caffe2keras.transplant",
     "VerifyReport": "caffe2keras.verification",
     "verify": "caffe2keras.verification",
     **dict.fromkeys(
@@ -49,6 +53,7 @@ _EXPORTS = {
             "UnverifiedNetError",
             "VerifyError",
             "WeightsError",
+            "WeightsPairingError",
             "ZooError",
         ),
         "caffe2keras.errors",

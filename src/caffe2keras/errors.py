@@ -72,6 +72,25 @@ class PreprocessingError(Caffe2KerasError):
     """Preprocessing or labels that do not fit the net: a mean of the wrong shape, an unknown input..."""
 
 
+class WeightsPairingError(Caffe2KerasError):
+    """Caffe weights that do not all pair with the layers of a Keras model; no weight was changed."""
+
+    def __init__(self, target: str, unpaired_caffe: list[str], unpaired_keras: list[str], mismatches: list[str]):
+        self.unpaired_caffe, self.unpaired_keras, self.mismatches = unpaired_caffe, unpaired_keras, mismatches
+        problems = [
+            *mismatches,
+            *(f"Caffe layer {text}: no Keras layer pairs with it" for text in unpaired_caffe),
+            *(f"Keras layer {text}: no Caffe layer pairs with it" for text in unpaired_keras),
+        ]
+        super().__init__(
+            f"cannot load the Caffe weights into {target}; no weight was changed. {len(problems)} problem(s):\n  "
+            + "\n  ".join(problems)
+            + "\nPair layers yourself with mapping={caffe_layer: keras_layer} (None leaves a Caffe layer out). "
+            f"Received: unpaired_caffe={len(unpaired_caffe)}, unpaired_keras={len(unpaired_keras)}, "
+            f"mismatches={len(mismatches)}"
+        )
+
+
 class VerifyError(Caffe2KerasError):
     """A verification that cannot be set up: a reference that cannot run, inputs that do not fit."""
 

@@ -157,7 +157,7 @@ def build_graph(
     net,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     *,
-    phase: int = 1,
+    phase: int | None = None,
     level: int | None = None,
     stages: Sequence[str] | None = None,
     require_input_shapes: bool = True,
@@ -170,6 +170,8 @@ def build_graph(
     given = {name: tuple(int(d) for d in shape) for name, shape in (input_shapes or {}).items()}
     level = net.state.level if level is None else level
     stages = list(net.state.stage) if stages is None else list(stages)
+    if phase is None:
+        phase = net.state.DESCRIPTOR.fields_by_name["phase"].enum_type.values_by_name["TEST"].number
 
     versions: dict[str, int] = {}
     declared_inputs: list[tuple[str, Shape | None, str]] = []  # name, shape, declared by
@@ -284,15 +286,40 @@ ShapeRule = Callable[[Op, list[Shape]], list[Shape]]
 def infer_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule]) -> None:
     """Fill ``graph.shapes`` for every blob value, in network order."""
     for op in graph.ops:
-        in_shapes = [graph.shapes[b] for b in op.bottoms]
-        out_shapes = rule_for(op)(op, in_shapes)
-        if len(out_shapes) != len(op.tops):
-            raise LayerError(
-                op.name,
-                op.type,
-                f"the layer produces {len(out_shapes)} blob(s) but names {len(op.tops)} top(s).",
-                "top",
-                [t.name for t in op.tops],
-            )
-        for top, shape in zip(op.tops, out_shapes):
-            graph.shapes[top] = tuple(int(d) for d in shape)
+        _infer_op_shapes(graph, op, rule_for(op))
+
+
+def _infer_op_shapes(graph: Graph, op: Op, rule: ShapeRule) -> None:
+    out_shapes = rule(op, [graph.shapes[b] for b in op.bottoms])
+    if len(out_shapes) != len(op.tops):
+        raise LayerError(
+            op.name,
+            op.type,
+            f"the layer produces {len(out_shapes)} blob(s) but names {len(op.tops)} top(s).",
+            "top",
+            [t.name for t in op.tops],
+        )
+    for top, shape in zip(op.tops, out_shapes):
+        graph.shapes[top] = tuple(int(d) for d in shape)
+
+
+def infer_known_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule | None]) -> dict[str, str]:
+    """Fill ``graph.shapes`` as far as it goes: layers whose bottoms have no known shape, that
+    have no shape rule, or whose rule refuses its inputs leave their tops unknown.
+
+    Returns why, by layer name, for each layer whose tops stay unknown.
+    """
+    unknown: dict[str, str] = {}
+    for op in graph.ops:
+        missing = [str(b) for b in op.bottoms if b not in graph.shapes]
+        rule = rule_for(op)
+        if missing:
+            unknown[op.name] = f"the shape of {', '.join(missing)} is not known"
+        elif rule is None:
+            unknown[op.name] = "no shape rule"
+        else:
+            try:
+                _infer_op_shapes(graph, op, rule)
+            except LayerError as exc:
+                unknown[op.name] = exc.detail
+    return unknown

@@ -323,6 +323,11 @@ class Schema:
         return self._classes[name]
 
 
+def enum_name(message, field: str) -> str:
+    """The schema's name for the value of enum field ``field`` (``"MAX"`` for ``pool: MAX``, not ``0``)."""
+    return message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number[getattr(message, field)].name
+
+
 _extra_texts: list[tuple[str, str]] = []
 
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from caffe2keras.cli.common import EXIT_ERROR, EXIT_USAGE, UsageError, conversion_warnings_as_lines
 
 # In the order `caffe2keras --help` lists them.
-COMMANDS = ("convert", "predict", "verify", "zoo", "layers")
+COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo", "layers")
 
 
 def build_parser() -> argparse.ArgumentParser:

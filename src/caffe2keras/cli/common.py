@@ -44,13 +44,17 @@ def parse_list_arg(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
-def add_shape_options(parser: argparse.ArgumentParser) -> None:
+def add_input_shape_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input-shape",
         action="append",
         metavar="NAME=N,C,H,W",
         help="shape of an input blob the prototxt does not fix (repeatable)",
     )
+
+
+def add_shape_options(parser: argparse.ArgumentParser) -> None:
+    add_input_shape_option(parser)
     parser.add_argument(
         "--data-format",
         choices=("channels_last", "channels_first"),

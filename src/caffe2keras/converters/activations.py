@@ -6,14 +6,15 @@ import numpy as np
 from keras import layers
 
 from caffe2keras import layers as caffe_layers
+from caffe2keras.converters.axes import canonical_axis
 from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
-from caffe2keras.converters.reshaping import canonical_axis
 from caffe2keras.errors import UnsupportedParameterError
 
 
 @converts("ReLU", shapes=same_shapes)
 def relu(node: Node) -> Step:
+    """Caffe's ReLU as Keras' ReLU, leaky by ``negative_slope`` (a frozen PReLU when that is negative)."""
     slope = node.param.relu_param.negative_slope
     if slope < 0:
         # Keras' ReLU and LeakyReLU refuse negative slopes, which Caffe computes like any other.
@@ -26,12 +27,14 @@ def relu(node: Node) -> Step:
 
 @converts("ReLU6", shapes=same_shapes)
 def relu6(node: Node) -> Step:
+    """The forks' ReLU6 as Keras' ``ReLU(max_value=6)``."""
     # The forks' ReLU6 (MobileNet v2 ports) has no parameters: min(max(x, 0), 6).
     return Step(layers.ReLU(max_value=6.0))
 
 
 @converts("PReLU", shapes=same_shapes)
 def prelu(node: Node) -> Step:
+    """Caffe's PReLU as Keras' PReLU, one learned slope per channel or one for all."""
     shape = node.in_shapes[0]
     require(len(shape) >= 2, node.op, "PReLU needs a channel axis", "bottom_shape", shape)
     shared = node.param.prelu_param.channel_shared
@@ -49,32 +52,38 @@ def prelu(node: Node) -> Step:
 
 @converts("ELU", shapes=same_shapes)
 def elu(node: Node) -> Step:
+    """Caffe's ELU as Keras' ELU with its ``alpha``."""
     return Step(layers.ELU(alpha=node.param.elu_param.alpha))
 
 
 @converts("Sigmoid", shapes=same_shapes)
 def sigmoid(node: Node) -> Step:
+    """Caffe's Sigmoid as Keras' sigmoid activation."""
     return Step(layers.Activation("sigmoid"))
 
 
 @converts("TanH", shapes=same_shapes)
 def tanh(node: Node) -> Step:
+    """Caffe's TanH as Keras' tanh activation."""
     return Step(layers.Activation("tanh"))
 
 
 @converts("BNLL", shapes=same_shapes)
 def bnll(node: Node) -> Step:
+    """Caffe's BNLL, ``log(1 + exp(x))``, as Keras' softplus activation."""
     # Caffe's BNLL is log(1 + exp(x)), computed stably: softplus.
     return Step(layers.Activation("softplus"))
 
 
 @converts("AbsVal", shapes=same_shapes)
 def absval(node: Node) -> Step:
+    """Caffe's AbsVal as the AbsVal layer."""
     return Step(caffe_layers.AbsVal())
 
 
 @converts("Power", shapes=same_shapes)
 def power(node: Node) -> Step:
+    """Caffe's Power, ``(shift + scale * x) ^ power``, as the Power layer."""
     p = node.param.power_param
     return Step(caffe_layers.Power(power=p.power, scale=p.scale, shift=p.shift))
 
@@ -92,6 +101,7 @@ def _positive_base(node: Node, p, field: str) -> None:
 
 @converts("Exp", shapes=same_shapes)
 def exp(node: Node) -> Step:
+    """Caffe's Exp, ``base ^ (shift + scale * x)``, as the Exp layer."""
     p = node.param.exp_param
     _positive_base(node, p, "exp_param.base")
     return Step(caffe_layers.Exp(base=p.base, scale=p.scale, shift=p.shift))
@@ -99,6 +109,7 @@ def exp(node: Node) -> Step:
 
 @converts("Log", shapes=same_shapes)
 def log(node: Node) -> Step:
+    """Caffe's Log, ``log_base(shift + scale * x)``, as the Log layer."""
     p = node.param.log_param
     _positive_base(node, p, "log_param.base")
     return Step(caffe_layers.Log(base=p.base, scale=p.scale, shift=p.shift))
@@ -106,6 +117,7 @@ def log(node: Node) -> Step:
 
 @converts("Clip", shapes=same_shapes)
 def clip(node: Node) -> Step:
+    """Caffe's Clip as the Clip layer (both bounds must be given)."""
     p = node.param.clip_param
     require(
         p.HasField("min") and p.HasField("max"),
@@ -120,17 +132,20 @@ def clip(node: Node) -> Step:
 
 @converts("Swish", shapes=same_shapes)
 def swish(node: Node) -> Step:
+    """Caffe's Swish, ``x * sigmoid(beta * x)``, as Keras' silu when ``beta`` is 1, else the Swish layer."""
     beta = node.param.swish_param.beta
     return Step(layers.Activation("silu") if beta == 1 else caffe_layers.Swish(beta=beta))
 
 
 @converts("Threshold", shapes=same_shapes)
 def threshold(node: Node) -> Step:
+    """Caffe's Threshold (1 above ``threshold``, else 0) as the Threshold layer."""
     return Step(caffe_layers.Threshold(threshold=node.param.threshold_param.threshold))
 
 
 @converts("Dropout", shapes=same_shapes)
 def dropout(node: Node):
+    """Caffe's Dropout as Keras' Dropout (nothing at all when the ratio is 0)."""
     ratio = node.param.dropout_param.dropout_ratio
     require(0 <= ratio < 1, node.op, "dropout_ratio must be in [0, 1)", "dropout_param.dropout_ratio", ratio)
     # Identity at inference; kept so that fine-tuning regularizes as the Caffe net did.
@@ -139,6 +154,7 @@ def dropout(node: Node):
 
 @converts("Softmax", shapes=same_shapes)
 def softmax(node: Node) -> Step:
+    """Caffe's Softmax as Keras' Softmax along the same axis."""
     rank = len(node.in_shapes[0])
     axis = canonical_axis(node.op, node.param.softmax_param.axis, rank, "softmax_param.axis")
     require(

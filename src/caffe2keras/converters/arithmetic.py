@@ -5,14 +5,12 @@ from __future__ import annotations
 import numpy as np
 from keras import layers
 
+from caffe2keras.converters.axes import canonical_axis, to_caffe_order, to_keras_order
 from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
-from caffe2keras.converters.reshaping import canonical_axis, to_caffe_order, to_keras_order
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import Affine, WeightedSum
-
-PROD, SUM, MAX = 0, 1, 2
 
 
 def eltwise_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -26,7 +24,7 @@ def eltwise_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     )
     p = op.param.eltwise_param
     if p.coeff:
-        require(p.operation == SUM, op, "coefficients apply to SUM only", "eltwise_param.coeff", list(p.coeff))
+        require(p.operation == p.SUM, op, "coefficients apply to SUM only", "eltwise_param.coeff", list(p.coeff))
         require(
             len(p.coeff) == len(in_shapes), op, "give one coefficient per bottom", "eltwise_param.coeff", list(p.coeff)
         )
@@ -35,10 +33,11 @@ def eltwise_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Eltwise", shapes=eltwise_shapes)
 def eltwise(node: Node) -> Step:
+    """Caffe's Eltwise as Keras' Add, Multiply or Maximum, or WeightedSum for SUM with coefficients."""
     p = node.param.eltwise_param
-    if p.operation == PROD:
+    if p.operation == p.PROD:
         return Step(layers.Multiply())
-    if p.operation == MAX:
+    if p.operation == p.MAX:
         return Step(layers.Maximum())
     if p.coeff and any(c != 1 for c in p.coeff):
         return Step(WeightedSum(p.coeff))
@@ -141,6 +140,7 @@ def _merge_bottoms(node: Node, start: int, param_shape: Shape, merge: layers.Lay
 
 @converts("Scale", shapes=scale_shapes)
 def scale(node: Node) -> list[Step]:
+    """Caffe's Scale as a learned Affine, or with two bottoms a broadcast Multiply by bottom 1."""
     p = node.param.scale_param
     start, param_shape = _param_shape(node.op, list(node.in_shapes), "scale_param")
     if len(node.in_shapes) == 2:
@@ -169,6 +169,7 @@ def scale(node: Node) -> list[Step]:
 
 @converts("Bias", shapes=bias_shapes)
 def bias(node: Node) -> list[Step]:
+    """Caffe's Bias as a learned Affine, or with two bottoms a broadcast Add of bottom 1."""
     p = node.param.bias_param
     start, param_shape = _param_shape(node.op, list(node.in_shapes), "bias_param")
     if len(node.in_shapes) == 2:

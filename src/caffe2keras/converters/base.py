@@ -19,7 +19,7 @@ import numpy as np
 from caffe2keras.caffe.schema import schema_snapshot
 from caffe2keras.caffe.weights import Blob
 from caffe2keras.errors import RegistryError, ShapeError, UnsupportedParameterError, WeightsError
-from caffe2keras.graph import Op, Shape
+from caffe2keras.graph import Op, Shape, ShapeRule
 from caffe2keras.layout import Layout
 
 
@@ -166,7 +166,6 @@ def require(condition: bool, op: Op, message: str, field: str, value, kind=Shape
         raise kind(op.name, op.type, message, field, value)
 
 
-ShapeRule = Callable[[Op, list[Shape]], list[Shape]]
 Converter = Callable[[Node], Build]
 
 

@@ -18,6 +18,7 @@ from keras import layers
 from caffe2keras.caffe.weights import Blob
 from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
+from caffe2keras.converters.transforms import depthwise_kernel_to_keras, kernel_to_keras
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import Crop, GroupedConv2DTranspose
@@ -161,14 +162,6 @@ def deconvolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(in_shapes[0][0], g.num_output, *spatial)] * len(op.tops)
 
 
-def _kernel_to_keras(kernel: np.ndarray | None, out_axis: int, in_axis: int) -> np.ndarray | None:
-    """A Caffe kernel (two channel axes first, then spatial axes) as (spatial..., in, out)."""
-    if kernel is None:
-        return None
-    spatial = tuple(range(2, kernel.ndim))
-    return np.transpose(kernel, (*spatial, in_axis, out_axis))
-
-
 def _kernel_dims(g: ConvGeometry, first: tuple, second: tuple) -> tuple:
     """Which parameter sets each dimension of a (de)convolution kernel, for error messages."""
     return (first, second, *(("convolution_param.kernel_size", g.kernel),) * len(g.kernel))
@@ -197,6 +190,7 @@ def _checked_geometry(node: Node) -> tuple[ConvGeometry, int]:
 
 @converts("Convolution", "DepthwiseConvolution", "ConvolutionDepthwise", shapes=convolution_shapes)
 def convolution(node: Node) -> list[Step]:
+    """Caffe's Convolution (and the forks' depthwise types) as Keras' Conv1D/2D/3D or DepthwiseConv2D."""
     g, channels = _checked_geometry(node)
     spatial = len(g.kernel)
     data_format = node.layout.data_format
@@ -238,8 +232,7 @@ def convolution(node: Node) -> list[Step]:
     if depthwise:
         multiplier = g.num_output // channels
         if kernel is not None:
-            # Caffe output channel o reads input channel o // multiplier.
-            kernel = kernel.reshape(channels, multiplier, *g.kernel).transpose(2, 3, 0, 1)
+            kernel = depthwise_kernel_to_keras(kernel, channels)
         conv = layers.DepthwiseConv2D(
             g.kernel, depth_multiplier=multiplier, **common, depthwise_initializer=_weight_filler(node, kernel_shape)
         )
@@ -248,7 +241,7 @@ def convolution(node: Node) -> list[Step]:
         conv = conv_class(
             g.num_output, g.kernel, groups=g.group, **common, kernel_initializer=_weight_filler(node, kernel_shape)
         )
-        kernel = _kernel_to_keras(kernel, out_axis=0, in_axis=1)
+        kernel = None if kernel is None else kernel_to_keras(kernel)
     steps.append(Step(conv, (kernel, bias) if g.bias_term else (kernel,), suffix="conv" if subsample else None))
     if subsample:
         pool_class = (layers.MaxPooling1D, layers.MaxPooling2D, layers.MaxPooling3D)[spatial - 1]
@@ -258,6 +251,7 @@ def convolution(node: Node) -> list[Step]:
 
 @converts("Deconvolution", shapes=deconvolution_shapes)
 def deconvolution(node: Node) -> list[Step]:
+    """Caffe's Deconvolution as Keras' Conv*Transpose or GroupedConv2DTranspose, cropped by its pad."""
     g, channels = _checked_geometry(node)
     spatial = len(g.kernel)
     data_format = node.layout.data_format
@@ -274,10 +268,7 @@ def deconvolution(node: Node) -> list[Step]:
         ),
     )
     bias = _bias(node, g) if g.bias_term else None
-    kernel = _kernel_to_keras(kernel, out_axis=1, in_axis=0)
-    # Keras kernels for transposed convolutions are (spatial..., outputs, inputs).
-    if kernel is not None:
-        kernel = np.swapaxes(kernel, -1, -2)
+    kernel = None if kernel is None else kernel_to_keras(kernel)
     weights = (kernel, bias) if g.bias_term else (kernel,)
     standard = g.group == 1 and not (any(s > 1 for s in g.stride) and any(d > 1 for d in g.dilation))
     common = dict(
@@ -333,6 +324,7 @@ def im2col_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Im2col", shapes=im2col_shapes)
 def im2col(node: Node) -> list[Step]:
+    """Caffe's Im2col as a frozen grouped convolution with one-hot kernels."""
     shape = node.in_shapes[0]
     op = _im2col_as_convolution(node.op, shape)
     kernel = conv_geometry(op, shape).kernel

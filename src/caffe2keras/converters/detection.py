@@ -10,6 +10,7 @@ import math
 
 from keras import layers
 
+from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
@@ -18,7 +19,7 @@ from caffe2keras.layers import DetectionOutput, Normalize, PriorBox
 from caffe2keras.layers.detection_output import detection_rows
 from caffe2keras.layers.prior_box import prior_box_sizes
 
-CODE_TYPES = {1: "corner", 2: "center_size", 3: "corner_size"}
+CODE_TYPES = {"CORNER": "corner", "CENTER_SIZE": "center_size", "CORNER_SIZE": "corner_size"}
 
 
 def normalize_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -35,6 +36,7 @@ def normalize_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Normalize", shapes=normalize_shapes)
 def normalize(node: Node) -> Step:
+    """SSD's Normalize (an L2 normalization times a learned scale) as the Normalize layer."""
     p = node.param.norm_param
     shape = () if p.channel_shared else (node.in_shapes[0][1],)
     scale = node.blob(0, shape, "norm_param.channel_shared", p.channel_shared)
@@ -71,6 +73,7 @@ def permute_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Permute", shapes=permute_shapes)
 def permute(node: Node):
+    """SSD's Permute as Keras' Permute of this layout's axes."""
     rank = len(node.in_shapes[0])
     order = permute_order(node.op, rank)
     if order == list(range(rank)):
@@ -178,6 +181,7 @@ def prior_box_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("PriorBox", shapes=prior_box_shapes)
 def prior_box(node: Node) -> Step:
+    """SSD's PriorBox as the PriorBox layer."""
     return Step(PriorBox(**prior_box_args(node.op), data_format=node.layout.data_format))
 
 
@@ -198,7 +202,7 @@ def detection_output_args(op: Op) -> dict:
         num_classes=p.num_classes,
         share_location=p.share_location,
         background_label_id=p.background_label_id,
-        code_type=CODE_TYPES[p.code_type],
+        code_type=CODE_TYPES[enum_name(p, "code_type")],
         variance_encoded_in_target=p.variance_encoded_in_target,
         keep_top_k=p.keep_top_k,
         confidence_threshold=p.confidence_threshold if p.HasField("confidence_threshold") else None,
@@ -251,6 +255,7 @@ def detection_output_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("DetectionOutput", shapes=detection_output_shapes)
 def detection_output(node: Node) -> Step:
+    """SSD's DetectionOutput (box decoding and non-maximum suppression) as the DetectionOutput layer."""
     # save_output_param and visualize only write files and draw; the blob does not change.
     layer = DetectionOutput(**detection_output_args(node.op), data_format=node.layout.data_format)
     return Step(layer, inputs=[0, 1, 2])

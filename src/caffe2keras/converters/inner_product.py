@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from keras import layers
 
-from caffe2keras.arrays import owned_copy
+from caffe2keras.converters.axes import canonical_axis, in_caffe_order, to_caffe_order, to_keras_order
 from caffe2keras.converters.base import Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
-from caffe2keras.converters.reshaping import canonical_axis, in_caffe_order, to_caffe_order, to_keras_order
+from caffe2keras.converters.transforms import dense_kernel_to_keras
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import Affine
 
@@ -26,6 +25,7 @@ def inner_product_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("InnerProduct", shapes=inner_product_shapes)
 def inner_product(node: Node) -> list[Step]:
+    """Caffe's InnerProduct as Keras' Dense, its rows in this layout's flattening order."""
     shape = node.in_shapes[0]
     p = node.param.inner_product_param
     axis = canonical_axis(node.op, p.axis, len(shape), "inner_product_param.axis")
@@ -37,16 +37,14 @@ def inner_product(node: Node) -> list[Step]:
         0, stored, field, num, dims=(inputs_dim, (field, num)) if p.transpose else ((field, num), inputs_dim)
     )
     bias = node.blob(1, (num,), field, num) if p.bias_term else None
-    kernel = None if weight is None else (weight if p.transpose else weight.T)  # (inputs, outputs)
-    if axis == 1 and kernel is not None and node.layout.moves_channels(len(shape)):
-        # Keras flattens (H, W, C); permute the kernel's rows from Caffe's (C, H, W) order, for free:
-        # permute a (C, H, W..., outputs) view, then copy it once into 2-D rows (a reshape of the
-        # transposed view would copy it twice).
-        rows = node.layout.perm(len(shape))
-        by_axis = (
-            weight.reshape(*shape[1:], num) if p.transpose else np.moveaxis(weight.reshape(num, *shape[1:]), 0, -1)
+    kernel = None
+    if weight is not None:
+        # Keras flattens (H, W, C) in channels_last: the kernel's rows follow, at no runtime cost.
+        flattened = axis == 1 and node.layout.moves_channels(len(shape))
+        order = tuple(a - 1 for a in node.layout.perm(len(shape))[1:])
+        kernel = dense_kernel_to_keras(
+            weight, transpose=p.transpose, features=shape[1:] if flattened else None, order=order
         )
-        kernel = owned_copy(by_axis.transpose(*(a - 1 for a in rows[1:]), len(shape) - 1)).reshape(inputs, num)
     dense = layers.Dense(
         num,
         use_bias=p.bias_term,
@@ -74,6 +72,7 @@ def embed_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Embed", shapes=embed_shapes)
 def embed(node: Node) -> list[Step]:
+    """Caffe's Embed as Keras' Embedding, plus a learned bias when it has one."""
     p = node.param.embed_param
     shape, out = node.in_shapes[0], node.out_shapes[0]
     # Caffe stores the table as (input_dim, num_output), as Keras does; indices are truncated floats.

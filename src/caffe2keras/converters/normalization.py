@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from keras import layers
 
+from caffe2keras.caffe.schema import enum_name
+from caffe2keras.converters.axes import caffe_reshape_steps
 from caffe2keras.converters.base import Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
-from caffe2keras.converters.reshaping import caffe_reshape_steps
+from caffe2keras.converters.transforms import batch_norm_statistics
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import LRN, MeanVarianceNormalization
 
-NORM_REGIONS = {0: "across_channels", 1: "within_channel"}
+NORM_REGIONS = {"ACROSS_CHANNELS": "across_channels", "WITHIN_CHANNEL": "within_channel"}
 
 
 def lrn_shapes(op, in_shapes):
@@ -22,6 +24,7 @@ def lrn_shapes(op, in_shapes):
 
 @converts("LRN", shapes=lrn_shapes)
 def lrn(node: Node) -> Step:
+    """Caffe's LRN as the LRN layer, across channels or within each channel."""
     p = node.param.lrn_param
     return Step(
         LRN(
@@ -29,7 +32,7 @@ def lrn(node: Node) -> Step:
             alpha=p.alpha,
             beta=p.beta,
             k=p.k,
-            norm_region=NORM_REGIONS[p.norm_region],
+            norm_region=NORM_REGIONS[enum_name(p, "norm_region")],
             data_format=node.layout.data_format,
         )
     )
@@ -37,6 +40,7 @@ def lrn(node: Node) -> Step:
 
 @converts("BatchNorm", shapes=same_shapes)
 def batch_norm(node: Node) -> Step:
+    """Caffe's BatchNorm as Keras' BatchNormalization over its stored statistics."""
     p = node.param.batch_norm_param
     shape = node.in_shapes[0]
     channels = shape[1] if len(shape) > 1 else 1
@@ -50,10 +54,8 @@ def batch_norm(node: Node) -> Step:
         # The stored statistics are only updated, never used: each call normalizes with its batch's.
         axes = tuple(sorted(node.keras_axis(a) for a in range(rank) if a != 1))
         return Step(MeanVarianceNormalization(axes, epsilon=p.eps, epsilon_on="variance"))
-    if factor is not None:
-        # Caffe's third blob is the running-average normalizer: statistics are divided by it (0 stays 0).
-        inverse = 0.0 if factor[0] == 0 else 1.0 / factor[0]
-        mean, variance = mean * inverse, variance * inverse
+    if mean is not None:
+        mean, variance = batch_norm_statistics(mean, variance, factor)
     norm = layers.BatchNormalization(
         axis=axis, epsilon=p.eps, momentum=p.moving_average_fraction, center=False, scale=False
     )
@@ -69,6 +71,7 @@ def mvn_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("MVN", shapes=mvn_shapes)
 def mvn(node: Node) -> list[Step]:
+    """Caffe's MVN as the MeanVarianceNormalization layer."""
     p = node.param.mvn_param
     shape = node.in_shapes[0]
     first = 1 if p.across_channels else 2

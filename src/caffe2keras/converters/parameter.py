@@ -7,7 +7,8 @@ from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import LearnedTensor
 
 
-def parameter_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+def parameter_layer_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    """Shape rule of the Parameter layer: one top of ``parameter_param.shape``, no bottoms."""
     shape = tuple(int(d) for d in op.param.parameter_param.shape.dim)
     require(not in_shapes, op, "Parameter takes no bottoms", "bottom", [b.name for b in op.bottoms])
     require(
@@ -20,8 +21,9 @@ def parameter_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [shape]
 
 
-@converts("Parameter", shapes=parameter_shapes)
+@converts("Parameter", shapes=parameter_layer_shapes)
 def parameter(node: Node) -> Step:
+    """Caffe's Parameter as the LearnedTensor layer, whose output is its learned blob."""
     shape = node.out_shapes[0]
     value = node.blob(0, shape, "parameter_param.shape", shape)
     # The blob's axis 0 is its own, not a batch: the Keras tensor keeps it, fixed.

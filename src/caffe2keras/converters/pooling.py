@@ -8,14 +8,15 @@ from dataclasses import dataclass
 
 from keras import layers
 
+from caffe2keras.caffe.schema import enum_name
+from caffe2keras.converters.axes import to_caffe_order
 from caffe2keras.converters.base import Node, Step, converts, require
-from caffe2keras.converters.reshaping import to_caffe_order
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
 from caffe2keras.layers.pooling import pooled_sizes
 
-METHODS = {0: "max", 1: "average", 2: "stochastic"}
+METHODS = {"MAX": "max", "AVE": "average", "STOCHASTIC": "stochastic"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def pool_geometry(op: Op, input_shape: Shape) -> PoolGeometry:
         )
         kernel = _pair(p, "kernel", None)
     geometry = PoolGeometry(
-        METHODS[p.pool], kernel, _pair(p, "stride", 1), _pair(p, "pad", 0), ceil_mode, p.global_pooling
+        METHODS[enum_name(p, "pool")], kernel, _pair(p, "stride", 1), _pair(p, "pad", 0), ceil_mode, p.global_pooling
     )
     require(
         all(k > 0 for k in geometry.kernel),
@@ -126,6 +127,7 @@ def pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Pooling", shapes=pooling_shapes)
 def pooling(node: Node) -> Step:
+    """Caffe's Pooling as the plainest exact Keras pooling or CaffePooling2D (with a mask: MaxPoolingWithArgmax2D)."""
     shape = node.in_shapes[0]
     g = pool_geometry(node.op, shape)
     data_format = node.layout.data_format
@@ -161,7 +163,7 @@ def spp_levels(op: Op, shape: Shape) -> list[tuple[PoolGeometry, Shape]]:
         bins = 2**level
         kernel = tuple(-(-n // bins) for n in shape[2:])
         pad = tuple((k * bins - n + 1) // 2 for k, n in zip(kernel, shape[2:]))
-        g = PoolGeometry(METHODS[p.pool], kernel, kernel, pad, ceil_mode=True, is_global=False)
+        g = PoolGeometry(METHODS[enum_name(p, "pool")], kernel, kernel, pad, ceil_mode=True, is_global=False)
         require(
             all(q < k for q, k in zip(pad, kernel)),
             op,
@@ -191,6 +193,7 @@ def spp_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("SPP", shapes=spp_shapes)
 def spp(node: Node) -> list[Step]:
+    """Caffe's SPP as one pooling per pyramid level, each flattened in Caffe's order, concatenated."""
     shape = node.in_shapes[0]
     levels = spp_levels(node.op, shape)
     data_format = node.layout.data_format
@@ -236,6 +239,7 @@ def roi_pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("ROIPooling", shapes=roi_pooling_shapes)
 def roi_pooling(node: Node) -> list[Step]:
+    """Fast R-CNN's ROIPooling as the ROIPooling layer."""
     p = node.param.roi_pooling_param
     steps = []
     if len(node.in_shapes[1]) != 2:

@@ -87,6 +87,7 @@ def _blobs(node: Node) -> list[tuple[str, Shape]]:
 
 @converts("LSTM", "RNN", shapes=recurrent_shapes)
 def recurrent(node: Node) -> Step:
+    """Caffe's LSTM and RNN as the CaffeLSTM and CaffeRNN layers."""
     p = node.param.recurrent_param
     weights, fillers = [], {}
     for index, (name, shape) in enumerate(_blobs(node)):
@@ -128,4 +129,5 @@ def lstm_unit_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("LSTMUnit", shapes=lstm_unit_shapes)
 def lstm_unit(node: Node) -> Step:
+    """Caffe's LSTMUnit as the LSTMUnit layer."""
     return Step(LSTMUnit(data_format=node.layout.data_format))

@@ -6,13 +6,14 @@ import math
 
 from keras import layers
 
+from caffe2keras.caffe.schema import enum_name
+from caffe2keras.converters.axes import canonical_axis, in_caffe_order
 from caffe2keras.converters.base import Node, Step, converts, require
-from caffe2keras.converters.reshaping import canonical_axis, in_caffe_order
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import ArgMax, Reduction
 
-REDUCTIONS = {1: "sum", 2: "asum", 3: "sumsq", 4: "mean"}
+REDUCTIONS = {"SUM": "sum", "ASUM": "asum", "SUMSQ": "sumsq", "MEAN": "mean"}
 
 
 def argmax_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -39,6 +40,7 @@ def argmax_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("ArgMax", shapes=argmax_shapes)
 def argmax(node: Node) -> Step | list[Step]:
+    """Caffe's ArgMax as the ArgMax layer, along one axis or over each sample's flattened values."""
     p = node.param.argmax_param
     shape = node.in_shapes[0]
     if p.HasField("axis"):
@@ -76,6 +78,7 @@ def reduction_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Reduction", shapes=reduction_shapes)
 def reduction(node: Node) -> Step:
+    """Caffe's Reduction (SUM, ASUM, SUMSQ or MEAN of the trailing axes) as the Reduction layer."""
     p = node.param.reduction_param
     rank = len(node.in_shapes[0])
     axis = _reduction_axis(node.op, rank)
@@ -89,4 +92,4 @@ def reduction(node: Node) -> Step:
         kind=UnsupportedParameterError,
     )
     axes = tuple(sorted(node.keras_axis(a) for a in range(axis, rank)))
-    return Step(Reduction(REDUCTIONS[p.operation], axes, p.coeff))
+    return Step(Reduction(REDUCTIONS[enum_name(p, "operation")], axes, p.coeff))

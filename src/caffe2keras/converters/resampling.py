@@ -80,6 +80,7 @@ def interp_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Interp", shapes=interp_shapes)
 def interp(node: Node) -> list[Step]:
+    """The forks' Interp as the BilinearInterp layer, after a crop when its pads shrink the input."""
     shape = node.in_shapes[0]
     size_in, size_out = interp_sizes(node.op, shape)
     steps = []
@@ -166,6 +167,7 @@ def upsample_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Upsample", shapes=upsample_shapes)
 def upsample(node: Node):
+    """The forks' Upsample as Keras' nearest UpSampling2D, or with a pooling mask as MaxUnpooling2D."""
     data_format = node.layout.data_format
     if len(node.in_shapes) == 2:
         return Step(MaxUnpooling2D(node.out_shapes[0][2:], data_format=data_format))

@@ -1,9 +1,7 @@
 """Blob plumbing: Split, Concat, Slice, Flatten, Reshape, Crop, Tile, BatchReindex, and the forks'
 ShuffleChannel and Reorg.
 
-Caffe reshapes in its own (N, C, H, W) element order. In ``channels_last`` a
-reshape therefore runs between two permutes, so that values land where Caffe
-puts them (the classic Flatten -> InnerProduct CHW/HWC trap).
+Flatten and Reshape keep Caffe's element order (see :mod:`caffe2keras.converters.axes`).
 """
 
 from __future__ import annotations
@@ -13,56 +11,16 @@ import math
 
 from keras import layers
 
+from caffe2keras.converters.axes import caffe_reshape_steps, canonical_axis, in_caffe_order
 from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import BatchReindex, Crop, Slice, Tile
-from caffe2keras.layout import Layout
-
-
-def canonical_axis(op: Op, axis: int, rank: int, field: str) -> int:
-    require(-rank <= axis < rank, op, f"axis out of range for a {rank}-D blob", field, axis)
-    return axis % rank
-
-
-def to_caffe_order(layout: Layout, rank: int) -> Step | None:
-    """A permute from this layout to Caffe's axis order (None when they agree)."""
-    perm = layout.perm(rank)
-    if perm == tuple(range(rank)):
-        return None
-    return Step(layers.Permute(tuple(perm.index(axis) for axis in range(1, rank))), suffix="to_nchw")
-
-
-def to_keras_order(layout: Layout, rank: int) -> Step | None:
-    perm = layout.perm(rank)
-    if perm == tuple(range(rank)):
-        return None
-    return Step(layers.Permute(perm[1:]), suffix="from_nchw")
-
-
-def in_caffe_order(node: Node, in_rank: int, out_rank: int, steps: list[Step]) -> list[Step]:
-    """``steps`` (which work on Caffe-ordered tensors) between permutes from and to this layout."""
-    to_caffe = to_caffe_order(node.layout, in_rank)
-    back = to_keras_order(node.layout, out_rank)
-    return [*([to_caffe] if to_caffe else []), *steps, *([back] if back else [])]
-
-
-def caffe_reshape_steps(node: Node, in_shape: Shape, out_shape: Shape, field: str) -> list[Step]:
-    """Steps that reshape in Caffe's element order, from and to this layout."""
-    require(
-        in_shape[0] == out_shape[0],
-        node.op,
-        "reshaping across the batch axis is not supported",
-        field,
-        tuple(out_shape),
-        kind=UnsupportedParameterError,
-    )
-    reshape = Step(layers.Reshape(tuple(out_shape[1:])), suffix="reshape")
-    return in_caffe_order(node, len(in_shape), len(out_shape), [reshape])
 
 
 @converts("Split", shapes=same_shapes)
 def split(node: Node):
+    """Caffe's Split: every top is the bottom."""
     return IDENTITY
 
 
@@ -90,6 +48,7 @@ def concat_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Concat", shapes=concat_shapes)
 def concat(node: Node):
+    """Caffe's Concat as Keras' Concatenate along the same axis."""
     if len(node.in_shapes) == 1:
         return IDENTITY
     axis = concat_axis(node.op, len(node.in_shapes[0]))
@@ -138,6 +97,7 @@ def slice_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Slice", shapes=slice_shapes)
 def slice_(node: Node):
+    """Caffe's Slice as the Slice layer, one top per piece."""
     if len(node.op.tops) == 1:
         return IDENTITY
     axis, points = slice_points(node.op, node.in_shapes[0])
@@ -163,6 +123,7 @@ def flatten_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Flatten", shapes=flatten_shapes)
 def flatten(node: Node):
+    """Caffe's Flatten as a reshape in Caffe's element order."""
     return caffe_reshape_steps(node, node.in_shapes[0], node.out_shapes[0], "flatten_param.axis")
 
 
@@ -213,6 +174,7 @@ def reshape_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Reshape", shapes=reshape_shapes)
 def reshape(node: Node):
+    """Caffe's Reshape as a reshape in Caffe's element order."""
     if node.in_shapes[0] == node.out_shapes[0]:
         return IDENTITY
     return caffe_reshape_steps(node, node.in_shapes[0], node.out_shapes[0], "reshape_param.shape")
@@ -264,6 +226,7 @@ def crop_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Crop", shapes=crop_shapes)
 def crop(node: Node):
+    """Caffe's Crop as the Crop layer: bottom 0 cut to bottom 1's size from the offsets."""
     offsets = crop_offsets(node.op, list(node.in_shapes))
     out = node.out_shapes[0]
     require(
@@ -289,6 +252,7 @@ def tile_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("Tile", shapes=tile_shapes)
 def tile(node: Node) -> Step:
+    """Caffe's Tile as the Tile layer."""
     p = node.param.tile_param
     axis = canonical_axis(node.op, p.axis, len(node.in_shapes[0]), "tile_param.axis")
     require(
@@ -319,6 +283,7 @@ def batch_reindex_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 @converts("BatchReindex", shapes=batch_reindex_shapes)
 def batch_reindex(node: Node) -> Step:
+    """Caffe's BatchReindex as the BatchReindex layer: the samples bottom 1 indexes."""
     return Step(BatchReindex())
 
 

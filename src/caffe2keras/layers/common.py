@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+# layout.py is neutral (NumPy only): the layers share its list without reaching the Caffe side.
+from caffe2keras.layout import DATA_FORMATS
+
 PACKAGE = "caffe2keras"
-DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def check_data_format(data_format: str) -> str:

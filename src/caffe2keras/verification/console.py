@@ -28,14 +28,13 @@ def _error_text(value: float | None) -> str:
 
 
 def print_report(report: VerifyReport, console=None) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from caffe2keras.console import report_console
+
     if console is None:
-        console = Console()
-        if not console.is_terminal and "COLUMNS" not in os.environ:
-            console = Console(width=240)  # a log or a pipe: keep one line per blob
+        console = report_console()
     console.print(
         f"[bold]{escape(report.prototxt)}[/] + {escape(str(report.weights))} "
         f"against {escape(report.reference)}, {report.data_format}"

@@ -11,6 +11,7 @@ from enum import Enum
 
 import numpy as np
 
+from caffe2keras._version import __version__
 from caffe2keras.tolerance import TOLERANCE_RULE, Comparison
 
 PathLike = str | os.PathLike
@@ -164,8 +165,6 @@ class VerifyReport:
 
     def to_dict(self) -> dict:
         first = self.first_divergence
-        from caffe2keras._version import __version__
-
         return {
             "tool": f"caffe2keras {__version__}",
             "prototxt": self.prototxt,

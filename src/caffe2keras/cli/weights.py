@@ -1,0 +1,112 @@
+"""``caffe2keras weights``: Caffe weights into an existing Keras architecture, written as a Keras file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from caffe2keras.cli.common import (
+    UsageError,
+    add_input_shape_option,
+    atomic_output,
+    parse_shape_args,
+    save_atomically,
+)
+
+APPLICATIONS = "keras.applications."
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "weights",
+        help="load Caffe weights into a Keras architecture and write its weights file",
+        description="Pair the Caffe layers with the layers of a Keras model (by --map, then by name, "
+        "then by the order and shapes of their weights), fill it, and write a .weights.h5 file "
+        "(model.load_weights reads it) or a whole .keras model. All or nothing: every unpaired "
+        "layer and shape mismatch is reported, and nothing is written.",
+    )
+    parser.add_argument("prototxt", help="net definition (.prototxt)")
+    parser.add_argument("weights", help="weights (.caffemodel or .caffemodel.h5)")
+    parser.add_argument(
+        "--into",
+        required=True,
+        metavar="ARCH",
+        help="the Keras architecture: a .keras file, or keras.applications.NAME (built with weights=None)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="NAME.weights.h5 (the weights; BatchNormalization epsilons that differ from Caffe's are "
+        "made up for in the moving variance) or NAME.keras (the whole model, with Caffe's epsilons)",
+    )
+    parser.add_argument(
+        "--map",
+        action="append",
+        metavar="CAFFE_LAYER=KERAS_LAYER",
+        help="pair two layers yourself (repeatable); an empty KERAS_LAYER leaves the Caffe layer out",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    add_input_shape_option(parser)
+    parser.set_defaults(run=run)
+
+
+def parse_mapping(values) -> dict[str, str | None]:
+    mapping: dict[str, str | None] = {}
+    for value in values or ():
+        caffe_layer, sep, keras_layer = value.partition("=")
+        if not sep or not caffe_layer:
+            raise UsageError(f"--map takes CAFFE_LAYER=KERAS_LAYER (for example fc8=predictions). Received: {value!r}")
+        mapping[caffe_layer] = keras_layer or None
+    return mapping
+
+
+def load_architecture(spec: str):
+    """A Keras model from a ``.keras`` file or ``keras.applications.NAME``."""
+    import keras
+
+    if spec.startswith(APPLICATIONS):
+        name = spec[len(APPLICATIONS) :]
+        build = getattr(keras.applications, name, None)
+        if not name.isidentifier() or not callable(build):
+            known = ", ".join(n for n in dir(keras.applications) if n[:1].isupper())
+            raise UsageError(f"keras.applications has no model {name!r}; it has {known}. Received: --into {spec}")
+        return build(weights=None)
+    if Path(spec).suffix != ".keras":
+        raise UsageError(f"--into takes a .keras file or keras.applications.NAME. Received: --into {spec}")
+    import caffe2keras.layers  # noqa: F401  (registers the custom layers a converted model uses)
+    from caffe2keras.errors import ModelFileError
+
+    if not Path(spec).is_file():
+        raise ModelFileError(spec, "no such file.")
+    try:
+        return keras.saving.load_model(spec, compile=False)
+    except Exception as exc:  # Keras raises many kinds for unreadable archives
+        raise ModelFileError(spec, f"Keras cannot load this model: {exc}") from exc
+
+
+def run(args) -> int:
+    output = Path(args.output)
+    whole_model = output.suffix == ".keras"
+    if not (whole_model or output.name.endswith(".weights.h5")):
+        raise UsageError(f"the output must be a .weights.h5 or .keras file. Received: -o {args.output}")
+    mapping = parse_mapping(args.map)
+    model = load_architecture(args.into)
+    from caffe2keras.transplant import load_caffe_weights
+
+    report = load_caffe_weights(
+        model,
+        args.prototxt,
+        args.weights,
+        mapping=mapping,
+        epsilon="layer" if whole_model else "variance",
+        input_shapes=parse_shape_args(args.input_shape),
+    )
+    if whole_model:
+        save_atomically(model, args.output)
+    else:
+        with atomic_output(args.output, ".weights.h5") as tmp:
+            model.save_weights(tmp)
+    if not args.quiet:
+        report.print()
+        print(f"wrote {args.output}")
+    return 0

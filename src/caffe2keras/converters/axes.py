@@ -1,0 +1,58 @@
+"""Where Caffe's axes go in this layout: axis indices, and permutes to and from Caffe's order.
+
+Caffe reshapes in its own (N, C, H, W) element order. In ``channels_last`` a
+reshape therefore runs between two permutes, so that values land where Caffe
+puts them (the classic Flatten -> InnerProduct CHW/HWC trap).
+"""
+
+from __future__ import annotations
+
+from keras import layers
+
+from caffe2keras.converters.base import Node, Step, require
+from caffe2keras.errors import UnsupportedParameterError
+from caffe2keras.graph import Op, Shape
+from caffe2keras.layout import Layout
+
+
+def canonical_axis(op: Op, axis: int, rank: int, field: str) -> int:
+    """``axis`` of a ``rank``-D blob as Caffe counts it (negative from the end), in ``[0, rank)``."""
+    require(-rank <= axis < rank, op, f"axis out of range for a {rank}-D blob", field, axis)
+    return axis % rank
+
+
+def to_caffe_order(layout: Layout, rank: int) -> Step | None:
+    """A permute from this layout to Caffe's axis order (None when they agree)."""
+    perm = layout.perm(rank)
+    if perm == tuple(range(rank)):
+        return None
+    return Step(layers.Permute(tuple(perm.index(axis) for axis in range(1, rank))), suffix="to_nchw")
+
+
+def to_keras_order(layout: Layout, rank: int) -> Step | None:
+    """A permute from Caffe's axis order to this layout (None when they agree)."""
+    perm = layout.perm(rank)
+    if perm == tuple(range(rank)):
+        return None
+    return Step(layers.Permute(perm[1:]), suffix="from_nchw")
+
+
+def in_caffe_order(node: Node, in_rank: int, out_rank: int, steps: list[Step]) -> list[Step]:
+    """``steps`` (which work on Caffe-ordered tensors) between permutes from and to this layout."""
+    to_caffe = to_caffe_order(node.layout, in_rank)
+    back = to_keras_order(node.layout, out_rank)
+    return [*([to_caffe] if to_caffe else []), *steps, *([back] if back else [])]
+
+
+def caffe_reshape_steps(node: Node, in_shape: Shape, out_shape: Shape, field: str) -> list[Step]:
+    """Steps that reshape in Caffe's element order, from and to this layout."""
+    require(
+        in_shape[0] == out_shape[0],
+        node.op,
+        "reshaping across the batch axis is not supported",
+        field,
+        tuple(out_shape),
+        kind=UnsupportedParameterError,
+    )
+    reshape = Step(layers.Reshape(tuple(out_shape[1:])), suffix="reshape")
+    return in_caffe_order(node, len(in_shape), len(out_shape), [reshape])
