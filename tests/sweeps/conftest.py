@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.shared import FORMATS
 from tests.sweep import Family, check_family
 
 try:
@@ -48,12 +49,17 @@ def written_families(tmp_path_factory):
     return get
 
 
-@pytest.fixture
-def check_sweep(written_families, tmp_path):
-    """``check_sweep(cases, data_format)``: the family ``cases()`` converted in ``data_format``,
-    saved, reloaded and compared blob by blob with Caffe's formulas and OpenCV."""
+@pytest.fixture(params=FORMATS)
+def data_format(request) -> str:
+    return request.param
 
-    def check(cases, data_format: str) -> None:
+
+@pytest.fixture
+def check_sweep(written_families, data_format, tmp_path):
+    """``check_sweep(cases)``: the family ``cases()`` converted in each data format, saved,
+    reloaded and compared blob by blob with Caffe's formulas and OpenCV."""
+
+    def check(cases) -> None:
         family, opencv = written_families(cases)
         check_family(family, data_format, tmp_path, opencv)
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from tests import oracle
-from tests.shared import FORMATS
 from tests.sweep import Case, Maker
 
 
@@ -161,11 +159,9 @@ def neuron_cases() -> list[Case]:
     return cases
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_softmax(data_format, check_sweep):
-    check_sweep(softmax_cases, data_format)
+def test_softmax(check_sweep):
+    check_sweep(softmax_cases)
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_neuron(data_format, check_sweep):
-    check_sweep(neuron_cases, data_format)
+def test_neuron(check_sweep):
+    check_sweep(neuron_cases)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from tests import oracle
-from tests.shared import FORMATS
 from tests.sweep import OPENCV_NEGATIVE_AXIS, Case, Maker
 
 
@@ -122,11 +120,9 @@ def eltwise_cases() -> list[Case]:
     return cases
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_scale_bias(data_format, check_sweep):
-    check_sweep(scale_bias_cases, data_format)
+def test_scale_bias(check_sweep):
+    check_sweep(scale_bias_cases)
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_eltwise(data_format, check_sweep):
-    check_sweep(eltwise_cases, data_format)
+def test_eltwise(check_sweep):
+    check_sweep(eltwise_cases)

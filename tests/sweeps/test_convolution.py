@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import functools
 
-import pytest
-
 from tests import oracle
 from tests.oracle import spatial_fields
-from tests.shared import FORMATS
 from tests.sweep import OPENCV_KERNEL_OVER_INPUT, Case, Maker
 
 OPENCV_ND_DECONV = "OpenCV has no 1-D or 3-D Deconvolution"
@@ -168,11 +165,9 @@ def deconvolution_cases() -> list[Case]:
     ]
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_convolution(data_format, check_sweep):
-    check_sweep(convolution_cases, data_format)
+def test_convolution(check_sweep):
+    check_sweep(convolution_cases)
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_deconvolution(data_format, check_sweep):
-    check_sweep(deconvolution_cases, data_format)
+def test_deconvolution(check_sweep):
+    check_sweep(deconvolution_cases)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import math
 
-import pytest
-
 from tests import oracle
-from tests.shared import FORMATS
 from tests.sweep import Case, Maker
 
 
@@ -60,6 +57,5 @@ def inner_product_cases() -> list[Case]:
     ]
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_inner_product(data_format, check_sweep):
-    check_sweep(inner_product_cases, data_format)
+def test_inner_product(check_sweep):
+    check_sweep(inner_product_cases)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from tests import oracle
 from tests.oracle import Layer, input_layer
-from tests.shared import FORMATS
 from tests.sweep import Case, Maker
 
 
@@ -149,6 +147,5 @@ def inplace_cases() -> list[Case]:
     return cases
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_inplace(data_format, check_sweep):
-    check_sweep(inplace_cases, data_format)
+def test_inplace(check_sweep):
+    check_sweep(inplace_cases)

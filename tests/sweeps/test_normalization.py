@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from tests import oracle
-from tests.shared import FORMATS
 from tests.sweep import Case, Maker
 
 # OpenCV's across-channel LRN does not apply k as Caffe does; real Caffe's blobs of
@@ -108,11 +106,9 @@ def batch_norm_cases() -> list[Case]:
     return cases
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_lrn(data_format, check_sweep):
-    check_sweep(lrn_cases, data_format)
+def test_lrn(check_sweep):
+    check_sweep(lrn_cases)
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_batch_norm(data_format, check_sweep):
-    check_sweep(batch_norm_cases, data_format)
+def test_batch_norm(check_sweep):
+    check_sweep(batch_norm_cases)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests import oracle
 from tests.oracle import spatial_fields
-from tests.shared import FORMATS
 from tests.sweep import OPENCV_KERNEL_OVER_INPUT, Case, Maker
 
 # OpenCV's importer does not read BVLC's round_mode (only the fork field ceil_mode).
@@ -108,6 +105,5 @@ def pooling_cases() -> list[Case]:
     return cases
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_pooling(data_format, check_sweep):
-    check_sweep(pooling_cases, data_format)
+def test_pooling(check_sweep):
+    check_sweep(pooling_cases)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from tests import oracle
-from tests.shared import FORMATS
 from tests.sweep import OPENCV_NEGATIVE_AXIS, Case, Maker
 
 # OpenCV's Slice asserts when Caffe splits an axis evenly without slice points.
@@ -152,16 +150,13 @@ def crop_cases() -> list[Case]:
     return cases
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_concat_slice(data_format, check_sweep):
-    check_sweep(concat_slice_cases, data_format)
+def test_concat_slice(check_sweep):
+    check_sweep(concat_slice_cases)
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_reshape(data_format, check_sweep):
-    check_sweep(reshape_cases, data_format)
+def test_reshape(check_sweep):
+    check_sweep(reshape_cases)
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_crop(data_format, check_sweep):
-    check_sweep(crop_cases, data_format)
+def test_crop(check_sweep):
+    check_sweep(crop_cases)

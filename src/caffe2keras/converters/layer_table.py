@@ -31,17 +31,7 @@ class LayerRow:
 
 LAYER_ROWS = (
     LayerRow(
-        (
-            "Input",
-            "Data",
-            "ImageData",
-            "MemoryData",
-            "HDF5Data",
-            "DummyData",
-            "WindowData",
-            "AnnotatedData",
-            "VideoData",
-        ),
+        ("Input", *sorted(DATA_LAYER_TYPES - {"Input"})),  # the builder makes each data layer an input
         "`keras.Input`",
         "shapes from the prototxt or `input_shapes=`",
     ),
