@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import caffe2keras  # noqa: F401  (sets the default backend before Keras loads)
-from tests.shared import SHARED
+import caffe2keras
+
+caffe2keras.use_default_backend()  # before any test module imports Keras
+
+from tests.shared import SHARED  # noqa: E402
 
 SECOND_DATA_FORMAT = "channels_first"
 

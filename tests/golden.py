@@ -44,7 +44,8 @@ class Case:
 def run(model, arrays, data_format: str) -> list[np.ndarray]:
     """Run ``model`` (compiled as one graph) on Caffe-layout arrays; return Caffe-layout outputs."""
     layout = Layout(data_format)
-    outputs = model.predict_on_batch([layout.to_keras(a) for a in arrays])
+    feed = [layout.to_keras(a) for a in arrays]
+    outputs = model.predict_on_batch(feed[0] if len(feed) == 1 else feed)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return [layout.to_caffe(np.asarray(y)) for y in outputs]
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import keras
 import numpy as np
 import pytest
 
 import caffe2keras
+from caffe2keras.builder import _call_with_weights
 from caffe2keras.caffe.writer import write_caffemodel
+from caffe2keras.converters import Step
 from caffe2keras.errors import NetError
 from tests.golden import run, save_and_reload
 
@@ -50,9 +55,10 @@ def test_inputs_outputs_and_layer_names(net):
 def test_requested_outputs_follow_the_order_and_show_values_after_in_place_layers(net, tmp_path):
     prototxt, weights = net
     model = caffe2keras.convert(prototxt, weights, outputs=["fc7", "conv/1", "prob"])
-    assert model.output_names == ["fc7", "conv__1", "prob"]
-    # fc7 is taken by the output (ReLU's value); the InnerProduct layer steps aside.
-    assert model.get_layer("fc7_1").__class__.__name__ == "Dense"
+    # Blob fc7's value is relu7's output (in place), and the name fc7 is the InnerProduct layer's.
+    assert model.output_names == ["relu7", "conv__1", "prob"]
+    assert model.get_layer("fc7").__class__.__name__ == "Dense"
+    assert model.get_layer("relu7").__class__.__name__ == "ReLU"
     rng = np.random.default_rng(1)
     data, side = rng.standard_normal((1, 3, 5, 4), np.float32), rng.standard_normal((1, 2), np.float32)
     fc7, _, prob = run(save_and_reload(model, tmp_path), [data, side], "channels_last")
@@ -89,3 +95,23 @@ def test_inputs_the_outputs_do_not_need_stay_in_the_model(net, tmp_path):
     arrays = [rng.standard_normal((1, 3, 5, 4), np.float32), rng.standard_normal((1, 2), np.float32)]
     (out,) = run(save_and_reload(model, tmp_path), arrays, "channels_last")
     assert out.shape == (1, 2, 5, 4)
+
+
+class _PositionalWeights(keras.layers.Layer):
+    """Creates its variables with every add_weight argument passed by position, then by keyword."""
+
+    def build(self, input_shape):
+        self.first = self.add_weight((2,), "zeros", "float32")
+        self.second = self.add_weight(name="second", initializer="zeros", shape=(3,))
+
+    def call(self, x):
+        return x
+
+
+def test_converted_values_reach_variables_however_add_weight_is_called():
+    layer = _PositionalWeights()
+    step = Step(layer, (np.array([1.0, 2.0], np.float32), np.array([3.0, 4.0, 5.0], np.float32)))
+    _call_with_weights(step, SimpleNamespace(name="w", type="Plugin", param=None), keras.Input((2,)))
+    np.testing.assert_array_equal(np.asarray(layer.first), [1, 2])
+    np.testing.assert_array_equal(np.asarray(layer.second), [3, 4, 5])
+    assert "add_weight" not in vars(layer)  # the layer's own method again

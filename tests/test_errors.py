@@ -219,16 +219,18 @@ def unsupported_types(d: Path) -> Broken:
 V0_NET = """name: "v0"
 input: "data"
 input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8
-layers { layer { name: "conv1" type: "conv" num_output: 4 kernelsize: 3 } bottom: "data" top: "conv1" }
+layers { layer { name: "pad1" type: "padding" pad: 1 } bottom: "data" top: "pad1" }
+layers { layer { name: "fc1" type: "innerproduct" num_output: 4 } bottom: "pad1" top: "fc1" }
 """
 
 
-def v0_format(d: Path) -> Broken:
+def v0_padding_into_inner_product(d: Path) -> Broken:
+    # Caffe's V0 upgrade merges a padding layer only into the convolution or pooling it feeds.
     return Broken(
         _write(d, "net.prototxt", V0_NET),
         None,
         ModelFileError,
-        ("net.prototxt", "'conv1'", "V0 format", "upgrade_net_proto_text"),
+        ("net.prototxt", "padding layer 'pad1'", "'fc1'", "'innerproduct'", "conv or pool"),
     )
 
 
@@ -285,7 +287,7 @@ BROKEN = {
     "missing_input_shape": missing_input_shape,
     "missing_legacy_input_shape": missing_legacy_input_shape,
     "unsupported_types": unsupported_types,
-    "v0_format": v0_format,
+    "v0_padding_into_inner_product": v0_padding_into_inner_product,
     "group_mismatch": group_mismatch,
     "softmax_over_batch": softmax_over_batch,
     "reduction_over_batch": reduction_over_batch,

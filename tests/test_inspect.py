@@ -71,7 +71,8 @@ def test_weights_give_the_counts_and_blobs_that_do_not_fit_are_errors(mixed, tmp
     assert rows["fc"].status == "error" and "(2, 35)" in rows["fc"].reason and rows["fc"].parameters == 70
 
 
-def test_cli_prints_the_table_and_draws_unsupported_layers_in_red(mixed, tmp_path, capsys):
+def test_cli_prints_the_table_and_draws_unsupported_layers_in_red(mixed, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "240")  # one table row per line, whatever terminal runs the tests
     svg = tmp_path / "net.svg"
     status = main(["inspect", str(mixed), "--input-shape", "data=1,3,5,5", "--graph", str(svg)])
     out = capsys.readouterr().out

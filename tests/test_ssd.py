@@ -113,6 +113,27 @@ def test_mobilenet_ssd_matches_opencv(prototxt_name, factor, data_format, tmp_pa
     assert np.all(detections[0, 0, len(expected) :] == -1)
 
 
+@requires_shared
+@pytest.mark.slow
+def test_mobilenet_ssd_converted_once_matches_opencv_at_other_sizes(tmp_path_factory, tmp_path):
+    """Free height and width: PriorBox grids, the flattened heads and the number of priors
+    follow each input's size."""
+    directory = tmp_path_factory.getbasetemp() / "mobilenet_ssd"
+    directory.mkdir(exist_ok=True)
+    prototxt, weights, _, _ = mobilenet_case("deploy.prototxt", 6.0, str(directory))
+    model = caffe2keras.convert(prototxt, weights, input_shapes={"data": (1, 3, None, None)}, outputs=MOBILENET_BLOBS)
+    reloaded = save_and_reload(model, tmp_path)
+    for height, width in [(257, 311), (330, 290)]:
+        image = np.random.default_rng(height).uniform(-1, 1, (1, 3, height, width)).astype(np.float32)
+        references = opencv_forward(prototxt, weights, {"data": image}, MOBILENET_BLOBS)
+        outputs = run(reloaded, [image], "channels_last")
+        for blob, actual, reference in zip(MOBILENET_BLOBS[:-1], outputs, references):
+            assert_matches(actual, reference, f"{height}x{width}: {blob}")
+        expected = opencv_detections(references[-1])
+        assert len(expected) >= 5
+        assert_detections_match(outputs[-1], expected, f"{height}x{width}: detection_out")
+
+
 # ------------------------------------------------------------------ single layers
 
 

@@ -9,7 +9,7 @@ import pytest
 import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
 from tests.golden import assert_matches
-from tests.shared import SHARED, requires_shared
+from tests.shared import FORMATS, SHARED, requires_shared
 
 NET = """
 name: "small"
@@ -63,7 +63,7 @@ def keras_twin(data_format: str, names=("features", "norm", "depthwise", "logits
     return keras.Model(inputs, keras.layers.Dense(5, name=names[3])(x))
 
 
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("data_format", FORMATS)
 def test_small_net_gives_the_converted_models_outputs(small_net, data_format):
     model = keras_twin(data_format)
     report = caffe2keras.load_caffe_weights(model, *small_net)
@@ -208,7 +208,8 @@ def test_keras_resnet50_holds_every_caffe_value(zoo_weights):
     assert checked == {layer.name for layer in model.layers if layer.weights}
 
 
-def test_cli_writes_a_weights_file_for_a_keras_architecture(small_net, tmp_path, capsys):
+def test_cli_writes_a_weights_file_for_a_keras_architecture(small_net, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "240")  # one table row per line, whatever terminal runs the tests
     from caffe2keras.cli import main
 
     architecture, output = tmp_path / "twin.keras", tmp_path / "twin.weights.h5"

@@ -1,7 +1,9 @@
 """caffe2keras: Caffe models (prototxt + caffemodel) to Keras 3, with Caffe's exact numbers.
 
 Names are imported on first use (PEP 562), so ``import caffe2keras`` is quick and the
-command line's ``--help`` imports neither Keras nor a backend.
+command line's ``--help`` imports neither Keras nor a backend. Importing the package picks
+no backend either, so ``import caffe2keras.layers`` (all that loading a saved model needs)
+leaves the choice to Keras; the conversion side defaults to JAX when it is first used.
 """
 
 import importlib
@@ -9,8 +11,11 @@ import os
 
 from caffe2keras._version import __version__ as __version__
 
-# JAX is the default backend; a user's KERAS_BACKEND setting wins. Set before Keras is imported.
-os.environ.setdefault("KERAS_BACKEND", "jax")
+
+def use_default_backend() -> None:
+    """JAX, unless the user set ``KERAS_BACKEND``; takes effect only before Keras is imported."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+
 
 # Public name -> the module that defines it.
 _EXPORTS = {
@@ -69,6 +74,7 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'caffe2keras' has no attribute {name!r}")
+    use_default_backend()
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later look-ups skip this function
     return value

@@ -6,17 +6,21 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
-import keras
-import numpy as np
+from caffe2keras import use_default_backend
 
-from caffe2keras.arrays import is_owned, owned_copy, release_pages
-from caffe2keras.caffe.weights import LayerWeights, Weights
-from caffe2keras.converters import base
-from caffe2keras.converters.base import Node, Step
-from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError
-from caffe2keras.graph import BlobRef, Graph, Op
-from caffe2keras.layout import Layout
-from caffe2keras.sharing import SharedParameters
+use_default_backend()  # conversion runs on JAX unless the user chose a backend: before Keras loads
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from caffe2keras.arrays import is_owned, owned_copy, release_pages  # noqa: E402
+from caffe2keras.caffe.weights import LayerWeights, Weights  # noqa: E402
+from caffe2keras.converters import base  # noqa: E402
+from caffe2keras.converters.base import Node, Step  # noqa: E402
+from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError  # noqa: E402
+from caffe2keras.graph import BlobRef, Graph, Op, apply_shape_rule, free_size_error, has_free_dims  # noqa: E402
+from caffe2keras.layout import Layout  # noqa: E402
+from caffe2keras.sharing import SharedParameters  # noqa: E402
 
 
 def keras_name(caffe_name: str) -> str:
@@ -25,15 +29,14 @@ def keras_name(caffe_name: str) -> str:
 
 
 class NameTable:
-    """Unique Keras layer names; names of output blobs are held back for the outputs."""
+    """Unique Keras layer names, claimed in the order the builder hands them out."""
 
-    def __init__(self, reserved: Sequence[str]):
-        self.reserved = set(reserved)
+    def __init__(self):
         self.used: set[str] = set()
 
-    def claim(self, name: str, *, reserved_ok: bool = False) -> str:
+    def claim(self, name: str) -> str:
         candidate, counter = name, 0
-        while candidate in self.used or (candidate in self.reserved and not reserved_ok):
+        while candidate in self.used:
             counter += 1
             candidate = f"{name}_{counter}"
         self.used.add(candidate)
@@ -100,8 +103,19 @@ class _PresetInitializer:
         return value
 
 
+# What Layer.add_weight takes by position (Keras 2's call style, which Keras 3 still accepts).
+ADD_WEIGHT_POSITIONAL = ("shape", "initializer", "dtype")
+
+
 def _call_with_weights(step: Step, op: Op, inputs):
-    """Call ``step.layer`` on ``inputs``, creating its variables from ``step.weights``."""
+    """Call ``step.layer`` on ``inputs``, creating its variables from ``step.weights``.
+
+    Keras has no public way to hand a layer the values of the variables it is about to
+    create: building the layer and then assigning would first fill every variable with its
+    initializer, a second copy of the largest weights (VGG16's fc6 is 400 MB). So, for this
+    one call, the layer's ``add_weight`` gets an initializer that hands over the converted
+    value as it is, whether the layer passes the initializer by keyword or by position.
+    """
     layer = step.layer
     values = list(step.weights)
     if not values or layer.built:
@@ -113,12 +127,12 @@ def _call_with_weights(step: Step, op: Op, inputs):
         nonlocal created
         index = created
         created += 1
-        if index < len(values) and values[index] is not None:
-            if len(args) > 1:
-                args = args[:1] + args[2:]
+        if index < len(values) and values[index] is not None and len(args) <= len(ADD_WEIGHT_POSITIONAL):
+            kwargs = {**kwargs, **dict(zip(ADD_WEIGHT_POSITIONAL, args))}
             kwargs["initializer"] = _PresetInitializer(np.asarray(values[index]), op, index)
             values[index] = None
-        return original(*args, **kwargs)
+            return original(**kwargs)
+        return original(*args, **kwargs)  # Keras reports a call it refuses
 
     layer.add_weight = add_weight
     try:
@@ -135,27 +149,6 @@ def _call_with_weights(step: Step, op: Op, inputs):
             len(values),
         )
     return output
-
-
-def _apply_steps(steps: Sequence[Step], op: Op, bottoms: list, names: NameTable, final_name: str):
-    results: dict[int, object] = {}
-    previous = None
-    for index, step in enumerate(steps):
-        if step.inputs is None:
-            selected = bottoms if index == 0 else [previous]
-        else:
-            selected = [bottoms[i] if isinstance(i, int) else results[id(i)] for i in step.inputs]
-        last = index == len(steps) - 1
-        if step.layer.built:
-            pass  # a layer shared with an earlier Caffe layer keeps its name
-        elif last:
-            step.layer.name = final_name  # set before the layer is built
-        else:
-            suffix = step.suffix or re.sub(r"(?<!^)(?=[A-Z])", "_", type(step.layer).__name__).lower()
-            step.layer.name = names.claim(f"{keras_name(op.name)}_{suffix}")
-        previous = _call_with_weights(step, op, selected[0] if len(selected) == 1 else selected)
-        results[id(step)] = previous
-    return previous
 
 
 def build_model(
@@ -177,53 +170,73 @@ def build_model(
         raise NetError("the net has no outputs: every blob is consumed by a layer.")
     if len({ref.name for ref in output_refs}) != len(output_refs):
         raise NetError(f"outputs must be distinct. Received: outputs={[r.name for r in output_refs]}")
-    builder = _Builder(graph, weights, layout, rule_for, output_refs, input_layers or {})
     needed = _needed_ops(graph, output_refs)
-    for op in graph.ops:
-        if id(op) in needed:
-            if on_layer is not None:
-                on_layer(op)
-            builder.convert(op)
-    return keras.Model(builder.inputs, builder.outputs(), name=keras_name(graph.name or "caffe_net"))
+    ops = [op for op in graph.ops if id(op) in needed]
+    builder = _Builder(graph, weights, layout, rule_for, ops, input_layers or {})
+    for op in ops:
+        if on_layer is not None:
+            on_layer(op)
+        builder.convert(op)
+    model_outputs = builder.outputs(output_refs)
+    # One input or output is a tensor, as in keras.applications; several stay a list.
+    return keras.Model(
+        _single_or_list(builder.inputs),
+        _single_or_list(model_outputs),
+        name=keras_name(graph.name or "caffe_net"),
+    )
+
+
+def _single_or_list(tensors: list):
+    return tensors[0] if len(tensors) == 1 else tensors
 
 
 class _Builder:
     """The Keras tensors of a graph's blob values, made op by op."""
 
-    def __init__(self, graph, weights, layout, rule_for, output_refs, input_layers):
+    def __init__(self, graph, weights, layout, rule_for, ops: Sequence[Op], input_layers):
         self.graph, self.weights, self.layout, self.rule_for = graph, weights, layout, rule_for
-        self.output_refs = output_refs
-        self.names = NameTable([keras_name(ref.name) for ref in output_refs])
+        self.names = NameTable()
         self.tensors: dict[BlobRef, object] = {}
-        self.producer_name: dict[BlobRef, str] = {}
+        self.producer_name: dict[BlobRef, str] = {}  # the Keras layer that made each blob value
+        self.applied: set[int] = set()  # ids of the Keras layers already called
         self.shared = SharedParameters()
+        input_names = [self.names.claim(keras_name(ref.name)) for ref in graph.inputs]
+        # Caffe's layer names next, so that helper layers and outputs never take one.
+        self.layer_names = {id(op): self.names.claim(keras_name(op.name)) for op in ops}
         self.inputs = []
-        for ref in graph.inputs:
-            name = self.names.claim(keras_name(ref.name), reserved_ok=True)
+        for ref, name in zip(graph.inputs, input_names):
             tensor = keras.Input(shape=layout.keras_shape(graph.shapes[ref])[1:], name=name)
             self.inputs.append(tensor)
             if ref.name in input_layers:
                 layer = input_layers[ref.name]
-                layer.name = self.names.claim(f"{name}_preprocess")
+                layer.name = name = self.names.claim(f"{name}_preprocess")
                 tensor = layer(tensor)
             self.tensors[ref], self.producer_name[ref] = tensor, name
 
     def convert(self, op: Op) -> None:
         rule = self.rule_for(op.type)
         in_shapes = tuple(self.graph.shapes[b] for b in op.bottoms)
-        out_shapes = tuple(rule.shapes(op, list(in_shapes))) if rule.shapes else None
+        out_shapes = tuple(apply_shape_rule(rule.shapes, op, list(in_shapes))) if rule.shapes else None
         layer_weights = None
         if self.weights is not None:
             found: LayerWeights | None = self.weights.get(op.name)
             layer_weights = found.blobs if found is not None else ()
         node = Node(op, in_shapes, out_shapes or (), self.layout, layer_weights)
-        steps = rule.convert(node)
+        try:
+            steps = rule.convert(node)
+        except TypeError:
+            if has_free_dims(in_shapes):  # arithmetic on a size that is only known when the model runs
+                raise free_size_error(op, in_shapes) from None
+            raise
         steps = [steps] if isinstance(steps, Step) else list(steps)
         node.check_all_blobs_used()
         steps = self.shared.apply(node, steps)
         # A layer without bottoms (Parameter) is wired to the first net input, which it ignores.
         bottoms = [self.tensors[b] for b in op.bottoms] or self.inputs[:1]
-        produced = self._apply(op, steps, bottoms) if steps else [bottoms[0]] * len(op.tops)
+        if steps:
+            produced = self._apply(op, steps, bottoms)
+        else:  # Split, Dropout 0...: every top is bottom 0, through a Keras layer of the Caffe name
+            produced = self._apply(op, [Step(keras.layers.Identity(), inputs=(0,))], bottoms) * len(op.tops)
         for blob in layer_weights or ():
             release_pages(blob.data)  # the layer's variables hold their own copies now
         if len(produced) != len(op.tops):
@@ -239,23 +252,36 @@ class _Builder:
             self.tensors[top] = tensor
 
     def _apply(self, op: Op, steps: list[Step], bottoms: list) -> list:
-        # The last step is named after the Caffe layer, or after the blob it makes if that is an output.
-        single_output = op.tops[0] if len(op.tops) == 1 and op.tops[0] in self.output_refs else None
-        base_name = keras_name(op.name)
-        reserved_ok = single_output is not None and keras_name(single_output.name) == base_name
-        if steps[-1].layer.built:  # tied to an earlier layer's parameters
-            final_name = steps[-1].layer.name
-        else:
-            final_name = self.names.claim(base_name, reserved_ok=reserved_ok)
         try:
-            result = _apply_steps(steps, op, bottoms, self.names, final_name)
+            result = self._apply_steps(op, steps, bottoms)
         except Caffe2KerasError:
             raise
         except Exception as exc:  # Keras refusing a configuration: report it against the layer
             raise LayerError(op.name, op.type, f"Keras could not build this layer: {exc}", "type", op.type) from exc
         for top in op.tops:
-            self.producer_name[top] = final_name
+            self.producer_name[top] = steps[-1].layer.name
         return list(result) if isinstance(result, (list, tuple)) else [result]
+
+    def _apply_steps(self, op: Op, steps: Sequence[Step], bottoms: list):
+        """Name and call each step's layer; the last one is named after the Caffe layer."""
+        results: dict[int, object] = {}
+        previous = None
+        for index, step in enumerate(steps):
+            if step.inputs is None:
+                selected = bottoms if index == 0 else [previous]
+            else:
+                selected = [bottoms[i] if isinstance(i, int) else results[id(i)] for i in step.inputs]
+            # A layer tied to an earlier Caffe layer's parameters keeps that layer's name.
+            if id(step.layer) not in self.applied:
+                if index == len(steps) - 1:
+                    step.layer.name = self.layer_names[id(op)]
+                else:
+                    suffix = step.suffix or re.sub(r"(?<!^)(?=[A-Z])", "_", type(step.layer).__name__).lower()
+                    step.layer.name = self.names.claim(f"{keras_name(op.name)}_{suffix}")
+                self.applied.add(id(step.layer))
+            previous = _call_with_weights(step, op, selected[0] if len(selected) == 1 else selected)
+            results[id(step)] = previous
+        return previous
 
     def _checked_shape(self, op: Op, index: int, tensor, in_shapes, out_shapes) -> tuple:
         """Top ``index``'s Caffe shape: the shape rule's, which the Keras tensor must match."""
@@ -274,15 +300,19 @@ class _Builder:
             )
         return out_shapes[index]
 
-    def outputs(self) -> list:
-        """The output tensors, each named after its blob (through an Identity where needed)."""
+    def outputs(self, output_refs: Sequence[BlobRef]) -> list:
+        """The output tensors. Each is named after its blob: by the layer that made it when that
+        layer has the blob's name, else by an Identity of the blob's name. Where another layer
+        already has that name (``fc7`` written in place by ``relu7``), the output keeps the name
+        of the layer that made it (``relu7``); a tensor that is already an output is wrapped
+        again, with a numeric suffix if needed."""
         model_outputs = []
-        for ref in self.output_refs:
+        for ref in output_refs:
             tensor = self.tensors[ref]
             wanted = keras_name(ref.name)
-            if self.producer_name.get(ref) != wanted or any(t is tensor for t in model_outputs):
-                name = self.names.claim(wanted, reserved_ok=wanted not in self.names.used)
-                tensor = keras.layers.Identity(name=name)(tensor)
+            repeated = any(t is tensor for t in model_outputs)
+            if repeated or (self.producer_name[ref] != wanted and wanted not in self.names.used):
+                tensor = keras.layers.Identity(name=self.names.claim(wanted))(tensor)
             model_outputs.append(tensor)
         return model_outputs
 

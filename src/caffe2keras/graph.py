@@ -13,7 +13,9 @@
   name (Caffe keeps them in a ``std::set``).
 
 Shape inference takes its per-type rules from the caller, so this module
-knows nothing of converters.
+knows nothing of converters. A dimension may be free (``None``): the net is
+then converted once for every size, and the layers compute Caffe's
+size-dependent rules from the actual input when they run.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from caffe2keras.errors import InputShapeError, LayerError, NetError
+from caffe2keras.errors import InputShapeError, LayerError, NetError, ShapeError
 
-Shape = tuple[int, ...]
+Shape = tuple[int | None, ...]
 
 DROPPED_TYPES = frozenset({"Accuracy", "DetectionEvaluate", "Silence", "HDF5Output"})
 DATA_LAYER_TYPES = frozenset(
@@ -167,7 +169,7 @@ def build_graph(
     With ``require_input_shapes=False`` an input without a known shape is no error; it is
     simply missing from ``graph.shapes`` (for callers that only need the inputs' names).
     """
-    given = {name: tuple(int(d) for d in shape) for name, shape in (input_shapes or {}).items()}
+    given = {name: tuple(None if d is None else int(d) for d in shape) for name, shape in (input_shapes or {}).items()}
     level = net.state.level if level is None else level
     stages = list(net.state.stage) if stages is None else list(stages)
     if phase is None:
@@ -258,7 +260,7 @@ def build_graph(
             continue
         if name in given:
             shape = given[name]
-        if not shape or any(d <= 0 for d in shape):
+        if not shape or any(d is not None and d <= 0 for d in shape):
             missing.append(f"{name!r} (from {origin})")
         else:
             graph.shapes[ref] = shape
@@ -272,7 +274,7 @@ def build_graph(
     if missing and require_input_shapes:
         raise InputShapeError(
             f"no shape is known for input blob(s) {', '.join(missing)}; give it with "
-            "input_shapes={'name': (N, C, H, W)} (CLI: --input-shape name=N,C,H,W). "
+            "input_shapes={'name': (N, C, H, W)} (CLI: --input-shape name=N,C,H,W; None or ? for a free size). "
             f"Received: input_shapes={dict(given)!r}"
         )
     if not graph.inputs:
@@ -283,6 +285,33 @@ def build_graph(
 ShapeRule = Callable[[Op, list[Shape]], list[Shape]]
 
 
+def has_free_dims(shapes: Sequence[Shape]) -> bool:
+    return any(d is None for shape in shapes for d in shape)
+
+
+def free_size_error(op: Op, in_shapes: Sequence[Shape]) -> ShapeError:
+    """The error for a layer whose output Caffe defines only for sizes known at conversion."""
+    return ShapeError(
+        op.name,
+        op.type,
+        "this layer needs sizes fixed at conversion, but a free (None) dimension reaches it; "
+        "convert with fixed input_shapes (CLI: --input-shape) to use it",
+        "bottom_shapes",
+        [tuple(s) for s in in_shapes],
+    )
+
+
+def apply_shape_rule(rule: ShapeRule, op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    """``rule(op, in_shapes)``; a rule that cannot take a free dimension becomes a clear error."""
+    try:
+        out_shapes = rule(op, in_shapes)
+    except TypeError:
+        if has_free_dims(in_shapes):
+            raise free_size_error(op, in_shapes) from None
+        raise
+    return [tuple(None if d is None else int(d) for d in shape) for shape in out_shapes]
+
+
 def infer_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule]) -> None:
     """Fill ``graph.shapes`` for every blob value, in network order."""
     for op in graph.ops:
@@ -290,7 +319,7 @@ def infer_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule]) -> None:
 
 
 def _infer_op_shapes(graph: Graph, op: Op, rule: ShapeRule) -> None:
-    out_shapes = rule(op, [graph.shapes[b] for b in op.bottoms])
+    out_shapes = apply_shape_rule(rule, op, [graph.shapes[b] for b in op.bottoms])
     if len(out_shapes) != len(op.tops):
         raise LayerError(
             op.name,
@@ -300,7 +329,7 @@ def _infer_op_shapes(graph: Graph, op: Op, rule: ShapeRule) -> None:
             [t.name for t in op.tops],
         )
     for top, shape in zip(op.tops, out_shapes):
-        graph.shapes[top] = tuple(int(d) for d in shape)
+        graph.shapes[top] = shape
 
 
 def infer_known_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule | None]) -> dict[str, str]:

@@ -22,8 +22,8 @@ class UsageError(Exception):
     """A command-line argument that does not parse."""
 
 
-def parse_shape_args(values: Sequence[str] | None) -> dict[str, tuple[int, ...]] | None:
-    """``["data=1,3,224,224", ...]`` -> ``{"data": (1, 3, 224, 224)}``."""
+def parse_shape_args(values: Sequence[str] | None) -> dict[str, tuple[int | None, ...]] | None:
+    """``["data=1,3,224,224", ...]`` -> ``{"data": (1, 3, 224, 224)}``; ``?`` is a free size (None)."""
     if not values:
         return None
     shapes = {}
@@ -32,10 +32,11 @@ def parse_shape_args(values: Sequence[str] | None) -> dict[str, tuple[int, ...]]
         try:
             if not sep or not name:
                 raise ValueError
-            shapes[name] = tuple(int(d) for d in dims.replace("x", ",").split(","))
+            shapes[name] = tuple(None if d.strip() == "?" else int(d) for d in dims.replace("x", ",").split(","))
         except ValueError:
             raise UsageError(
-                f"--input-shape takes NAME=N,C,H,W (for example data=1,3,224,224). Received: {value!r}"
+                f"--input-shape takes NAME=N,C,H,W (for example data=1,3,224,224, or data=1,3,?,? for any "
+                f"height and width). Received: {value!r}"
             ) from None
     return shapes
 

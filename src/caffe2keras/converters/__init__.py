@@ -1,6 +1,10 @@
 """One module per layer family; importing them registers their converters."""
 
-from caffe2keras.converters import (  # noqa: F401
+from caffe2keras import use_default_backend
+
+use_default_backend()  # conversion runs on JAX unless the user chose a backend: before Keras loads
+
+from caffe2keras.converters import (  # noqa: E402, F401
     activations,
     arithmetic,
     convolution,
@@ -15,7 +19,7 @@ from caffe2keras.converters import (  # noqa: F401
     reshaping,
     unsupported,
 )
-from caffe2keras.converters.base import (
+from caffe2keras.converters.base import (  # noqa: E402
     IDENTITY,
     LayerRule,
     Node,

@@ -46,7 +46,9 @@ def prelu(node: Node) -> Step:
     alpha_shape = [1 if a in shared_axes else channels for a in range(1, rank)]
     alpha = None if slopes is None else slopes.reshape(alpha_shape)
     # Caffe's default PReLU filler is the constant 0.25.
-    initializer = caffe_filler(node.param, "prelu_param.filler", (1,) if shared else (channels,), 0.25)
+    initializer = caffe_filler(
+        node.param, "prelu_param.filler", (1,) if shared else (channels,), 0.25, keras_shape=tuple(alpha_shape)
+    )
     return Step(layers.PReLU(alpha_initializer=initializer, shared_axes=shared_axes), (alpha,))
 
 

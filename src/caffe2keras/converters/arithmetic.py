@@ -161,8 +161,8 @@ def scale(node: Node) -> list[Step]:
     keras_shape = _affine_param_shape(node, start, param_shape)
     # Caffe's default Scale filler is the constant 1.
     fillers = dict(
-        gamma_initializer=caffe_filler(node.param, "scale_param.filler", param_shape, 1.0),
-        beta_initializer=caffe_filler(node.param, "scale_param.bias_filler", param_shape),
+        gamma_initializer=caffe_filler(node.param, "scale_param.filler", param_shape, 1.0, keras_shape=keras_shape),
+        beta_initializer=caffe_filler(node.param, "scale_param.bias_filler", param_shape, keras_shape=keras_shape),
     )
     return [Step(Affine(keras_shape, use_scale=True, use_bias=p.bias_term, **fillers), weights)]
 
@@ -175,8 +175,8 @@ def bias(node: Node) -> list[Step]:
     if len(node.in_shapes) == 2:
         return _merge_bottoms(node, start, param_shape, layers.Add())
     beta = _learned(node, node.blob(0, param_shape, "bias_param.num_axes", p.num_axes), start, param_shape)
-    filler = caffe_filler(node.param, "bias_param.filler", param_shape)
     keras_shape = _affine_param_shape(node, start, param_shape)
+    filler = caffe_filler(node.param, "bias_param.filler", param_shape, keras_shape=keras_shape)
     return [Step(Affine(keras_shape, use_scale=False, use_bias=True, beta_initializer=filler), [beta])]
 
 

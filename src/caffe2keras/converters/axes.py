@@ -54,5 +54,17 @@ def caffe_reshape_steps(node: Node, in_shape: Shape, out_shape: Shape, field: st
         tuple(out_shape),
         kind=UnsupportedParameterError,
     )
-    reshape = Step(layers.Reshape(tuple(out_shape[1:])), suffix="reshape")
+    target = tuple(out_shape[1:])
+    if None in target:
+        # Keras infers one free dimension (-1) when the model runs; Caffe's element order fixes the rest.
+        require(
+            target.count(None) == 1,
+            node.op,
+            f"the output {tuple(out_shape)} would have several free dimensions, which a reshape cannot "
+            "infer; convert with fixed input_shapes",
+            field,
+            tuple(out_shape),
+        )
+        target = tuple(-1 if d is None else d for d in target)
+    reshape = Step(layers.Reshape(target), suffix="reshape")
     return in_caffe_order(node, len(in_shape), len(out_shape), [reshape])

@@ -123,16 +123,23 @@ def conv_geometry(op: Op, input_shape: Shape) -> ConvGeometry:
     return geometry
 
 
-def _conv_output_size(size: int, pad: int, extent: int, stride: int) -> int:
+def _conv_output_size(size: int | None, pad: int, extent: int, stride: int) -> int | None:
     """Caffe's ``(size + 2 * pad - extent) / stride + 1`` in C++ integer division, which rounds
     toward zero: a kernel reaching past the padded input still gives one output (see
-    :func:`_zeros_past_end`)."""
+    :func:`_zeros_past_end`). A free size (None) stays free."""
+    if size is None:
+        return None
     span = size + 2 * pad - extent
     return (span // stride if span >= 0 else -(-span // stride)) + 1
 
 
-def _zeros_past_end(size: int, pad: int, extent: int, stride: int, out: int) -> int:
-    """Zeros to add after the padded input where Caffe's last window reads past it (im2col reads 0)."""
+def _zeros_past_end(size: int | None, pad: int, extent: int, stride: int, out: int | None) -> int:
+    """Zeros to add after the padded input where Caffe's last window reads past it (im2col reads 0).
+
+    That happens only when the kernel is larger than the padded input; a free size is assumed
+    to be large enough (Keras then refuses the smaller inputs)."""
+    if size is None:
+        return 0
     return max(0, (out - 1) * stride + extent - size - 2 * pad)
 
 
@@ -140,7 +147,7 @@ def convolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     g = conv_geometry(op, in_shapes[0])
     spatial = tuple(_conv_output_size(n, p, e, s) for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride))
     require(
-        all(n > 0 for n in spatial),
+        all(n is None or n > 0 for n in spatial),
         op,
         f"the output would be empty (spatial size {spatial})",
         "convolution_param.kernel_size",
@@ -151,9 +158,12 @@ def convolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 def deconvolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     g = conv_geometry(op, in_shapes[0])
-    spatial = tuple(s * (n - 1) + e - 2 * p for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride))
+    spatial = tuple(
+        None if n is None else s * (n - 1) + e - 2 * p
+        for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride)
+    )
     require(
-        all(n > 0 for n in spatial),
+        all(n is None or n > 0 for n in spatial),
         op,
         f"the output would be empty (spatial size {spatial})",
         "convolution_param.pad",
@@ -167,8 +177,8 @@ def _kernel_dims(g: ConvGeometry, first: tuple, second: tuple) -> tuple:
     return (first, second, *(("convolution_param.kernel_size", g.kernel),) * len(g.kernel))
 
 
-def _weight_filler(node: Node, caffe_shape):
-    return caffe_filler(node.param, "convolution_param.weight_filler", caffe_shape)
+def _weight_filler(node: Node, caffe_shape, keras_shape=None):
+    return caffe_filler(node.param, "convolution_param.weight_filler", caffe_shape, keras_shape=keras_shape)
 
 
 def _bias(node: Node, g: ConvGeometry) -> np.ndarray | None:
@@ -234,7 +244,10 @@ def convolution(node: Node) -> list[Step]:
         if kernel is not None:
             kernel = depthwise_kernel_to_keras(kernel, channels)
         conv = layers.DepthwiseConv2D(
-            g.kernel, depth_multiplier=multiplier, **common, depthwise_initializer=_weight_filler(node, kernel_shape)
+            g.kernel,
+            depth_multiplier=multiplier,
+            **common,
+            depthwise_initializer=_weight_filler(node, kernel_shape, (*g.kernel, channels, multiplier)),
         )
     else:
         conv_class = (layers.Conv1D, layers.Conv2D, layers.Conv3D)[spatial - 1]
@@ -291,18 +304,21 @@ def deconvolution(node: Node) -> list[Step]:
             "convolution_param.group",
             g.group,
         )
+
     # Caffe's full output is (n - 1) * s + k per axis, and its pad removes rows and columns from
     # both ends. Keras' "valid" Conv*Transpose is n * s + max(k - s, 0) long: longer when k < s,
     # at the end (GroupedConv2DTranspose gives Caffe's full output itself).
-    produced = tuple(
-        (n - 1) * s + e if not standard else n * s + max(e - s, 0)
-        for n, s, e in zip(node.in_shapes[0][2:], g.stride, g.extent)
-    )
-    if produced == tuple(node.out_shapes[0][2:]):
-        return [Step(deconv, weights)]
+    def produced(n):
+        return [(n - 1) * s + e if not standard else n * s + max(e - s, 0) for s, e in zip(g.stride, g.extent)]
+
+    if produced(1) == [e - 2 * p for e, p in zip(g.extent, g.pad)]:
+        return [Step(deconv, weights)]  # the same length at every size: nothing to crop
     out_shape = node.layout.keras_shape(node.out_shapes[0])
     begin = node.layout.keras_shape((0, 0, *g.pad))
-    return [Step(deconv, weights, suffix="deconv"), Step(Crop(begin[1:], out_shape[1:]))]
+    # What is left past Caffe's output does not depend on the input size (checked at size 1).
+    trim = node.layout.keras_shape((0, 0, *(n - e + p for n, p, e in zip(produced(1), g.pad, g.extent))))
+    crop = Crop(begin[1:], out_shape[1:], end_trim=trim[1:])
+    return [Step(deconv, weights, suffix="deconv"), Step(crop)]
 
 
 def _im2col_as_convolution(op: Op, shape: Shape) -> Op:

@@ -176,7 +176,7 @@ def prior_box_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     args = prior_box_args(op)
     sizes = prior_box_sizes(args["min_sizes"], args["max_sizes"], args["aspect_ratios"], args["flip"])
     height, width = in_shapes[0][2:]
-    return [(1, 2, height * width * len(sizes) * 4)]
+    return [(1, 2, None if None in (height, width) else height * width * len(sizes) * 4)]
 
 
 @converts("PriorBox", shapes=prior_box_shapes)
@@ -224,17 +224,25 @@ def detection_output_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     args = detection_output_args(op)
     vit = args["variance_encoded_in_target"]
     require(
-        len(priors) == 3 and priors[0] == 1 and priors[1] in ((1, 2) if vit else (2,)) and priors[2] % 4 == 0,
+        len(priors) == 3
+        and priors[0] == 1
+        and priors[1] in ((1, 2) if vit else (2,))
+        and (priors[2] is None or priors[2] % 4 == 0),
         op,
         "the priors must have PriorBox's shape (1, 2, num_priors * 4)",
         "bottom_shapes",
         [tuple(s) for s in in_shapes],
     )
-    num_priors = priors[2] // 4
+    num_priors = None if priors[2] is None else priors[2] // 4  # free: the boxes of the sizes it runs at
     loc_classes = 1 if args["share_location"] else args["num_classes"]
     for name, shape, per_prior in (("loc", loc, loc_classes * 4), ("conf", conf, args["num_classes"])):
         require(
-            len(shape) >= 2 and shape[1] == math.prod(shape[1:]) == num_priors * per_prior,
+            len(shape) >= 2
+            and (
+                num_priors is None
+                if None in shape[1:]
+                else shape[1] == math.prod(shape[1:]) == (num_priors or 0) * per_prior
+            ),
             op,
             f"the {name} bottom must be (N, {per_prior} x {num_priors} priors)",
             "bottom_shapes",

@@ -1,31 +1,60 @@
-"""The Caffe filler a parameter blob declares, as a Keras initializer."""
+"""The Caffe filler a parameter blob declares, as a Keras initializer.
+
+Keras' own initializers stand for every filler they can express, so that a model made of
+standard Keras layers loads with Keras alone; :class:`CaffeFiller` is left for the fillers
+Keras lacks (``bilinear``, ``positive_unitball``, a sparse ``gaussian``).
+"""
 
 from __future__ import annotations
 
 import math
 
+from keras import initializers
+
+from caffe2keras.caffe.schema import enum_name
 from caffe2keras.graph import Shape
 from caffe2keras.layers.initializers import FILLER_TYPES, CaffeFiller
 
-VARIANCE_NORMS = {0: "fan_in", 1: "fan_out", 2: "average"}
+VARIANCE_NORMS = {"FAN_IN": "fan_in", "FAN_OUT": "fan_out", "AVERAGE": "average"}  # FillerParameter.VarianceNorm
+KERAS_MODES = {"fan_in": "fan_in", "fan_out": "fan_out", "average": "fan_avg"}
+# Caffe's variance is gain / n: xavier draws U(-sqrt(3/n), sqrt(3/n)), msra N(0, 2/n).
+VARIANCE_FILLERS = {"xavier": (1.0, "uniform"), "msra": (2.0, "untruncated_normal")}
 
 
-def caffe_filler(layer_param, field: str, caffe_shape: Shape, default_value: float = 0.0) -> CaffeFiller:
+def caffe_filler(
+    layer_param, field: str, caffe_shape: Shape, default_value: float = 0.0, *, keras_shape: Shape | None = None
+) -> initializers.Initializer:
     """The initializer for a blob of Caffe shape ``caffe_shape`` whose filler is ``field``
     (e.g. ``"convolution_param.weight_filler"``); Caffe's default is a constant.
 
-    Fans are Caffe's: ``count / shape[0]`` in, ``count / shape[1]`` out. A fork's filler type
-    that caffe2keras does not know falls back to the default constant (fillers only matter
-    when a layer is re-initialized, never for converted values).
+    ``keras_shape`` is the shape of the Keras variable; by default Caffe's kernel layout
+    ``(out, in, spatial...)`` as Keras' ``(spatial..., in, out)``. Keras computes fans from
+    it, Caffe from its own shape (``count / shape[0]`` in, ``count / shape[1]`` out): where
+    they differ, ``VarianceScaling``'s scale makes up for it, so the draws have Caffe's
+    variance. A fork's filler type that caffe2keras does not know falls back to the default
+    constant (fillers only matter when a layer is re-initialized, never for converted values).
     """
     message_name, _, filler_name = field.partition(".")
     message = getattr(layer_param, message_name)
-    count = math.prod(caffe_shape)
-    fan_in = count // caffe_shape[0] if caffe_shape and caffe_shape[0] else 1
-    fan_out = count // caffe_shape[1] if len(caffe_shape) > 1 and caffe_shape[1] else count
     if not message.HasField(filler_name) or getattr(message, filler_name).type not in FILLER_TYPES:
-        return CaffeFiller("constant", value=default_value, fan_in=fan_in, fan_out=fan_out)
+        return initializers.Constant(default_value)
     f = getattr(message, filler_name)
+    fan_in, fan_out = _caffe_fans(caffe_shape)
+    if f.type == "constant":
+        return initializers.Constant(f.value)
+    if f.type == "uniform":
+        return initializers.RandomUniform(f.min, f.max)
+    if f.type == "gaussian" and f.sparse < 0:
+        return initializers.RandomNormal(f.mean, f.std)
+    if f.type in VARIANCE_FILLERS:
+        gain, distribution = VARIANCE_FILLERS[f.type]
+        norm = VARIANCE_NORMS[enum_name(f, "variance_norm")]
+        keras_fans = _keras_fans(_kernel_layout(caffe_shape) if keras_shape is None else keras_shape)
+        return initializers.VarianceScaling(
+            scale=gain * _fan(norm, *keras_fans) / _fan(norm, fan_in, fan_out),
+            mode=KERAS_MODES[norm],
+            distribution=distribution,
+        )
     return CaffeFiller(
         f.type,
         value=f.value,
@@ -33,7 +62,36 @@ def caffe_filler(layer_param, field: str, caffe_shape: Shape, default_value: flo
         max=f.max,
         mean=f.mean,
         std=f.std,
-        variance_norm=VARIANCE_NORMS[f.variance_norm],
+        sparse=f.sparse,
+        variance_norm=VARIANCE_NORMS[enum_name(f, "variance_norm")],
         fan_in=fan_in,
         fan_out=fan_out,
     )
+
+
+def _caffe_fans(shape: Shape) -> tuple[int, int]:
+    count = math.prod(shape)
+    fan_in = count // shape[0] if shape and shape[0] else 1
+    fan_out = count // shape[1] if len(shape) > 1 and shape[1] else count
+    return fan_in, fan_out
+
+
+def _kernel_layout(caffe_shape: Shape) -> Shape:
+    """Caffe's ``(out, in, spatial...)`` as a Keras kernel's ``(spatial..., in, out)``."""
+    if len(caffe_shape) < 2:
+        return tuple(caffe_shape)
+    return (*caffe_shape[2:], caffe_shape[1], caffe_shape[0])
+
+
+def _keras_fans(shape: Shape) -> tuple[float, float]:
+    """Fans as Keras' VarianceScaling computes them from a variable's shape."""
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive_field = math.prod(shape[:-2])
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+def _fan(norm: str, fan_in: float, fan_out: float) -> float:
+    return {"fan_in": fan_in, "fan_out": fan_out, "average": (fan_in + fan_out) / 2}[norm]

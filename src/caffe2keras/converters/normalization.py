@@ -108,8 +108,8 @@ def bn(node: Node) -> Step:
         axis=node.keras_axis(1),
         epsilon=p.eps,
         momentum=p.momentum,
-        gamma_initializer=caffe_filler(node.param, "bn_param.slope_filler", blob_shape),
-        beta_initializer=caffe_filler(node.param, "bn_param.bias_filler", blob_shape),
+        gamma_initializer=caffe_filler(node.param, "bn_param.slope_filler", blob_shape, keras_shape=(channels,)),
+        beta_initializer=caffe_filler(node.param, "bn_param.bias_filler", blob_shape, keras_shape=(channels,)),
         moving_variance_initializer="ones" if p.frozen else "zeros",
     )
     return Step(norm, (slope, bias, mean, variance))

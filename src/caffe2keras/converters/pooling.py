@@ -75,7 +75,7 @@ def pool_geometry(op: Op, input_shape: Shape) -> PoolGeometry:
         METHODS[enum_name(p, "pool")], kernel, _pair(p, "stride", 1), _pair(p, "pad", 0), ceil_mode, p.global_pooling
     )
     require(
-        all(k > 0 for k in geometry.kernel),
+        all(k is None or k > 0 for k in geometry.kernel),
         op,
         "kernel sizes must be positive",
         "pooling_param.kernel_size",
@@ -85,7 +85,7 @@ def pool_geometry(op: Op, input_shape: Shape) -> PoolGeometry:
         all(s > 0 for s in geometry.stride), op, "strides must be positive", "pooling_param.stride", geometry.stride
     )
     require(
-        all(p_ < k for p_, k in zip(geometry.pad, geometry.kernel)),
+        all(k is None or p_ < k for p_, k in zip(geometry.pad, geometry.kernel)),
         op,
         "pad must be smaller than the kernel",
         "pooling_param.pad",
@@ -98,6 +98,13 @@ def pool_geometry(op: Op, input_shape: Shape) -> PoolGeometry:
             "global pooling takes pad 0 and stride 1",
             "pooling_param.pad",
             geometry.pad,
+        )
+        require(
+            geometry.method != "stochastic" or None not in geometry.kernel,
+            op,
+            "global STOCHASTIC pooling needs sizes fixed at conversion",
+            "bottom_shape",
+            tuple(input_shape),
         )
     if geometry.method == "stochastic":
         require(
@@ -121,7 +128,8 @@ def pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
         "top",
         [t.name for t in op.tops],
     )
-    pooled = pooled_sizes(shape[2:], g.kernel, g.stride, g.pad, g.ceil_mode)
+    # A global pooling's window is the whole input, whatever its size.
+    pooled = (1, 1) if g.is_global else pooled_sizes(shape[2:], g.kernel, g.stride, g.pad, g.ceil_mode)
     return [(shape[0], shape[1], *pooled)] * len(op.tops)
 
 
@@ -137,13 +145,19 @@ def pooling(node: Node) -> Step:
 
 
 def pooling_layer(g: PoolGeometry, shape: Shape, out: Shape, data_format: str):
-    """The plainest Keras layer that pools exactly as Caffe does for this geometry."""
+    """The plainest Keras layer that pools exactly as Caffe does for this geometry.
+
+    Where a size is free, the layer must be exact at every size the model will see."""
     single_window = out[2:] == (1, 1) and g.pad == (0, 0) and g.kernel == tuple(shape[2:])
-    if single_window and g.method != "stochastic":
+    if (single_window or g.is_global) and g.method != "stochastic":
         global_class = layers.GlobalMaxPooling2D if g.method == "max" else layers.GlobalAveragePooling2D
         return global_class(data_format=data_format, keepdims=True)
-    # Keras' valid pooling is exact when no padding is needed and the windows tile like floor().
-    floor_tiling = all(o == (n - k) // s + 1 for o, n, k, s in zip(out[2:], shape[2:], g.kernel, g.stride))
+    # Keras' valid pooling is exact when no padding is needed and the windows tile like floor():
+    # at every size when rounding down or with stride 1.
+    floor_tiling = all(
+        (not g.ceil_mode or s == 1) if n is None else o == (n - k) // s + 1
+        for o, n, k, s in zip(out[2:], shape[2:], g.kernel, g.stride)
+    )
     if g.pad == (0, 0) and floor_tiling and g.method != "stochastic":
         plain_class = layers.MaxPooling2D if g.method == "max" else layers.AveragePooling2D
         return plain_class(pool_size=g.kernel, strides=g.stride, padding="valid", data_format=data_format)

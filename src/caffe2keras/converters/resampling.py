@@ -27,9 +27,9 @@ def interp_sizes(op: Op, shape: Shape) -> tuple[tuple[int, int], tuple[int, int]
         (p.pad_beg, p.pad_end),
     )
     crop = p.pad_beg + p.pad_end
-    size_in = (height + crop, width + crop)
+    size_in = tuple(None if n is None else n + crop for n in (height, width))
     require(
-        min(size_in) > 0,
+        all(n is None or n > 0 for n in size_in),
         op,
         f"cropping leaves nothing of the {height}x{width} input",
         "interp_param.pad_end",
@@ -40,10 +40,10 @@ def interp_sizes(op: Op, shape: Shape) -> tuple[tuple[int, int], tuple[int, int]
         require(not present or value >= 1, op, f"{field} must be at least 1", f"interp_param.{field}", value)
 
     def shrunk(n):
-        return (n - 1) // p.shrink_factor + 1
+        return None if n is None else (n - 1) // p.shrink_factor + 1
 
     def zoomed(n):
-        return n + (n - 1) * (p.zoom_factor - 1)
+        return None if n is None else n + (n - 1) * (p.zoom_factor - 1)
 
     if shrink and not zoom:
         size_out = tuple(shrunk(n) for n in size_in)
@@ -61,7 +61,13 @@ def interp_sizes(op: Op, shape: Shape) -> tuple[tuple[int, int], tuple[int, int]
             "interp_param",
             str(p).replace("\n", " ").strip() or "{}",
         )
-    require(min(size_out) > 0, op, f"the output size {size_out} must be positive", "interp_param.height", p.height)
+    require(
+        all(n is None or n > 0 for n in size_out),
+        op,
+        f"the output size {size_out} must be positive",
+        "interp_param.height",
+        p.height,
+    )
     return size_in, size_out
 
 
@@ -83,13 +89,21 @@ def interp(node: Node) -> list[Step]:
     """The forks' Interp as the BilinearInterp layer, after a crop when its pads shrink the input."""
     shape = node.in_shapes[0]
     size_in, size_out = interp_sizes(node.op, shape)
+    p = node.param.interp_param
     steps = []
-    if size_in != tuple(shape[2:]):
+    if p.pad_beg or p.pad_end:
         # The fork reads the cropped input from (-pad_beg, -pad_beg) on both axes.
-        start = -node.param.interp_param.pad_beg
-        begin = node.layout.keras_shape((0, 0, start, start))[1:]
-        steps.append(Step(Crop(begin, node.layout.keras_shape((*shape[:2], *size_in))[1:]), suffix="crop"))
-    return [*steps, Step(BilinearInterp(size_out, data_format=node.layout.data_format))]
+        begin = node.layout.keras_shape((0, 0, -p.pad_beg, -p.pad_beg))[1:]
+        trim = node.layout.keras_shape((0, 0, -p.pad_end, -p.pad_end))[1:]
+        size = node.layout.keras_shape((*shape[:2], *size_in))[1:]
+        steps.append(Step(Crop(begin, size, end_trim=trim), suffix="crop"))
+    if None in size_out:  # free sizes: the factors give the output's size when the model runs
+        shrink = p.shrink_factor if p.HasField("shrink_factor") else 1
+        zoom = p.zoom_factor if p.HasField("zoom_factor") else 1
+        resize = BilinearInterp(None, shrink_factor=shrink, zoom_factor=zoom, data_format=node.layout.data_format)
+    else:
+        resize = BilinearInterp(size_out, data_format=node.layout.data_format)
+    return [*steps, Step(resize)]
 
 
 def _unpooled_size(op: Op, shape: Shape) -> tuple[int, int]:
@@ -158,7 +172,7 @@ def upsample_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     )
     if len(in_shapes) == 1:
         scale = _nearest_scale(op)
-        return [(*shape[:2], shape[2] * scale, shape[3] * scale)]
+        return [(*shape[:2], *(None if n is None else n * scale for n in shape[2:]))]
     require(
         tuple(in_shapes[1]) == shape, op, f"the mask (bottom 1) must have bottom 0's shape {shape}", "bottom", bottoms
     )

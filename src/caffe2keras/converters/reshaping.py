@@ -42,7 +42,8 @@ def concat_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
             [tuple(s) for s in in_shapes],
         )
     out = list(in_shapes[0])
-    out[axis] = sum(s[axis] for s in in_shapes)
+    sizes = [s[axis] for s in in_shapes]
+    out[axis] = None if None in sizes else sum(sizes)
     return [tuple(out)]
 
 
@@ -118,7 +119,12 @@ def flatten_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     start = canonical_axis(op, p.axis, len(shape), "flatten_param.axis")
     end = canonical_axis(op, p.end_axis, len(shape), "flatten_param.end_axis")
     require(start <= end, op, "axis must not come after end_axis", "flatten_param.end_axis", p.end_axis)
-    return [(*shape[:start], math.prod(shape[start : end + 1]), *shape[end + 1 :])]
+    return [(*shape[:start], _product(shape[start : end + 1]), *shape[end + 1 :])]
+
+
+def _product(dims) -> int | None:
+    """The number of values over ``dims``; None when one of them is free."""
+    return None if None in dims else math.prod(dims)
 
 
 @converts("Flatten", shapes=flatten_shapes)
@@ -151,7 +157,9 @@ def reshape_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
         else:
             require(d >= -1, op, "dimensions must be -1, 0 or positive", "reshape_param.shape", dims)
             new.append(d)
-    kept = math.prod(shape[start:end])
+    kept = _product(shape[start:end])
+    if kept is None:
+        return [(*shape[:start], *_free_reshape(op, shape[start:end], new, dims), *shape[end:])]
     if -1 in new:
         known = math.prod(d for d in new if d != -1)
         require(
@@ -170,6 +178,31 @@ def reshape_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
         dims,
     )
     return [(*shape[:start], *new, *shape[end:])]
+
+
+def _free_reshape(op: Op, old: Shape, new: list, dims: list) -> list:
+    """The reshaped dimensions when some of the old ones are free: -1 takes what the others
+    leave, or the free dimensions are carried over (by 0) as they are."""
+    if -1 in new:
+        require(
+            None not in new,
+            op,
+            "-1 cannot be inferred next to a copied free dimension",
+            "reshape_param.shape",
+            dims,
+        )
+        return [None if d == -1 else d for d in new]
+    fixed_old = math.prod(d for d in old if d is not None)
+    fixed_new = math.prod(d for d in new if d is not None)
+    require(
+        new.count(None) == list(old).count(None) and fixed_old == fixed_new,
+        op,
+        f"this reshape fixes sizes that are free at conversion ({tuple(old)} into {tuple(dims)}); "
+        "use -1 or 0 for them, or convert with fixed input_shapes",
+        "reshape_param.shape",
+        dims,
+    )
+    return new
 
 
 @converts("Reshape", shapes=reshape_shapes)
@@ -208,7 +241,8 @@ def crop_offsets(op: Op, in_shapes: list[Shape]) -> list[int]:
             continue
         offset = 0 if not offsets else offsets[0] if len(offsets) == 1 else offsets[i - axis]
         require(
-            shape[i] - offset >= reference[i],
+            # A free size is checked when the model runs.
+            None in (shape[i], reference[i]) or shape[i] - offset >= reference[i],
             op,
             f"axis {i}: offset {offset} + size {reference[i]} exceeds the bottom's size {shape[i]}",
             "crop_param.offset",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import keras
-import numpy as np
-import pytest
+import caffe2keras
 
-import caffe2keras  # noqa: F401  (the default backend, and the layers registered for loading)
-from caffe2keras.tolerance import compare
+caffe2keras.use_default_backend()  # before Keras is imported
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import caffe2keras.layers  # noqa: E402  (registered for loading)
+from caffe2keras.tolerance import compare  # noqa: E402
 
 
 @pytest.fixture
@@ -72,3 +76,18 @@ def assert_close():
         assert comparison.within_tolerance, comparison
 
     return check
+
+
+@pytest.fixture
+def free_size_model(tmp_path):
+    """A model of ``layer`` on inputs of the given shapes (no batch axis; None for a free size),
+    saved as .keras and reloaded with safe_mode=True."""
+
+    def build(layer, *shapes):
+        tensors = [keras.Input(shape=shape) for shape in shapes]
+        model = keras.Model(tensors, layer(tensors[0] if len(tensors) == 1 else tensors))
+        path = tmp_path / "free_size.keras"
+        model.save(path)
+        return keras.saving.load_model(path, safe_mode=True)
+
+    return build

@@ -29,9 +29,14 @@ def nms_candidates(top_k: int, num_priors: int) -> int:
     return num_priors if top_k < 0 else min(top_k, num_priors)
 
 
-def detection_rows(num_classes: int, background_label_id: int, top_k: int, keep_top_k: int, num_priors: int) -> int:
+def detection_rows(
+    num_classes: int, background_label_id: int, top_k: int, keep_top_k: int, num_priors: int | None
+) -> int | None:
     """DetectionOutput's rows per image: ``keep_top_k``, or fewer when the net cannot
-    produce that many (classes x NMS candidates); at least 1, for Caffe's "none found" row."""
+    produce that many (classes x NMS candidates); at least 1, for Caffe's "none found" row.
+    None when the number of priors is free (known when the model runs)."""
+    if num_priors is None:
+        return None
     most = len(foreground_classes(num_classes, background_label_id)) * nms_candidates(top_k, num_priors)
     return max(1, most if keep_top_k < 0 else min(keep_top_k, most))
 
@@ -172,9 +177,9 @@ class DetectionOutput(layers.Layer):
         self.data_format = check_data_format(data_format)
         self.classes = foreground_classes(self.num_classes, self.background_label_id)
 
-    def _num_priors(self, priors_shape) -> int:
+    def _num_priors(self, priors_shape) -> int | None:
         length = priors_shape[1] if self.data_format == "channels_last" else priors_shape[2]
-        return int(length) // 4
+        return None if length is None else int(length) // 4
 
     def max_detections(self, num_priors: int) -> int:
         """Rows per image (see :func:`detection_rows`)."""
@@ -183,6 +188,8 @@ class DetectionOutput(layers.Layer):
     def build(self, input_shape):
         loc_shape, conf_shape, priors_shape = input_shape
         num_priors = self._num_priors(priors_shape)
+        if num_priors is None:
+            return  # free sizes: checked by the reshapes when the model runs
         loc_classes = 1 if self.share_location else self.num_classes
         for name, shape, per_prior in (("loc", loc_shape, loc_classes * 4), ("conf", conf_shape, self.num_classes)):
             if math.prod(shape[1:]) != num_priors * per_prior:

@@ -1,10 +1,11 @@
-"""Caffe's fillers as a Keras initializer.
+"""Caffe's fillers as a Keras initializer, for the fillers Keras has no initializer for.
 
 A converted layer keeps the initialization its Caffe net declared (``weight_filler``,
 ``bias_filler``; Caffe's default is the constant 0), so re-initializing it, e.g. to fine-tune
-from scratch, behaves as in Caffe. Values are drawn with NumPy on the host: loading a saved
-model then costs no compilation of random-number programs, which Keras runs for every
-variable before overwriting it with the saved weights.
+from scratch, behaves as in Caffe. Conversion uses Keras' own initializers wherever they
+express the filler (constant, uniform, gaussian, xavier, msra), and this one for
+``bilinear``, ``positive_unitball`` and a sparse ``gaussian``; it still draws every type, so
+models saved with it load. Values are drawn with NumPy on the host.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class CaffeFiller(initializers.Initializer):
     ``fan_in``/``fan_out`` are Caffe's (computed from the Caffe blob's shape, which the
     Keras kernel's layout does not show). ``bilinear`` fills the two leading (spatial) axes
     with Caffe's upsampling kernel; ``positive_unitball`` makes every slice along the last
-    (output) axis sum to 1.
+    (output) axis sum to 1. A ``gaussian`` with ``sparse`` >= 0 keeps each value with
+    probability ``sparse / num_outputs``, Caffe's blob axis 0 (``count / fan_in``).
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class CaffeFiller(initializers.Initializer):
         max=1.0,
         mean=0.0,
         std=1.0,
+        sparse=-1,
         variance_norm="fan_in",
         fan_in=1,
         fan_out=1,
@@ -51,7 +54,7 @@ class CaffeFiller(initializers.Initializer):
             )
         self.type = type
         self.value, self.min, self.max = float(value), float(min), float(max)
-        self.mean, self.std = float(mean), float(std)
+        self.mean, self.std, self.sparse = float(mean), float(std), int(sparse)
         self.variance_norm = variance_norm
         self.fan_in, self.fan_out = int(fan_in), int(fan_out)
         self.seed = seed
@@ -70,6 +73,9 @@ class CaffeFiller(initializers.Initializer):
             values = rng.uniform(self.min, self.max, shape)
         elif self.type == "gaussian":
             values = rng.normal(self.mean, self.std, shape)
+            if self.sparse >= 0:
+                num_outputs = math.prod(shape) / self.fan_in
+                values = values * (rng.random(shape) < self.sparse / num_outputs)
         elif self.type == "xavier":
             scale = math.sqrt(3 / self._n())
             values = rng.uniform(-scale, scale, shape)
@@ -92,6 +98,7 @@ class CaffeFiller(initializers.Initializer):
             "max": self.max,
             "mean": self.mean,
             "std": self.std,
+            "sparse": self.sparse,
             "variance_norm": self.variance_norm,
             "fan_in": self.fan_in,
             "fan_out": self.fan_out,

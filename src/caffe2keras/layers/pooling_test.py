@@ -178,3 +178,25 @@ def test_quotient_is_ieee(divisor):
     a = np.arange(1, 5000, dtype=np.float32)
     quotient = _correctly_rounded_quotient(ops.convert_to_tensor(a), float(divisor))
     np.testing.assert_array_equal(np.asarray(quotient), a / np.float32(divisor))
+
+
+@pytest.mark.parametrize(
+    "method, kernel, stride, pad, ceil_mode",
+    [
+        ("max", (3, 3), (2, 2), (1, 1), True),  # the clip rule drops a window at some sizes
+        ("average", (3, 2), (2, 2), (1, 0), True),  # divisors clipped to the padded extent
+        ("average", (2, 2), (2, 2), (0, 0), True),  # a window past the input: Caffe's NaN
+        ("max", (3, 3), (2, 3), (1, 1), False),
+    ],
+)
+def test_caffe_pooling_with_free_sizes_pools_each_size_as_its_fixed_twin(
+    method, kernel, stride, pad, ceil_mode, free_size_model, assert_close
+):
+    model = free_size_model(CaffePooling2D(method, kernel, stride, pad, ceil_mode), (None, None, 2))
+    assert model.output_shape == (None, None, None, 2)
+    for size in [(5, 5), (6, 9), (8, 7), (11, 4)]:
+        x = np.random.default_rng(sum(size)).standard_normal((1, *size, 2)).astype(np.float32)
+        fixed = np.asarray(CaffePooling2D(method, kernel, stride, pad, ceil_mode)(x))
+        free = np.asarray(model.predict_on_batch(x))
+        np.testing.assert_array_equal(np.isnan(free), np.isnan(fixed))  # Caffe's empty windows
+        assert_close(np.nan_to_num(free), np.nan_to_num(fixed))

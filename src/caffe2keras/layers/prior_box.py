@@ -82,7 +82,8 @@ def prior_boxes(feature_size, image_size, step, sizes, offset: float, clip: bool
 class PriorBox(layers.Layer):
     """SSD's prior (default) boxes of a feature map: a constant of the input shapes.
 
-    Called on ``[feature_map, image]`` (4-D); only their static spatial sizes are used.
+    Called on ``[feature_map, image]`` (4-D); only their spatial sizes are used: those known
+    when the layer is built, or, for free sizes, those it runs at.
     The output has Caffe's shape ``(1, 2, H * W * num_priors * 4)`` per image: row 0 the
     normalized ``[xmin, ymin, xmax, ymax]`` of every prior, row 1 their variances
     (``channels_last``: the last two axes swapped). Caffe's blob has batch 1; here it is
@@ -136,27 +137,33 @@ class PriorBox(layers.Layer):
             raise ValueError(f"PriorBox takes one variance or four. Received: variances={self.variances}")
         self.sizes = prior_box_sizes(self.min_sizes, self.max_sizes, self.aspect_ratios, self.flip)
 
-    def _spatial(self, shape) -> tuple[int, int]:
+    def _spatial(self, shape) -> tuple[int | None, int | None]:
         if len(shape) != 4:
             raise ValueError(f"PriorBox takes 4-D inputs. Received: input_shape={shape}")
-        return tuple(int(shape[a]) for a in spatial_axes(4, self.data_format))
+        return tuple(None if shape[a] is None else int(shape[a]) for a in spatial_axes(4, self.data_format))
 
-    def _length(self, feature_shape) -> int:
+    def _length(self, feature_shape) -> int | None:
         height, width = self._spatial(feature_shape)
-        return height * width * len(self.sizes) * 4
+        return None if None in (height, width) else height * width * len(self.sizes) * 4
+
+    def _priors(self, feature_shape, image_shape) -> np.ndarray | None:
+        """The boxes in this layout, or None while a size they depend on is free."""
+        feature_size = self._spatial(feature_shape)
+        image_size = self.image_size or self._spatial(image_shape)
+        if None in feature_size or None in image_size:
+            return None
+        priors = prior_boxes(feature_size, image_size, self.step, self.sizes, self.offset, self.clip, self.variances)
+        return priors.T.copy() if self.data_format == "channels_last" else priors
 
     def build(self, input_shape):
-        feature_shape, image_shape = input_shape
-        image_size = self.image_size or self._spatial(image_shape)
-        priors = prior_boxes(
-            self._spatial(feature_shape), image_size, self.step, self.sizes, self.offset, self.clip, self.variances
-        )
-        self.priors = priors.T.copy() if self.data_format == "channels_last" else priors
+        self.priors = self._priors(*input_shape)
 
     def call(self, inputs):
-        feature = inputs[0]
-        priors = ops.convert_to_tensor(self.priors, dtype=self.compute_dtype)
-        return ops.broadcast_to(priors, (ops.shape(feature)[0], *self.priors.shape))
+        feature, image = inputs
+        # Built for free sizes, the boxes are computed for the sizes the model runs at.
+        priors = self.priors if self.priors is not None else self._priors(feature.shape, image.shape)
+        priors = ops.convert_to_tensor(priors, dtype=self.compute_dtype)
+        return ops.broadcast_to(priors, (ops.shape(feature)[0], *priors.shape))
 
     def compute_output_shape(self, input_shape):
         length = self._length(input_shape[0])

@@ -164,3 +164,16 @@ def test_prior_box_repeats_for_every_image():
     out = np.asarray(layer([np.zeros((3, 1, 2, 2), F32), np.zeros((3, 1, 4, 4), F32)]))
     assert out.shape == (3, 2, 16)
     np.testing.assert_array_equal(out[0], out[2])
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_prior_box_of_free_sizes_lays_each_grid_as_caffe(data_format, free_size_model):
+    """Built on free sizes, the boxes follow the feature map and image each call brings."""
+    layer = PriorBox([60.0], max_sizes=[90.0], aspect_ratios=[2.0], data_format=data_format)
+    shape = (None, None, 4) if data_format == "channels_last" else (4, None, None)
+    model = free_size_model(layer, shape, shape)
+    for feature, image in [((3, 5), (97, 161)), ((7, 2), (211, 64))]:
+        inputs = [np.zeros(Layout(data_format).to_keras(np.zeros((1, 4, *hw))).shape, F32) for hw in (feature, image)]
+        out = Layout(data_format).to_caffe(np.asarray(model.predict_on_batch(inputs)))
+        expected = caffe_prior_box(feature, image, [60.0], [90.0], [2.0])
+        np.testing.assert_allclose(out, expected, atol=1e-7)

@@ -46,12 +46,12 @@ def _blend(x, axis: int, weights: AxisWeights):
 
 
 class _Resize2D(layers.Layer):
-    """Base: a layer whose 4-D output has a fixed spatial ``size``."""
+    """Base: a layer whose 4-D output has a spatial ``size`` (None: one it computes per input)."""
 
     def __init__(self, size, data_format="channels_last", **kwargs):
         super().__init__(**kwargs)
-        self.size = tuple(int(s) for s in size)
-        if len(self.size) != 2 or min(self.size) <= 0:
+        self.size = None if size is None else tuple(int(s) for s in size)
+        if self.size is not None and (len(self.size) != 2 or min(self.size) <= 0):
             raise ValueError(f"size must be two positive integers. Received: size={size}")
         self.data_format = check_data_format(data_format)
 
@@ -76,23 +76,51 @@ class BilinearInterp(_Resize2D):
     along the height. Equal sizes copy the input.
 
     Args:
-        size: ``(height, width)`` of the output.
+        size: ``(height, width)`` of the output, or None: the input's size shrunk by
+            ``shrink_factor`` (``(n - 1) // shrink + 1``), then zoomed by ``zoom_factor``
+            (``n + (n - 1) * (zoom - 1)``), as the fork's factors size it, for each input.
+        shrink_factor, zoom_factor: with ``size=None``; 1 leaves the size alone.
         data_format: ``"channels_last"`` or ``"channels_first"``.
     """
 
+    def __init__(self, size, shrink_factor=1, zoom_factor=1, data_format="channels_last", **kwargs):
+        self.shrink_factor, self.zoom_factor = int(shrink_factor), int(zoom_factor)
+        if min(self.shrink_factor, self.zoom_factor) < 1:
+            raise ValueError(
+                f"shrink_factor and zoom_factor must be at least 1. Received: shrink_factor={shrink_factor}, "
+                f"zoom_factor={zoom_factor}"
+            )
+        super().__init__(size, data_format=data_format, **kwargs)
+
+    def _output_size(self, sizes):
+        if self.size is not None:
+            return self.size
+        return tuple(None if n is None else (n - 1) // self.shrink_factor * self.zoom_factor + 1 for n in sizes)
+
     def compute_output_shape(self, input_shape):
-        return self._resized(input_shape)
+        axes = spatial_axes(4, self.data_format)
+        shape = list(input_shape)
+        for axis, n in zip(axes, self._output_size([input_shape[a] for a in axes])):
+            shape[axis] = n
+        return tuple(shape)
 
     def call(self, inputs):
         row_axis, col_axis = spatial_axes(4, self.data_format)
-        if (inputs.shape[row_axis], inputs.shape[col_axis]) == self.size:
+        size_in = (inputs.shape[row_axis], inputs.shape[col_axis])
+        size = self._output_size(size_in)
+        if size_in == size:
             return inputs
-        rows = interp_weights(inputs.shape[row_axis], self.size[0])
-        cols = interp_weights(inputs.shape[col_axis], self.size[1])
+        rows = interp_weights(size_in[0], size[0])
+        cols = interp_weights(size_in[1], size[1])
         # Caffe blends along the width first, then along the height.
         top = _blend(ops.take(inputs, rows.lower, axis=row_axis), col_axis, cols)
         bottom = _blend(ops.take(inputs, rows.lower + rows.step, axis=row_axis), col_axis, cols)
         return _mix(top, bottom, row_axis, rows)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(shrink_factor=self.shrink_factor, zoom_factor=self.zoom_factor)
+        return config
 
 
 @saving.register_keras_serializable(package=PACKAGE)

@@ -55,3 +55,16 @@ def test_rejects_bad_arguments(layer_class, arguments, message):
     with pytest.raises(ValueError, match=message) as raised:
         layer_class(**arguments)
     assert "Received:" in str(raised.value)
+
+
+@pytest.mark.parametrize("shrink, zoom", [(1, 3), (2, 1), (3, 2)])
+def test_bilinear_interp_by_factors_sizes_each_input_as_the_fork(
+    shrink, zoom, free_size_model, config_round_trip, assert_close
+):
+    layer = BilinearInterp(None, shrink_factor=shrink, zoom_factor=zoom)
+    config_round_trip(layer)
+    model = free_size_model(layer, (None, None, 2))
+    for height, width in [(5, 7), (8, 4)]:
+        x = np.random.default_rng(height).standard_normal((1, height, width, 2)).astype(np.float32)
+        size = tuple((n - 1) // shrink * zoom + 1 for n in (height, width))
+        assert_close(model.predict_on_batch(x), np.asarray(BilinearInterp(size)(x)))

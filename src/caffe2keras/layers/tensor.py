@@ -139,30 +139,58 @@ class Crop(layers.Layer):
     Called on ``[x, reference]`` it crops ``x`` and ignores the reference's values: Caffe's Crop
     takes the blob whose shape it matches as a second bottom, and keeping it an input keeps it
     connected in the Keras graph.
+
+    A ``size`` of None is read when the layer runs: the reference's size on that axis, or,
+    without a reference, what is left of ``x`` once ``end_trim[i]`` elements are dropped from
+    the end (for models converted with free input sizes).
     """
 
-    def __init__(self, begin, size, **kwargs):
+    def __init__(self, begin, size, end_trim=None, **kwargs):
         super().__init__(**kwargs)
         self.begin = tuple(int(b) for b in begin)
-        self.size = tuple(int(s) for s in size)
-        if len(self.begin) != len(self.size) or min(self.begin, default=0) < 0 or min(self.size, default=1) < 1:
+        self.size = tuple(None if s is None else int(s) for s in size)
+        self.end_trim = tuple(int(t) for t in (end_trim or (0,) * len(self.begin)))
+        known = [s for s in self.size if s is not None]
+        if (
+            len(self.begin) != len(self.size)
+            or len(self.end_trim) != len(self.begin)
+            or min(self.begin, default=0) < 0
+            or min(self.end_trim, default=0) < 0
+            or min(known, default=1) < 1
+        ):
             raise ValueError(
-                "begin and size need one value per non-batch axis, begin >= 0 and size >= 1. "
-                f"Received: begin={self.begin}, size={self.size}"
+                "begin, size and end_trim need one value per non-batch axis, begin >= 0, end_trim >= 0 and "
+                f"size >= 1 or None. Received: begin={self.begin}, size={self.size}, end_trim={self.end_trim}"
             )
 
+    def _sizes(self, shape, reference_shape):
+        """Per non-batch axis, the cropped size (None where it is not known yet)."""
+        sizes = []
+        for axis, (b, s, t) in enumerate(zip(self.begin, self.size, self.end_trim), start=1):
+            if s is None:
+                if reference_shape is not None:
+                    s = reference_shape[axis]
+                elif shape[axis] is not None:
+                    s = shape[axis] - b - t
+            sizes.append(s)
+        return sizes
+
     def call(self, inputs):
-        x = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
-        index = (slice(None), *(slice(b, b + s) for b, s in zip(self.begin, self.size)))
+        x, reference = inputs if isinstance(inputs, (list, tuple)) else (inputs, None)
+        sizes = self._sizes(x.shape, None if reference is None else reference.shape)
+        index = (slice(None), *(slice(b, b + s) for b, s in zip(self.begin, sizes)))
         return x[index]
 
     def compute_output_shape(self, input_shape):
-        shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
-        return (shape[0], *self.size)
+        if isinstance(input_shape[0], (list, tuple)):
+            shape, reference_shape = input_shape
+        else:
+            shape, reference_shape = input_shape, None
+        return (shape[0], *self._sizes(shape, reference_shape))
 
     def get_config(self):
         config = super().get_config()
-        config.update(begin=self.begin, size=self.size)
+        config.update(begin=self.begin, size=self.size, end_trim=self.end_trim)
         return config
 
 

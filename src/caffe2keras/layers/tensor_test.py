@@ -82,3 +82,15 @@ def test_weighted_sum_needs_one_input_per_coefficient():
     with pytest.raises(ValueError, match="one input per coefficient") as raised:
         WeightedSum([1.0, 2.0])([X, X, X])
     assert "Received: 3 inputs" in str(raised.value)
+
+
+def test_crop_of_free_sizes_reads_them_when_it_runs(free_size_model):
+    trimmed = free_size_model(Crop((1, 2, 0), (None, None, 3), end_trim=(2, 1, 0)), (None, None, 3))
+    like_reference = free_size_model(Crop((1, 2, 0), (None, None, 3)), (None, None, 3), (None, None, 1))
+    for height, width in [(7, 9), (10, 5)]:
+        x = np.arange(height * width * 3, dtype=np.float32).reshape(1, height, width, 3)
+        np.testing.assert_array_equal(trimmed.predict_on_batch(x), x[:, 1 : height - 2, 2 : width - 1])
+        reference = np.zeros((1, height - 4, width - 3, 1), np.float32)
+        np.testing.assert_array_equal(
+            like_reference.predict_on_batch([x, reference]), x[:, 1 : height - 3, 2 : width - 1]
+        )

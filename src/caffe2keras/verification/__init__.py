@@ -53,7 +53,8 @@ def blob_writers(graph: Graph) -> list[tuple[BlobRef, tuple[Writer, ...]]]:
 
 
 def _keras_blobs(model, graph: Graph, arrays: Mapping[str, np.ndarray], layout: Layout) -> list[np.ndarray]:
-    outputs = model([layout.to_keras(arrays[ref.name]) for ref in graph.inputs], training=False)
+    feed = [layout.to_keras(arrays[ref.name]) for ref in graph.inputs]
+    outputs = model(feed[0] if len(feed) == 1 else feed, training=False)  # the model's own structure
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return [layout.to_caffe(np.asarray(y)) for y in outputs]
 
@@ -104,7 +105,9 @@ def verify(
             ``.npy`` files in Caffe's NCHW layout; other files are images (see :func:`read_input`).
             Inputs not given are drawn from a standard normal distribution seeded with ``seed``.
             An input's shape replaces the prototxt's, as a reshape in pycaffe would.
-        input_shapes: Caffe shapes of inputs the prototxt does not fix, as for ``convert``.
+        input_shapes: Caffe shapes of inputs the prototxt does not fix, as for ``convert``. With
+            free sizes (None) the model is converted once for any size and run at the sizes of
+            ``inputs`` (which must then be given).
         atol, rtol: a blob is within tolerance when ``max|y - ref| <= atol + rtol * max|ref|``.
         data_format: the Keras model's layout; blobs are compared in Caffe's layout.
         on_step: called with a short description as each stage starts (for progress display).
@@ -127,8 +130,14 @@ def verify(
     outputs = [ref for ref, writers in blobs if writers]
 
     step("converting")
+    # Free sizes stay free: the model is converted once, as for any size, and run at the inputs' sizes.
+    free = {name: shape for name, shape in (input_shapes or {}).items() if None in tuple(shape)}
     model = convert(
-        prototxt, weights, input_shapes=shapes, outputs=[ref.name for ref in outputs], data_format=data_format
+        prototxt,
+        weights,
+        input_shapes={**shapes, **free},
+        outputs=[ref.name for ref in outputs],
+        data_format=data_format,
     )
     step("running the Keras model")
     ours = dict(zip(outputs, _keras_blobs(model, graph, arrays, Layout(data_format))))

@@ -75,6 +75,8 @@ def _read_image(path: Path, shape: Shape | None, blob: str) -> tuple[np.ndarray,
         raise VerifyError(
             f"OpenCV cannot read {str(path)!r} as an image (nor is it a .npy file). Received: input={str(path)!r}"
         )
+    # A free size (None) takes the image's own.
+    height, width = (own if wanted is None else wanted for wanted, own in zip((height, width), image.shape[:2]))
     image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     image = image[:, :, None] if image.ndim == 2 else image
     order = "gray" if channels == 1 else "BGR"
@@ -144,10 +146,15 @@ def prepare_inputs(
                 f"no shape is known for input blob {name!r}; give it an input file, or a shape with "
                 f"--input-shape {name}=N,C,H,W (input_shapes=). Received: input_shapes={dict(input_shapes or {})!r}"
             )
+        elif None in shape:
+            raise InputShapeError(
+                f"input blob {name!r} has free sizes {shape}; give it an input of the size to run at "
+                f"(inputs=, CLI: --input {name}=FILE). Received: input_shapes={dict(input_shapes or {})!r}"
+            )
         else:
             array, source = rng.standard_normal(shape, dtype=np.float32), f"random normal (seed {seed})"
         wanted = (input_shapes or {}).get(name)
-        if wanted is not None and tuple(wanted) != array.shape:
+        if wanted is not None and not fits(wanted, array.shape):
             raise InputShapeError(
                 f"input blob {name!r} gets an array of shape {array.shape}, but its shape is given as "
                 f"{tuple(wanted)}. Received: input_shapes={dict(input_shapes or {})!r}"
@@ -155,6 +162,11 @@ def prepare_inputs(
         arrays[name] = array
         infos.append(InputInfo(name, tuple(array.shape), source))
     return arrays, infos
+
+
+def fits(shape: Sequence[int | None], actual: Sequence[int]) -> bool:
+    """Whether an array of shape ``actual`` fits ``shape``, where None is a free size."""
+    return len(shape) == len(actual) and all(d is None or d == a for d, a in zip(shape, actual))
 
 
 # ---------------------------------------------------------------------------------------------
