@@ -67,20 +67,22 @@ class Run:
     wall_s: float
     peak_rss_mb: float
     cpu_s: float
+    output: str  # what the command printed
 
 
 def measure(command: list[str]) -> Run:
     """Run ``command``; its wall time, its own peak RSS (not its siblings') and CPU time."""
-    with tempfile.TemporaryFile() as errors:
+    with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
         start = time.perf_counter()
-        process = subprocess.Popen(command, env=child_env(), stdout=subprocess.DEVNULL, stderr=errors)
+        process = subprocess.Popen(command, env=child_env(), stdout=output, stderr=errors)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
             errors.seek(0)
             raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{errors.read().decode()}")
-    return Run(wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+        output.seek(0)
+        return Run(wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, output.read().decode())
 
 
 def median(runs: list[Run], field: str) -> float:

@@ -102,3 +102,11 @@ def test_unknown_blob_names_are_listed():
     graph = graph_of(TRAIN_VAL, input_shapes={"data": (1, 4)})
     with pytest.raises(NetError, match="Received: blob='fc7'"):
         graph.blob("fc7")
+
+
+@pytest.mark.parametrize("shape", [(0, 1, 28, 28), (-1, 1, 28, 28), ()])
+def test_input_shapes_must_be_positive(shape):
+    with pytest.raises(
+        InputShapeError, match=r"sizes must be whole numbers >= 1, or None .* Received: input_shapes\['data'\]="
+    ):
+        graph_of(TRAIN_VAL, input_shapes={"data": shape})

@@ -58,6 +58,8 @@ def test_unknown_input_shapes_leave_the_shapes_unknown_not_an_error(mixed):
     rows = {row.name: row for row in summary.rows}
     assert rows["conv"].status == "unknown" and rows["conv"].top_shapes == (None,)
     assert "--input-shape" in summary.totals
+    # fc reads conv as the in-place ReLU left it: the reason names Caffe's blob, not a graph version.
+    assert rows["fc"].status == "unknown" and rows["fc"].reason == "the shape of conv is not known"
 
 
 def test_weights_give_the_counts_and_blobs_that_do_not_fit_are_errors(mixed, tmp_path):

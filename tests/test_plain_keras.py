@@ -150,3 +150,14 @@ def test_importing_the_layers_leaves_the_backend_to_keras(tmp_path):
     script = "import os, caffe2keras.layers, keras; print(keras.backend.backend(), os.environ.get('KERAS_BACKEND'))"
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["numpy", "None"]
+
+
+def test_importing_caffe2keras_defaults_to_jax_where_the_configured_backend_is_missing(tmp_path):
+    """`import caffe2keras, keras` must not fail on Keras' default when that backend is not installed."""
+    if importlib.util.find_spec("openvino") is not None:
+        pytest.skip("openvino is installed: it cannot stand for a missing backend")
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "openvino"}))
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"KERAS_HOME": str(tmp_path)}
+    script = "import caffe2keras, keras; print(keras.backend.backend())"
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["jax"]

@@ -118,6 +118,57 @@ def test_predict_errors_name_the_file(tiny, tmp_path, capsys):
     assert "none.keras: no such file." in capsys.readouterr().err
 
 
+FREE_SIZE_NET = """
+name: "free"
+input: "data" input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" pooling_param { pool: AVE global_pooling: true } }
+layer { name: "prob" type: "Softmax" bottom: "pool" top: "prob" }
+"""
+
+
+def test_predict_runs_a_free_size_model_at_each_images_own_size(tmp_path, capsys):
+    """Global average pooling then softmax: each image's answer is its mean BGR pixel, by hand."""
+    prototxt = tmp_path / "free.prototxt"
+    prototxt.write_text(FREE_SIZE_NET)
+    model_path = tmp_path / "free.keras"
+    argv = ["convert", str(prototxt), "-o", str(model_path), "--input-shape", "data=1,3,?,?", "--mean", "104,117,123"]
+    assert main([*argv, "-q"]) == 0
+    sizes = [(6, 5), (9, 7), (6, 5)]  # two sizes: a batch of two and a batch of one
+    images = [RNG.integers(0, 256, (*size, 3), dtype=np.uint8) for size in sizes]
+    paths = [write_image(tmp_path / f"im{i}.png", image) for i, image in enumerate(images)]
+    capsys.readouterr()
+    assert main(["predict", str(model_path), *paths, "--json", "--top", "3"]) == 0
+    for entry, image in zip(json.loads(capsys.readouterr().out), images):
+        mean_bgr = image[..., ::-1].reshape(-1, 3).astype(np.float64).mean(axis=0) - [104, 117, 123]
+        expected = np.exp(mean_bgr - mean_bgr.max()) / np.exp(mean_bgr - mean_bgr.max()).sum()
+        by_class = {t["class"]: t["probability"] for t in entry["top"]}
+        np.testing.assert_allclose([by_class[c] for c in range(3)], expected, atol=1e-5)
+
+
+def test_predict_on_caffe_files_says_to_convert_first(tiny, tmp_path, capsys):
+    prototxt, weights = tiny
+    image = write_image(tmp_path / "im.png", RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8))
+    for path, kind in ((prototxt, "a Caffe net definition"), (weights, "a Caffe weights file")):
+        assert main(["predict", str(path), image]) == 1
+        err = capsys.readouterr().err
+        assert f"{path}: this is {kind}, not a .keras model; convert it first with caffe2keras convert." in err
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert main(["predict", str(tmp_path / "notes.txt"), image]) == 1
+    err = capsys.readouterr().err
+    assert "not a .keras model (a .keras file is a zip archive)" in err and "SavedModel" not in err
+
+
+def test_predict_says_a_directory_is_a_directory(tiny, tmp_path, capsys):
+    prototxt, weights = tiny
+    model_path = tmp_path / "tiny.keras"
+    assert main(["convert", str(prototxt), str(weights), "-o", str(model_path), "--preprocess", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model_path), str(tmp_path)]) == 1
+    assert f"{tmp_path}: is a directory, not an image file." in capsys.readouterr().err
+    assert main(["predict", str(tmp_path), str(model_path)]) == 1
+    assert f"{tmp_path}: is a directory, not a .keras model file." in capsys.readouterr().err
+
+
 def test_bad_mean_is_an_error_and_leaves_no_file(tiny, tmp_path, capsys):
     prototxt, weights = tiny
     output = tmp_path / "m.keras"
@@ -196,6 +247,28 @@ def test_decode_predictions():
     assert caffe2keras.decode_predictions(preds, top=1)[0] == [(1, "1", pytest.approx(0.4))]
     with pytest.raises(caffe2keras.PreprocessingError, match="3 labels, but output 'preds' has 4"):
         caffe2keras.decode_predictions(preds, LABELS[:3])
+
+
+def test_decode_predictions_takes_the_labels_the_model_carries(tiny, tmp_path):
+    prototxt, weights = tiny
+    model = caffe2keras.convert(prototxt, weights, preprocessing={}, labels=LABELS)
+    image = RNG.integers(0, 256, (1, 6, 5, 3)).astype(np.float32)
+    top = caffe2keras.decode_predictions(model.predict(image, verbose=0), model=model, top=1)
+    best = int(np.argmax(probabilities(image[0])))
+    assert top == [[(best, LABELS[best], pytest.approx(probabilities(image[0])[best], abs=1e-5))]]
+    with pytest.raises(caffe2keras.PreprocessingError, match="3 labels, but output 'prob' has 4"):
+        caffe2keras.decode_predictions(model.predict(image, verbose=0), LABELS[:3], model=model)
+
+
+def test_predict_names_the_models_output_when_labels_do_not_fit(tiny, tmp_path, capsys):
+    prototxt, weights = tiny
+    model_path = tmp_path / "tiny.keras"
+    assert main(["convert", str(prototxt), str(weights), "-o", str(model_path), "--preprocess", "-q"]) == 0
+    image = write_image(tmp_path / "im.png", RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8))
+    (tmp_path / "three.txt").write_text("a\nb\nc\n")
+    capsys.readouterr()
+    assert main(["predict", str(model_path), image, "--labels", str(tmp_path / "three.txt")]) == 1
+    assert "there are 3 labels, but output 'prob' has 4 values per image" in capsys.readouterr().err
 
 
 def test_read_labels_keeps_whole_lines(tmp_path):

@@ -124,6 +124,18 @@ def test_errors_list_every_unpaired_layer_and_mismatch_and_change_nothing(small_
     assert all(np.array_equal(w.numpy(), b) for w, b in zip(model.weights, before))
 
 
+def test_nets_that_hardly_pair_are_summarized(small_net):
+    unrelated = keras.Sequential([keras.Input((7,)), *(keras.layers.Dense(7 + i, name=f"d{i}") for i in range(8))])
+    with pytest.raises(caffe2keras.WeightsPairingError) as caught:
+        caffe2keras.load_caffe_weights(unrelated, *small_net)
+    error = caught.value
+    assert len(error.unpaired_caffe) + len(error.unpaired_keras) + len(error.mismatches) == 12
+    lines = str(error).splitlines()
+    assert lines[0].endswith("4 weighted Caffe layers, 0 paired; the first 10 of 12 problem(s):")
+    assert len(lines) == 1 + 10 + 1
+    assert lines[-1].startswith("Pair layers yourself with mapping={caffe_layer: keras_layer}")
+
+
 def test_mapping_problems_are_listed(small_net):
     model = keras_twin("channels_last")
     with pytest.raises(caffe2keras.WeightsPairingError, match="no Caffe layer with weights named 'nope'"):
@@ -230,7 +242,10 @@ def test_cli_writes_nothing_when_layers_do_not_pair(small_net, tmp_path, capsys)
     keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]).save(architecture)
     status = main(["weights", *map(str, small_net), "--into", str(architecture), "-o", str(output)])
     assert status == 1 and not output.exists() and not list(tmp_path.glob("*.partial*"))
-    assert "no weight was changed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no weight was changed" in err
+    assert "Pair layers yourself with --map CAFFE=KERAS (CAFFE= leaves a Caffe layer out)." in err
+    assert "mapping=" not in err
     assert main(["weights", *map(str, small_net), "--into", "keras.applications.Nope", "-o", str(output)]) == 2
     assert main(["weights", *map(str, small_net), "--into", "model.h5", "-o", str(output)]) == 2
 

@@ -124,6 +124,31 @@ def test_report_rows_follow_network_order_with_in_place_blobs_after_their_last_w
     assert report.describe_first_divergence()[0] == "first divergence: deconv5 (layer act6, TanH)"
 
 
+@pytest.mark.parametrize("where", ["under_a_file", "a_directory", "proc"])
+def test_an_unwritable_json_report_is_refused_before_the_run(where, tmp_path, capsys, monkeypatch):
+    import caffe2keras.verification
+
+    (tmp_path / "afile").write_text("")
+    path, reason = {
+        "under_a_file": (
+            tmp_path / "afile" / "r.json",
+            f"cannot write the file: {tmp_path / 'afile'} is not a directory",
+        ),
+        "a_directory": (tmp_path, "is a directory; --json takes a file name."),
+        "proc": (Path("/proc/r.json"), "cannot write the file: cannot create files in /proc"),
+    }[where]
+    if where == "proc" and not Path("/proc").is_dir():
+        pytest.skip("no /proc here")
+
+    def the_long_run(*args, **kwargs):
+        raise AssertionError("the verification ran before the output was checked")
+
+    monkeypatch.setattr(caffe2keras.verification, "verify", the_long_run)
+    assert main(["verify", "net.prototxt", "net.caffemodel", "--json", str(path)]) == 2
+    assert f"caffe2keras: error: {path}: {reason}" in capsys.readouterr().err
+    assert not path.exists() or path.is_dir()
+
+
 @requires_shared
 def test_json_report_is_written_and_parses(tmp_path, capsys):
     blobs = golden_blobs(SLICE_CASE)

@@ -29,6 +29,13 @@ def test_the_shipped_catalog_is_in_schema_and_lists_at_least_25_nets():
         assert net.files["prototxt"]["hash"] and net.files["weights"]["hash"], net.name
 
 
+def test_the_catalog_speaks_to_users_not_of_how_its_facts_were_gathered():
+    text = json.dumps(shipped()).lower()
+    assert "search index" not in text and "search-index" not in text
+    vgg = next(net for net in shipped()["nets"] if net["name"] == "vgg16")
+    assert "also appears in a third-party readme using the same URL" in vgg["notes"]
+
+
 def test_non_commercial_licences_are_flagged():
     flagged = {net.name for net in validate_catalog(shipped()) if net.non_commercial}
     assert {"finetune_flickr_style", "vgg19", "openpose_coco"} <= flagged

@@ -226,3 +226,39 @@ def test_cli_download_prints_licence_and_paths(zoo, capsys, tmp_path):
     assert main(["zoo", "download", "tiny", "--dir", str(tmp_path / "here")]) == 0
     out = capsys.readouterr().out
     assert "NON-COMMERCIAL" in out and str(tmp_path / "here" / "tiny.caffemodel") in out
+
+
+def test_an_unreachable_host_is_not_called_a_drop(zoo, tmp_path, monkeypatch):
+    entry = zoo.entries["tiny"]
+    entry["files"]["weights"]["urls"] = ["http://127.0.0.1:1/tiny.caffemodel"]  # nothing listens on port 1
+    monkeypatch.setenv("CAFFE2KERAS_ZOO_CATALOG", str(write_catalog(tmp_path / "down.json", [entry])))
+    with pytest.raises(DownloadError) as caught:
+        download("tiny", retries=0, echo=lambda line: None)
+    message = str(caught.value)
+    assert "cannot reach the host (ConnectionError)" in message and "--from DIR (or $CAFFE2KERAS_ZOO_FROM)" in message
+    assert "dropped" not in message and "resume" not in message
+
+
+def test_a_local_file_with_another_hash_is_named_and_kept(zoo, tmp_path):
+    local = tmp_path / "local"
+    local.mkdir()
+    for path in ("deploy.prototxt", "labels.txt"):
+        (local / path).write_bytes(zoo.files[f"/tiny/{path}"])
+    (local / "tiny.caffemodel").write_bytes(b"\x00" * 100)
+    with pytest.raises(HashMismatchError) as caught:
+        download("tiny", from_dir=local, echo=lambda line: None)
+    message = str(caught.value)
+    assert message.startswith(
+        f"{local / 'tiny.caffemodel'}: this local file's SHA256 hash does not match the catalog's"
+    )
+    assert "Received: sha256=" + hashlib.sha256(b"\x00" * 100).hexdigest() in message
+    assert "download" not in message.lower() and "deleted" not in message.lower()
+    assert (local / "tiny.caffemodel").read_bytes() == b"\x00" * 100
+    assert zoo.requests == []
+
+
+def test_missing_labels_are_a_caffe2keras_warning(zoo, capsys):
+    del zoo.files["/tiny/labels.txt"]
+    assert main(["zoo", "download", "tiny", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("caffe2keras: warning: tiny: no labels: ") and "class numbers" in err

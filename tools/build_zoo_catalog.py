@@ -270,8 +270,24 @@ def net(facts: dict, *, name=None, prototxt=None, weights=None, input_shape=None
         "license": licence_of(facts),
         "citation": facts["paper"],
         "conflicts": [f"{conflict['field']}: {conflict['detail']}" for conflict in facts["conflicts"]],
-        "notes": facts["notes"],
+        "notes": plain(facts["notes"]),
     }
+
+
+# How the facts were gathered (a code search index and its file ids) means nothing to a user.
+RESEARCH_JARGON = (
+    (re.compile(r" \(search-index (?:file )?id \d+\)"), ""),
+    (re.compile(r" seen in the search index"), " in public code"),
+)
+
+
+def plain(notes: str | None) -> str | None:
+    """The facts' notes without the jargon of how they were gathered; the facts themselves stay."""
+    if notes is None:
+        return None
+    for jargon, replacement in RESEARCH_JARGON:
+        notes = jargon.sub(replacement, notes)
+    return notes
 
 
 def mtcnn_stages(facts: dict) -> list[dict]:

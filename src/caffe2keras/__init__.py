@@ -1,12 +1,15 @@
 """caffe2keras: Caffe models (prototxt + caffemodel) to Keras 3, with Caffe's exact numbers.
 
 Names are imported on first use (PEP 562), so ``import caffe2keras`` is quick and the
-command line's ``--help`` imports neither Keras nor a backend. Importing the package picks
-no backend either, so ``import caffe2keras.layers`` (all that loading a saved model needs)
-leaves the choice to Keras; the conversion side defaults to JAX when it is first used.
+command line's ``--help`` imports neither Keras nor a backend. Importing the package
+overrides no working backend choice, so ``import caffe2keras.layers`` (all that loading a
+saved model needs) leaves a configured backend to Keras; the conversion side defaults to
+JAX when it is first used.
 """
 
 import importlib
+import importlib.util
+import json
 import os
 
 from caffe2keras._version import __version__ as __version__
@@ -15,6 +18,23 @@ from caffe2keras._version import __version__ as __version__
 def use_default_backend() -> None:
     """JAX, unless the user set ``KERAS_BACKEND``; takes effect only before Keras is imported."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
+
+
+def _keras_configured_backend() -> str:
+    """The backend Keras will load without ``KERAS_BACKEND``: its config file's, else its default."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as file:
+            return str(json.load(file).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+# Keras' own default, TensorFlow, is seldom installed beside caffe2keras (which brings JAX): where
+# the backend Keras would load is missing, `import keras` would fail, so JAX becomes the default.
+# A backend that is set, or configured and installed, is left alone.
+if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec(_keras_configured_backend()) is None:
+    use_default_backend()
 
 
 # Public name -> the module that defines it.
@@ -31,6 +51,7 @@ _EXPORTS = {
     "decode_predictions": "caffe2keras.labels",
     "model_labels": "caffe2keras.labels",
     "read_labels": "caffe2keras.labels",
+    "export_model": "caffe2keras.export",
     "save_model": "caffe2keras.saving",
     "summarize": "caffe2keras.summary",
     "NetSummary": "caffe2keras.summary",
@@ -40,11 +61,13 @@ _EXPORTS = {
     "verify": "caffe2keras.verification",
     **dict.fromkeys(
         (
+            "ArgumentError",
             "CacheError",
             "Caffe2KerasError",
             "ConversionWarning",
             "DownloadError",
             "HashMismatchError",
+            "ExportError",
             "InputShapeError",
             "LayerError",
             "ModelFileError",

@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 
 from caffe2keras.builder import build_model, check_supported
 from caffe2keras.caffe import read_net, read_weights
+from caffe2keras.caffe.limits import check_path_type
 from caffe2keras.converters.base import Converter, LayerRule, Node, ShapeRule, register_rule, rule_for
-from caffe2keras.errors import ConversionWarning, NetError, RegistryError
+from caffe2keras.errors import ArgumentError, ConversionWarning, NetError, RegistryError
 from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, infer_shapes, is_dropped_type
 from caffe2keras.labels import check_label_count, read_labels
 from caffe2keras.layout import Layout
@@ -55,6 +56,8 @@ def convert(
         outputs are named after their blobs. Raises :class:`caffe2keras.Caffe2KerasError`.
     """
     layout = Layout(data_format)
+    if outputs is not None and (isinstance(outputs, str) or not all(isinstance(n, str) for n in outputs)):
+        raise ArgumentError(f"outputs must be a list of blob names, or None. Received: outputs={outputs!r}")
     net = read_net(prototxt)
     graph = graph_of(net, input_shapes)
     if outputs is not None:
@@ -68,8 +71,9 @@ def convert(
     with Progress(progress) as bars:
         loaded = None
         if weights is not None:
+            check_path_type(weights, "weights")
             with bars.phase("reading", None, detail=os.path.basename(weights)):
-                loaded = read_weights(weights)
+                loaded = read_weights(weights, {op.name for op in graph.ops})
         with bars.phase("building", len(graph.ops)) as advance:
             model = build_model(
                 graph,
@@ -158,11 +162,13 @@ def register_converter(
             (data layers become inputs; losses, ``Accuracy`` and ``Silence`` are dropped).
     """
     if not isinstance(layer_type, str) or not layer_type:
-        raise TypeError(f"layer_type must be a non-empty string. Received: layer_type={layer_type!r}")
+        raise ArgumentError(f"layer_type must be a non-empty string. Received: layer_type={layer_type!r}")
     if not callable(convert):
-        raise TypeError(f"convert must be callable as convert(node). Received: convert={convert!r}")
+        raise ArgumentError(f"convert must be callable as convert(node). Received: convert={convert!r}")
     if shapes is not None and not callable(shapes):
-        raise TypeError(f"shapes must be callable as shapes(op, input_shapes), or None. Received: shapes={shapes!r}")
+        raise ArgumentError(
+            f"shapes must be callable as shapes(op, input_shapes), or None. Received: shapes={shapes!r}"
+        )
     if layer_type in DATA_LAYER_TYPES or is_dropped_type(layer_type):
         role = "become the net's inputs" if layer_type in DATA_LAYER_TYPES else "are dropped at inference"
         raise RegistryError(

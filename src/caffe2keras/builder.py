@@ -18,8 +18,18 @@ from caffe2keras.caffe.weights import LayerWeights, Weights  # noqa: E402
 from caffe2keras.converters import base  # noqa: E402
 from caffe2keras.converters.base import Node, Step  # noqa: E402
 from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError  # noqa: E402
-from caffe2keras.graph import BlobRef, Graph, Op, apply_shape_rule, free_size_error, has_free_dims  # noqa: E402
+from caffe2keras.graph import (  # noqa: E402
+    BlobRef,
+    Graph,
+    Op,
+    apply_shape_rule,
+    check_blob_shape,
+    check_top_count,
+    free_size_error,
+    has_free_dims,
+)
 from caffe2keras.layout import Layout  # noqa: E402
+from caffe2keras.recursion import recursion_room  # noqa: E402
 from caffe2keras.sharing import SharedParameters  # noqa: E402
 
 
@@ -165,6 +175,10 @@ def build_model(
     ``input_layers`` puts a layer between an input blob's ``keras.Input`` and the net (Caffe's
     preprocessing); it is named ``<input>_preprocess``.
     """
+    if outputs is not None and not outputs:
+        raise NetError(
+            "outputs names no blob; name at least one, or pass None for the net's outputs. Received: outputs=[]"
+        )
     output_refs = graph.outputs if outputs is None else [graph.blob(name) for name in outputs]
     if not output_refs:
         raise NetError("the net has no outputs: every blob is consumed by a layer.")
@@ -173,17 +187,21 @@ def build_model(
     needed = _needed_ops(graph, output_refs)
     ops = [op for op in graph.ops if id(op) in needed]
     builder = _Builder(graph, weights, layout, rule_for, ops, input_layers or {})
-    for op in ops:
+    for op in graph.ops:
+        if id(op) not in needed:
+            builder.validate(op)
+            continue
         if on_layer is not None:
             on_layer(op)
         builder.convert(op)
     model_outputs = builder.outputs(output_refs)
     # One input or output is a tensor, as in keras.applications; several stay a list.
-    return keras.Model(
-        _single_or_list(builder.inputs),
-        _single_or_list(model_outputs),
-        name=keras_name(graph.name or "caffe_net"),
-    )
+    with recursion_room(len(graph.ops)):
+        return keras.Model(
+            _single_or_list(builder.inputs),
+            _single_or_list(model_outputs),
+            name=keras_name(graph.name or "caffe_net"),
+        )
 
 
 def _single_or_list(tensors: list):
@@ -213,23 +231,46 @@ class _Builder:
                 tensor = layer(tensor)
             self.tensors[ref], self.producer_name[ref] = tensor, name
 
-    def convert(self, op: Op) -> None:
+    def _converted(self, op: Op):
+        """The node of ``op``, its Caffe output shapes (None without a shape rule) and its steps,
+        its parameters and weights checked."""
         rule = self.rule_for(op.type)
         in_shapes = tuple(self.graph.shapes[b] for b in op.bottoms)
-        out_shapes = tuple(apply_shape_rule(rule.shapes, op, list(in_shapes))) if rule.shapes else None
         layer_weights = None
         if self.weights is not None:
             found: LayerWeights | None = self.weights.get(op.name)
             layer_weights = found.blobs if found is not None else ()
-        node = Node(op, in_shapes, out_shapes or (), self.layout, layer_weights)
         try:
+            out_shapes = tuple(apply_shape_rule(rule.shapes, op, list(in_shapes))) if rule.shapes else None
+            for top, shape in zip(op.tops, out_shapes or ()):
+                check_blob_shape(shape, op.name, op.type, f"top {top.name!r}")
+            node = Node(op, in_shapes, out_shapes or (), self.layout, layer_weights)
             steps = rule.convert(node)
+        except Caffe2KerasError:
+            raise
         except TypeError:
             if has_free_dims(in_shapes):  # arithmetic on a size that is only known when the model runs
                 raise free_size_error(op, in_shapes) from None
             raise
+        except (ArithmeticError, ValueError) as exc:  # a parameter no check caught; still the net's doing
+            raise LayerError(
+                op.name, op.type, f"the layer's parameters cannot be used: {type(exc).__name__}: {exc}", "type", op.type
+            ) from exc
         steps = [steps] if isinstance(steps, Step) else list(steps)
         node.check_all_blobs_used()
+        return node, out_shapes, steps
+
+    def validate(self, op: Op) -> None:
+        """Check a layer no output needs, as Caffe sets up every layer: parameters, shapes, weights."""
+        if self.rule_for(op.type).shapes is None or any(b not in self.graph.shapes for b in op.bottoms):
+            return  # a plugin without a shape rule, or downstream of one: nothing to check against
+        _, out_shapes, _ = self._converted(op)
+        check_top_count(op, len(out_shapes))
+        self.graph.shapes.update(zip(op.tops, out_shapes))
+
+    def convert(self, op: Op) -> None:
+        node, out_shapes, steps = self._converted(op)
+        in_shapes, layer_weights = node.in_shapes, node.weights
         steps = self.shared.apply(node, steps)
         # A layer without bottoms (Parameter) is wired to the first net input, which it ignores.
         bottoms = [self.tensors[b] for b in op.bottoms] or self.inputs[:1]
@@ -239,14 +280,7 @@ class _Builder:
             produced = self._apply(op, [Step(keras.layers.Identity(), inputs=(0,))], bottoms) * len(op.tops)
         for blob in layer_weights or ():
             release_pages(blob.data)  # the layer's variables hold their own copies now
-        if len(produced) != len(op.tops):
-            raise LayerError(
-                op.name,
-                op.type,
-                f"the converter made {len(produced)} outputs for {len(op.tops)} tops",
-                "top",
-                [t.name for t in op.tops],
-            )
+        check_top_count(op, len(produced))
         for index, (top, tensor) in enumerate(zip(op.tops, produced)):
             self.graph.shapes[top] = self._checked_shape(op, index, tensor, in_shapes, out_shapes)
             self.tensors[top] = tensor

@@ -14,6 +14,10 @@ class Caffe2KerasError(Exception):
     """Base class of every error caffe2keras raises on purpose."""
 
 
+class ArgumentError(Caffe2KerasError, TypeError, ValueError):
+    """An argument of the API of the wrong type or out of range (also a TypeError and a ValueError)."""
+
+
 class SchemaError(Caffe2KerasError):
     """The Caffe schema (or a plugin's addition to it) does not compile."""
 
@@ -75,24 +79,60 @@ class PreprocessingError(Caffe2KerasError):
 class WeightsPairingError(Caffe2KerasError):
     """Caffe weights that do not all pair with the layers of a Keras model; no weight was changed."""
 
-    def __init__(self, target: str, unpaired_caffe: list[str], unpaired_keras: list[str], mismatches: list[str]):
+    PYTHON_HINT = "Pair layers yourself with mapping={caffe_layer: keras_layer} (None leaves a Caffe layer out)."
+    CLI_HINT = "Pair layers yourself with --map CAFFE=KERAS (CAFFE= leaves a Caffe layer out)."
+    # Past this many problems the nets hardly pair at all: a count and the first few say it.
+    SHOWN = 10
+
+    def __init__(
+        self,
+        target: str,
+        unpaired_caffe: list[str],
+        unpaired_keras: list[str],
+        mismatches: list[str],
+        *,
+        caffe_layers: int,
+        paired: int,
+        hint: str = PYTHON_HINT,
+    ):
+        self.target, self.caffe_layers, self.paired = target, caffe_layers, paired
         self.unpaired_caffe, self.unpaired_keras, self.mismatches = unpaired_caffe, unpaired_keras, mismatches
         problems = [
             *mismatches,
             *(f"Caffe layer {text}: no Keras layer pairs with it" for text in unpaired_caffe),
             *(f"Keras layer {text}: no Caffe layer pairs with it" for text in unpaired_keras),
         ]
+        heading = f"{len(problems)} problem(s)"
+        if len(problems) > self.SHOWN:
+            heading = f"{caffe_layers} weighted Caffe layers, {paired} paired; the first {self.SHOWN} of {heading}"
+            problems = problems[: self.SHOWN]
         super().__init__(
-            f"cannot load the Caffe weights into {target}; no weight was changed. {len(problems)} problem(s):\n  "
+            f"cannot load the Caffe weights into {target}; no weight was changed. {heading}:\n  "
             + "\n  ".join(problems)
-            + "\nPair layers yourself with mapping={caffe_layer: keras_layer} (None leaves a Caffe layer out). "
+            + f"\n{hint} "
             f"Received: unpaired_caffe={len(unpaired_caffe)}, unpaired_keras={len(unpaired_keras)}, "
             f"mismatches={len(mismatches)}"
+        )
+
+    def for_cli(self) -> WeightsPairingError:
+        """The same error with its hint in command-line terms (``--map``, not ``mapping=``)."""
+        return WeightsPairingError(
+            self.target,
+            self.unpaired_caffe,
+            self.unpaired_keras,
+            self.mismatches,
+            caffe_layers=self.caffe_layers,
+            paired=self.paired,
+            hint=self.CLI_HINT,
         )
 
 
 class VerifyError(Caffe2KerasError):
     """A verification that cannot be set up: a reference that cannot run, inputs that do not fit."""
+
+
+class ExportError(Caffe2KerasError):
+    """A model that cannot be exported: a missing ``caffe2keras[export]`` extra, or a layer the format cannot express."""
 
 
 class ConversionWarning(UserWarning):

@@ -20,10 +20,14 @@ size-dependent rules from the actual input when they run.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from caffe2keras.errors import InputShapeError, LayerError, NetError, ShapeError
+import numpy as np
+
+from caffe2keras.caffe.limits import MAX_BLOB_AXES, MAX_BLOB_COUNT
+from caffe2keras.errors import ArgumentError, InputShapeError, LayerError, NetError, ShapeError
 
 Shape = tuple[int | None, ...]
 
@@ -155,6 +159,55 @@ def _data_layer_shapes(layer) -> list[Shape | None]:
     return [None] * tops
 
 
+def _checked_input_shapes(input_shapes) -> dict[str, Shape]:
+    """``input_shapes`` as tuples of ints (None: a free size), or the package's own error."""
+    if input_shapes is None:
+        return {}
+    received = f"Received: input_shapes={input_shapes!r}"
+    if not isinstance(input_shapes, Mapping):
+        raise ArgumentError(f"input_shapes must map blob names to (N, C, H, W) shapes. {received}")
+    given = {}
+    for name, shape in input_shapes.items():
+        if not isinstance(name, str) or isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+            raise ArgumentError(f"input_shapes must map blob names to sequences of integers. {received}")
+        if not all(d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool)) for d in shape):
+            raise ArgumentError(f"the shape of input {name!r} must hold integers (or None). {received}")
+        given[name] = tuple(None if d is None else int(d) for d in shape)
+        if not given[name] or any(d is not None and d <= 0 for d in given[name]):
+            raise InputShapeError(
+                f"input_shapes[{name!r}]: sizes must be whole numbers >= 1, or None (CLI: ?) for a free size "
+                f"where the net allows one. Received: input_shapes[{name!r}]={given[name]!r}"
+            )
+    return given
+
+
+def check_blob_shape(shape: Shape, layer: str, layer_type: str, what: str) -> None:
+    """Caffe's ``Blob::Reshape`` checks: at most 32 axes, no negative dimension, at most INT_MAX
+    values (free sizes, None, are left out of the count)."""
+    fixed = [d for d in shape if d is not None]
+    if len(shape) > MAX_BLOB_AXES or any(d < 0 for d in fixed) or math.prod(fixed) > MAX_BLOB_COUNT:
+        raise ShapeError(
+            layer,
+            layer_type,
+            f"{what} would have shape {tuple(shape)}; Caffe allows at most {MAX_BLOB_AXES} axes, no negative "
+            f"dimension and at most {MAX_BLOB_COUNT:,} values",
+            "shape",
+            tuple(shape),
+        )
+
+
+def check_top_count(op: Op, produced: int) -> None:
+    """The layer's tops must name each blob its shape rule or converter makes."""
+    if produced != len(op.tops):
+        raise LayerError(
+            op.name,
+            op.type,
+            f"the layer produces {produced} blob(s) but names {len(op.tops)} top(s).",
+            "top",
+            [t.name for t in op.tops],
+        )
+
+
 def build_graph(
     net,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
@@ -169,7 +222,7 @@ def build_graph(
     With ``require_input_shapes=False`` an input without a known shape is no error; it is
     simply missing from ``graph.shapes`` (for callers that only need the inputs' names).
     """
-    given = {name: tuple(None if d is None else int(d) for d in shape) for name, shape in (input_shapes or {}).items()}
+    given = _checked_input_shapes(input_shapes)
     level = net.state.level if level is None else level
     stages = list(net.state.stage) if stages is None else list(stages)
     if phase is None:
@@ -205,6 +258,16 @@ def build_graph(
             silenced.update(layer.bottom)
         if is_dropped_type(layer.type):
             continue
+        if not layer.top:
+            # Caffe's CheckBlobCounts: every layer kept here makes at least one top.
+            raise LayerError(
+                layer.name,
+                layer.type,
+                "the layer has no top; Caffe refuses it (every layer but Silence and the losses "
+                "writes at least one blob). Name its output blob with 'top:'",
+                "top",
+                [],
+            )
         source_like = not layer.bottom and all(t in given for t in layer.top)
         if layer.type in DATA_LAYER_TYPES or source_like:
             if layer.bottom:
@@ -263,6 +326,7 @@ def build_graph(
         if not shape or any(d is not None and d <= 0 for d in shape):
             missing.append(f"{name!r} (from {origin})")
         else:
+            check_blob_shape(shape, origin, "input", f"input blob {name!r}")
             graph.shapes[ref] = shape
     unknown = sorted(set(given) - {name for name, _, _ in declared_inputs})
     if unknown:
@@ -320,15 +384,9 @@ def infer_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule]) -> None:
 
 def _infer_op_shapes(graph: Graph, op: Op, rule: ShapeRule) -> None:
     out_shapes = apply_shape_rule(rule, op, [graph.shapes[b] for b in op.bottoms])
-    if len(out_shapes) != len(op.tops):
-        raise LayerError(
-            op.name,
-            op.type,
-            f"the layer produces {len(out_shapes)} blob(s) but names {len(op.tops)} top(s).",
-            "top",
-            [t.name for t in op.tops],
-        )
+    check_top_count(op, len(out_shapes))
     for top, shape in zip(op.tops, out_shapes):
+        check_blob_shape(shape, op.name, op.type, f"top {top.name!r}")
         graph.shapes[top] = shape
 
 
@@ -340,7 +398,8 @@ def infer_known_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule | None])
     """
     unknown: dict[str, str] = {}
     for op in graph.ops:
-        missing = [str(b) for b in op.bottoms if b not in graph.shapes]
+        # Caffe's blob names: a version (an in-place layer's output) is internal to the graph.
+        missing = list(dict.fromkeys(b.name for b in op.bottoms if b not in graph.shapes))
         rule = rule_for(op)
         if missing:
             unknown[op.name] = f"the shape of {', '.join(missing)} is not known"

@@ -23,22 +23,41 @@ from caffe2keras.errors import ConversionWarning, ModelFileError, PreprocessingE
 class ImageInput:
     """The one image input of a model: its size, layout and channel order."""
 
-    height: int
-    width: int
+    height: int | None  # None: the model takes any height (a free size), and each image keeps its own
+    width: int | None
     channels: int
     data_format: str
     order: str  # "rgb", "bgr" or "gray"
     preprocessed: bool
 
 
+# Caffe's own files, by the endings its tools give them: handed to predict, they need converting first.
+CAFFE_FILE_KINDS = {
+    ".prototxt": "a Caffe net definition",
+    ".caffemodel": "a Caffe weights file",
+    ".caffemodel.h5": "a Caffe weights file",
+    ".binaryproto": "a Caffe mean file",
+}
+
+
 def load_model_file(path: str | os.PathLike):
     """A ``.keras`` file, loaded with ``safe_mode=True`` and caffe2keras' layers registered."""
+    if os.path.isdir(path):
+        raise ModelFileError(path, "is a directory, not a .keras model file.")
+    if not os.path.isfile(path):
+        raise ModelFileError(path, "no such file.")
+    kind = next((kind for ending, kind in CAFFE_FILE_KINDS.items() if os.fspath(path).endswith(ending)), None)
+    if kind is not None:
+        raise ModelFileError(path, f"this is {kind}, not a .keras model; convert it first with caffe2keras convert.")
+    if not zipfile.is_zipfile(path) and not os.fspath(path).endswith(".h5"):
+        # Keras would answer with its advice about TensorFlow SavedModels, which this is not either.
+        raise ModelFileError(
+            path, "not a .keras model (a .keras file is a zip archive); make one with caffe2keras convert."
+        )
     import keras
 
     import caffe2keras.layers  # noqa: F401  (registers the custom layers for loading)
 
-    if not os.path.isfile(path):
-        raise ModelFileError(path, "no such file.")
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as exc:
@@ -46,7 +65,7 @@ def load_model_file(path: str | os.PathLike):
 
 
 def image_input(model) -> ImageInput:
-    """How ``model`` takes images (one 4-D input with 1 or 3 channels and a fixed size)."""
+    """How ``model`` takes images (one 4-D input with 1 or 3 channels, of a fixed or free size)."""
     from caffe2keras.layers.preprocessing import CaffePreprocessing
 
     if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
@@ -59,10 +78,8 @@ def image_input(model) -> ImageInput:
     else:  # no record of the layout: the channel axis is the one of 1 or 3
         data_format = "channels_last" if shape[-1] in (1, 3) else "channels_first"
     height, width, channels = shape if data_format == "channels_last" else (*shape[1:], shape[0])
-    if channels not in (1, 3) or height is None or width is None:
-        raise PreprocessingError(
-            f"images feed an input of a fixed size with 1 or 3 channels. Received: input shape={shape}"
-        )
+    if channels not in (1, 3):
+        raise PreprocessingError(f"images feed an input with 1 or 3 channels. Received: input shape={shape}")
     if channels == 1:
         order = "gray"
     else:
@@ -71,8 +88,11 @@ def image_input(model) -> ImageInput:
     return ImageInput(height, width, channels, data_format, order, preprocessed)
 
 
-def read_images(paths: Sequence[str | os.PathLike], spec: ImageInput) -> np.ndarray:
-    """The files decoded (OpenCV), resized bilinearly to the input, in its order and layout, 0–255."""
+def read_images(paths: Sequence[str | os.PathLike], spec: ImageInput) -> list[np.ndarray]:
+    """The files decoded (OpenCV), in the input's order and layout, 0–255, as float32.
+
+    Each is resized bilinearly to the input's fixed sizes; along a free size it keeps its own.
+    """
     try:
         import cv2
     except ImportError:
@@ -82,14 +102,45 @@ def read_images(paths: Sequence[str | os.PathLike], spec: ImageInput) -> np.ndar
         flag = cv2.IMREAD_GRAYSCALE if spec.order == "gray" else cv2.IMREAD_COLOR
         image = cv2.imread(os.fspath(path), flag) if os.path.isfile(path) else None
         if image is None:
-            reason = "no such file." if not os.path.exists(path) else "OpenCV cannot read it as an image."
-            raise ModelFileError(path, reason)
-        image = cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
+            raise ModelFileError(path, unreadable_image_reason(path))
+        size = (spec.width or image.shape[1], spec.height or image.shape[0])
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
         image = image[:, :, None] if image.ndim == 2 else image
         if spec.order == "rgb":
             image = image[:, :, ::-1]
-        images.append(image.transpose(2, 0, 1) if spec.data_format == "channels_first" else image)
-    return np.stack(images).astype(np.float32)
+        image = image.transpose(2, 0, 1) if spec.data_format == "channels_first" else image
+        images.append(image.astype(np.float32))
+    return images
+
+
+def predict_images(model, images: Sequence[np.ndarray]) -> np.ndarray:
+    """The model's output for each image, in order; images of one size run as one batch.
+
+    A model with free sizes takes images of different sizes, but not in one batch.
+    """
+    batches: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        batches.setdefault(image.shape, []).append(index)
+    outputs: list[np.ndarray | None] = [None] * len(images)
+    for indices in batches.values():
+        predicted = model.predict(np.stack([images[i] for i in indices]), verbose=0)
+        for index, output in zip(indices, predicted):
+            outputs[index] = output
+    shapes = sorted({output.shape for output in outputs})
+    if len(shapes) > 1:
+        raise PreprocessingError(
+            "the images give outputs of different shapes (the output depends on the image size), so they "
+            f"are not one score per class; give images of one size. Received: output shapes={shapes}"
+        )
+    return np.stack(outputs)
+
+
+def unreadable_image_reason(path) -> str:
+    if os.path.isdir(path):
+        return "is a directory, not an image file."
+    if not os.path.exists(path):
+        return "no such file."
+    return "OpenCV cannot read it as an image."
 
 
 def warn_if_raw(spec: ImageInput, model_path) -> None:

@@ -51,14 +51,19 @@ def check_label_count(labels: Sequence[str], classes: int, output: str) -> None:
         )
 
 
-def decode_predictions(preds, labels: Labels | None = None, top: int = 5) -> list[list[tuple[int, str, float]]]:
+def decode_predictions(
+    preds, labels: Labels | None = None, top: int = 5, *, model=None
+) -> list[list[tuple[int, str, float]]]:
     """The ``top`` classes of each prediction, most probable first.
 
     Args:
         preds: the model's output, ``(N, classes)``, or ``(N, ...)`` with one value per class
             (a 4-D ``prob`` of ``(N, 1, 1, classes)`` included).
-        labels: a labels file, a sequence of labels, or None (labels are the class numbers).
+        labels: a labels file, a sequence of labels, or None: the labels ``model`` carries,
+            else the class numbers.
         top: how many classes per image.
+        model: the Keras model that gave ``preds``: its labels (``convert(..., labels=...)``)
+            are used when ``labels`` is None, and errors name its output.
 
     Returns:
         For each image, ``[(class index, label, probability), ...]``; equal scores keep class order.
@@ -66,8 +71,11 @@ def decode_predictions(preds, labels: Labels | None = None, top: int = 5) -> lis
     scores = np.asarray(preds, dtype=np.float64)
     scores = scores.reshape(len(scores), -1) if scores.ndim > 1 else scores.reshape(1, -1)
     classes = scores.shape[1]
+    if labels is None and model is not None:
+        labels = model_labels(model)
     names = read_labels(labels) if labels is not None else [str(i) for i in range(classes)]
-    check_label_count(names, classes, "preds")
+    output = "preds" if model is None or len(model.outputs) != 1 else model.output_names[0]
+    check_label_count(names, classes, output)
     if top < 1:
         raise PreprocessingError(f"top must be at least 1. Received: top={top}")
     decoded = []

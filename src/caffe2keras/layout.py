@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from caffe2keras.errors import ArgumentError
+
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
@@ -21,7 +23,9 @@ class Layout:
 
     def __post_init__(self):
         if self.data_format not in DATA_FORMATS:
-            raise ValueError(f"data_format must be one of {DATA_FORMATS}. Received: data_format={self.data_format!r}")
+            raise ArgumentError(
+                f"data_format must be one of {DATA_FORMATS}. Received: data_format={self.data_format!r}"
+            )
 
     @property
     def channels_last(self) -> bool:

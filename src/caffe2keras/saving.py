@@ -21,7 +21,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from caffe2keras.errors import ArgumentError
 from caffe2keras.progress import Progress
+from caffe2keras.recursion import recursion_room
 
 CRC_CHUNK = 16 << 20
 
@@ -57,10 +59,10 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
     """
     path = Path(path)
     if path.suffix != ".keras":
-        raise ValueError(f"the path must end in .keras. Received: path={str(path)!r}")
+        raise ArgumentError(f"the path must end in .keras. Received: path={str(path)!r}")
     # Each byte is written once, then read once for the archive's CRC.
     total = 2 * sum(np.asarray(v).nbytes for v in model.weights)
-    with Progress(progress) as bars, bars.phase("saving", total) as advance:
+    with Progress(progress) as bars, bars.phase("saving", total) as advance, recursion_room(len(model.layers)):
         if _streaming_supported():
             try:
                 _save_streaming(model, path, advance)
@@ -74,13 +76,24 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
 
 def _save_streaming(model, path: Path, on_bytes) -> None:
     config_json, metadata_json = saving_lib._serialize_model_as_json(model)
-    with open(path, "w+b") as file, zipfile.ZipFile(region := _FileRegion(file.fileno()), "w") as archive:
+    failures: list[OSError] = []
+    try:
+        _write_archive(model, path, on_bytes, config_json, metadata_json, failures)
+    except Exception:
+        # HDF5 reports a failed write (a full disk) as some later, unrelated error: raise the cause.
+        if failures:
+            raise failures[0] from None
+        raise
+
+
+def _write_archive(model, path: Path, on_bytes, config_json, metadata_json, failures) -> None:
+    with open(path, "w+b") as file, zipfile.ZipFile(region := _FileRegion(file.fileno(), failures), "w") as archive:
         archive.writestr(saving_lib._METADATA_FILENAME, metadata_json)
         archive.writestr(saving_lib._CONFIG_FILENAME, config_json)
         assets_store = saving_lib.DiskIOStore(saving_lib._ASSETS_DIRNAME, archive=archive, mode="w")
         try:
             with archive.open(saving_lib._VARS_FNAME_H5, "w", force_zip64=True) as member:
-                weights = _FileRegion(file.fileno(), start=region.tell())
+                weights = _FileRegion(file.fileno(), failures, start=region.tell())
                 weights_store = _ViewingH5IOStore(weights, on_variable=on_bytes)
                 try:
                     saving_lib._save_state(model, weights_store, assets_store, "", set())
@@ -101,11 +114,17 @@ class _FileRegion(io.RawIOBase):
     """A file seen from byte ``start`` on, with its own position (``pread``/``pwrite``).
 
     It lets HDF5 write a complete file inside the archive. With ``skipping``
-    set, writes only move the position: the bytes are already there.
+    set, writes only move the position: the bytes are already there. Failed
+    writes are appended to ``failures``.
     """
 
-    def __init__(self, fd: int, start: int = 0):
+    def __init__(self, fd: int, failures: list[OSError], start: int = 0):
+        super().__init__()
         self.fd, self.start, self.position, self.size, self.skipping = fd, start, 0, 0, False
+        self.failures = failures
+
+    def flush(self) -> None:
+        pass  # every write is a pwrite: nothing is buffered
 
     def readable(self) -> bool:
         return True
@@ -136,15 +155,23 @@ class _FileRegion(io.RawIOBase):
         if not self.skipping:
             written = 0
             with memoryview(data).cast("B") as view:
-                while written < count:
-                    written += os.pwrite(self.fd, view[written:], self.start + self.position + written)
+                try:
+                    while written < count:
+                        written += os.pwrite(self.fd, view[written:], self.start + self.position + written)
+                except OSError as exc:
+                    self.failures.append(exc)
+                    raise
         self.position += count
         self.size = max(self.size, self.position)
         return count
 
     def truncate(self, size: int | None = None) -> int:
         self.size = self.position if size is None else size
-        os.ftruncate(self.fd, self.start + self.size)
+        try:
+            os.ftruncate(self.fd, self.start + self.size)
+        except OSError as exc:
+            self.failures.append(exc)
+            raise
         return self.size
 
 

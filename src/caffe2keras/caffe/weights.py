@@ -8,30 +8,57 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
 from google.protobuf.message import DecodeError
 
 from caffe2keras.caffe import wire
+from caffe2keras.caffe.limits import (
+    MAX_CAFFEMODEL_BYTES,
+    MAX_HDF5_BYTES,
+    check_path_type,
+    checked_blob_shape,
+    checked_input_file,
+)
 from caffe2keras.caffe.schema import schema
 from caffe2keras.caffe.upgrade import V1_TYPE_NAMES
 from caffe2keras.errors import ModelFileError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+MAX_PARSED_BYTES = 64 << 20  # files the wire scanner leaves to protobuf (groups, names not in UTF-8)
 
 
-@dataclass(frozen=True)
 class Blob:
     """One parameter blob. ``legacy`` marks a shape read from num/channels/height/width,
-    which Caffe matches against a layer's blob shape padded to 4-D with leading 1s."""
+    which Caffe matches against a layer's blob shape padded to 4-D with leading 1s.
 
-    data: np.ndarray
-    legacy: bool = False
+    A blob made with ``shape`` and ``load`` reads its values on first use of :attr:`data`:
+    a converter compares the shape with the layer's first, so a file declaring more than
+    the net needs is refused before anything is read or decompressed.
+    """
+
+    __slots__ = ("_data", "_load", "_shape", "legacy")
+
+    def __init__(self, data: np.ndarray | None = None, legacy: bool = False, *, shape=None, load=None):
+        if (data is None) == (load is None):
+            raise ValueError("a Blob takes its data, or its shape and a load() that reads it.")
+        self._data, self._load, self.legacy = data, load, legacy
+        self._shape = tuple(int(d) for d in (data.shape if data is not None else shape))
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
+        return self._shape
+
+    @property
+    def data(self) -> np.ndarray:
+        if self._data is None:
+            self._data, self._load = self._load(), None
+        return self._data
+
+    def __repr__(self) -> str:
+        return f"Blob(shape={self._shape}, legacy={self.legacy})"
 
 
 @dataclass(frozen=True)
@@ -44,29 +71,29 @@ class LayerWeights:
 Weights = dict[str, LayerWeights]
 
 
-def read_weights(path: str | os.PathLike) -> Weights:
-    """Read a ``.caffemodel`` (binary NetParameter) or ``.caffemodel.h5`` file."""
+def read_weights(path: str | os.PathLike, layers: Collection[str] | None = None) -> Weights:
+    """Read a ``.caffemodel`` (binary NetParameter) or ``.caffemodel.h5`` file.
+
+    ``layers``: the names of the layers to read (those of the net, as Caffe copies only
+    those); None reads every layer.
+    """
+    check_path_type(path, "weights")
+    checked_input_file(path, "weights file", max(MAX_CAFFEMODEL_BYTES, MAX_HDF5_BYTES))
     try:
         with open(path, "rb") as f:
             head = f.read(len(HDF5_SIGNATURE))
-    except FileNotFoundError:
-        raise ModelFileError(path, "no such file.") from None
     except OSError as exc:
         raise ModelFileError(path, f"cannot read the file: {exc.strerror}.") from None
     if head == HDF5_SIGNATURE:
-        return read_hdf5_weights(path)
-    return read_binary_weights(path)
+        from caffe2keras.caffe.hdf5 import read_hdf5_weights
+
+        return read_hdf5_weights(path, layers)
+    return read_binary_weights(path, layers=layers)
 
 
 def make_blob(shape: tuple[int, ...], legacy: bool, values: np.ndarray, source, layer_name: str, index: int) -> Blob:
     """A blob from its decoded shape and values (float32), checked as Caffe checks them."""
-    count = int(np.prod(shape, dtype=np.int64))
-    if len(values) != count or any(d < 0 for d in shape):
-        raise ModelFileError(
-            source,
-            f"blob {index} of layer {layer_name!r} holds {len(values)} values but its "
-            f"shape {shape} needs {count}; the file is corrupt.",
-        )
+    checked_blob_shape(shape, len(values), source, f"blob {index} of layer {layer_name!r}")
     return Blob(values.reshape(shape), legacy)
 
 
@@ -79,7 +106,9 @@ def blob_from_proto(blob, source, layer_name: str, index: int) -> Blob:
     return make_blob(shape, legacy, np.asarray(values, dtype=np.float32), source, layer_name, index)
 
 
-def read_binary_weights(path: str | os.PathLike, *, fast: bool = True) -> Weights:
+def read_binary_weights(
+    path: str | os.PathLike, *, fast: bool = True, layers: Collection[str] | None = None
+) -> Weights:
     """Read a binary ``.caffemodel``.
 
     ``fast=True`` scans the wire format (:mod:`caffe2keras.caffe.wire`) of the
@@ -87,26 +116,36 @@ def read_binary_weights(path: str | os.PathLike, *, fast: bool = True) -> Weight
     read when used, and the mapping lives as long as any of them (as with any
     memory map, the file must not be truncated meanwhile; replacing it is fine).
     Encodings the scanner leaves to protobuf, and ``fast=False``, take the plain
-    path, where protobuf decodes the whole NetParameter into memory.
+    path, where protobuf decodes the whole NetParameter into memory. ``layers`` as
+    :func:`read_weights`.
     """
+    check_path_type(path, "weights")
+    size = checked_input_file(path, "binary caffemodel", MAX_CAFFEMODEL_BYTES)
     if fast:
         try:
-            return _read_mapped_weights(path)
-        except wire.Unhandled:
-            pass
-    return _read_parsed_weights(path)
+            return _read_mapped_weights(path, layers)
+        except wire.Unhandled as exc:
+            # protobuf holds every entry of the file as an object: bound what a hostile file costs it.
+            if size > MAX_PARSED_BYTES:
+                raise ModelFileError(
+                    path,
+                    f"holds {exc}, which only protobuf decodes, and caffe2keras hands it files of at most "
+                    f"{MAX_PARSED_BYTES:,} bytes.",
+                ) from None
+    return _read_parsed_weights(path, layers)
 
 
-def _read_mapped_weights(path) -> Weights:
+def _read_mapped_weights(path, wanted) -> Weights:
     with open(path, "rb") as f:
         try:
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (ValueError, OSError):  # empty files and pipes cannot be mapped; protobuf reads them
             raise wire.Unhandled("a file that cannot be memory-mapped") from None
     try:
-        layers = wire.scan_net(mapped)
+        layers, count = wire.scan_net(mapped, wanted)
     except wire.WireError as exc:
         raise ModelFileError(path, f"not a readable binary caffemodel (truncated or corrupt): {exc}.") from None
+    _check_has_layers(path, count)
     array = np.frombuffer(mapped, np.uint8)
     weights: Weights = {}
     for layer in layers:
@@ -117,9 +156,12 @@ def _read_mapped_weights(path) -> Weights:
             shape = tuple(blob.legacy_dims) if legacy else tuple(blob.dims)
             blobs.append(make_blob(shape, legacy, wire.blob_values(array, blob), path, layer.name, index))
         weights[layer.name] = LayerWeights(layer.name, layer_type, tuple(blobs))
-    if not weights:
-        raise ModelFileError(path, "the file holds no layers; it is not a caffemodel.")
     return weights
+
+
+def _check_has_layers(path, count: int) -> None:
+    if not count:
+        raise ModelFileError(path, "the file holds no layers; it is not a caffemodel.")
 
 
 def _v1_type_name(number: int) -> str:
@@ -127,7 +169,7 @@ def _v1_type_name(number: int) -> str:
     return V1_TYPE_NAMES.get(type_enum.values_by_number[number].name, "")
 
 
-def _read_parsed_weights(path) -> Weights:
+def _read_parsed_weights(path, wanted) -> Weights:
     with open(path, "rb") as f:
         payload = f.read()
     net = schema().NetParameter()
@@ -135,43 +177,17 @@ def _read_parsed_weights(path) -> Weights:
         net.ParseFromString(payload)
     except DecodeError as exc:
         raise ModelFileError(path, f"not a readable binary caffemodel (truncated or corrupt): {exc}.") from None
+    _check_has_layers(path, len(net.layer) + len(net.layers))
     weights: Weights = {}
     for v1, layers in ((False, net.layer), (True, net.layers)):
         for layer in layers:
+            if wanted is not None and layer.name not in wanted:
+                continue
             weights[layer.name] = LayerWeights(
                 layer.name,
                 _v1_type_name(layer.type) if v1 else layer.type,
                 tuple(blob_from_proto(b, path, layer.name, i) for i, b in enumerate(layer.blobs)),
             )
-    if not weights:
-        raise ModelFileError(path, "the file holds no layers; it is not a caffemodel.")
-    return weights
-
-
-def read_hdf5_weights(path: str | os.PathLike) -> Weights:
-    """Caffe's ``Net::ToHDF5`` layout: ``/data/<layer name>/<blob index>``."""
-    import h5py
-
-    weights: Weights = {}
-    try:
-        with h5py.File(path, "r") as f:
-            if "data" not in f:
-                raise ModelFileError(path, "an HDF5 file without a /data group is not Caffe weights.")
-            layers: dict[str, dict[int, np.ndarray]] = {}
-
-            def collect(name, obj):
-                # Layer names may contain '/', which HDF5 turns into nested groups.
-                layer_name, _, index = name.rpartition("/")
-                if isinstance(obj, h5py.Dataset) and index.isdigit():
-                    layers.setdefault(layer_name, {})[int(index)] = np.asarray(obj, dtype=np.float32)
-
-            f["data"].visititems(collect)
-    except OSError as exc:
-        raise ModelFileError(path, f"not a readable HDF5 file (truncated or corrupt): {exc}.") from None
-    for name, blobs in layers.items():
-        if sorted(blobs) != list(range(len(blobs))):
-            raise ModelFileError(path, f"layer {name!r} has blobs {sorted(blobs)}; expected 0..n-1.")
-        weights[name] = LayerWeights(name, "", tuple(Blob(blobs[i]) for i in range(len(blobs))))
     return weights
 
 

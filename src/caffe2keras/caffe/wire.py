@@ -19,6 +19,7 @@ whose only flaw is inside them is read, where protobuf refuses it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,9 @@ from caffe2keras.caffe.schema import schema
 
 VARINT, FIXED64, LENGTH, START_GROUP, END_GROUP, FIXED32 = range(6)
 MAX_VARINT_BYTES = 10
+# Far beyond any real net, and a bound on the work a file of tiny hostile entries can cause.
+MAX_LAYERS = 100_000
+MAX_BLOB_AXES = 32  # Caffe's kMaxBlobAxes: more axes are refused before they are all decoded
 
 
 class WireError(Exception):
@@ -164,25 +168,36 @@ class _Numbers:
         )
 
 
-def scan_net(buffer) -> list[LayerRecord]:
-    """Every layer of a binary NetParameter: the current ``layer`` entries, then the V1 ``layers``."""
+def scan_net(buffer, wanted: Collection[str] | None = None) -> tuple[list[LayerRecord], int]:
+    """The layers of a binary NetParameter named in ``wanted`` (None: every one), the current
+    ``layer`` entries, then the V1 ``layers``; and how many layers the file holds in all.
+
+    The blobs of a layer not wanted are not decoded (as Caffe reads only the net's layers' blobs).
+    """
     numbers = _Numbers.from_schema()
-    current, v1 = [], []
+    current, v1, count = [], [], 0
     for number, wire, value in fields(buffer, 0, len(buffer)):
-        if number == numbers.net_layer:
-            _expect(wire, LENGTH, "NetParameter.layer")
-            current.append(_scan_layer(buffer, *value, numbers, v1=False))
-        elif number == numbers.net_layers:
-            _expect(wire, LENGTH, "NetParameter.layers")
-            v1.append(_scan_layer(buffer, *value, numbers, v1=True))
-    return current + v1
+        if number not in (numbers.net_layer, numbers.net_layers):
+            continue
+        is_v1 = number == numbers.net_layers
+        _expect(wire, LENGTH, "NetParameter.layers" if is_v1 else "NetParameter.layer")
+        count += 1
+        if count > MAX_LAYERS:
+            raise WireError(f"the file holds more than {MAX_LAYERS:,} layers")
+        layer = _scan_layer(buffer, *value, numbers, v1=is_v1, wanted=wanted)
+        if layer is not None:
+            (v1 if is_v1 else current).append(layer)
+    return current + v1, count
 
 
-def _scan_layer(buffer, start: int, stop: int, numbers: _Numbers, v1: bool) -> LayerRecord:
+def _scan_layer(
+    buffer, start: int, stop: int, numbers: _Numbers, v1: bool, wanted: Collection[str] | None
+) -> LayerRecord | None:
     layer = LayerRecord(type=0 if v1 else "", v1=v1)
     name_number, type_number, blobs_number = (
         (numbers.v1_name, numbers.v1_type, numbers.v1_blobs) if v1 else (numbers.name, numbers.type, numbers.blobs)
     )
+    blob_spans = []
     for number, wire, value in fields(buffer, start, stop):
         if number == name_number:
             _expect(wire, LENGTH, "a layer name")
@@ -199,7 +214,10 @@ def _scan_layer(buffer, start: int, stop: int, numbers: _Numbers, v1: bool) -> L
                 layer.type = _text(buffer, value)
         elif number == blobs_number:
             _expect(wire, LENGTH, "a layer blob")
-            layer.blobs.append(_scan_blob(buffer, *value, numbers))
+            blob_spans.append(value)
+    if wanted is not None and layer.name not in wanted:
+        return None
+    layer.blobs = [_scan_blob(buffer, *span, numbers) for span in blob_spans]
     return layer
 
 
@@ -221,6 +239,8 @@ def _scan_blob(buffer, start: int, stop: int, numbers: _Numbers) -> BlobRecord:
             _expect(wire, LENGTH, "BlobProto.shape")
             # Repeated occurrences of a message field merge: their dims append.
             blob.dims += _scan_dims(buffer, *value, numbers.dim)
+            if len(blob.dims) > MAX_BLOB_AXES:
+                raise WireError(f"a blob at byte {start} declares more than {MAX_BLOB_AXES} axes (Caffe's limit)")
         elif number in numbers.legacy:
             _expect(wire, VARINT, "a legacy blob dimension")
             blob.legacy_dims[numbers.legacy.index(number)] = _signed(value, 32)
@@ -257,8 +277,12 @@ def _scan_dims(buffer, start: int, stop: int, dim_number: int) -> list[int]:
             continue
         if wire == VARINT:
             dims.append(_signed(value, 64))
+            if len(dims) > MAX_BLOB_AXES:
+                raise WireError(f"a blob shape at byte {start} declares more than {MAX_BLOB_AXES} axes (Caffe's limit)")
         elif wire == LENGTH:
             pos, packed_end = value
+            if packed_end - pos > MAX_VARINT_BYTES * MAX_BLOB_AXES:  # more varints than Caffe allows axes
+                raise WireError(f"a blob shape at byte {pos} declares more than {MAX_BLOB_AXES} axes (Caffe's limit)")
             while pos < packed_end:
                 dim, pos = read_varint(buffer, pos, packed_end)
                 dims.append(_signed(dim, 64))

@@ -16,10 +16,29 @@ import os
 import sys
 from collections.abc import Sequence
 
-from caffe2keras.cli.common import EXIT_ERROR, EXIT_USAGE, UsageError, conversion_warnings_as_lines
+from caffe2keras.cli.common import (
+    EXIT_ERROR,
+    EXIT_USAGE,
+    Terminated,
+    UsageError,
+    conversion_warnings_as_lines,
+    termination_as_interrupt,
+)
 
 # In the order `caffe2keras --help` lists them.
-COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo", "layers")
+COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo", "export", "layers")
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser: it takes ``--debug`` too, so the flag works after the command name."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: a command that is not given --debug keeps what the top level parsed.
+        self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+
+
+DEBUG_HELP = "show tracebacks for errors"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert Caffe models (prototxt + caffemodel) to Keras 3 with Caffe's exact numbers.",
     )
     parser.add_argument("--version", action="version", version=f"caffe2keras {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
     for name in COMMANDS:
         importlib.import_module(f"caffe2keras.cli.{name}").register(commands)
     return parser
@@ -39,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # With the export extra installed, Keras imports TensorFlow even on JAX (its serializer checks
+    # for TensorShape); TensorFlow's start-up notes would read as the command's own output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from caffe2keras import use_default_backend
     from caffe2keras.errors import Caffe2KerasError
 
@@ -47,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # verify keeps exit status 1 for "a blob diverged"; any failure to compare is 2.
     failure_status = getattr(args, "failure_status", EXIT_ERROR)
     try:
-        with conversion_warnings_as_lines():
+        with termination_as_interrupt(), conversion_warnings_as_lines():
             return args.run(args)
     except UsageError as exc:
         print(f"caffe2keras: error: {exc}", file=sys.stderr)
@@ -57,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"caffe2keras: error: {exc}", file=sys.stderr)
         return failure_status
+    except Terminated as exc:
+        print(f"caffe2keras: terminated by {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("caffe2keras: interrupted", file=sys.stderr)
         return 130

@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +24,47 @@ class UsageError(Exception):
     """A command-line argument that does not parse."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that every cleanup (``finally``) runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def termination_as_interrupt():
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated`, as SIGINT raises
+    KeyboardInterrupt: a partial output is removed whichever ends the command."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers can only be set from the main thread
+        return
+
+    def interrupt(signum, frame):
+        raise Terminated(signum)
+
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def refuse_overwriting_inputs(output: str, inputs: Sequence[str | None]) -> None:
+    """A UsageError when ``output`` names one of ``inputs`` (by path or as the same file)."""
+    for given in inputs:
+        if given is None:
+            continue
+        same = os.path.realpath(output) == os.path.realpath(given)
+        with contextlib.suppress(OSError):
+            same = same or os.path.samefile(output, given)
+        if same:
+            raise UsageError(
+                f"the output would overwrite the input {given}; choose another path. Received: -o {output}"
+            )
+
+
 def parse_shape_args(values: Sequence[str] | None) -> dict[str, tuple[int | None, ...]] | None:
     """``["data=1,3,224,224", ...]`` -> ``{"data": (1, 3, 224, 224)}``; ``?`` is a free size (None)."""
     if not values:
@@ -32,12 +75,15 @@ def parse_shape_args(values: Sequence[str] | None) -> dict[str, tuple[int | None
         try:
             if not sep or not name:
                 raise ValueError
-            shapes[name] = tuple(None if d.strip() == "?" else int(d) for d in dims.replace("x", ",").split(","))
+            shape = tuple(None if d.strip() == "?" else int(d) for d in dims.replace("x", ",").split(","))
         except ValueError:
             raise UsageError(
                 f"--input-shape takes NAME=N,C,H,W (for example data=1,3,224,224, or data=1,3,?,? for any "
                 f"height and width). Received: {value!r}"
             ) from None
+        if name in shapes:
+            raise UsageError(f"--input-shape gives blob {name!r} twice; give each input once. Received: {value!r}")
+        shapes[name] = shape
     return shapes
 
 
@@ -50,7 +96,8 @@ def add_input_shape_option(parser: argparse.ArgumentParser) -> None:
         "--input-shape",
         action="append",
         metavar="NAME=N,C,H,W",
-        help="shape of an input blob the prototxt does not fix (repeatable)",
+        help="shape of an input blob the prototxt does not fix, once per input; ? is a free size "
+        "(data=1,3,?,? for any height and width)",
     )
 
 
@@ -126,7 +173,8 @@ def atomic_output(path: str, suffix: str):
     tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{suffix}", dir=target.parent)
+        # A short name: the output's own name may already be as long as the file system allows.
+        fd, tmp = tempfile.mkstemp(prefix=".c2k-", suffix=suffix, dir=target.parent)
         os.close(fd)
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the output should not be
@@ -147,11 +195,21 @@ def _umask() -> int:
     return mask
 
 
+EXPORT_SUFFIXES = (".onnx", ".tflite")
+
+
 def save_atomically(model, path: str, progress: bool = False) -> None:
+    """Write ``model`` as ``.keras``, or exported to the format a ``.onnx`` or ``.tflite`` path names."""
     from caffe2keras.saving import save_model
 
-    if Path(path).suffix != ".keras":
-        raise UsageError(f"the output must be a .keras file. Received: -o {path}")
+    suffix = Path(path).suffix
+    if suffix in EXPORT_SUFFIXES:
+        from caffe2keras.export import export_model
+
+        export_model(model, path)
+        return
+    if suffix != ".keras":
+        raise UsageError(f"the output must be a .keras, .onnx or .tflite file. Received: -o {path}")
     with atomic_output(path, ".keras") as tmp:
         save_model(model, tmp, progress=progress)
 

@@ -10,18 +10,31 @@ from caffe2keras.cli.common import (
     parse_list_arg,
     parse_shape_args,
     preprocessing_options,
+    refuse_overwriting_inputs,
     save_atomically,
     wants_progress,
 )
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("convert", help="convert a Caffe model to a .keras file")
+    parser = commands.add_parser(
+        "convert",
+        help="convert a Caffe model to a .keras file (or .onnx, .tflite)",
+        description="Build the Keras model of the net's TEST phase, fill it with the caffemodel's weights "
+        "and write it as a .keras file (or export it: -o model.onnx / model.tflite). Inputs the prototxt does not size take --input-shape (? for a "
+        "free size); --preprocess or --mean/--scale build Caffe's preprocessing in, --labels carries "
+        "the class names along.",
+    )
     parser.add_argument("prototxt", help="net definition (.prototxt)")
     parser.add_argument(
         "weights", nargs="?", help="weights (.caffemodel or .caffemodel.h5); omit for the architecture only"
     )
-    parser.add_argument("-o", "--output", required=True, help="the .keras file to write")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="the file to write: .keras, or .onnx / .tflite to export (needs caffe2keras[export])",
+    )
     parser.add_argument(
         "--outputs", metavar="BLOB[,BLOB...]", help="blobs to output, in order (default: the net's outputs)"
     )
@@ -35,6 +48,7 @@ def register(commands) -> None:
 def run(args) -> int:
     from caffe2keras.api import convert
 
+    refuse_overwriting_inputs(args.output, (args.prototxt, args.weights, args.labels, getattr(args, "mean", None)))
     progress = wants_progress(args)
     model = convert(
         args.prototxt,

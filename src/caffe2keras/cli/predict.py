@@ -32,8 +32,8 @@ def positive_int(value: str) -> int:
 
 
 def run(args) -> int:
-    from caffe2keras.images import image_input, load_model_file, read_images, warn_if_raw
-    from caffe2keras.labels import decode_predictions, model_labels
+    from caffe2keras.images import image_input, load_model_file, predict_images, read_images, warn_if_raw
+    from caffe2keras.labels import decode_predictions
 
     model = load_model_file(args.model)
     if len(model.outputs) != 1:
@@ -45,9 +45,8 @@ def run(args) -> int:
         )
     spec = image_input(model)
     warn_if_raw(spec, args.model)
-    scores = model.predict(read_images(args.images, spec), verbose=0)
-    labels = args.labels if args.labels is not None else model_labels(model)
-    results = decode_predictions(scores, labels, top=args.top)
+    scores = predict_images(model, read_images(args.images, spec))
+    results = decode_predictions(scores, args.labels, top=args.top, model=model)
     # Logits (a train_val net's last InnerProduct) are scores, not probabilities: say which.
     kind = "probability" if is_distribution(scores) else "score"
     if args.json:

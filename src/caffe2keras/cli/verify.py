@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from caffe2keras.cli.common import (
     add_shape_options,
     atomic_output,
     parse_shape_args,
+    refuse_overwriting_inputs,
 )
 
 
@@ -79,6 +81,10 @@ def parse_input_args(values: Sequence[str] | None):
     return unnamed[0] if unnamed else named
 
 
+def _input_paths(values: Sequence[str] | None) -> list[str]:
+    return [value if Path(value).exists() else value.partition("=")[2] for value in values or ()]
+
+
 def non_negative_float(value: str) -> float:
     try:
         number = float(value)
@@ -94,6 +100,9 @@ def run(args) -> int:
 
     from caffe2keras.verification import verify
 
+    if args.json:
+        refuse_overwriting_inputs(args.json, (args.prototxt, args.weights, args.against, *_input_paths(args.input)))
+        check_writable_location(args.json)
     console = Console(stderr=True)
     with console.status("verifying") as status:
         report = verify(
@@ -116,3 +125,27 @@ def run(args) -> int:
         print("caffe2keras: error: nothing was compared; check the reference's blob names.", file=sys.stderr)
         return EXIT_USAGE
     return 0 if report.ok else EXIT_ERROR
+
+
+def check_writable_location(path: str) -> None:
+    """Refuse an output that cannot be written before the long run, not after it; nothing is left behind.
+
+    The nearest existing folder is probed with a nameless temporary file: what a permission bit
+    does not tell (a read-only or virtual file system, running as root) shows up too.
+    """
+    from caffe2keras.errors import ModelFileError
+
+    target = Path(path)
+    if target.is_dir():
+        raise ModelFileError(path, "is a directory; --json takes a file name.")
+    folder = target.parent
+    while not folder.exists():  # the folders to come are made when the file is written
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ModelFileError(path, f"cannot write the file: {folder} is not a directory.")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise ModelFileError(
+            path, f"cannot write the file: cannot create files in {folder} ({exc.strerror})."
+        ) from None

@@ -91,16 +91,20 @@ def run(args) -> int:
         raise UsageError(f"the output must be a .weights.h5 or .keras file. Received: -o {args.output}")
     mapping = parse_mapping(args.map)
     model = load_architecture(args.into)
+    from caffe2keras.errors import WeightsPairingError
     from caffe2keras.transplant import load_caffe_weights
 
-    report = load_caffe_weights(
-        model,
-        args.prototxt,
-        args.weights,
-        mapping=mapping,
-        epsilon="layer" if whole_model else "variance",
-        input_shapes=parse_shape_args(args.input_shape),
-    )
+    try:
+        report = load_caffe_weights(
+            model,
+            args.prototxt,
+            args.weights,
+            mapping=mapping,
+            epsilon="layer" if whole_model else "variance",
+            input_shapes=parse_shape_args(args.input_shape),
+        )
+    except WeightsPairingError as exc:
+        raise exc.for_cli() from None
     if whole_model:
         save_atomically(model, args.output)
     else:

@@ -19,7 +19,7 @@ import numpy as np
 from caffe2keras.caffe.schema import schema_snapshot
 from caffe2keras.caffe.weights import Blob
 from caffe2keras.errors import RegistryError, ShapeError, UnsupportedParameterError, WeightsError
-from caffe2keras.graph import Op, Shape, ShapeRule
+from caffe2keras.graph import Op, Shape, ShapeRule, check_blob_shape
 from caffe2keras.layout import Layout
 
 
@@ -116,6 +116,7 @@ class Node:
         that dimension, so that a mismatch is reported against the right one.
         """
         expected = tuple(int(d) for d in expected)
+        check_blob_shape(expected, self.name, self.type, f"weight blob {index}")
         if field is None:
             field, value = f"blobs[{index}].shape", expected
         self.requested[index] = expected

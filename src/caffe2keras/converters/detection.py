@@ -17,7 +17,7 @@ from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import DetectionOutput, Normalize, PriorBox
 from caffe2keras.layers.detection_output import detection_rows
-from caffe2keras.layers.prior_box import prior_box_sizes
+from caffe2keras.layers.prior_box import MAX_SIZES, prior_box_sizes
 
 CODE_TYPES = {"CORNER": "corner", "CENTER_SIZE": "center_size", "CORNER_SIZE": "corner_size"}
 
@@ -138,6 +138,23 @@ def prior_box_args(op: Op) -> dict:
             "prior_box_param.max_size",
             max_sizes,
         )
+    aspect_ratios = list(p.aspect_ratio)
+    require(
+        all(r > 0 for r in aspect_ratios),
+        op,
+        "aspect ratios must be positive (SSD divides by them and takes their square roots)",
+        "prior_box_param.aspect_ratio",
+        aspect_ratios,
+    )
+    for field, values in (("min_size", min_sizes), ("aspect_ratio", aspect_ratios)):
+        require(
+            len(values) <= MAX_SIZES,
+            op,
+            f"caffe2keras takes at most {MAX_SIZES} values of {field}",
+            f"prior_box_param.{field}",
+            f"{len(values)} values",
+            kind=UnsupportedParameterError,
+        )
     require(
         len(variances) in (0, 1, 4) and all(v > 0 for v in variances),
         op,
@@ -148,7 +165,7 @@ def prior_box_args(op: Op) -> dict:
     return dict(
         min_sizes=min_sizes,
         max_sizes=max_sizes,
-        aspect_ratios=list(p.aspect_ratio),
+        aspect_ratios=aspect_ratios,
         flip=p.flip,
         clip=p.clip,
         variances=variances or [0.1],

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import math
+
 # layout.py is neutral (NumPy only): the layers share its list without reaching the Caffe side.
 from caffe2keras.layout import DATA_FORMATS
 
 PACKAGE = "caffe2keras"
+# Values in one tensor a layer makes from its configuration: Caffe counts a blob's values in an
+# int, and XLA aborts the process (no exception) on larger shapes, so a config is checked first.
+MAX_TENSOR_SIZE = (1 << 31) - 1
+
+
+def checked_shape(name: str, shape, minimum: int = 0) -> tuple[int, ...]:
+    """``shape`` as integers, each at least ``minimum``, holding at most MAX_TENSOR_SIZE values."""
+    dims = tuple(int(d) for d in shape)
+    if any(d < minimum for d in dims) or math.prod(dims) > MAX_TENSOR_SIZE:
+        raise ValueError(
+            f"{name} must have dimensions >= {minimum} and at most {MAX_TENSOR_SIZE:,} values in all. "
+            f"Received: {name}={shape}"
+        )
+    return dims
 
 
 def check_data_format(data_format: str) -> str:

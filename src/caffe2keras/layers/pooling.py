@@ -114,7 +114,8 @@ class CaffePooling2D(layers.Layer):
             pad_width[axis] = [p, max(after, 0)]
             if after < 0:
                 crop[axis] = slice(0, n + after)
-        x = inputs[tuple(crop)]
+        # Indexed only where it crops: an exported graph would keep even a whole-tensor slice.
+        x = inputs[tuple(crop)] if crop != [slice(None)] * 4 else inputs
         pool_args = dict(pool_size=self.pool_size, strides=self.strides, padding="valid", data_format=self.data_format)
         if self.method == "max":
             x = ops.pad(x, pad_width, constant_values=LOWEST_FLOAT32)

@@ -7,7 +7,11 @@ import math
 import numpy as np
 from keras import layers, ops, saving
 
-from caffe2keras.layers.common import PACKAGE, check_data_format, spatial_axes
+from caffe2keras.layers.common import MAX_TENSOR_SIZE, PACKAGE, check_data_format, spatial_axes
+
+# Real nets give a handful; the bound keeps a hostile config from taking minutes (the list is
+# deduplicated pairwise, as SSD does).
+MAX_SIZES = 1024
 
 
 def prior_aspect_ratios(aspect_ratios, flip: bool) -> list[float]:
@@ -135,6 +139,13 @@ class PriorBox(layers.Layer):
             )
         if len(self.variances) not in (1, 4):
             raise ValueError(f"PriorBox takes one variance or four. Received: variances={self.variances}")
+        for name in ("min_sizes", "aspect_ratios"):
+            values = getattr(self, name)
+            if len(values) > MAX_SIZES or not all(v > 0 for v in values):  # also refuses NaN
+                shown = values if len(values) <= 8 else f"({len(values)} values)"
+                raise ValueError(f"PriorBox takes at most {MAX_SIZES} positive {name}. Received: {name}={shown}")
+        if not all(v > 0 for v in (*(self.image_size or ()), *(self.step or ()))):
+            raise ValueError(f"image_size and step must be positive. Received: image_size={image_size}, step={step}")
         self.sizes = prior_box_sizes(self.min_sizes, self.max_sizes, self.aspect_ratios, self.flip)
 
     def _spatial(self, shape) -> tuple[int | None, int | None]:
@@ -152,6 +163,10 @@ class PriorBox(layers.Layer):
         image_size = self.image_size or self._spatial(image_shape)
         if None in feature_size or None in image_size:
             return None
+        if self._length(feature_shape) * 2 > MAX_TENSOR_SIZE:
+            raise ValueError(
+                f"PriorBox would make more than {MAX_TENSOR_SIZE:,} values. Received: input_shape={feature_shape}"
+            )
         priors = prior_boxes(feature_size, image_size, self.step, self.sizes, self.offset, self.clip, self.variances)
         return priors.T.copy() if self.data_format == "channels_last" else priors
 

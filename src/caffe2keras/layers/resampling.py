@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 from keras import layers, ops, saving
 
-from caffe2keras.layers.common import PACKAGE, check_data_format, spatial_axes
+from caffe2keras.layers.common import PACKAGE, check_data_format, checked_shape, spatial_axes
 
 
 class AxisWeights(NamedTuple):
@@ -53,6 +53,7 @@ class _Resize2D(layers.Layer):
         self.size = None if size is None else tuple(int(s) for s in size)
         if self.size is not None and (len(self.size) != 2 or min(self.size) <= 0):
             raise ValueError(f"size must be two positive integers. Received: size={size}")
+        checked_shape("size", self.size or (), minimum=1)
         self.data_format = check_data_format(data_format)
 
     def _resized(self, input_shape):

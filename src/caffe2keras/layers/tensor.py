@@ -6,7 +6,7 @@ import itertools
 
 from keras import initializers, layers, ops, saving
 
-from caffe2keras.layers.common import PACKAGE
+from caffe2keras.layers.common import PACKAGE, checked_shape
 
 
 @saving.register_keras_serializable(package=PACKAGE)
@@ -36,7 +36,7 @@ class Affine(layers.Layer):
         super().__init__(**kwargs)
         if not (use_scale or use_bias):
             raise ValueError("Affine needs use_scale or use_bias. Received: use_scale=False, use_bias=False")
-        self.param_shape = tuple(int(d) for d in param_shape)
+        self.param_shape = checked_shape("param_shape", param_shape, minimum=1)
         self.use_scale = bool(use_scale)
         self.use_bias = bool(use_bias)
         self.gamma_initializer = initializers.get(gamma_initializer)
@@ -162,6 +162,7 @@ class Crop(layers.Layer):
                 "begin, size and end_trim need one value per non-batch axis, begin >= 0, end_trim >= 0 and "
                 f"size >= 1 or None. Received: begin={self.begin}, size={self.size}, end_trim={self.end_trim}"
             )
+        checked_shape("size", [s for s in self.size if s is not None], minimum=1)
 
     def _sizes(self, shape, reference_shape):
         """Per non-batch axis, the cropped size (None where it is not known yet)."""
@@ -204,6 +205,9 @@ class Tile(layers.Layer):
             raise ValueError(f"tiles must be positive. Received: tiles={tiles}")
         self.axis = int(axis)
         self.tiles = int(tiles)
+
+    def build(self, input_shape):
+        checked_shape("the tiled output shape", [d for d in self.compute_output_shape(input_shape)[1:] if d])
 
     def call(self, inputs):
         repeats = [1] * len(inputs.shape)
@@ -249,7 +253,7 @@ class LearnedTensor(layers.Layer):
 
     def __init__(self, value_shape, **kwargs):
         super().__init__(**kwargs)
-        self.value_shape = tuple(int(d) for d in value_shape)
+        self.value_shape = checked_shape("value_shape", value_shape)
 
     def build(self, input_shape):
         self.value = self.add_weight(name="value", shape=self.value_shape, initializer=initializers.Zeros())

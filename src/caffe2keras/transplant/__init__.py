@@ -149,7 +149,14 @@ def load_caffe_weights(
     unpaired_caffe = [_describe(u, bare=True) for u in units if id(u) not in paired_units]
     unpaired_keras = [_describe(t, bare=True) for t in targets if id(t) not in paired_targets]
     if problems or unpaired_caffe or unpaired_keras:
-        raise WeightsPairingError(f"Keras model {keras_model.name!r}", unpaired_caffe, unpaired_keras, problems)
+        raise WeightsPairingError(
+            f"Keras model {keras_model.name!r}",
+            unpaired_caffe,
+            unpaired_keras,
+            problems,
+            caffe_layers=len(units),
+            paired=len(assignments),
+        )
     for _, target, _, done in assignments:
         for variable, value in done.values:
             variable.assign(np.asarray(value, dtype=variable.dtype))

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from caffe2keras.api import convert, load_graph
+from caffe2keras.errors import ArgumentError
 from caffe2keras.graph import BlobRef, Graph
 from caffe2keras.layout import DATA_FORMATS, Layout
 from caffe2keras.tolerance import ATOL, RTOL, compare
@@ -118,9 +119,9 @@ def verify(
         comparison cannot be made (``VerifyError``, or the conversion's own errors).
     """
     if data_format not in DATA_FORMATS:
-        raise ValueError(f"data_format must be one of {DATA_FORMATS}. Received: data_format={data_format!r}")
-    if not (atol >= 0 and rtol >= 0):
-        raise ValueError(f"atol and rtol must be >= 0. Received: atol={atol}, rtol={rtol}")
+        raise ArgumentError(f"data_format must be one of {DATA_FORMATS}. Received: data_format={data_format!r}")
+    if not (isinstance(atol, (int, float)) and isinstance(rtol, (int, float)) and atol >= 0 and rtol >= 0):
+        raise ArgumentError(f"atol and rtol must be >= 0. Received: atol={atol}, rtol={rtol}")
     step = on_step or (lambda _: None)
     reference = open_reference(against, prototxt, weights)
     arrays, input_infos = prepare_inputs(prototxt, inputs, reference, input_shapes, seed)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -55,14 +57,24 @@ class BlobsReference(Reference):
             data = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             raise VerifyError(f"reference blob file {str(path)!r} does not exist. {received}") from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise VerifyError(f"cannot read the reference blobs from {str(path)!r}: {exc}. {received}") from None
         if not hasattr(data, "files"):
             raise VerifyError(
                 f"{str(path)!r} holds one array, not blobs by name; write them with numpy.savez. {received}"
             )
+        blobs = {}
         with data:
-            return cls({name: data[name] for name in data.files}, str(path))
+            for name in data.files:
+                try:
+                    blobs[name] = data[name]
+                except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # object arrays, corrupt members
+                    raise VerifyError(f"cannot read blob {name!r} from {str(path)!r}: {exc}. {received}") from None
+                if blobs[name].dtype.kind not in "biuf":
+                    raise VerifyError(
+                        f"blob {name!r} in {str(path)!r} holds {blobs[name].dtype} values, not numbers. {received}"
+                    )
+        return cls(blobs, str(path))
 
     def key(self, name: str) -> str | None:
         for candidate in (name, name.replace("/", "__")):
@@ -171,15 +183,24 @@ class OpenCVReference(Reference):
 
     def _open(self, arrays):
         cv2 = self.cv2
-        try:
-            net = cv2.dnn.readNetFromCaffe(*self.files)
-        except cv2.error as exc:
-            raise self._error("read the net", exc) from None
+        with tempfile.TemporaryDirectory(prefix="c2k-") as folder:
+            files = list(self.files)
+            rewritten = _with_input_layers(files[0], arrays)
+            if rewritten is not None:
+                files[0] = os.path.join(folder, "net.prototxt")
+                Path(files[0]).write_text(rewritten)
+            try:
+                net = cv2.dnn.readNetFromCaffe(*files)
+            except cv2.error as exc:
+                raise self._error("read the net", exc) from None
         net.enableFusion(False)
         if hasattr(net, "enableWinograd"):  # OpenCV >= 4.7: exact convolutions, not Winograd's
             net.enableWinograd(False)
-        for name, array in arrays.items():
-            net.setInput(np.ascontiguousarray(array, dtype=np.float32), name)
+        try:
+            for name, array in arrays.items():
+                net.setInput(np.ascontiguousarray(array, dtype=np.float32), name)
+        except cv2.error as exc:
+            raise self._error("take the inputs", exc) from None
         return net
 
     def run(self, graph, arrays, blobs) -> ReferenceBlobs:
@@ -215,6 +236,36 @@ class OpenCVReference(Reference):
             else:
                 found[name] = src
         return found
+
+
+def _with_input_layers(prototxt: PathLike, arrays: Mapping[str, np.ndarray]) -> str | None:
+    """The net's text with each data layer other than Input (MemoryData, Data...) made an Input layer
+    of the given arrays' shapes, as OpenCV's importer takes only those; None when it has none."""
+    from google.protobuf import text_format
+
+    from caffe2keras.caffe import read_net
+    from caffe2keras.graph import DATA_LAYER_TYPES
+
+    net = read_net(prototxt)
+    kept, changed = [], False
+    for layer in net.layer:
+        if layer.type in DATA_LAYER_TYPES and layer.type != "Input":
+            changed = True
+            tops = [top for top in layer.top if top in arrays]
+            if not tops:
+                continue
+            replacement = type(layer)(name=layer.name, type="Input", top=tops)
+            replacement.include.extend(layer.include)
+            replacement.exclude.extend(layer.exclude)
+            for top in tops:
+                replacement.input_param.shape.add().dim.extend(arrays[top].shape)
+            layer = replacement
+        kept.append(layer)
+    if not changed:
+        return None
+    del net.layer[:]
+    net.layer.extend(kept)
+    return text_format.MessageToString(net)
 
 
 def open_reference(

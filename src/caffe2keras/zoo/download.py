@@ -15,11 +15,19 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from caffe2keras.errors import CacheError, DownloadError, HashMismatchError, UnverifiedNetError, ZooError
+from caffe2keras.errors import (
+    CacheError,
+    ConversionWarning,
+    DownloadError,
+    HashMismatchError,
+    UnverifiedNetError,
+    ZooError,
+)
 from caffe2keras.progress import Progress
 from caffe2keras.zoo.catalog import ROLES, Net, get_net
 
@@ -119,7 +127,11 @@ def _fetch_role(net, role, target, result, source, bars, retries, echo) -> None:
     except DownloadError as exc:
         if role != "labels":
             raise
-        echo(f"{net.name}: warning: no labels: {exc}")  # the net still converts; predict shows indices
+        warnings.warn(
+            f"{net.name}: no labels: {exc}; the net converts without them (predict shows class numbers).",
+            ConversionWarning,
+            stacklevel=2,
+        )
 
 
 def _sources(net: Net, file: dict, source: Path | None) -> list[str]:
@@ -140,6 +152,10 @@ def _fetch_file(net, file, target, source, bars, retries) -> Path:
     pooch.get_logger().setLevel("WARNING")
     failures = []
     for url in _sources(net, file, source):
+        if source is not None and file["hash"] and not pooch.hashes.hash_matches(url, file["hash"]):
+            # Checked here, before pooch copies it: its message would speak of a download it deleted.
+            failures.append(local_mismatch(url, file, net, pooch))
+            continue
         downloader = ResumableDownloader(target / PARTIAL_DIR / f"{file['filename']}.part", bars, retries)
         try:
             return Path(pooch.retrieve(url, file["hash"], fname=file["filename"], path=target, downloader=downloader))
@@ -154,6 +170,15 @@ def _fetch_file(net, file, target, source, bars, retries) -> Path:
         f"no source gave {file['filename']} of {net.name}:\n"
         + "\n".join(f"  {exc}" for exc in failures)
         + f"\nReceived: urls={file['urls']!r}"
+    )
+
+
+def local_mismatch(path: str, file: dict, net: Net, pooch) -> HashMismatchError:
+    algorithm = pooch.hashes.hash_algorithm(file["hash"])
+    return HashMismatchError(
+        f"{path}: this local file's {algorithm.upper()} hash does not match the catalog's for "
+        f"{file['filename']} of {net.name} (the file is left as it is). "
+        f"Received: {algorithm}={pooch.file_hash(path, alg=algorithm)}, catalog={file['hash']!r}"
     )
 
 
@@ -182,15 +207,23 @@ class ResumableDownloader:
                 break
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 if attempt == self.retries:
-                    have = self.partial.stat().st_size if self.partial.exists() else 0
-                    raise DownloadError(
-                        f"{url}: the connection dropped after {have:,} bytes ({type(exc).__name__}); "
-                        f"run the same command again to resume. Received: url={url!r}"
-                    ) from exc
+                    raise self._failure(url, exc) from exc
             except OSError:
                 self.partial.unlink(missing_ok=True)  # a full or failing disk: keep nothing half-written
                 raise
         os.replace(self.partial, output_file)
+
+    def _failure(self, url: str, exc: Exception) -> DownloadError:
+        have = self.partial.stat().st_size if self.partial.exists() else 0
+        if have == 0:  # nothing ever arrived: an offline machine or a host that is down, not a drop
+            return DownloadError(
+                f"{url}: cannot reach the host ({type(exc).__name__}). Check the network, or take the files "
+                f"from a folder with --from DIR (or ${FROM_ENV}). Received: url={url!r}"
+            )
+        return DownloadError(
+            f"{url}: the connection dropped after {have:,} bytes ({type(exc).__name__}); "
+            f"run the same command again to resume. Received: url={url!r}"
+        )
 
     def _get(self, url: str, requests) -> None:
         offset = self.partial.stat().st_size if self.partial.exists() else 0

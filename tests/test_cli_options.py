@@ -1,0 +1,54 @@
+"""How the command line reads its options: where flags may go, what shapes it accepts."""
+
+from __future__ import annotations
+
+import pytest
+
+from caffe2keras.cli import build_parser, main
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--debug", "convert", "net.prototxt", "-o", "m.keras"],
+        ["convert", "net.prototxt", "-o", "m.keras", "--debug"],
+        ["zoo", "download", "mtcnn_pnet", "--debug"],
+    ],
+)
+def test_debug_is_accepted_before_and_after_the_command(argv):
+    assert build_parser().parse_args(argv).debug is True
+
+
+def test_debug_after_the_command_shows_the_traceback(tmp_path):
+    from caffe2keras.errors import Caffe2KerasError
+
+    with pytest.raises(Caffe2KerasError):
+        main(["convert", str(tmp_path / "missing.prototxt"), "-o", str(tmp_path / "m.keras"), "--debug"])
+
+
+def test_without_debug_the_flag_is_off():
+    assert build_parser().parse_args(["convert", "net.prototxt", "-o", "m.keras"]).debug is False
+
+
+def test_an_input_shape_given_twice_is_refused(tmp_path, capsys):
+    argv = ["convert", "net.prototxt", "-o", str(tmp_path / "m.keras")]
+    assert main([*argv, "--input-shape", "data=1,3,8,8", "--input-shape", "data=1,3,9,9"]) == 2
+    err = capsys.readouterr().err
+    assert "--input-shape gives blob 'data' twice" in err and "Received: 'data=1,3,9,9'" in err
+
+
+def test_a_size_below_one_is_refused_by_name(tmp_path, capsys):
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text('input: "data"\nlayer { name: "r" type: "ReLU" bottom: "data" top: "r" }\n')
+    assert main(["convert", str(prototxt), "-o", str(tmp_path / "m.keras"), "--input-shape", "data=0,1,28,28"]) == 1
+    err = capsys.readouterr().err
+    assert "sizes must be whole numbers >= 1" in err and "Received: input_shapes['data']=(0, 1, 28, 28)" in err
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_convert_help_describes_the_command_and_free_sizes(capsys):
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "fill it with the caffemodel's weights" in text
+    assert "? is a free size" in text
