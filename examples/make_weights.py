@@ -5,18 +5,34 @@ written next to the prototxt as ``<name>.caffemodel`` by caffe2keras's own
 writer, so the README's example needs no download.
 """
 
+import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from caffe2keras.caffe.writer import write_caffemodel
-from caffe2keras.synthetic import synthetic_weights
 
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Write seeded, fan-in-scaled weights for every parameter blob of a Caffe net, "
+        "as NET.caffemodel next to NET.prototxt."
+    )
+    parser.add_argument("prototxt", help="the net definition (.prototxt)")
+    args = parser.parse_args(argv)
 
-def main(prototxt: str) -> None:
-    target = Path(prototxt).with_suffix(".caffemodel")
-    write_caffemodel(target, synthetic_weights(prototxt))
+    # Imported after parsing, so that --help and usage errors answer at once.
+    from caffe2keras.caffe.writer import write_caffemodel
+    from caffe2keras.errors import Caffe2KerasError
+    from caffe2keras.synthetic import synthetic_weights
+
+    target = Path(args.prototxt).with_suffix(".caffemodel")
+    try:
+        write_caffemodel(target, synthetic_weights(args.prototxt))
+    except Caffe2KerasError as exc:
+        print(f"make_weights.py: error: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {target}")
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    sys.exit(main())

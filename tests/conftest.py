@@ -1,4 +1,4 @@
-"""Shared test fixtures: the ground-truth material in ../shared, and model round trips."""
+"""Test fixtures (helpers the tests import live in modules of their own: ``tests.shared``, ``tests.golden``...)."""
 
 from __future__ import annotations
 
@@ -14,19 +14,21 @@ import caffe2keras
 
 caffe2keras.use_default_backend()  # before any test module imports Keras
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CAFFE2KERAS_SHARED", REPO.parent / "shared"))
-HAS_SHARED = (SHARED / "golden").is_dir()
+from tests.shared import SHARED  # noqa: E402
 
-requires_shared = pytest.mark.skipif(not HAS_SHARED, reason=f"ground-truth material not found at {SHARED}")
+SECOND_DATA_FORMAT = "channels_first"
 
 
-def case_dirs(kind: str) -> list:
-    """pytest params for every golden case of ``kind`` (one skipped param when absent)."""
-    root = SHARED / "golden" / kind
-    if not root.is_dir():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{root} not found"), id="no-shared")]
-    return [pytest.param(path, id=path.name) for path in sorted(root.iterdir()) if (path / "case.json").exists()]
+def pytest_collection_modifyitems(config, items):
+    """The fast tier runs every test in one data format: the channels_first runs are slow.
+
+    channels_last is Keras' default and the one users run; each test's channels_first run checks
+    the same conversion in the other layout, which the full run (CI) keeps checking.
+    """
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("data_format") == SECOND_DATA_FORMAT:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

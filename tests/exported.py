@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from caffe2keras.layout import Layout
-from tests.conftest import REPO
+from tests.shared import REPO
 
 
 @dataclass

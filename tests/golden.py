@@ -10,9 +10,7 @@ import keras
 import numpy as np
 
 from caffe2keras.layout import Layout
-
-ATOL = 1e-4
-RTOL = 1e-4  # relative to max|ref|, as the goldens were specified
+from caffe2keras.tolerance import compare
 
 
 @dataclass
@@ -52,15 +50,13 @@ def run(model, arrays, data_format: str) -> list[np.ndarray]:
     return [layout.to_caffe(np.asarray(y)) for y in outputs]
 
 
-def max_error(actual: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
-    """(max |y - ref|, allowed) under the goldens' tolerance."""
-    assert actual.shape == reference.shape, f"shape {actual.shape} != reference {reference.shape}"
-    return float(np.max(np.abs(actual.astype(np.float64) - reference))), ATOL + RTOL * float(np.max(np.abs(reference)))
-
-
 def assert_matches(actual: np.ndarray, reference: np.ndarray, what: str) -> None:
-    error, allowed = max_error(actual, reference)
-    assert error <= allowed, f"{what}: max|y - ref| = {error:.3g} > {allowed:.3g}"
+    """``actual`` is within the goldens' tolerance of ``reference`` (:mod:`caffe2keras.tolerance`)."""
+    assert actual.shape == reference.shape, f"{what}: shape {actual.shape} != reference {reference.shape}"
+    comparison = compare(actual, reference)
+    assert comparison.within_tolerance, (
+        f"{what}: max|y - ref| = {comparison.max_abs_error:.3g} > {comparison.allowed:.3g}"
+    )
 
 
 def save_and_reload(model, tmp_path: Path):

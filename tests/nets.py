@@ -12,7 +12,6 @@ from caffe2keras.caffe.writer import write_caffemodel
 from tests import oracle
 from tests.golden import run, save_and_reload
 
-FORMATS = ["channels_last", "channels_first"]
 Layers = Sequence[tuple[str, str, Sequence[np.ndarray]]]
 
 

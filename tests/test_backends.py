@@ -18,9 +18,9 @@ import pytest
 import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.synthetic import synthetic_weights
-from tests.conftest import REPO
 from tests.golden import assert_matches
-from tests.sweep import FORMATS, predict
+from tests.shared import FORMATS, REPO
+from tests.sweep import predict
 
 NET = """name: "every_custom_layer"
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 4 dim: 9 dim: 10 } } }
@@ -65,6 +65,7 @@ for data_format in sys.argv[3:]:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
 def test_saved_model_runs_the_same_on_torch(tmp_path):
     prototxt = tmp_path / "net.prototxt"

@@ -16,6 +16,7 @@ def keras_kernel_shape(blob_shape: tuple[int, ...]) -> tuple[int, ...]:
     return (*blob_shape[2:], blob_shape[1], blob_shape[0])
 
 
+@pytest.mark.slow  # builds keras.applications' VGG16 and ResNet-50
 @pytest.mark.parametrize("net", sorted(NETS))
 def test_kernels_match_the_keras_applications_twin(net, tmp_path):
     prototxt = tmp_path / f"{net}.prototxt"

@@ -13,9 +13,9 @@ import pytest
 
 import caffe2keras
 from tests import oracle
-from tests.conftest import SHARED, requires_shared
 from tests.golden import assert_matches, run
-from tests.nets import FORMATS, convert_and_run, layer, net, opencv_forward, write_net
+from tests.nets import convert_and_run, layer, net, opencv_forward, write_net
+from tests.shared import FORMATS, SHARED, requires_shared
 
 RNG = np.random.default_rng(20240607)
 

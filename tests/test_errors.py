@@ -28,7 +28,7 @@ from caffe2keras import (
 )
 from caffe2keras.caffe.writer import layer_bytes, write_caffemodel
 from caffe2keras.cli import main
-from tests.conftest import REPO, SHARED, requires_shared
+from tests.shared import REPO, SHARED, requires_shared
 
 NET = """name: "tiny"
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }

@@ -19,9 +19,9 @@ import pytest
 
 import caffe2keras
 from caffe2keras.cli import main
-from tests.conftest import SHARED, case_dirs, requires_shared
 from tests.exported import Export, exported_outputs, onnx_operators
 from tests.golden import Case, assert_matches
+from tests.shared import SHARED, case_dirs, requires_shared
 
 EXPORT_MODULES = ("tensorflow", "tf2onnx", "onnx", "onnxruntime")
 pytestmark = pytest.mark.skipif(

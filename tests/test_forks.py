@@ -15,10 +15,9 @@ import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.errors import ShapeError, UnsupportedParameterError
 from caffe2keras.synthetic import synthetic_weights
-from tests.conftest import SHARED, requires_shared
 from tests.golden import assert_matches, run, save_and_reload
+from tests.shared import FORMATS, SHARED, requires_shared
 
-FORMATS = ["channels_last", "channels_first"]
 LOWEST = np.finfo(np.float32).min
 
 

@@ -18,9 +18,9 @@ from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.cli.common import parse_shape_args
 from caffe2keras.errors import ShapeError
 from caffe2keras.synthetic import synthetic_weights
-from tests.conftest import SHARED, requires_shared
 from tests.golden import assert_matches, run, save_and_reload
 from tests.oracle import opencv_forward
+from tests.shared import FORMATS, SHARED, requires_shared
 
 cv2 = pytest.importorskip("cv2")
 
@@ -44,7 +44,7 @@ DET1 = SHARED / "golden" / "trained" / "mtcnn_det1"
 
 
 @requires_shared
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("data_format", FORMATS)
 def test_mtcnn_det1_runs_at_every_pyramid_size(data_format, tmp_path):
     prototxt, weights = SHARED / "caffe" / "trained" / "mtcnn" / "det1.prototxt", DET1 / "weights.caffemodel"
     outputs = ["conv4-1", "conv4-2", "prob1"]
@@ -104,7 +104,7 @@ def small_fcn(tmp_path_factory):
     return prototxt, weights
 
 
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("data_format", FORMATS)
 def test_small_fcn_matches_opencv_at_odd_sizes(small_fcn, data_format, tmp_path):
     """Ceil pooling and its clip rule, AVE divisors at the borders, deconvolution crops, Crop against
     a free reference, global pooling, Flatten and Reshape with -1: all computed per size."""

@@ -10,7 +10,7 @@ import pytest
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.cli import main
 from caffe2keras.summary import summarize
-from tests.conftest import SHARED, requires_shared
+from tests.shared import SHARED, requires_shared
 
 SVG = "{http://www.w3.org/2000/svg}"
 

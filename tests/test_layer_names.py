@@ -9,7 +9,7 @@ from caffe2keras.api import load_graph
 from caffe2keras.builder import keras_name
 from caffe2keras.caffe import read_net
 from caffe2keras.graph import DATA_LAYER_TYPES, is_dropped_type
-from tests.conftest import SHARED
+from tests.shared import SHARED
 
 # Nets with more layers than this take tens of seconds to build on a small CPU.
 SLOW_LAYER_COUNT = 60

@@ -17,8 +17,8 @@ import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.layout import Layout
 from caffe2keras.synthetic import synthetic_weights
-from tests.conftest import SHARED, requires_shared
 from tests.golden import Case, assert_matches
+from tests.shared import SHARED, requires_shared
 
 # Run with `python -I` (no PYTHONPATH, no user site) and caffe2keras made unimportable: the
 # editable install would otherwise still find it.

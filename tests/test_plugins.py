@@ -10,10 +10,11 @@ from keras import ops
 
 import caffe2keras
 from caffe2keras import Node, Step
-from caffe2keras.caffe.schema import _compiled, _extra_texts
-from caffe2keras.converters import base
+from caffe2keras.caffe.schema import schema
+from caffe2keras.converters.base import rule_for
 from tests.golden import assert_matches, run
-from tests.nets import FORMATS, write_net
+from tests.nets import write_net
+from tests.shared import FORMATS
 
 GATE_SCHEMA = """
 message ChannelGateParameter {
@@ -82,12 +83,8 @@ def convert_python(node: Node) -> Step:
 @pytest.fixture
 def clean_registry():
     """Each test registers its own converters and schema additions, and leaves none behind."""
-    rules, texts = dict(base._RULES), list(_extra_texts)
-    yield
-    base._RULES.clear()
-    base._RULES.update(rules)
-    _extra_texts[:] = texts
-    _compiled.cache_clear()
+    with caffe2keras.registry_snapshot():
+        yield
 
 
 def install_plugin():
@@ -166,3 +163,15 @@ def test_an_unconvertible_python_class_names_the_layer(clean_registry, tmp_path)
         match=r"Layer 'double' \(Python\): no converter .* Received: python_param.layer='my_layers.Divide'",
     ):
         caffe2keras.convert(prototxt)
+
+
+def test_a_registry_snapshot_undoes_registrations_and_schema_extensions():
+    relu = rule_for("ReLU")
+    with caffe2keras.registry_snapshot():
+        install_plugin()
+        caffe2keras.register_converter("ReLU", convert_python, replace=True)
+        assert rule_for("ChannelGate") is not None
+    assert rule_for("ChannelGate") is None
+    assert rule_for("ReLU") is relu
+    with pytest.raises(AttributeError):
+        schema().ChannelGateParameter  # noqa: B018

@@ -15,7 +15,8 @@ import pytest
 import caffe2keras
 from caffe2keras.caffe.writer import blob_bytes
 from caffe2keras.cli import main
-from tests.conftest import SHARED, requires_shared
+from tests.golden import assert_matches
+from tests.shared import SHARED, requires_shared
 
 TRAINED = SHARED / "caffe" / "trained"
 pytestmark = [requires_shared, pytest.mark.filterwarnings("ignore::caffe2keras.errors.ConversionWarning")]
@@ -52,8 +53,7 @@ def assert_same_outputs(preprocessed, plain, raw, blob):
     made = keras.Model(preprocessed.inputs, step.output).predict_on_batch(raw)
     np.testing.assert_array_equal(np.asarray(made), blob)
     for got, expected in zip(outputs(preprocessed, raw), outputs(plain, blob)):
-        assert got.shape == expected.shape
-        assert np.max(np.abs(got - expected)) <= 1e-4 + 1e-4 * np.max(np.abs(expected))
+        assert_matches(got, expected, "the preprocessed net against the plain one")
 
 
 def test_lenet_takes_its_scale_from_the_train_val_transform_param():

@@ -1,11 +1,13 @@
 """The README's commands are the ones CI and users run."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.shared import REPO
 
 
 def bash_blocks():
@@ -81,3 +83,11 @@ def test_walkthrough_runs_on_a_small_net_of_caffenets_shape(tmp_path, monkeypatc
     model, base = namespace["model"], namespace["base"]
     assert tuple(model.output.shape) == (None, 5)
     assert not base.trainable_weights and model.get_layer("new_head").trainable_weights
+
+
+def test_the_weights_example_prints_its_usage():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "make_weights.py"), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: make_weights.py")

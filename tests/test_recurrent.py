@@ -10,8 +10,9 @@ import pytest
 import caffe2keras
 from tests import oracle
 from tests.golden import assert_matches
-from tests.nets import FORMATS, convert_and_run, layer, net, write_net
+from tests.nets import convert_and_run, layer, net, write_net
 from tests.oracle import sigmoid
+from tests.shared import FORMATS
 
 RNG = np.random.default_rng(7)
 UNITS = 3

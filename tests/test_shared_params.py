@@ -12,7 +12,8 @@ import pytest
 import caffe2keras
 from caffe2keras.synthetic import synthetic_weights
 from tests.golden import assert_matches, run, save_and_reload
-from tests.nets import FORMATS, opencv_forward, write_net
+from tests.nets import opencv_forward, write_net
+from tests.shared import FORMATS
 
 RNG = np.random.default_rng(11)
 

@@ -20,14 +20,14 @@ import caffe2keras
 from caffe2keras.caffe import read_weights
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.synthetic import synthetic_weights
+from caffe2keras.tolerance import compare
 from caffe2keras.verification import verify
 from caffe2keras.verification.detections import align_detections, caffe_detections, reference_detections
-from tests.conftest import SHARED, requires_shared
-from tests.golden import assert_matches, max_error, run, save_and_reload
+from tests.golden import assert_matches, run, save_and_reload
+from tests.shared import FORMATS, SHARED, requires_shared
 
 cv2 = pytest.importorskip("cv2")
 
-FORMATS = ["channels_last", "channels_first"]
 MODELS = SHARED / "caffe" / "models" / "mobilenet_ssd"
 
 
@@ -64,7 +64,7 @@ def assert_detections_match(output: np.ndarray, reference: np.ndarray, what: str
     assert np.all(np.diff(image) >= 0), f"{what}: images out of order"
     assert np.all(np.diff(label)[same_image] >= 0), f"{what}: labels out of order"
     assert np.all(np.diff(score)[same_label] <= 0), f"{what}: scores out of order"
-    _, allowed = max_error(reference, reference)
+    allowed = compare(reference, reference).allowed
     assert_matches(align_detections(actual, reference, allowed), reference, what)
 
 

@@ -8,7 +8,8 @@ import pytest
 
 import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
-from tests.conftest import SHARED, requires_shared
+from tests.golden import assert_matches
+from tests.shared import FORMATS, SHARED, requires_shared
 
 NET = """
 name: "small"
@@ -62,7 +63,7 @@ def keras_twin(data_format: str, names=("features", "norm", "depthwise", "logits
     return keras.Model(inputs, keras.layers.Dense(5, name=names[3])(x))
 
 
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("data_format", FORMATS)
 def test_small_net_gives_the_converted_models_outputs(small_net, data_format):
     model = keras_twin(data_format)
     report = caffe2keras.load_caffe_weights(model, *small_net)
@@ -80,7 +81,7 @@ def test_small_net_gives_the_converted_models_outputs(small_net, data_format):
         x = x.transpose(0, 2, 3, 1)
     expected = converted.predict(x, verbose=0)
     actual = model.predict(x, verbose=0)
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-4 + 1e-4 * np.abs(expected).max())
+    assert_matches(np.asarray(actual), np.asarray(expected), "transplanted against converted")
 
 
 def test_pairs_by_name_and_mapping(small_net):
@@ -168,7 +169,7 @@ def test_keras_vgg16_gives_the_converted_vgg16s_outputs(zoo_weights):
     dense = model.get_layer("predictions")
     keras_logits = features[0] @ dense.kernel.numpy() + dense.bias.numpy()  # the Dense before its softmax
     for actual, expected in ((keras_logits, logits), (features[1], prob)):
-        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-4 + 1e-4 * np.abs(expected).max())
+        assert_matches(np.asarray(actual), np.asarray(expected), "transplanted against converted")
 
 
 def _resnet_keras_name(caffe: str) -> str:

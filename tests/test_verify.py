@@ -18,7 +18,7 @@ import caffe2keras
 from caffe2keras.cli import main
 from caffe2keras.verification import Status, compare
 from caffe2keras.verification.inputs import read_input
-from tests.conftest import REPO, SHARED, requires_shared
+from tests.shared import FORMATS, REPO, SHARED, requires_shared
 
 cv2 = pytest.importorskip("cv2")
 
@@ -79,7 +79,7 @@ def test_compare_zero_reference():
 
 
 @requires_shared
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("data_format", FORMATS)
 def test_golden_blobs_pass_then_a_perturbed_middle_blob_is_the_first_divergence(data_format, tmp_path, capsys):
     blobs = golden_blobs(SLICE_CASE)
     good = write_npz(tmp_path / "good.npz", blobs)

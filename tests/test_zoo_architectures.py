@@ -6,14 +6,21 @@ import keras
 import pytest
 
 import caffe2keras
-from tests.conftest import SHARED
+from tests.shared import SHARED
 
 
 def zoo_prototxts():
     root = SHARED / "caffe" / "models"
     if not root.is_dir():
         return [pytest.param(None, marks=pytest.mark.skip(reason=f"{root} not found"), id="no-shared")]
-    return [pytest.param(p, id=f"{p.parent.name}/{p.stem}") for p in sorted(root.glob("*/*.prototxt"))]
+    # A net with a zoo golden is converted, saved and reloaded with its weights in the fast tier.
+    with_golden = {path.name for path in (SHARED / "golden" / "zoo").glob("*")}
+    return [
+        pytest.param(
+            p, id=f"{p.parent.name}/{p.stem}", marks=[pytest.mark.slow] if p.parent.name in with_golden else []
+        )
+        for p in sorted(root.glob("*/*.prototxt"))
+    ]
 
 
 @pytest.mark.parametrize("prototxt", zoo_prototxts())

@@ -11,7 +11,7 @@ import pytest
 
 from caffe2keras.errors import ZooError
 from caffe2keras.zoo import validate_catalog
-from tests.conftest import REPO, SHARED
+from tests.shared import REPO, SHARED
 
 FACTS = SHARED / "zoo" / "catalog.json"
 

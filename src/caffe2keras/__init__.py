@@ -42,6 +42,7 @@ _EXPORTS = {
     "convert": "caffe2keras.api",
     "parameter_shapes": "caffe2keras.api",
     "register_converter": "caffe2keras.api",
+    "registry_snapshot": "caffe2keras.converters.base",
     "extend_schema": "caffe2keras.caffe",
     "Node": "caffe2keras.converters",
     "Step": "caffe2keras.converters",

@@ -13,8 +13,10 @@ merged into the message as ordinary fields, the way Caffe forks edit
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -375,3 +377,13 @@ def extend_schema(proto_text: str, source: str = "<extension>") -> None:
         _compiled.cache_clear()
         raise
     _extra_texts.append((source, proto_text))
+
+
+@contextlib.contextmanager
+def schema_snapshot() -> Iterator[None]:
+    """Remove, on leaving the block, every extension :func:`extend_schema` added inside it."""
+    texts = list(_extra_texts)
+    try:
+        yield
+    finally:
+        _extra_texts[:] = texts

@@ -10,11 +10,13 @@ gives Caffe's output shapes before anything is built.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from caffe2keras.caffe.schema import schema_snapshot
 from caffe2keras.caffe.weights import Blob
 from caffe2keras.errors import RegistryError, ShapeError, UnsupportedParameterError, WeightsError
 from caffe2keras.graph import Op, Shape, ShapeRule, check_blob_shape
@@ -205,6 +207,19 @@ def converts(*types: str, shapes: ShapeRule | None, check=None):
 
 def rule_for(layer_type: str) -> LayerRule | None:
     return _RULES.get(layer_type)
+
+
+@contextlib.contextmanager
+def registry_snapshot() -> Iterator[None]:
+    """Undo, on leaving the block, every converter registered (or replaced) and every schema
+    extension added inside it: plugins' tests each start from the built-in registry."""
+    rules = dict(_RULES)
+    with schema_snapshot():
+        try:
+            yield
+        finally:
+            _RULES.clear()
+            _RULES.update(rules)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import caffe2keras.layers  # noqa: E402  (registered for loading)
+from caffe2keras.tolerance import compare  # noqa: E402
 
 
 @pytest.fixture
@@ -67,13 +68,12 @@ def reloaded_nchw_outputs(reloaded_outputs):
 
 @pytest.fixture
 def assert_close():
-    """The project's tolerance: 1e-4 absolute plus 1e-4 of the reference's largest magnitude."""
+    """The project's tolerance (:mod:`caffe2keras.tolerance`)."""
 
     def check(actual, expected):
-        expected = np.asarray(expected, np.float64)
-        assert np.shape(actual) == expected.shape, (np.shape(actual), expected.shape)
-        error = np.max(np.abs(np.asarray(actual, np.float64) - expected))
-        assert error <= 1e-4 + 1e-4 * np.max(np.abs(expected)), error
+        assert np.shape(actual) == np.shape(expected), (np.shape(actual), np.shape(expected))
+        comparison = compare(actual, expected)
+        assert comparison.within_tolerance, comparison
 
     return check
 

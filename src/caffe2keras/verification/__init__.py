@@ -13,15 +13,8 @@ A blob's value is the one pycaffe shows after the whole forward pass: in-place l
 overwrite their bottom, so blob ``conv1`` of ``conv1 -> relu1 (in place)`` is ReLU's output,
 and its row stands where ``relu1`` runs.
 
-For each blob, with ``y`` the Keras value and ``ref`` the reference, both in float64::
-
-    max abs error = max |y - ref|
-    max rel error = max |y - ref| / max |ref|       (0 when both are 0, inf when only max|ref| is)
-    within tolerance  <=>  max |y - ref| <= atol + rtol * max |ref|
-
-which is the project's rule for every golden case (``atol = rtol = 1e-4``). Positions where
-both values are the same infinity or both are NaN count as equal; a NaN against a number is
-an infinite error. ``max |ref|`` is taken over the reference's finite values.
+Each blob is compared under the tolerance rule of :mod:`caffe2keras.tolerance`,
+``max|y - ref| <= atol + rtol * max|ref|``, the project's rule for every golden case.
 """
 
 from __future__ import annotations
@@ -35,10 +28,11 @@ from caffe2keras.api import convert, load_graph
 from caffe2keras.errors import ArgumentError
 from caffe2keras.graph import BlobRef, Graph
 from caffe2keras.layout import DATA_FORMATS, Layout
+from caffe2keras.tolerance import ATOL, RTOL, compare
 from caffe2keras.verification.detections import DETECTION_TYPES, detection_row
 from caffe2keras.verification.inputs import prepare_inputs
 from caffe2keras.verification.references import open_reference
-from caffe2keras.verification.report import ATOL, RTOL, BlobRow, Status, VerifyReport, Writer, compare
+from caffe2keras.verification.report import BlobRow, Status, VerifyReport, Writer
 
 __all__ = ["ATOL", "RTOL", "BlobRow", "Status", "VerifyReport", "blob_writers", "compare", "verify"]
 

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from caffe2keras.graph import BlobRef
-from caffe2keras.verification.report import BlobRow, Status, compare
+from caffe2keras.tolerance import compare
+from caffe2keras.verification.report import BlobRow, Status
 
 PathLike = str | os.PathLike
 InputSpec = np.ndarray | PathLike

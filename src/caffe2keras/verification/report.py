@@ -1,4 +1,5 @@
-"""The verification report: blob rows, their comparisons, and the tolerance rule."""
+"""The verification report: blob rows and their comparisons under the tolerance rule
+(:mod:`caffe2keras.tolerance`)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,11 @@ from enum import Enum
 import numpy as np
 
 from caffe2keras._version import __version__
+from caffe2keras.tolerance import TOLERANCE_RULE, Comparison
 
 PathLike = str | os.PathLike
 InputSpec = np.ndarray | PathLike
 Inputs = InputSpec | Mapping[str, InputSpec] | None
-
-
-ATOL = 1e-4
-RTOL = 1e-4
-TOLERANCE_RULE = "max|y - ref| <= atol + rtol * max|ref|"
 
 
 class Status(str, Enum):
@@ -39,20 +36,6 @@ class Writer:
 
     layer: str
     type: str
-
-
-@dataclass(frozen=True)
-class Comparison:
-    max_abs_error: float
-    max_rel_error: float
-    allowed: float  # atol + rtol * max|ref|
-    worst_index: tuple[int, ...]  # where max_abs_error is, in Caffe's layout
-    value: float  # the Keras value there
-    reference_value: float
-
-    @property
-    def within_tolerance(self) -> bool:
-        return self.max_abs_error <= self.allowed
 
 
 @dataclass(frozen=True)
@@ -222,28 +205,3 @@ def _json_float(value: float) -> float | str:
 def name_list(names: Sequence[str], limit: int = 8) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def compare(actual: np.ndarray, reference: np.ndarray, atol: float = ATOL, rtol: float = RTOL) -> Comparison:
-    """Compare two arrays of the same shape under the tolerance rule (see the module's docs)."""
-    y = np.asarray(actual, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
-    same = (y == ref) | (np.isnan(y) & np.isnan(ref))
-    with np.errstate(invalid="ignore"):
-        error = np.where(same, 0.0, np.abs(y - ref))
-    error[np.isnan(error)] = np.inf
-    finite = np.abs(ref[np.isfinite(ref)])
-    scale = float(finite.max()) if finite.size else 0.0
-    if error.size == 0:
-        return Comparison(0.0, 0.0, atol + rtol * scale, (), math.nan, math.nan)
-    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(error)), error.shape))
-    max_abs = float(error[worst])
-    if scale > 0:
-        max_rel = max_abs / scale
-    else:
-        max_rel = 0.0 if max_abs == 0 else math.inf
-    return Comparison(max_abs, max_rel, atol + rtol * scale, worst, float(y[worst]), float(ref[worst]))
-
-
-# ---------------------------------------------------------------------------------------------
-# References: each gives, per blob name, its value after the forward pass or why it has none.
