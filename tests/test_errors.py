@@ -394,7 +394,7 @@ def test_an_output_under_a_file_is_a_clean_error(tmp_path, capsys):
 def test_output_must_be_a_keras_file(tmp_path, capsys):
     prototxt, weights = _net_with(tmp_path, GOOD_WEIGHTS)
     assert main(["convert", str(prototxt), str(weights), "-o", str(tmp_path / "model.h5")]) == 2
-    assert "must be a .keras file" in capsys.readouterr().err
+    assert "must be a .keras, .onnx or .tflite file" in capsys.readouterr().err
     assert not (tmp_path / "model.h5").exists()
 
 

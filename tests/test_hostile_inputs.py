@@ -393,10 +393,35 @@ def test_sigterm_and_sighup_during_the_save_leave_nothing(tmp_path, capsys, monk
         raise AssertionError("the signal should have interrupted the save")
 
     monkeypatch.setattr(saving, "save_model", killed_midway)
-    assert main(["convert", str(prototxt), str(weights), "-o", str(out / "m.keras")]) == 128 + signum
+    previous = signal.signal(signum, signal.SIG_DFL)  # as in a terminal (CI may run under nohup)
+    try:
+        assert main(["convert", str(prototxt), str(weights), "-o", str(out / "m.keras")]) == 128 + signum
+        assert signal.getsignal(signum) is signal.SIG_DFL  # the CLI's handler is gone again
+    finally:
+        signal.signal(signum, previous)
     assert "terminated by" in capsys.readouterr().err
     assert _leftovers(out) == []
-    assert signal.getsignal(signum) is signal.SIG_DFL  # the CLI's handler is gone again
+
+
+def test_an_ignored_hang_up_stays_ignored(tmp_path, monkeypatch):
+    """Under nohup, SIGHUP is ignored: the conversion must go on, not end as terminated."""
+    from caffe2keras import saving
+
+    prototxt, weights = write_net(tmp_path, net(INPUT, CONV), CONV_WEIGHTS)
+    real_save = saving.save_model
+
+    def hung_up_midway(model, path, **kwargs):
+        os.kill(os.getpid(), signal.SIGHUP)
+        real_save(model, path, **kwargs)
+
+    monkeypatch.setattr(saving, "save_model", hung_up_midway)
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        assert main(["convert", str(prototxt), str(weights), "-o", str(tmp_path / "m.keras")]) == 0
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert (tmp_path / "m.keras").exists()
 
 
 def test_output_naming_an_input_is_refused(tmp_path, capsys):

@@ -35,7 +35,8 @@ class Terminated(KeyboardInterrupt):
 @contextlib.contextmanager
 def termination_as_interrupt():
     """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated`, as SIGINT raises
-    KeyboardInterrupt: a partial output is removed whichever ends the command."""
+    KeyboardInterrupt: a partial output is removed whichever ends the command. A signal the
+    process ignores stays ignored: under ``nohup`` a hang-up must not end the conversion."""
     if threading.current_thread() is not threading.main_thread():
         yield  # handlers can only be set from the main thread
         return
@@ -43,7 +44,11 @@ def termination_as_interrupt():
     def interrupt(signum, frame):
         raise Terminated(signum)
 
-    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {
+        number: signal.signal(number, interrupt)
+        for number in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(number) is not signal.SIG_IGN
+    }
     try:
         yield
     finally:
