@@ -55,6 +55,16 @@ def test_a_layer_without_top_is_refused_with_its_name(tmp_path):
     assert caught.value.field == "top"
 
 
+@pytest.mark.parametrize("layer_type", ["Convolution", "ReLU", "Concat", "Split", "Softmax"])
+def test_a_layer_without_bottom_is_refused_with_its_name(tmp_path, layer_type):
+    """Found by the long fuzzing run: a token mutation that dropped a bottom was an IndexError."""
+    text = net(INPUT, CONV + layer(layer_type, bottoms=(), tops=("lost",), name="lost"))
+    prototxt, _ = write_net(tmp_path, text)
+    with pytest.raises(LayerError, match=rf"Layer 'lost' \({layer_type}\): the layer has no bottom") as caught:
+        caffe2keras.convert(prototxt)
+    assert caught.value.field == "bottom"
+
+
 def test_a_topless_conv_with_zero_geometry_is_refused(tmp_path):
     bad = layer("Convolution", "convolution_param { num_output: 0 kernel_size: 0 stride: 0 }", tops=(), name="bad")
     prototxt, _ = write_net(tmp_path, net(INPUT, CONV + bad))

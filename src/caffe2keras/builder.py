@@ -235,6 +235,15 @@ class _Builder:
         """The node of ``op``, its Caffe output shapes (None without a shape rule) and its steps,
         its parameters and weights checked."""
         rule = self.rule_for(op.type)
+        if len(op.bottoms) < rule.min_bottoms:
+            raise LayerError(
+                op.name,
+                op.type,
+                f"the layer has no bottom; Caffe refuses it ({op.type} reads at least {rule.min_bottoms} "
+                "blob). Name its input blob with 'bottom:'",
+                "bottom",
+                [],
+            )
         in_shapes = tuple(self.graph.shapes[b] for b in op.bottoms)
         layer_weights = None
         if self.weights is not None:

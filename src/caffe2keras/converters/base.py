@@ -177,6 +177,9 @@ class LayerRule:
     shapes: ShapeRule | None  # None: derived from the Keras layers' output shapes
     # Checked before anything is built; returns a reason the layer cannot be converted.
     check: Callable[[Op], str | None] | None = None
+    # Caffe's CheckBlobCounts: built-in layers read at least one blob (Parameter none); a plugin's
+    # converter decides for itself.
+    min_bottoms: int = 0
 
 
 _RULES: dict[str, LayerRule] = {}
@@ -194,12 +197,12 @@ def register_rule(rule: LayerRule, *, replace: bool = False) -> LayerRule:
     return rule
 
 
-def converts(*types: str, shapes: ShapeRule | None, check=None):
+def converts(*types: str, shapes: ShapeRule | None, check=None, min_bottoms: int = 1):
     """Decorator registering a built-in converter for one or more Caffe types."""
 
     def decorate(convert: Converter) -> Converter:
         for type_name in types:
-            register_rule(LayerRule(type_name, convert, shapes, check))
+            register_rule(LayerRule(type_name, convert, shapes, check, min_bottoms))
         return convert
 
     return decorate

@@ -21,7 +21,7 @@ def parameter_layer_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [shape]
 
 
-@converts("Parameter", shapes=parameter_layer_shapes)
+@converts("Parameter", shapes=parameter_layer_shapes, min_bottoms=0)
 def parameter(node: Node) -> Step:
     """Caffe's Parameter as the LearnedTensor layer, whose output is its learned blob."""
     shape = node.out_shapes[0]
