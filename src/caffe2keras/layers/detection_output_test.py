@@ -11,11 +11,6 @@ import caffe2keras  # noqa: F401  (backend default)
 from caffe2keras.layers import DetectionOutput
 from caffe2keras.layout import Layout
 
-FORMATS = ["channels_last", "channels_first"]
-F32 = np.float32
-FLT_MAX = float(np.finfo(np.float32).max)
-
-FORMATS = ["channels_last", "channels_first"]
 F32 = np.float32
 FLT_MAX = float(np.finfo(np.float32).max)
 

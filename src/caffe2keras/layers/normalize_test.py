@@ -7,15 +7,9 @@ import pytest
 
 import caffe2keras  # noqa: F401  (backend default)
 from caffe2keras.layers import Normalize
-from caffe2keras.layout import Layout
+from caffe2keras.layout import DATA_FORMATS, Layout
 
-FORMATS = ["channels_last", "channels_first"]
 F32 = np.float32
-FLT_MAX = float(np.finfo(np.float32).max)
-
-FORMATS = ["channels_last", "channels_first"]
-F32 = np.float32
-FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def caffe_normalize(x, scale, across_spatial, eps):
@@ -30,7 +24,7 @@ def caffe_normalize(x, scale, across_spatial, eps):
     return y.reshape(x.shape)
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("data_format", DATA_FORMATS)
 @pytest.mark.parametrize("shape", [(2, 5), (2, 3, 7), (2, 4, 3, 5)])
 @pytest.mark.parametrize("across_spatial", [True, False])
 @pytest.mark.parametrize("channel_shared", [True, False])

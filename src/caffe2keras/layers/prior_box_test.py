@@ -9,15 +9,9 @@ import pytest
 
 import caffe2keras  # noqa: F401  (backend default)
 from caffe2keras.layers import PriorBox
-from caffe2keras.layout import Layout
+from caffe2keras.layout import DATA_FORMATS, Layout
 
-FORMATS = ["channels_last", "channels_first"]
 F32 = np.float32
-FLT_MAX = float(np.finfo(np.float32).max)
-
-FORMATS = ["channels_last", "channels_first"]
-F32 = np.float32
-FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def run_prior_box(layer, feature_shape, image_shape, data_format):
@@ -77,7 +71,7 @@ def caffe_prior_box(
     return np.stack([corners, variance])[None]
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("data_format", DATA_FORMATS)
 def test_prior_box_squares_opencv_case(data_format):
     """OpenCV's PriorBox_squares: a 1x2 map and image, min_size 2, clip; ratio 1 is ignored."""
     layer = PriorBox(
@@ -120,7 +114,7 @@ PRIOR_CASES = {
 }
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("data_format", DATA_FORMATS)
 @pytest.mark.parametrize("case", sorted(PRIOR_CASES))
 def test_prior_box_matches_caffe_loops(case, data_format):
     c = dict(PRIOR_CASES[case])
@@ -166,7 +160,7 @@ def test_prior_box_repeats_for_every_image():
     np.testing.assert_array_equal(out[0], out[2])
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("data_format", DATA_FORMATS)
 def test_prior_box_of_free_sizes_lays_each_grid_as_caffe(data_format, free_size_model):
     """Built on free sizes, the boxes follow the feature map and image each call brings."""
     layer = PriorBox([60.0], max_sizes=[90.0], aspect_ratios=[2.0], data_format=data_format)
