@@ -62,6 +62,7 @@ def check_against_opencv(tmp_path, text, inputs, data_format, weights=None, outp
 
 
 @requires_shared
+@pytest.mark.slow  # a whole Zoo net; ShuffleChannel and the depthwise convolution have fast tests here
 @pytest.mark.parametrize("data_format", FORMATS)
 def test_shufflenet_v1_g3_matches_opencv(data_format, tmp_path):
     prototxt = SHARED / "caffe" / "models" / "shufflenet_v1_g3" / "deploy.prototxt"

@@ -97,6 +97,7 @@ def mobilenet_case(prototxt_name: str, factor: float, directory: str):
 
 
 @requires_shared
+@pytest.mark.slow  # a whole Zoo net; SSD's layers have fast tests of their own beside them
 @pytest.mark.parametrize("prototxt_name, factor, data_format", MOBILENET_CASES)
 def test_mobilenet_ssd_matches_opencv(prototxt_name, factor, data_format, tmp_path_factory, tmp_path):
     directory = tmp_path_factory.getbasetemp() / "mobilenet_ssd"
