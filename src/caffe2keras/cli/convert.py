@@ -21,9 +21,9 @@ def register(commands) -> None:
         "convert",
         help="convert a Caffe model to a .keras file (or .onnx, .tflite)",
         description="Build the Keras model of the net's TEST phase, fill it with the caffemodel's weights "
-        "and write it as a .keras file (or export it: -o model.onnx / model.tflite). Inputs the prototxt does not size take --input-shape (? for a "
-        "free size); --preprocess or --mean/--scale build Caffe's preprocessing in, --labels carries "
-        "the class names along.",
+        "and write it as a .keras file (or export it: -o model.onnx / model.tflite). Inputs the "
+        "prototxt does not size take --input-shape (? for a free size); --preprocess or --mean/--scale "
+        "build Caffe's preprocessing in, --labels carries the class names along.",
     )
     parser.add_argument("prototxt", help="net definition (.prototxt)")
     parser.add_argument(
