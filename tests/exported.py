@@ -64,8 +64,8 @@ def exported_outputs(root: Path, group: str, exports: list[Export]) -> dict[str,
                 np.savez(net / "inputs.npz", **export.inputs)
             env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
             child = [sys.executable, "-m", "tests.exported", *(str(directory / e.key) for e in exports)]
-            # One export at a time across workers: tf2onnx takes about 40 times a net's weights in
-            # memory (10 GB for AlexNet), and two at once would not fit where one does.
+            # One export at a time across workers: tf2onnx takes about 20 times a net's weights in
+            # memory (13 GB for VGG16), and two at once would not fit where one does.
             with open(root / "one-export-at-a-time.lock", "w") as turn:
                 fcntl.flock(turn, fcntl.LOCK_EX)
                 subprocess.run(child, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
