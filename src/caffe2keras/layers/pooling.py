@@ -47,8 +47,47 @@ def average_divisors(size: int, kernel: int, stride: int, pad: int, pooled: int)
     return (ends - starts).astype(np.float32)
 
 
+class _CaffeWindows2D(layers.Layer):
+    """What Caffe's pooling layers share: the windows' sizes, strides, pads and rounding."""
+
+    def __init__(self, pool_size, strides, padding, ceil_mode, data_format, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = _pair(pool_size, "pool_size")
+        self.strides = _pair(strides, "strides")
+        self.padding = _pair(padding, "padding")
+        self.ceil_mode = bool(ceil_mode)
+        self.data_format = check_data_format(data_format)
+        if any(p >= k for p, k in zip(self.padding, self.pool_size)):  # PoolingLayer::LayerSetUp
+            raise ValueError(
+                f"padding must be smaller than pool_size. Received: padding={self.padding}, pool_size={self.pool_size}"
+            )
+
+    def _geometry(self, input_shape):
+        """(input size, output size) per spatial axis."""
+        sizes = [input_shape[a] for a in spatial_axes(4, self.data_format)]
+        return sizes, pooled_sizes(sizes, self.pool_size, self.strides, self.padding, self.ceil_mode)
+
+    def _pooled_shape(self, input_shape):
+        _sizes, pooled = self._geometry(input_shape)
+        shape = list(input_shape)
+        for axis, n in zip(spatial_axes(4, self.data_format), pooled):
+            shape[axis] = n
+        return tuple(shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            pool_size=self.pool_size,
+            strides=self.strides,
+            padding=self.padding,
+            ceil_mode=self.ceil_mode,
+            data_format=self.data_format,
+        )
+        return config
+
+
 @saving.register_keras_serializable(package=PACKAGE)
-class CaffePooling2D(layers.Layer):
+class CaffePooling2D(_CaffeWindows2D):
     """Max, average or (test-time) stochastic pooling exactly as Caffe computes it.
 
     Args:
@@ -70,38 +109,15 @@ class CaffePooling2D(layers.Layer):
         data_format="channels_last",
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(pool_size, strides, padding, ceil_mode, data_format, **kwargs)
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}. Received: method={method!r}")
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(f"Invalid data_format. Received: data_format={data_format!r}")
-        self.method = method
-        self.pool_size = tuple(int(k) for k in pool_size)
-        self.strides = tuple(int(s) for s in strides)
-        self.padding = tuple(int(p) for p in padding)
-        self.ceil_mode = bool(ceil_mode)
-        self.data_format = data_format
-        for name, values in (("pool_size", self.pool_size), ("strides", self.strides), ("padding", self.padding)):
-            if len(values) != 2:
-                raise ValueError(f"{name} must have 2 values. Received: {name}={values}")
-        if any(p >= k for p, k in zip(self.padding, self.pool_size)):
-            raise ValueError(
-                f"padding must be smaller than pool_size. Received: padding={self.padding}, pool_size={self.pool_size}"
-            )
         if method == "stochastic" and any(self.padding):
             raise ValueError(f"stochastic pooling takes no padding. Received: padding={self.padding}")
-
-    def _geometry(self, input_shape):
-        """(input size, output size) per spatial axis."""
-        sizes = [input_shape[a] for a in spatial_axes(4, self.data_format)]
-        return sizes, pooled_sizes(sizes, self.pool_size, self.strides, self.padding, self.ceil_mode)
+        self.method = method
 
     def compute_output_shape(self, input_shape):
-        _sizes, pooled = self._geometry(input_shape)
-        shape = list(input_shape)
-        for axis, n in zip(spatial_axes(4, self.data_format), pooled):
-            shape[axis] = n
-        return tuple(shape)
+        return self._pooled_shape(input_shape)
 
     def call(self, inputs):
         sizes, pooled = self._geometry(inputs.shape)
@@ -138,20 +154,11 @@ class CaffePooling2D(layers.Layer):
         return ops.average_pool(x, **pool_args) * ops.convert_to_tensor(correction, dtype=x.dtype)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            method=self.method,
-            pool_size=self.pool_size,
-            strides=self.strides,
-            padding=self.padding,
-            ceil_mode=self.ceil_mode,
-            data_format=self.data_format,
-        )
-        return config
+        return {**super().get_config(), "method": self.method}
 
 
 @saving.register_keras_serializable(package=PACKAGE)
-class MaxPoolingWithArgmax2D(layers.Layer):
+class MaxPoolingWithArgmax2D(_CaffeWindows2D):
     """Caffe's MAX pooling with its second top: the pooled values and where each came from.
 
     Outputs ``[pooled, mask]``. ``mask`` holds, as floats, the flat index
@@ -166,27 +173,15 @@ class MaxPoolingWithArgmax2D(layers.Layer):
     def __init__(
         self, pool_size=(2, 2), strides=(2, 2), padding=(0, 0), ceil_mode=True, data_format="channels_last", **kwargs
     ):
-        super().__init__(**kwargs)
-        self.pool_size = _pair(pool_size, "pool_size")
-        self.strides = _pair(strides, "strides")
-        self.padding = _pair(padding, "padding")
-        self.ceil_mode = bool(ceil_mode)
-        self.data_format = check_data_format(data_format)
-
-    def _pooled(self, sizes):
-        return pooled_sizes(sizes, self.pool_size, self.strides, self.padding, self.ceil_mode)
+        super().__init__(pool_size, strides, padding, ceil_mode, data_format, **kwargs)
 
     def compute_output_shape(self, input_shape):
-        shape = list(input_shape)
-        axes = spatial_axes(4, self.data_format)
-        for axis, n in zip(axes, self._pooled([input_shape[a] for a in axes])):
-            shape[axis] = n
-        return [tuple(shape), tuple(shape)]
+        shape = self._pooled_shape(input_shape)
+        return [shape, shape]
 
     def call(self, inputs):
         axes = spatial_axes(4, self.data_format)
-        sizes = [inputs.shape[a] for a in axes]
-        pooled = self._pooled(sizes)
+        sizes, pooled = self._geometry(inputs.shape)
         # -inf padding never beats Caffe's starting value, -FLT_MAX, so padded cells never win.
         pad_width = [[0, 0] for _ in range(4)]
         for axis, n, k, s, p, out in zip(axes, sizes, self.pool_size, self.strides, self.padding, pooled):
@@ -205,17 +200,6 @@ class MaxPoolingWithArgmax2D(layers.Layer):
                 best = ops.where(better, value, best)
                 argmax = ops.where(better, ops.convert_to_tensor(index, dtype=value.dtype), argmax)
         return [best, argmax]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            pool_size=self.pool_size,
-            strides=self.strides,
-            padding=self.padding,
-            ceil_mode=self.ceil_mode,
-            data_format=self.data_format,
-        )
-        return config
 
 
 def _pair(values, name):
