@@ -6,7 +6,7 @@ import numpy as np
 from keras import layers
 
 from caffe2keras import layers as caffe_layers
-from caffe2keras.converters.axes import canonical_axis
+from caffe2keras.converters.axes import canonical_axis, require_not_batch_axis
 from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
@@ -159,12 +159,5 @@ def softmax(node: Node) -> Step:
     """Caffe's Softmax as Keras' Softmax along the same axis."""
     rank = len(node.in_shapes[0])
     axis = canonical_axis(node.op, node.param.softmax_param.axis, rank, "softmax_param.axis")
-    require(
-        axis != 0,
-        node.op,
-        "a softmax across the batch is not supported",
-        "softmax_param.axis",
-        axis,
-        kind=UnsupportedParameterError,
-    )
+    require_not_batch_axis(node.op, axis, "a softmax across the batch", "softmax_param.axis", axis)
     return Step(layers.Softmax(axis=node.keras_axis(axis)))

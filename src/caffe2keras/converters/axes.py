@@ -21,6 +21,11 @@ def canonical_axis(op: Op, axis: int, rank: int, field: str) -> int:
     return axis % rank
 
 
+def require_not_batch_axis(op: Op, axis: int, what: str, field: str, value) -> None:
+    """Refuse ``what`` on axis 0: a Keras layer sees one sample at a time, never across the batch."""
+    require(axis != 0, op, f"{what} is not supported", field, value, kind=UnsupportedParameterError)
+
+
 def to_caffe_order(layout: Layout, rank: int) -> Step | None:
     """A permute from this layout to Caffe's axis order (None when they agree)."""
     perm = layout.perm(rank)

@@ -7,9 +7,8 @@ import math
 from keras import layers
 
 from caffe2keras.caffe.schema import enum_name
-from caffe2keras.converters.axes import canonical_axis, in_caffe_order
+from caffe2keras.converters.axes import canonical_axis, in_caffe_order, require_not_batch_axis
 from caffe2keras.converters.base import Node, Step, converts, require
-from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import ArgMax, Reduction
 
@@ -45,14 +44,7 @@ def argmax(node: Node) -> Step | list[Step]:
     shape = node.in_shapes[0]
     if p.HasField("axis"):
         axis = canonical_axis(node.op, p.axis, len(shape), "argmax_param.axis")
-        require(
-            axis != 0,
-            node.op,
-            "ranking across the batch is not supported",
-            "argmax_param.axis",
-            p.axis,
-            kind=UnsupportedParameterError,
-        )
+        require_not_batch_axis(node.op, axis, "ranking across the batch", "argmax_param.axis", p.axis)
         return Step(ArgMax(p.top_k, node.keras_axis(axis), "values" if p.out_max_val else "indices"))
     out = node.out_shapes[0]
     return in_caffe_order(
@@ -82,14 +74,12 @@ def reduction(node: Node) -> Step:
     p = node.param.reduction_param
     rank = len(node.in_shapes[0])
     axis = _reduction_axis(node.op, rank)
-    require(
-        axis != 0,
+    require_not_batch_axis(
         node.op,
-        "reducing the batch axis to a scalar is not supported (axis 0 is Caffe's default; "
-        "set reduction_param.axis to 1 or more)",
+        axis,
+        "reducing the batch axis to a scalar (axis 0 is Caffe's default; set reduction_param.axis to 1 or more)",
         "reduction_param.axis",
         p.axis,
-        kind=UnsupportedParameterError,
     )
     axes = tuple(sorted(node.keras_axis(a) for a in range(axis, rank)))
     return Step(Reduction(REDUCTIONS[enum_name(p, "operation")], axes, p.coeff))

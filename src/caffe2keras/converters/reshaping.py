@@ -11,7 +11,7 @@ import math
 
 from keras import layers
 
-from caffe2keras.converters.axes import caffe_reshape_steps, canonical_axis, in_caffe_order
+from caffe2keras.converters.axes import caffe_reshape_steps, canonical_axis, in_caffe_order, require_not_batch_axis
 from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
@@ -53,14 +53,7 @@ def concat(node: Node):
     if len(node.in_shapes) == 1:
         return IDENTITY
     axis = concat_axis(node.op, len(node.in_shapes[0]))
-    require(
-        axis != 0,
-        node.op,
-        "concatenating along the batch axis is not supported",
-        "concat_param.axis",
-        axis,
-        kind=UnsupportedParameterError,
-    )
+    require_not_batch_axis(node.op, axis, "concatenating along the batch axis", "concat_param.axis", axis)
     return Step(layers.Concatenate(axis=node.keras_axis(axis)))
 
 
@@ -102,14 +95,7 @@ def slice_(node: Node):
     if len(node.op.tops) == 1:
         return IDENTITY
     axis, points = slice_points(node.op, node.in_shapes[0])
-    require(
-        axis != 0,
-        node.op,
-        "slicing the batch axis is not supported",
-        "slice_param.axis",
-        axis,
-        kind=UnsupportedParameterError,
-    )
+    require_not_batch_axis(node.op, axis, "slicing the batch axis", "slice_param.axis", axis)
     return Step(Slice(node.keras_axis(axis), points))
 
 
@@ -289,14 +275,7 @@ def tile(node: Node) -> Step:
     """Caffe's Tile as the Tile layer."""
     p = node.param.tile_param
     axis = canonical_axis(node.op, p.axis, len(node.in_shapes[0]), "tile_param.axis")
-    require(
-        axis != 0,
-        node.op,
-        "tiling the batch axis is not supported",
-        "tile_param.axis",
-        p.axis,
-        kind=UnsupportedParameterError,
-    )
+    require_not_batch_axis(node.op, axis, "tiling the batch axis", "tile_param.axis", p.axis)
     # Whole copies of the block from `axis` on, one after another: the same along any layout.
     return Step(Tile(node.keras_axis(axis), p.tiles))
 
