@@ -143,17 +143,22 @@ def _zeros_past_end(size: int | None, pad: int, extent: int, stride: int, out: i
     return max(0, (out - 1) * stride + extent - size - 2 * pad)
 
 
-def convolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
-    g = conv_geometry(op, in_shapes[0])
-    spatial = tuple(_conv_output_size(n, p, e, s) for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride))
+def _output_shapes(op: Op, batch, channels: int, spatial: tuple, field: str, value) -> list[Shape]:
+    """Each top's shape, once no spatial size is empty (the field and value that made it so named)."""
     require(
         all(n is None or n > 0 for n in spatial),
         op,
         f"the output would be empty (spatial size {spatial})",
-        "convolution_param.kernel_size",
-        g.kernel,
+        field,
+        value,
     )
-    return [(in_shapes[0][0], g.num_output, *spatial)] * len(op.tops)
+    return [(batch, channels, *spatial)] * len(op.tops)
+
+
+def convolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    g = conv_geometry(op, in_shapes[0])
+    spatial = tuple(_conv_output_size(n, p, e, s) for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride))
+    return _output_shapes(op, in_shapes[0][0], g.num_output, spatial, "convolution_param.kernel_size", g.kernel)
 
 
 def deconvolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -162,14 +167,7 @@ def deconvolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
         None if n is None else s * (n - 1) + e - 2 * p
         for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride)
     )
-    require(
-        all(n is None or n > 0 for n in spatial),
-        op,
-        f"the output would be empty (spatial size {spatial})",
-        "convolution_param.pad",
-        g.pad,
-    )
-    return [(in_shapes[0][0], g.num_output, *spatial)] * len(op.tops)
+    return _output_shapes(op, in_shapes[0][0], g.num_output, spatial, "convolution_param.pad", g.pad)
 
 
 def _kernel_dims(g: ConvGeometry, first: tuple, second: tuple) -> tuple:
