@@ -106,6 +106,14 @@ def add_input_shape_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_net_parser(commands, name: str, help: str, description: str, weights: str, weights_optional: bool = False):
+    """A command's parser whose first arguments are the net's files: the prototxt, then the weights."""
+    parser = commands.add_parser(name, help=help, description=description)
+    parser.add_argument("prototxt", help="net definition (.prototxt)")
+    parser.add_argument("weights", nargs="?" if weights_optional else None, help=weights)
+    return parser
+
+
 def add_shape_options(parser: argparse.ArgumentParser) -> None:
     add_input_shape_option(parser)
     parser.add_argument(

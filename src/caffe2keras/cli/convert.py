@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from caffe2keras.cli.common import (
+    add_net_parser,
     add_preprocessing_options,
     add_progress_options,
     add_shape_options,
@@ -17,17 +18,16 @@ from caffe2keras.cli.common import (
 
 
 def register(commands) -> None:
-    parser = commands.add_parser(
+    parser = add_net_parser(
+        commands,
         "convert",
         help="convert a Caffe model to a .keras file (or .onnx, .tflite)",
         description="Build the Keras model of the net's TEST phase, fill it with the caffemodel's weights "
         "and write it as a .keras file (or export it: -o model.onnx / model.tflite). Inputs the "
         "prototxt does not size take --input-shape (? for a free size); --preprocess or --mean/--scale "
         "build Caffe's preprocessing in, --labels carries the class names along.",
-    )
-    parser.add_argument("prototxt", help="net definition (.prototxt)")
-    parser.add_argument(
-        "weights", nargs="?", help="weights (.caffemodel or .caffemodel.h5); omit for the architecture only"
+        weights="weights (.caffemodel or .caffemodel.h5); omit for the architecture only",
+        weights_optional=True,
     )
     parser.add_argument(
         "-o",

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from caffe2keras.cli.common import UsageError, add_shape_options, atomic_output, parse_shape_args
+from caffe2keras.cli.common import UsageError, add_net_parser, add_shape_options, atomic_output, parse_shape_args
 
 
 def register(commands) -> None:
-    parser = commands.add_parser(
+    parser = add_net_parser(
+        commands,
         "inspect",
         help="show a Caffe net's layers, shapes, parameters and how each converts",
         description="A table of every layer of the net's TEST phase: its bottoms and tops, each top's "
         "shape, its parameter count, and the Keras layers it converts to or why it cannot. No Keras "
         "model is built. Exit status 1 when some layer cannot be converted.",
-    )
-    parser.add_argument("prototxt", help="net definition (.prototxt)")
-    parser.add_argument(
-        "weights", nargs="?", help="weights (.caffemodel or .caffemodel.h5): count and check their blobs"
+        weights="weights (.caffemodel or .caffemodel.h5): count and check their blobs",
+        weights_optional=True,
     )
     parser.add_argument(
         "--graph",

@@ -13,6 +13,7 @@ from caffe2keras.cli.common import (
     EXIT_ERROR,
     EXIT_USAGE,
     UsageError,
+    add_net_parser,
     add_shape_options,
     atomic_output,
     parse_shape_args,
@@ -21,15 +22,15 @@ from caffe2keras.cli.common import (
 
 
 def register(commands) -> None:
-    parser = commands.add_parser(
+    parser = add_net_parser(
+        commands,
         "verify",
         help="compare every blob of the converted model with a reference run",
         description="Convert the net with every blob as an output, run it and a reference on the same "
         "input, and compare blob by blob in network order. Exit status: 0 every compared blob within "
         "tolerance, 1 one is not, 2 the comparison could not be made.",
+        weights="weights (.caffemodel; .caffemodel.h5 except against OpenCV)",
     )
-    parser.add_argument("prototxt", help="net definition (.prototxt)")
-    parser.add_argument("weights", help="weights (.caffemodel; .caffemodel.h5 except against OpenCV)")
     parser.add_argument(
         "--against",
         default="opencv",

@@ -7,6 +7,7 @@ from pathlib import Path
 from caffe2keras.cli.common import (
     UsageError,
     add_input_shape_option,
+    add_net_parser,
     atomic_output,
     parse_shape_args,
     save_atomically,
@@ -16,16 +17,16 @@ APPLICATIONS = "keras.applications."
 
 
 def register(commands) -> None:
-    parser = commands.add_parser(
+    parser = add_net_parser(
+        commands,
         "weights",
         help="load Caffe weights into a Keras architecture and write its weights file",
         description="Pair the Caffe layers with the layers of a Keras model (by --map, then by name, "
         "then by the order and shapes of their weights), fill it, and write a .weights.h5 file "
         "(model.load_weights reads it) or a whole .keras model. All or nothing: every unpaired "
         "layer and shape mismatch is reported, and nothing is written.",
+        weights="weights (.caffemodel or .caffemodel.h5)",
     )
-    parser.add_argument("prototxt", help="net definition (.prototxt)")
-    parser.add_argument("weights", help="weights (.caffemodel or .caffemodel.h5)")
     parser.add_argument(
         "--into",
         required=True,
