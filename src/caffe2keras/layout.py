@@ -17,15 +17,19 @@ from caffe2keras.errors import ArgumentError
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
+def check_data_format(data_format: str) -> str:
+    """``data_format`` when it is one of :data:`DATA_FORMATS` (an ``ArgumentError``, a ``ValueError``, if not)."""
+    if data_format not in DATA_FORMATS:
+        raise ArgumentError(f"data_format must be one of {DATA_FORMATS}. Received: data_format={data_format!r}")
+    return data_format
+
+
 @dataclass(frozen=True)
 class Layout:
     data_format: str = "channels_last"
 
     def __post_init__(self):
-        if self.data_format not in DATA_FORMATS:
-            raise ArgumentError(
-                f"data_format must be one of {DATA_FORMATS}. Received: data_format={self.data_format!r}"
-            )
+        check_data_format(self.data_format)
 
     @property
     def channels_last(self) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-# layout.py is neutral (NumPy only): the layers share its list without reaching the Caffe side.
-from caffe2keras.layout import DATA_FORMATS
+# layout.py is neutral (NumPy only): the layers share its check without reaching the Caffe side.
+from caffe2keras.layout import check_data_format  # noqa: F401  (re-exported to the layers)
 
 PACKAGE = "caffe2keras"
 # Values in one tensor a layer makes from its configuration: Caffe counts a blob's values in an
@@ -22,12 +22,6 @@ def checked_shape(name: str, shape, minimum: int = 0) -> tuple[int, ...]:
             f"Received: {name}={shape}"
         )
     return dims
-
-
-def check_data_format(data_format: str) -> str:
-    if data_format not in DATA_FORMATS:
-        raise ValueError(f"data_format must be one of {DATA_FORMATS}. Received: data_format={data_format!r}")
-    return data_format
 
 
 def channel_axis(rank: int, data_format: str) -> int:
