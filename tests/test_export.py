@@ -283,3 +283,18 @@ def test_cli_failure_leaves_no_partial_output(tmp_path):
     assert "broken.keras: cannot load the Keras model" in result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.keras"]
+
+
+def test_tf2onnx_optimizers_collect_garbage_only_during_an_export():
+    """The wrapped optimizer table builds the same optimizers, and is tf2onnx's own again after."""
+    from tf2onnx import optimizer
+
+    from caffe2keras.export import _optimizer_copies_collected
+
+    before = dict(optimizer._optimizers)
+    with _optimizer_copies_collected():
+        during = dict(optimizer._optimizers)
+        assert during.keys() == before.keys()
+        assert all(during[name] is not factory for name, factory in before.items())
+        assert all(type(during[name]()) is factory for name, factory in before.items())
+    assert optimizer._optimizers == before
