@@ -39,9 +39,10 @@ def name_outputs(graph, names) -> None:
 
 def fold_pads_into_max_pools(graph) -> int:
     """Fold each ``Pad`` that only feeds an unpadded 2-D ``MaxPool`` into its ``pads``; return how many."""
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    # By name, left as protos: only the few pads read are converted, not every weight.
+    initializers = {t.name: t for t in graph.initializer}
     consumers: dict[str, list] = {}
     for node in graph.node:
         for name in node.input:
@@ -55,7 +56,7 @@ def fold_pads_into_max_pools(graph) -> int:
         if len(users) != 1 or users[0].op_type != "MaxPool":
             continue
         pool = users[0]
-        pads = _max_pool_pads(pad, pool, constants)
+        pads = _max_pool_pads(pad, pool, initializers)
         if pads is None:
             continue
         pool.input[0] = pad.input[0]
@@ -145,9 +146,9 @@ def _drop_unused_initializers(graph) -> None:
         graph.initializer.remove(tensor)
 
 
-def _max_pool_pads(pad, pool, constants) -> list[int] | None:
+def _max_pool_pads(pad, pool, initializers) -> list[int] | None:
     """The ``MaxPool`` ``pads`` equal to ``pad`` followed by ``pool``, or None where they would differ."""
-    from onnx import helper
+    from onnx import helper, numpy_helper
 
     attributes = {a.name: helper.get_attribute_value(a) for a in pool.attribute}
     pad_mode = {a.name: helper.get_attribute_value(a) for a in pad.attribute}.get("mode", b"constant")
@@ -158,12 +159,12 @@ def _max_pool_pads(pad, pool, constants) -> list[int] | None:
         or any(attributes.get("pads", [0]))
         or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID")
         or len(pad.input) < 3
-        or pad.input[1] not in constants
-        or pad.input[2] not in constants
+        or pad.input[1] not in initializers
+        or pad.input[2] not in initializers
     ):
         return None
-    widths = constants[pad.input[1]].astype(np.int64).reshape(2, -1)  # begins, ends per axis
-    value = float(constants[pad.input[2]])
+    widths = numpy_helper.to_array(initializers[pad.input[1]]).astype(np.int64).reshape(2, -1)  # begins, ends per axis
+    value = float(numpy_helper.to_array(initializers[pad.input[2]]))
     if widths.shape[1] != 4 or any(widths[:, :2].ravel()) or value > LOWEST_FLOAT32:
         return None
     spatial = widths[:, 2:]
@@ -205,9 +206,7 @@ def move_negative_end_pads_to_output_padding(graph) -> int:
 
 def fold_bias_adds_into_convs(graph) -> int:
     """Make each ``BiasAdd`` of a 1-D bias after a bias-less ``Conv`` that convolution's bias; return how many."""
-    from onnx import numpy_helper
-
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    shapes = {t.name: tuple(t.dims) for t in graph.initializer}  # shapes only: no weight is copied
     producers = {name: node for node in graph.node for name in node.output}
     readers: dict[str, int] = {}
     for node in graph.node:
@@ -218,16 +217,16 @@ def fold_bias_adds_into_convs(graph) -> int:
     for add in graph.node:
         if add.op_type != "Add" or not add.name.endswith("BiasAdd") or len(add.input) != 2:
             continue
-        conv, bias = producers.get(add.input[0]), constants.get(add.input[1])
+        conv, bias_shape = producers.get(add.input[0]), shapes.get(add.input[1])
         if (
             conv is None
             or conv.op_type != "Conv"
             or len(conv.input) != 2
-            or conv.input[1] not in constants
+            or conv.input[1] not in shapes
             or readers.get(conv.output[0]) != 1
             or conv.output[0] in graph_outputs
-            or bias is None
-            or bias.shape != (constants[conv.input[1]].shape[0],)
+            or bias_shape is None
+            or bias_shape != (shapes[conv.input[1]][0],)
         ):
             continue
         conv.input.append(add.input[1])
