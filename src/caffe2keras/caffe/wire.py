@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from caffe2keras.caffe.limits import MAX_BLOB_AXES
 from caffe2keras.caffe.schema import schema
 
 VARINT, FIXED64, LENGTH, START_GROUP, END_GROUP, FIXED32 = range(6)
 MAX_VARINT_BYTES = 10
 # Far beyond any real net, and a bound on the work a file of tiny hostile entries can cause.
 MAX_LAYERS = 100_000
-MAX_BLOB_AXES = 32  # Caffe's kMaxBlobAxes: more axes are refused before they are all decoded
 
 
 class WireError(Exception):
