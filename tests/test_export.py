@@ -246,7 +246,8 @@ LENET = SHARED / "caffe" / "trained" / "lenet_mnist"
 def test_convert_writes_onnx_by_extension_and_export_writes_the_other_formats(tmp_path):
     import onnxruntime
 
-    keras_file, onnx_file = tmp_path / "lenet.keras", tmp_path / "out" / "lenet.onnx"
+    # A legal name as long as the system allows leaves no room to lengthen it for the temporary file.
+    keras_file, onnx_file = tmp_path / "lenet.keras", tmp_path / "out" / ("lenet" + "m" * 245 + ".onnx")
     weights = str(LENET / "lenet_iter_10000.caffemodel")
     assert main(["convert", str(LENET / "lenet.prototxt"), weights, "-o", str(keras_file), "-q"]) == 0
     assert main(["convert", str(LENET / "lenet.prototxt"), weights, "-o", str(onnx_file), "-q"]) == 0

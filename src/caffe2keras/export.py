@@ -106,7 +106,8 @@ def _atomic_output(path: Path, format: str):
     extension = FORMATS[format][1] or ""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+        # A short name, as the CLI's own: the output's name may already be as long as the system allows.
+        scratch = Path(tempfile.mkdtemp(prefix=".c2k-", suffix=".partial", dir=path.parent))
     except OSError as exc:
         raise ModelFileError(path, f"cannot write the output: {exc.strerror or exc}.") from exc
     try:
@@ -222,8 +223,8 @@ def _optimizer_copies_collected():
 
     tf2onnx deep-copies the whole graph, weights included, before each of its dozen optimizers, in
     rounds until none changes it. The copies it drops hold reference cycles, which Python's
-    collector frees only now and then: they piled up to about 40 times the weights (10 GB for
-    CaffeNet, more than 24 GB for VGG16). A collection before each optimizer keeps about three.
+    collector frees only now and then: they piled up to about 40 times the weights (10.9 GiB for
+    CaffeNet; VGG16 was killed past 19 GB). A collection before each optimizer keeps about three.
     Where tf2onnx's optimizer table is not where this expects it, the export runs as it is.
     """
     import gc
