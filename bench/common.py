@@ -50,16 +50,25 @@ def ensure_model(name: str, directory: Path = DEFAULT_DIR) -> tuple[Path, Path]:
     """``<name>.prototxt`` and ``<name>.caffemodel`` (deterministic weights, seed 0), written once."""
     directory.mkdir(parents=True, exist_ok=True)
     prototxt, weights = directory / f"{name}.prototxt", directory / f"{name}.caffemodel"
-    if not weights.exists():
-        code = (
-            "import sys; from bench.nets import NETS; from caffe2keras.synthetic import synthetic_weights; "
-            "from caffe2keras.caffe.writer import write_caffemodel; "
-            "open(sys.argv[2], 'w').write(NETS[sys.argv[1]]()); "
-            "write_caffemodel(sys.argv[3] + '.partial', synthetic_weights(sys.argv[2], seed=0))"
-        )
-        subprocess.run([sys.executable, "-c", code, name, str(prototxt), str(weights)], check=True, env=child_env())
-        os.replace(f"{weights}.partial", weights)
+    if not prototxt.exists():
+        code = "import sys; from bench.nets import NETS; open(sys.argv[2], 'w').write(NETS[sys.argv[1]]())"
+        subprocess.run([sys.executable, "-c", code, name, f"{prototxt}.partial"], check=True, env=child_env())
+        os.replace(f"{prototxt}.partial", prototxt)
+    ensure_weights(prototxt, weights)
     return prototxt, weights
+
+
+def ensure_weights(prototxt: Path, weights: Path) -> None:
+    """``weights``: the net's deterministic synthetic weights (seed 0), written once, whole or not at all."""
+    if weights.exists():
+        return
+    code = (
+        "import sys; from caffe2keras.synthetic import synthetic_weights; "
+        "from caffe2keras.caffe.writer import write_caffemodel; "
+        "write_caffemodel(sys.argv[2], synthetic_weights(sys.argv[1], seed=0))"
+    )
+    subprocess.run([sys.executable, "-c", code, str(prototxt), f"{weights}.partial"], check=True, env=child_env())
+    os.replace(f"{weights}.partial", weights)
 
 
 @dataclass

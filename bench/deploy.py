@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import DEFAULT_DIR, REPO, ensure_model, machine, measure
+from common import DEFAULT_DIR, REPO, child_env, ensure_model, ensure_weights, machine, measure
 
 SHARED = Path(os.environ.get("CAFFE2KERAS_SHARED", REPO.parent / "shared"))
 SHARED_NETS = {
@@ -44,17 +44,14 @@ def model_files(net: str, directory: Path) -> tuple[Path, Path, Path]:
     """(prototxt, caffemodel, exported .onnx), written once."""
     if net in SHARED_NETS:
         prototxt, weights = SHARED_NETS[net], directory / f"{net}.caffemodel"
-        if not weights.exists():
-            from caffe2keras.caffe.writer import write_caffemodel
-            from caffe2keras.synthetic import synthetic_weights
-
-            write_caffemodel(weights, synthetic_weights(prototxt, seed=0))
+        ensure_weights(prototxt, weights)
     else:
         prototxt, weights = ensure_model(net, directory)
     exported = directory / f"{net}.onnx"
     if not exported.exists():
         command = [sys.executable, "-m", "caffe2keras", "convert", str(prototxt), str(weights)]
-        subprocess.run([*command, "-o", str(exported), "--data-format", "channels_first", "-q"], check=True)
+        command += ["-o", str(exported), "--data-format", "channels_first", "-q"]
+        subprocess.run(command, check=True, env=child_env())
     return prototxt, weights, exported
 
 
@@ -107,9 +104,11 @@ def child(runtime: str, prototxt: str, weights: str, exported: str, batch: int, 
 
 
 def _input_shape(prototxt: str, batch: int) -> tuple[int, ...]:
-    from caffe2keras.api import load_graph
+    # The Caffe side only: the OpenCV process must not load Keras, whose memory it would report.
+    from caffe2keras.caffe import read_net
+    from caffe2keras.graph import build_graph
 
-    graph = load_graph(prototxt, None)
+    graph = build_graph(read_net(prototxt))
     (blob,) = graph.inputs
     return (batch, *graph.shapes[blob][1:])
 
