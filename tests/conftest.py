@@ -14,9 +14,9 @@ import caffe2keras
 
 caffe2keras.use_default_backend()  # before any test module imports Keras
 
-from tests.shared import SHARED  # noqa: E402
+from tests.shared import FORMATS, SHARED  # noqa: E402
 
-SECOND_DATA_FORMAT = "channels_first"
+SECOND_DATA_FORMAT = FORMATS[1]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from caffe2keras.layout import DATA_FORMATS
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CAFFE2KERAS_SHARED", REPO.parent / "shared"))
 HAS_SHARED = (SHARED / "golden").is_dir()
 
 # Both Keras data formats; tests/conftest.py puts each test's channels_first run in the slow tier.
-FORMATS = ["channels_last", "channels_first"]
+FORMATS = list(DATA_FORMATS)
 
 requires_shared = pytest.mark.skipif(not HAS_SHARED, reason=f"ground-truth material not found at {SHARED}")
 
