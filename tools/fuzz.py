@@ -31,9 +31,14 @@ def main() -> int:
     parser.add_argument("--chunk", type=int, default=200, help="inputs drawn per hypothesis seed (default 200)")
     parser.add_argument("--batch", type=int, default=25, help="inputs per worker process (default 25)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="workers at once (default: one per CPU)")
-    parser.add_argument("--seed", type=int, default=0, help="hypothesis seed of the first chunk")
+    parser.add_argument("--seed", type=int, default=0, help="hypothesis seed of the first chunk (default 0)")
     parser.add_argument("--nice", type=int, default=0, help="run the workers at this niceness")
-    parser.add_argument("--timeout", type=float, default=fuzzing.CASE_TIMEOUT_S, help="seconds allowed per input")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=fuzzing.CASE_TIMEOUT_S,
+        help="CPU seconds allowed per input (default %(default)s)",
+    )
     parser.add_argument("--summary", type=Path, help="write the summary here as JSON")
     args = parser.parse_args()
     # Drawing cases imports JAX here; its warning on fork does not apply, as the child only sets
