@@ -58,16 +58,11 @@ def termination_as_interrupt():
 
 def refuse_overwriting_inputs(output: str, inputs: Sequence[str | None]) -> None:
     """A UsageError when ``output`` names one of ``inputs`` (by path or as the same file)."""
-    for given in inputs:
-        if given is None:
-            continue
-        same = os.path.realpath(output) == os.path.realpath(given)
-        with contextlib.suppress(OSError):
-            same = same or os.path.samefile(output, given)
-        if same:
-            raise UsageError(
-                f"the output would overwrite the input {given}; choose another path. Received: -o {output}"
-            )
+    from caffe2keras.outputs import replaced_input
+
+    given = replaced_input(output, inputs)
+    if given is not None:
+        raise UsageError(f"the output would overwrite the input {given}; choose another path. Received: -o {output}")
 
 
 def parse_shape_args(values: Sequence[str] | None) -> dict[str, tuple[int | None, ...]] | None:
@@ -181,7 +176,9 @@ def atomic_output(path: str, suffix: str):
     becomes a :class:`ModelFileError` naming the path.
     """
     from caffe2keras.errors import ModelFileError
+    from caffe2keras.outputs import check_output_path
 
+    check_output_path(path)
     target = Path(path)
     tmp = None
     try:

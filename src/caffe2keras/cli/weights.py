@@ -10,6 +10,7 @@ from caffe2keras.cli.common import (
     add_net_parser,
     atomic_output,
     parse_shape_args,
+    refuse_overwriting_inputs,
     save_atomically,
 )
 
@@ -90,6 +91,7 @@ def run(args) -> int:
     whole_model = output.suffix == ".keras"
     if not (whole_model or output.name.endswith(".weights.h5")):
         raise UsageError(f"the output must be a .weights.h5 or .keras file. Received: -o {args.output}")
+    refuse_overwriting_inputs(args.output, (args.prototxt, args.weights, args.into))
     mapping = parse_mapping(args.map)
     model = load_architecture(args.into)
     from caffe2keras.errors import WeightsPairingError
