@@ -239,13 +239,14 @@ def describe(model) -> str:
 @contextlib.contextmanager
 def conversion_warnings_as_lines():
     """Print each ConversionWarning as one ``caffe2keras: warning:`` line; other warnings as usual."""
+    from caffe2keras.console import printable
     from caffe2keras.errors import ConversionWarning
 
     original = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, ConversionWarning):
-            print(f"caffe2keras: warning: {message}", file=sys.stderr)
+            print(f"caffe2keras: warning: {printable(message)}", file=sys.stderr)
         else:
             original(message, category, filename, lineno, file, line)
 

@@ -87,11 +87,12 @@ def _megabytes(size: int | None) -> str:
 
 
 def run_info(args) -> int:
+    from caffe2keras.console import printable
     from caffe2keras.zoo import get_net
 
     net = get_net(args.name)
     if args.json:
-        print(json.dumps(net.entry, indent=1, ensure_ascii=False))
+        print(printable(json.dumps(net.entry, indent=1, ensure_ascii=False)))
         return 0
     pre = net.preprocessing
     lines = [
@@ -116,7 +117,7 @@ def run_info(args) -> int:
     lines += [f"conflict:      {conflict}" for conflict in net.conflicts]
     if net.notes:
         lines.append(f"notes:         {net.notes}")
-    print("\n".join(lines))
+    print(printable("\n".join(lines)))
     return 0
 
 

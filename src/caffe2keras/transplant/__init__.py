@@ -70,8 +70,9 @@ class WeightsReport:
 
     def __rich__(self):
         from rich.console import Group
-        from rich.markup import escape
         from rich.table import Table
+
+        from caffe2keras.console import console_text
 
         table = Table(show_edge=False, pad_edge=False)
         for title in ("#", "Caffe layer", "type", "Keras layer", "class", "by", "shapes", "notes"):
@@ -79,15 +80,15 @@ class WeightsReport:
         for index, p in enumerate(self.pairings):
             table.add_row(
                 str(index),
-                escape(" + ".join(p.caffe_layers)),
-                escape(p.caffe_type),
-                escape(p.keras_layer),
+                console_text(" + ".join(p.caffe_layers)),
+                console_text(p.caffe_type),
+                console_text(p.keras_layer),
                 p.keras_class,
                 p.paired_by,
                 ", ".join("×".join(map(str, s)) for s in p.shapes),
-                escape("; ".join(p.notes)),
+                console_text("; ".join(p.notes)),
             )
-        return Group(table, escape(self.summary))
+        return Group(table, console_text(self.summary))
 
     def print(self, console=None) -> None:
         """Print the pairing table with ``rich`` (also in notebooks)."""

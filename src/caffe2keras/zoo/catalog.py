@@ -173,7 +173,9 @@ def read_labels(net: Net, path: str | os.PathLike | None) -> list[str] | None:
         return None
     if labels["format"] == "inline":
         return list(labels["inline"])
-    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines()]
+    from caffe2keras.labels import read_label_lines
+
+    lines = [line.strip() for line in read_label_lines(path)]
     lines = [line for line in lines if line]
     if labels["format"] == "first_token":  # "/a/airfield 0", "aeroplane 128 0 0"
         return [line.split()[0] for line in lines]
