@@ -15,11 +15,13 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from caffe2keras.caffe.limits import MAX_HDF5_BYTES, MAX_PROTOTXT_BYTES, checked_input_file
 from caffe2keras.errors import (
     CacheError,
     ConversionWarning,
@@ -28,6 +30,7 @@ from caffe2keras.errors import (
     UnverifiedNetError,
     ZooError,
 )
+from caffe2keras.labels import MAX_LABELS_BYTES
 from caffe2keras.progress import Progress
 from caffe2keras.zoo.catalog import ROLES, Net, get_net
 
@@ -35,8 +38,36 @@ CACHE_ENV = "CAFFE2KERAS_ZOO_CACHE"
 FROM_ENV = "CAFFE2KERAS_ZOO_FROM"
 PARTIAL_DIR = ".partial"
 LOCK_FILE = ".caffe2keras-zoo.lock"
-TIMEOUT_S = (15, 60)  # connect, and silence between two reads
 CHUNK = 1 << 16
+# The most bytes a file of each role may have where the catalog gives no size (it is refused past
+# the catalogued size otherwise): a server that never ends its body cannot fill the disk.
+ROLE_LIMITS = {
+    "prototxt": MAX_PROTOTXT_BYTES,
+    "labels": MAX_LABELS_BYTES,
+    "mean": MAX_PROTOTXT_BYTES,
+    "weights": MAX_HDF5_BYTES,
+    "archive": MAX_HDF5_BYTES,
+    "extra": MAX_HDF5_BYTES,
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How slow a download may be: a server that drips its body is given up on, not waited for.
+
+    A transfer that has run ``grace_s`` seconds must have averaged ``min_rate`` bytes a second;
+    ``silence_s`` is the longest wait for the next bytes. Each file is tried at most ``retries + 1``
+    times, so a download ends within about ``(retries + 1) * (grace_s + size / min_rate)`` seconds.
+    """
+
+    connect_s: float = 15.0
+    silence_s: float = 60.0
+    grace_s: float = 30.0
+    min_rate: float = 16 * 1024
+    max_redirects: int = 5
+
+
+LIMITS = Limits()
 
 
 def cache_dir() -> Path:
@@ -85,25 +116,82 @@ def download(
     if net.non_commercial:
         echo(f"{net.name}: NOTE: licensed for NON-COMMERCIAL use only.")
     source = from_dir or os.environ.get(FROM_ENV) or None
-    target = Path(directory) if directory is not None else cache_dir() / net.name
+    target = Path(directory) if directory is not None else _cache_folder(net)
     result = Downloaded(net, target)
     if _all_present(net, target, result):  # a read-only cache that holds the net still serves it
         return result
+    made = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
-        import filelock
-
-        with filelock.FileLock(target / LOCK_FILE), Progress(progress) as bars:
+        with _locked(target), Progress(progress) as bars:
             for role in ROLES:
                 if role in net.files:
                     _fetch_role(net, role, target, result, Path(source) if source else None, bars, retries, echo)
-    except OSError as exc:
-        raise CacheError(
-            f"cannot write to {target}: {exc.strerror or exc}. Free some space, or choose another directory "
-            f"with --dir or ${CACHE_ENV}. Received: directory={str(target)!r}"
-        ) from exc
+    except BaseException as exc:
+        if made:  # a failed first download leaves no folder behind
+            _remove_if_empty(target)
+        if isinstance(exc, OSError):
+            raise CacheError(
+                f"cannot write to {target}: {exc.strerror or exc}. Free some space, or choose another directory "
+                f"with --dir or ${CACHE_ENV}. Received: directory={str(target)!r}"
+            ) from exc
+        raise
     _extract_unlisted_archive(net, target, result)
     return result
+
+
+def _cache_folder(net: Net) -> Path:
+    """The net's folder in the cache, checked to stay there (a link in the cache may point elsewhere)."""
+    root = cache_dir()
+    folder = root / net.name
+    resolved_root = root.resolve()
+    if not folder.resolve().is_relative_to(resolved_root) or folder.resolve() == resolved_root:
+        raise CacheError(
+            f"the cache folder of {net.name} leads out of the cache {root}; remove it. Received: folder={str(folder)!r}"
+        )
+    return folder
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # another process may be filling it meanwhile
+        (folder / PARTIAL_DIR).rmdir()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """Hold the net folder's lock file while the block runs, and remove the file when done.
+
+    A process that was waiting on a file removed meanwhile (or replaced by a newer one) finds it
+    is no longer the folder's lock file and takes the lock again on the current one. Where there is
+    no ``flock`` (Windows), filelock's own lock removes its file itself.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        import filelock
+
+        with filelock.FileLock(folder / LOCK_FILE):
+            yield
+        return
+    path = folder / LOCK_FILE
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            try:
+                current = os.path.samestat(os.fstat(descriptor), os.stat(path))
+            except FileNotFoundError:
+                current = False
+            if current:
+                try:
+                    yield
+                finally:
+                    path.unlink(missing_ok=True)  # while still locked: waiters see the file gone
+                return
+        finally:
+            os.close(descriptor)  # and with it the lock
 
 
 def _all_present(net: Net, target: Path, result: Downloaded) -> bool:
@@ -123,7 +211,7 @@ def _fetch_role(net, role, target, result, source, bars, retries, echo) -> None:
         if "member" in file:
             result.paths[role] = _extract_member(file, result.paths["archive"], target)
         else:
-            result.paths[role] = _fetch_file(net, file, target, source, bars, retries)
+            result.paths[role] = _fetch_file(net, role, target, source, bars, retries)
     except DownloadError as exc:
         if role != "labels":
             raise
@@ -146,17 +234,24 @@ def _sources(net: Net, file: dict, source: Path | None) -> list[str]:
     )
 
 
-def _fetch_file(net, file, target, source, bars, retries) -> Path:
+def max_bytes(file: dict, role: str) -> int:
+    """The most bytes a download of ``file`` may bring: the catalogued size, else the role's limit."""
+    return file["size"] if file.get("size") is not None else ROLE_LIMITS[role]
+
+
+def _fetch_file(net, role, target, source, bars, retries) -> Path:
     import pooch
 
     pooch.get_logger().setLevel("WARNING")
+    file = net.files[role]
     failures = []
     for url in _sources(net, file, source):
         if source is not None and file["hash"] and not pooch.hashes.hash_matches(url, file["hash"]):
             # Checked here, before pooch copies it: its message would speak of a download it deleted.
             failures.append(local_mismatch(url, file, net, pooch))
             continue
-        downloader = ResumableDownloader(target / PARTIAL_DIR / f"{file['filename']}.part", bars, retries)
+        partial = target / PARTIAL_DIR / f"{file['filename']}.part"
+        downloader = ResumableDownloader(partial, bars, retries, max_bytes(file, role))
         try:
             return Path(pooch.retrieve(url, file["hash"], fname=file["filename"], path=target, downloader=downloader))
         except ValueError as exc:  # pooch's hash mismatch; it has deleted the file
@@ -189,28 +284,42 @@ class ResumableDownloader:
     file again, which replaces the partial one.
     """
 
-    def __init__(self, partial: Path, bars: Progress, retries: int):
+    def __init__(self, partial: Path, bars: Progress, retries: int, max_bytes: int):
         self.partial = partial
         self.bars = bars
         self.retries = retries
+        self.max_bytes = max_bytes
 
     def __call__(self, url: str, output_file: str, pooch=None, check_only: bool = False) -> None:
         if not url.startswith(("http://", "https://")):
+            size = checked_input_file(url, "zoo file", self.max_bytes)
             shutil.copyfile(url, output_file)
+            if os.path.getsize(output_file) != size:
+                raise DownloadError(f"{url}: the file changed while it was copied. Received: url={url!r}")
             return
         import requests
+        import urllib3
 
         self.partial.parent.mkdir(exist_ok=True)
-        for attempt in range(self.retries + 1):
-            try:
-                self._get(url, requests)
-                break
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                if attempt == self.retries:
-                    raise self._failure(url, exc) from exc
-            except OSError:
-                self.partial.unlink(missing_ok=True)  # a full or failing disk: keep nothing half-written
-                raise
+        with requests.Session() as session:
+            session.max_redirects = LIMITS.max_redirects
+            for attempt in range(self.retries + 1):
+                try:
+                    self._get(url, session, requests)
+                    break
+                except (
+                    requests.ConnectionError,
+                    requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError,
+                    urllib3.exceptions.HTTPError,  # read1 raises urllib3's own: a drop, a read timeout
+                ) as exc:
+                    if attempt == self.retries:
+                        raise self._failure(url, exc) from exc
+                except requests.RequestException as exc:  # too many redirects, a bad URL or header...
+                    raise DownloadError(f"{url}: {type(exc).__name__}: {exc}. Received: url={url!r}") from None
+                except OSError:
+                    self.partial.unlink(missing_ok=True)  # a full or failing disk: keep nothing half-written
+                    raise
         os.replace(self.partial, output_file)
 
     def _failure(self, url: str, exc: Exception) -> DownloadError:
@@ -225,13 +334,18 @@ class ResumableDownloader:
             f"run the same command again to resume. Received: url={url!r}"
         )
 
-    def _get(self, url: str, requests) -> None:
+    def _get(self, url: str, session, requests) -> None:
         offset = self.partial.stat().st_size if self.partial.exists() else 0
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        with requests.get(url, headers=headers, stream=True, timeout=TIMEOUT_S) as response:
+        if offset > self.max_bytes:
+            self.partial.unlink()
+            offset = 0
+        # Uncompressed: the byte counts below are then what lands on disk.
+        headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={offset}-"} if offset else {})}
+        timeout = (LIMITS.connect_s, LIMITS.silence_s)
+        with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
             if response.status_code == 416:  # the partial file is stale (longer than the file)
                 self.partial.unlink()
-                return self._get(url, requests)
+                return self._get(url, session, requests)
             if response.status_code >= 400:
                 raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}. Received: url={url!r}")
             resumed = response.status_code == 206 and response.headers.get("Content-Range", "").startswith(
@@ -239,16 +353,43 @@ class ResumableDownloader:
             )
             offset = offset if resumed else 0
             length = response.headers.get("Content-Length")
-            total = offset + int(length) if length else None
+            total = offset + int(length) if length and length.isdigit() else None
+            if total is not None and total > self.max_bytes:
+                self.partial.unlink(missing_ok=True)
+                raise self._too_big(url, f"announces {total:,} bytes")
             with open(self.partial, "ab" if resumed else "wb") as out:
                 with self.bars.phase("download", total, self.partial.stem) as advance:
                     advance(offset)
-                    for chunk in response.iter_content(CHUNK):
-                        out.write(chunk)
-                        advance(len(chunk))
+                    self._receive(url, response, out, offset, advance)
             if total is not None and self.partial.stat().st_size < total:
                 raise requests.exceptions.ChunkedEncodingError(f"{self.partial.stat().st_size} of {total} bytes")
         return None
+
+    def _receive(self, url: str, response, out, offset: int, advance) -> None:
+        """Write the body, refusing more than ``max_bytes`` in all and a rate below the limit's."""
+        start, received = time.monotonic(), 0
+        # read1 returns what has arrived, so that the rate is checked however slowly bytes come.
+        for chunk in iter(lambda: response.raw.read1(CHUNK, decode_content=True), b""):
+            received += len(chunk)
+            if offset + received > self.max_bytes:
+                out.close()
+                self.partial.unlink(missing_ok=True)
+                raise self._too_big(url, "sends more bytes than that")
+            out.write(chunk)
+            advance(len(chunk))
+            elapsed = time.monotonic() - start
+            if elapsed > LIMITS.grace_s and received < LIMITS.min_rate * elapsed:
+                raise DownloadError(
+                    f"{url}: the server sends {received / elapsed:,.0f} bytes a second, below the "
+                    f"{LIMITS.min_rate:,.0f} a download must keep up; try again later or another mirror. "
+                    f"Received: url={url!r}"
+                )
+
+    def _too_big(self, url: str, what: str) -> HashMismatchError:
+        return HashMismatchError(
+            f"{url}: not the catalogued file: it may have at most {self.max_bytes:,} bytes (its catalogued "
+            f"size, or the limit for its kind), and the server {what}; nothing is kept. Received: url={url!r}"
+        )
 
 
 def _extract_member(file: dict, archive: Path, target: Path) -> Path:
