@@ -68,11 +68,13 @@ def load_architecture(spec: str):
 
     if spec.startswith(APPLICATIONS):
         name = spec[len(APPLICATIONS) :]
-        build = getattr(keras.applications, name, None)
-        if not name.isidentifier() or not callable(build):
-            known = ", ".join(n for n in dir(keras.applications) if n[:1].isupper())
-            raise UsageError(f"keras.applications has no model {name!r}; it has {known}. Received: --into {spec}")
-        return build(weights=None)
+        # Only the model builders: a name such as __class__ is an attribute, not a model.
+        known = [n for n in dir(keras.applications) if n[:1].isupper() and callable(getattr(keras.applications, n))]
+        if name not in known:
+            raise UsageError(
+                f"keras.applications has no model {name!r}; it has {', '.join(known)}. Received: --into {spec}"
+            )
+        return getattr(keras.applications, name)(weights=None)
     if Path(spec).suffix != ".keras":
         raise UsageError(f"--into takes a .keras file or keras.applications.NAME. Received: --into {spec}")
     import caffe2keras.layers  # noqa: F401  (registers the custom layers a converted model uses)

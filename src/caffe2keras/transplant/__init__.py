@@ -20,7 +20,7 @@ import numpy as np
 from caffe2keras.builder import keras_name
 from caffe2keras.caffe import read_net, read_weights
 from caffe2keras.converters.base import rule_for
-from caffe2keras.errors import WeightsPairingError
+from caffe2keras.errors import ArgumentError, WeightsPairingError
 from caffe2keras.graph import build_graph, infer_known_shapes
 from caffe2keras.transplant.caffe_side import CaffeUnit, caffe_units
 from caffe2keras.transplant.keras_side import KerasTarget, keras_targets
@@ -132,8 +132,14 @@ def load_caffe_weights(
             unpaired, or a pair's shapes do not fit; every such problem is listed, and no
             weight is changed.
     """
-    if epsilon not in EPSILON_MODES:
-        raise ValueError(f"epsilon must be one of {EPSILON_MODES}. Received: epsilon={epsilon!r}")
+    import keras
+
+    if not isinstance(epsilon, str) or epsilon not in EPSILON_MODES:
+        raise ArgumentError(f"epsilon must be one of {EPSILON_MODES}. Received: epsilon={epsilon!r}")
+    if not isinstance(keras_model, keras.Model):
+        raise ArgumentError(
+            f"keras_model must be a built keras.Model. Received: keras_model={type(keras_model).__name__}"
+        )
     graph = build_graph(read_net(prototxt), input_shapes, require_input_shapes=False)
     infer_known_shapes(graph, lambda op: getattr(rule_for(op.type), "shapes", None))
     units = caffe_units(graph, read_weights(weights))
