@@ -83,7 +83,7 @@ def load_architecture(spec: str):
     if not Path(spec).is_file():
         raise ModelFileError(spec, "no such file.")
     try:
-        return keras.saving.load_model(spec, compile=False)
+        return keras.saving.load_model(spec, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds for unreadable archives
         raise ModelFileError(spec, f"Keras cannot load this model: {exc}") from exc
 
