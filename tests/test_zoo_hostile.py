@@ -9,8 +9,8 @@ import time
 import pytest
 
 from caffe2keras.errors import DownloadError, ZooError
-from caffe2keras.zoo import download
-from caffe2keras.zoo.download import Limits
+from caffe2keras.zoo import download, transfer
+from caffe2keras.zoo.transfer import Limits
 from tests import test_zoo_download
 from tests.cli_process import assert_one_error, run_cli
 from tests.test_zoo_download import leftovers
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::caffe2keras.errors.ConversionWa
 @pytest.fixture
 def quick_limits(monkeypatch):
     """Deadlines of a fraction of a second, so that a drip is given up on at once."""
-    monkeypatch.setattr(download_module, "LIMITS", Limits(connect_s=2, silence_s=1, grace_s=0.3, min_rate=2000))
+    monkeypatch.setattr(transfer, "LIMITS", Limits(connect_s=2, silence_s=1, grace_s=0.3, min_rate=2000))
 
 
 def _tree(folder):
