@@ -126,3 +126,27 @@ def test_a_keras_output_through_a_symlink_is_refused(tmp_path, capsys):
     assert main(["convert", str(prototxt), "-o", str(link)]) == 1
     assert "is a symbolic link" in capsys.readouterr().err
     assert link.is_symlink() and not (tmp_path / "real.keras").exists()
+
+
+def test_the_api_save_is_atomic_and_refuses_links(tmp_path, tiny_keras, monkeypatch):
+    import keras
+
+    import caffe2keras
+    from caffe2keras import ModelFileError, saving
+
+    model = keras.saving.load_model(tiny_keras, safe_mode=True)
+    link = tmp_path / "link.keras"
+    link.symlink_to(tiny_keras)
+    with pytest.raises(ModelFileError, match="is a symbolic link"):
+        caffe2keras.save_model(model, link)
+
+    def broken(model, path, on_bytes):
+        Path(path).write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(saving, "_save_streaming", broken)
+    before = tiny_keras.read_bytes()
+    with pytest.raises(ModelFileError, match="No space left"):
+        caffe2keras.save_model(model, tiny_keras)
+    assert tiny_keras.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".c2k")) == []

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
 from caffe2keras.errors import ModelFileError
 
@@ -77,3 +79,37 @@ def _replaces(path, given, folder: bool) -> bool:
         return False
     inside = os.path.realpath(given)
     return os.path.commonpath([os.path.realpath(path), inside]) == os.path.realpath(path)
+
+
+@contextlib.contextmanager
+def atomic_output(path, suffix: str):
+    """A temporary path beside ``path``, renamed to it when the block succeeds: no partial file.
+
+    An OSError (an unwritable directory, a full disk...) is the user's to fix, not a bug: it
+    becomes a :class:`ModelFileError` naming the path.
+    """
+    check_output_path(path)
+    target = Path(path)
+    tmp = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A short name: the output's own name may already be as long as the file system allows.
+        fd, tmp = tempfile.mkstemp(prefix=".c2k-", suffix=suffix, dir=target.parent)
+        os.close(fd)
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the output should not be
+        os.replace(tmp, target)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.filename:
+            reason += f": {exc.filename}"
+        raise ModelFileError(path, f"cannot write the file: {reason}.") from exc
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

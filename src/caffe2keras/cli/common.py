@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
-import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+
+from caffe2keras.outputs import atomic_output
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -168,43 +168,6 @@ def wants_progress(args) -> bool:
     return not args.quiet and (args.progress or sys.stderr.isatty())
 
 
-@contextlib.contextmanager
-def atomic_output(path: str, suffix: str):
-    """A temporary path beside ``path``, renamed to it when the block succeeds: no partial file.
-
-    An OSError (an unwritable directory, a full disk...) is the user's to fix, not a bug: it
-    becomes a :class:`ModelFileError` naming the path.
-    """
-    from caffe2keras.errors import ModelFileError
-    from caffe2keras.outputs import check_output_path
-
-    check_output_path(path)
-    target = Path(path)
-    tmp = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A short name: the output's own name may already be as long as the file system allows.
-        fd, tmp = tempfile.mkstemp(prefix=".c2k-", suffix=suffix, dir=target.parent)
-        os.close(fd)
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the output should not be
-        os.replace(tmp, target)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.filename:
-            reason += f": {exc.filename}"
-        raise ModelFileError(path, f"cannot write the file: {reason}.") from exc
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 EXPORT_SUFFIXES = (".onnx", ".tflite")
 
 
@@ -220,7 +183,7 @@ def save_atomically(model, path: str, progress: bool = False) -> None:
         return
     if suffix != ".keras":
         raise UsageError(f"the output must be a .keras, .onnx or .tflite file. Received: -o {path}")
-    with atomic_output(path, ".keras") as tmp:
+    with atomic_output(path, ".keras") as tmp:  # the command's own temporary file, whatever writes it
         save_model(model, tmp, progress=progress)
 
 

@@ -8,10 +8,10 @@ from caffe2keras.cli.common import (
     UsageError,
     add_net_parser,
     add_shape_options,
-    atomic_output,
     parse_shape_args,
     refuse_overwriting_inputs,
 )
+from caffe2keras.outputs import atomic_output
 
 
 def register(commands) -> None:

@@ -8,11 +8,11 @@ from caffe2keras.cli.common import (
     UsageError,
     add_input_shape_option,
     add_net_parser,
-    atomic_output,
     parse_shape_args,
     refuse_overwriting_inputs,
     save_atomically,
 )
+from caffe2keras.outputs import atomic_output
 
 APPLICATIONS = "keras.applications."
 
