@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from caffe2keras.caffe.limits import MAX_HDF5_BYTES, MAX_PROTOTXT_BYTES
+from caffe2keras.console import printable
 from caffe2keras.errors import (
     CacheError,
     ConversionWarning,
@@ -84,7 +85,7 @@ def download(
     network. A dropped connection is resumed up to ``retries`` times, and again on the next call.
     """
     net = get_net(name)
-    echo = echo or (lambda line: print(line, file=sys.stderr))
+    echo = echo or (lambda line: print(printable(line), file=sys.stderr))
     if not net.verified and not allow_unverified:
         raise UnverifiedNetError(
             f"{net.name} is unverified ({net.unverified_reason}): its files cannot be checked against a "
