@@ -147,3 +147,51 @@ def test_the_catalog_file_is_read_with_the_readers_rules(tmp_path, monkeypatch):
     os.mkfifo(fifo)
     result = run_cli("zoo", "list", env={"CAFFE2KERAS_ZOO_CATALOG": str(fifo)}, timeout=30)
     assert_one_error(result, "not a regular file")
+
+
+def _archived(served_zoo, weights_size_listed: int | None):
+    """Net `tiny` with its files as members of an archive; the catalog lists the weights at ``weights_size_listed``."""
+    import io
+    import tarfile
+
+    from tests.zoo_server import sha256
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as packed:
+        for name in ("deploy.prototxt", "tiny.caffemodel"):
+            data = served_zoo.files[f"/tiny/{name}"]
+            info = tarfile.TarInfo(f"tiny/{name}")
+            info.size = len(data)
+            packed.addfile(info, io.BytesIO(data))
+    served_zoo.files["/tiny/tiny.tar.gz"] = buffer.getvalue()
+    entry = served_zoo.entries["tiny"]
+    files = entry["files"]
+    weights_size = len(served_zoo.files["/tiny/tiny.caffemodel"])
+    files["archive"] = {
+        "filename": "tiny.tar.gz",
+        "urls": [served_zoo.url("/tiny/tiny.tar.gz")],
+        "hash": sha256(buffer.getvalue()),
+        "size": len(buffer.getvalue()),
+    }
+    files["prototxt"] = {**files["prototxt"], "member": "tiny/deploy.prototxt", "urls": []}
+    files["weights"] = {
+        **files["weights"],
+        "member": "tiny/tiny.caffemodel",
+        "urls": [],
+        "size": weights_size_listed or weights_size,
+    }
+    write_catalog(served_zoo.cache.parent / "catalog.json", list(served_zoo.entries.values()))
+    from caffe2keras.zoo.catalog import _load
+
+    _load.cache_clear()
+
+
+def test_archive_members_are_extracted_within_their_catalogued_size(served_zoo):
+    _archived(served_zoo, None)
+    got = download("tiny")
+    assert got.paths["weights"].read_bytes() == served_zoo.files["/tiny/tiny.caffemodel"]
+    _archived(served_zoo, 100)
+    got.paths["weights"].unlink()
+    with pytest.raises(DownloadError, match="member tiny/tiny.caffemodel is not the catalogued file"):
+        download("tiny")
+    assert not got.paths["weights"].exists()

@@ -326,8 +326,8 @@ def _load(source: Path):
         raise ModelFileError(source, f"cannot load the Keras model: {exc}") from exc
 
 
-def main(argv=None) -> int:
-    source, path, format = argv or sys.argv[1:]
+def main(argv) -> int:
+    source, path, format = argv
     try:
         _export_here(_load(Path(source)), Path(path), format)
     except Caffe2KerasError as exc:
@@ -335,7 +335,3 @@ def main(argv=None) -> int:
         print(ERROR_MARK + json.dumps([type(exc).__name__, message]), file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from caffe2keras.outputs import atomic_output
+from caffe2keras.outputs import atomic_output, replaced_input
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -58,8 +58,6 @@ def termination_as_interrupt():
 
 def refuse_overwriting_inputs(output: str, inputs: Sequence[str | None]) -> None:
     """A UsageError when ``output`` names one of ``inputs`` (by path or as the same file)."""
-    from caffe2keras.outputs import replaced_input
-
     given = replaced_input(output, inputs)
     if given is not None:
         raise UsageError(f"the output would overwrite the input {given}; choose another path. Received: -o {output}")

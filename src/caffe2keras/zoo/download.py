@@ -189,7 +189,7 @@ def _fetch_role(net, role, target, result, source, bars, retries, echo) -> None:
     file = net.files[role]
     try:
         if "member" in file:
-            result.paths[role] = _extract_member(file, result.paths["archive"], target)
+            result.paths[role] = _extract_member(file, role, result.paths["archive"], target)
         else:
             result.paths[role] = _fetch_file(net, role, target, source, bars, retries)
     except DownloadError as exc:
@@ -257,7 +257,7 @@ def local_mismatch(path: str, file: dict, net: Net, pooch) -> HashMismatchError:
     )
 
 
-def _extract_member(file: dict, archive: Path, target: Path) -> Path:
+def _extract_member(file: dict, role: str, archive: Path, target: Path) -> Path:
     """Stream one archive member to a temporary file, check its hash, then rename it into place."""
     import pooch
 
@@ -270,6 +270,12 @@ def _extract_member(file: dict, archive: Path, target: Path) -> Path:
         member = member or next((n for n in names if n.rsplit("/", 1)[-1] == file["filename"]), None)
         if member is None:
             raise DownloadError(f"{archive.name} has no member {file['member']}. Received: member={file['member']!r}")
+        info = packed.getmember(member)
+        if not info.isfile() or info.size > max_bytes(file, role):
+            raise HashMismatchError(
+                f"{archive.name}: member {member} is not the catalogued file: a regular file of at most "
+                f"{max_bytes(file, role):,} bytes. Received: size={info.size}"
+            )
         with _temporary(target) as tmp, packed.extractfile(member) as data, open(tmp, "wb") as out:
             shutil.copyfileobj(data, out, CHUNK)
             out.close()
@@ -292,6 +298,12 @@ def _extract_unlisted_archive(net: Net, target: Path, result: Downloaded) -> Non
         return
     try:
         with tarfile.open(archive) as packed, tempfile.TemporaryDirectory(dir=target) as tmp:
+            unpacked_bytes = sum(member.size for member in packed.getmembers())
+            if unpacked_bytes > ROLE_LIMITS["archive"]:
+                raise ZooError(
+                    f"{archive} would unpack to {unpacked_bytes:,} bytes; at most {ROLE_LIMITS['archive']:,} are "
+                    f"unpacked. Received: archive={str(archive)!r}"
+                )
             packed.extractall(tmp, filter="data")
             os.replace(tmp, unpacked)
             os.mkdir(tmp)  # TemporaryDirectory removes its own path on exit
