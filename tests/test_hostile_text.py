@@ -31,7 +31,7 @@ def test_a_labels_line_with_odd_whitespace_is_refused_by_line(tmp_path, separato
 
 def test_labels_lines_end_in_newline_or_crlf(tmp_path):
     path = tmp_path / "labels.txt"
-    path.write_bytes(b"a b\r\nc\td\r\n\r\n")
+    path.write_bytes("\ufeffa b\r\nc\td\r\n\r\n".encode())
     assert read_labels(path) == ["a b", "c\td"]
 
 

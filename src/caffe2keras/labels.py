@@ -33,7 +33,7 @@ FORMAT = "a labels file has one label per line, ended by \\n or \\r\\n, and no c
 def read_label_lines(path: str | os.PathLike) -> list[str]:
     """A labels file's lines as they are, after the format's checks (see the module's docstring)."""
     checked_input_file(path, "labels file", MAX_LABELS_BYTES)
-    lines = read_text(path, f"{FORMAT}.").split("\n")
+    lines = read_text(path, f"{FORMAT}.").removeprefix("\ufeff").split("\n")  # a byte-order mark is no label
     lines = [line.removesuffix("\r") for line in lines]
     if lines and not lines[-1]:
         lines.pop()  # the newline that ends the last line
