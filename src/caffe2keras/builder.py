@@ -17,6 +17,7 @@ from caffe2keras.caffe.weights import Weights  # noqa: E402
 from caffe2keras.converters import base  # noqa: E402
 from caffe2keras.converters.base import Step  # noqa: E402
 from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, WeightsError  # noqa: E402
+from caffe2keras.framework_internals import call_creating_variables  # noqa: E402
 from caffe2keras.graph import BlobRef, Graph, Op, check_top_count  # noqa: E402
 from caffe2keras.layout import Layout  # noqa: E402
 from caffe2keras.plan import LayerPlan, plan_layer  # noqa: E402
@@ -71,42 +72,22 @@ class _PresetInitializer:
         return value
 
 
-# What Layer.add_weight takes by position (Keras 2's call style, which Keras 3 still accepts).
-ADD_WEIGHT_POSITIONAL = ("shape", "initializer", "dtype")
-
-
 def _call_with_weights(step: Step, op: Op, inputs):
-    """Call ``step.layer`` on ``inputs``, creating its variables from ``step.weights``.
-
-    Keras has no public way to hand a layer the values of the variables it is about to
-    create: building the layer and then assigning would first fill every variable with its
-    initializer, a second copy of the largest weights (VGG16's fc6 is 400 MB). So, for this
-    one call, the layer's ``add_weight`` gets an initializer that hands over the converted
-    value as it is, whether the layer passes the initializer by keyword or by position.
-    """
+    """Call ``step.layer`` on ``inputs``, creating its variables from ``step.weights`` (no random
+    initialization first: VGG16's fc6 alone is 400 MB)."""
     layer = step.layer
     values = list(step.weights)
     if not values or layer.built:
         return layer(inputs)
-    created = 0
-    original = layer.add_weight
 
-    def add_weight(*args, **kwargs):
-        nonlocal created
-        index = created
-        created += 1
-        if index < len(values) and values[index] is not None and len(args) <= len(ADD_WEIGHT_POSITIONAL):
-            kwargs = {**kwargs, **dict(zip(ADD_WEIGHT_POSITIONAL, args))}
-            kwargs["initializer"] = _PresetInitializer(np.asarray(values[index]), op, index)
-            values[index] = None
-            return original(**kwargs)
-        return original(*args, **kwargs)  # Keras reports a call it refuses
+    def initializer_for(index: int):
+        if index >= len(values) or values[index] is None:
+            return None
+        initializer = _PresetInitializer(np.asarray(values[index]), op, index)
+        values[index] = None  # the initializer holds the one reference
+        return initializer
 
-    layer.add_weight = add_weight
-    try:
-        output = layer(inputs)
-    finally:
-        del layer.add_weight
+    output, created = call_creating_variables(layer, inputs, initializer_for)
     if created != len(values):
         raise LayerError(
             op.name,
