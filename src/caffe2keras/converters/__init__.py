@@ -1,6 +1,6 @@
 """One module per layer family; importing them registers their converters."""
 
-from caffe2keras import use_default_backend
+from caffe2keras.default_backend import use_default_backend
 
 use_default_backend()  # conversion runs on JAX unless the user chose a backend: before Keras loads
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from caffe2keras.converters.base import registered_types, unsupported
+from caffe2keras.errors import RegistryError
 from caffe2keras.graph import DATA_LAYER_TYPES
 
 HEADER = ("Caffe type", "Keras layer", "Notes")
@@ -207,7 +208,7 @@ def table_rows() -> list[LayerRow]:
     """:data:`LAYER_ROWS`, then one bare row per converter registered without one (a plugin's).
 
     Raises:
-        ValueError: a row names a type that has no converter, is no data layer and is not
+        RegistryError: a row names a type that has no converter, is no data layer and is not
             declared unsupported, or a type has two rows.
     """
     documented = [t for row in LAYER_ROWS for t in row.types]
@@ -215,7 +216,7 @@ def table_rows() -> list[LayerRow]:
     known = {*registered_types(), *DATA_LAYER_TYPES}
     unknown = [t for t in documented if t not in known and unsupported(t) is None]
     if repeated or unknown:
-        raise ValueError(f"the layer table is out of date. Received: repeated={repeated}, unknown={unknown}")
+        raise RegistryError(f"the layer table is out of date. Received: repeated={repeated}, unknown={unknown}")
     extra = [LayerRow((t,), "(a registered converter)", "") for t in registered_types() if t not in documented]
     return [*LAYER_ROWS, *extra]
 
