@@ -21,7 +21,7 @@ declare_unsupported(
     detail=_python_class,
     doc=LayerDoc(
         "—",
-        "**unsupported** unless you register a converter: its code is never imported or run (see [Custom layers](#custom-layers))",
+        "**unsupported** unless you register a converter: its code is never imported or run (see [Custom layers](guide/custom-layers.md))",
     ),
 )
 declare_unsupported(
