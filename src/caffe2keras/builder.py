@@ -177,7 +177,6 @@ class _Builder:
             return  # a plugin without a shape rule, or downstream of one: nothing to check against
         plan = self._plan(op)
         plan.steps  # noqa: B018 (the converter checks the parameters and weights)
-        check_top_count(op, len(plan.out_shapes))
         self.graph.shapes.update(zip(op.tops, plan.out_shapes))
 
     def convert(self, op: Op) -> None:
