@@ -1,4 +1,8 @@
-"""Build the Keras functional model from a shaped blob graph and per-layer converters."""
+"""Build the Keras functional model from a shaped blob graph.
+
+Each layer's node, shapes and Keras steps come from its plan (:mod:`caffe2keras.plan`); the
+builder only wires, names and calls the Keras layers, creating their variables from the weights.
+"""
 
 from __future__ import annotations
 
