@@ -35,11 +35,7 @@ import importlib.util  # noqa: E402
 import json  # noqa: E402
 
 from caffe2keras._version import __version__ as __version__  # noqa: E402
-
-
-def use_default_backend() -> None:
-    """JAX, unless the user set ``KERAS_BACKEND``; takes effect only before Keras is imported."""
-    os.environ.setdefault("KERAS_BACKEND", "jax")
+from caffe2keras.default_backend import use_default_backend  # noqa: E402
 
 
 def _keras_configured_backend() -> str:
