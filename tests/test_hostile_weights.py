@@ -79,3 +79,40 @@ def test_a_model_that_is_no_model_is_an_argument_error(tmp_path):
     prototxt, weights = write_net(tmp_path, net({"data": (1, 3, 4, 4)}, FC), FC_WEIGHTS)
     with pytest.raises(ArgumentError, match="keras_model must be a built keras.Model"):
         caffe2keras.load_caffe_weights("model.keras", prototxt, weights)
+
+
+def _keras_bomb(tmp_path, inflated: int):
+    """A .keras archive whose config.json declares ``inflated`` bytes (the central directory says so)."""
+    import struct
+    import zipfile
+
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", "{}")
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, data.rindex(b"PK\x01\x02") + 24, inflated)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("command", ["weights", "predict", "export"])
+def test_keras_files_that_are_bombs_or_fifos_are_refused_before_keras_opens_them(tmp_path, capsys, command):
+    import os
+
+    if command == "export":
+        pytest.importorskip("tf2onnx")  # without the extra, export says so first
+    prototxt, weights = write_net(tmp_path, net({"data": (1, 3, 4, 4)}, FC), FC_WEIGHTS)
+    bomb = _keras_bomb(tmp_path, 0xFFFFFFF0)
+    fifo = tmp_path / "pipe.keras"
+    os.mkfifo(fifo)
+    for model, message in [(bomb, "may unpack to at most"), (fifo, "not a regular file")]:
+        if command == "weights":
+            argv = ["weights", str(prototxt), str(weights), "--into", str(model), "-o", str(tmp_path / "o.keras")]
+        elif command == "predict":
+            argv = ["predict", str(model), str(prototxt)]
+        else:
+            argv = ["export", str(model), "-o", str(tmp_path / "o.onnx")]
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("caffe2keras: error:") and message in err, err
+    assert not (tmp_path / "o.keras").exists() and not (tmp_path / "o.onnx").exists()

@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from caffe2keras.errors import Caffe2KerasError, ExportError, ModelFileError
+from caffe2keras.keras_files import check_keras_file
 from caffe2keras.outputs import check_output_path
 
 # Format -> (the name Keras' model.export takes, the file extension; None for a directory).
@@ -81,8 +82,7 @@ def export_model(model, path, format: str | None = None) -> Path:
     if isinstance(model, (str, os.PathLike)):
         source = Path(model)
         check_output_path(path, [source], folder=FORMATS[format][1] is None)
-        if not source.is_file():
-            raise ModelFileError(source, "no such file.")
+        check_keras_file(source)
         with _atomic_output(path, format) as partial:
             _export_in_child(source, partial, format)
         return path

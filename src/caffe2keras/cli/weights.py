@@ -79,9 +79,9 @@ def load_architecture(spec: str):
         raise UsageError(f"--into takes a .keras file or keras.applications.NAME. Received: --into {spec}")
     import caffe2keras.layers  # noqa: F401  (registers the custom layers a converted model uses)
     from caffe2keras.errors import ModelFileError
+    from caffe2keras.keras_files import check_keras_file
 
-    if not Path(spec).is_file():
-        raise ModelFileError(spec, "no such file.")
+    check_keras_file(spec)
     try:
         return keras.saving.load_model(spec, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds for unreadable archives
