@@ -169,11 +169,17 @@ def build_model(
     outputs: Sequence[str] | None = None,
     on_layer: Callable[[Op], None] | None = None,
     input_layers: Mapping[str, keras.Layer] | None = None,
+    *,
+    model_class: type = keras.Model,
+    fill_missing: bool = False,
+    on_steps: Callable[[Op, list[Step]], None] | None = None,
 ) -> keras.Model:
     """The Keras model of ``graph``; ``weights=None`` builds the architecture only.
 
     ``input_layers`` puts a layer between an input blob's ``keras.Input`` and the net (Caffe's
-    preprocessing); it is named ``<input>_preprocess``.
+    preprocessing); it is named ``<input>_preprocess``. Training uses the rest: ``model_class``
+    (a functional subclass), ``fill_missing`` (layers the weights lack start from their fillers,
+    as Caffe's ``copy_from`` leaves them) and ``on_steps(op, steps)`` (each layer's applied steps).
     """
     if outputs is not None and not outputs:
         raise NetError(
@@ -187,6 +193,7 @@ def build_model(
     needed = _needed_ops(graph, output_refs)
     ops = [op for op in graph.ops if id(op) in needed]
     builder = _Builder(graph, weights, layout, rule_for, ops, input_layers or {})
+    builder.fill_missing, builder.on_steps = fill_missing, on_steps
     for op in graph.ops:
         if id(op) not in needed:
             builder.validate(op)
@@ -197,7 +204,7 @@ def build_model(
     model_outputs = builder.outputs(output_refs)
     # One input or output is a tensor, as in keras.applications; several stay a list.
     with recursion_room(len(graph.ops)):
-        return keras.Model(
+        return model_class(
             _single_or_list(builder.inputs),
             _single_or_list(model_outputs),
             name=keras_name(graph.name or "caffe_net"),
@@ -217,6 +224,8 @@ class _Builder:
         self.tensors: dict[BlobRef, object] = {}
         self.producer_name: dict[BlobRef, str] = {}  # the Keras layer that made each blob value
         self.applied: set[int] = set()  # ids of the Keras layers already called
+        self.fill_missing = False
+        self.on_steps: Callable[[Op, list[Step]], None] | None = None
         self.shared = SharedParameters()
         input_names = [self.names.claim(keras_name(ref.name)) for ref in graph.inputs]
         # Caffe's layer names next, so that helper layers and outputs never take one.
@@ -248,7 +257,7 @@ class _Builder:
         layer_weights = None
         if self.weights is not None:
             found: LayerWeights | None = self.weights.get(op.name)
-            layer_weights = found.blobs if found is not None else ()
+            layer_weights = found.blobs if found is not None else (None if self.fill_missing else ())
         try:
             out_shapes = tuple(apply_shape_rule(rule.shapes, op, list(in_shapes))) if rule.shapes else None
             for top, shape in zip(op.tops, out_shapes or ()):
@@ -287,6 +296,8 @@ class _Builder:
             produced = self._apply(op, steps, bottoms)
         else:  # Split, Dropout 0...: every top is bottom 0, through a Keras layer of the Caffe name
             produced = self._apply(op, [Step(keras.layers.Identity(), inputs=(0,))], bottoms) * len(op.tops)
+        if self.on_steps is not None:
+            self.on_steps(op, steps)
         for blob in layer_weights or ():
             release_pages(blob.data)  # the layer's variables hold their own copies now
         check_top_count(op, len(produced))

@@ -51,6 +51,11 @@ def is_dropped_type(layer_type: str) -> bool:
     return layer_type in DROPPED_TYPES or layer_type.endswith("Loss")
 
 
+def is_training_type(layer_type: str) -> bool:
+    """Layers that only a TRAIN net built for training keeps: the losses and Accuracy."""
+    return layer_type == "Accuracy" or layer_type.endswith("Loss")
+
+
 @dataclass(frozen=True)
 class BlobRef:
     """One value of a blob: ``version`` counts the writes to the name before it."""
@@ -216,8 +221,11 @@ def build_graph(
     level: int | None = None,
     stages: Sequence[str] | None = None,
     require_input_shapes: bool = True,
+    keep_losses: bool = False,
 ) -> Graph:
     """Wire a current-format NetParameter into a :class:`Graph` (TEST phase by default).
+
+    ``keep_losses=True`` keeps the losses and Accuracy, for training (caffe2keras.training).
 
     With ``require_input_shapes=False`` an input without a known shape is no error; it is
     simply missing from ``graph.shapes`` (for callers that only need the inputs' names).
@@ -256,7 +264,7 @@ def build_graph(
             continue
         if layer.type in ("Silence",):
             silenced.update(layer.bottom)
-        if is_dropped_type(layer.type):
+        if is_dropped_type(layer.type) and not (keep_losses and is_training_type(layer.type)):
             continue
         if not layer.top:
             # Caffe's CheckBlobCounts: every layer kept here makes at least one top.

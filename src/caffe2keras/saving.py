@@ -72,7 +72,7 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
         Progress(progress) as bars,
         bars.phase("saving", total) as advance,
         recursion_room(len(model.layers)),
-        _tensorflow_left_unimported(),
+        tensorflow_left_unimported(),
     ):
         if _streaming_supported():
             try:
@@ -86,8 +86,8 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
 
 
 @contextlib.contextmanager
-def _tensorflow_left_unimported():
-    """Keras' serializer asks whether TensorFlow is available by importing it: seconds, and gigabytes
+def tensorflow_left_unimported():
+    """Keras' serializer (and ``keras.utils.set_random_seed``) asks whether TensorFlow is available by importing it: seconds, and gigabytes
     of address space, where the ``[export]`` extra installed it. A model on another backend holds no
     TensorFlow object to serialize, so while it saves, TensorFlow counts as unavailable, unless it
     is imported already or Keras has already decided."""
