@@ -16,6 +16,8 @@ NORMALIZATIONS = ("full", "valid", "batch_size", "none")
 FLT_MIN = float(np.finfo(np.float32).tiny)
 # Caffe's InfogainLoss clamps probabilities at kLOG_THRESHOLD before the log.
 INFOGAIN_LOG_THRESHOLD = 1e-20
+LOG_FLT_MIN = float(np.log(FLT_MIN))
+LOG_INFOGAIN_THRESHOLD = float(np.log(INFOGAIN_LOG_THRESHOLD))
 
 
 class CaffeLoss(layers.Layer):
@@ -93,7 +95,7 @@ class SoftmaxWithLoss(CaffeLoss):
         flat = _class_last(scores, self.class_axis)
         labels, valid = _labels_and_mask(labels, self.ignore_label)
         log_prob = ops.take_along_axis(ops.log_softmax(flat, axis=-1), labels[:, None], axis=-1)[:, 0]
-        loss = -ops.sum(ops.maximum(log_prob, np.log(FLT_MIN)) * valid)
+        loss = -ops.sum(ops.maximum(log_prob, LOG_FLT_MIN) * valid)
         normalizer = _normalizer(
             self.normalization, ops.shape(flat)[0], ops.sum(valid), _outer_count(scores, self.outer_axes)
         )
@@ -128,7 +130,7 @@ class InfogainLoss(SoftmaxWithLoss):
         flat = _class_last(scores, self.class_axis)
         labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
         weights = ops.take(ops.reshape(matrix, (flat.shape[-1], flat.shape[-1])), labels, axis=0)
-        log_prob = ops.maximum(ops.log_softmax(flat, axis=-1), np.log(INFOGAIN_LOG_THRESHOLD))
+        log_prob = ops.maximum(ops.log_softmax(flat, axis=-1), LOG_INFOGAIN_THRESHOLD)
         positions = ops.shape(flat)[0]
         normalizer = _normalizer(self.normalization, positions, positions, _outer_count(scores, self.outer_axes))
         return -ops.sum(weights * log_prob) / normalizer

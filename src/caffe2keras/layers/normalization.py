@@ -176,8 +176,9 @@ class CaffeBatchNorm(layers.Layer):
         shape[axis] = inputs.shape[axis]
         use_global = self.use_global_stats if self.use_global_stats is not None else not training
         if use_global:
-            scale = ops.where(self.factor == 0, 0.0, 1.0 / ops.where(self.factor == 0, 1.0, self.factor))
-            mean, variance = self.mean * scale, self.variance * scale
+            factor = ops.convert_to_tensor(self.factor)
+            scale = ops.where(factor == 0, 0.0, 1.0 / ops.where(factor == 0, 1.0, factor))
+            mean, variance = ops.convert_to_tensor(self.mean) * scale, ops.convert_to_tensor(self.variance) * scale
         else:
             mean = ops.mean(inputs, axis=reduced)
             variance = ops.mean(ops.square(inputs - ops.reshape(mean, shape)), axis=reduced)

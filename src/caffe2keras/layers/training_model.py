@@ -7,6 +7,9 @@ from keras import ops, saving
 
 from caffe2keras.layers.common import PACKAGE
 
+# The logs' key for the weighted sum: "loss" is often a net output's own name in Caffe.
+TOTAL_LOSS = "total_loss"
+
 
 def _source_layer(tensor):
     """The layer that computed ``tensor``, looking through the Identity layers that name outputs."""
@@ -24,7 +27,8 @@ class CaffeTrainingModel(keras.Model):
 
     The training loss is Caffe's: the sum of every loss output times its layer's
     ``loss_weight``. Each step's logs hold every output's value for that batch (not a running
-    mean), as Caffe displays them, plus ``loss``, the weighted sum.
+    mean), as Caffe displays them, plus ``total_loss``, the weighted sum (not ``loss``, which is
+    usually the name of a Caffe loss blob).
     """
 
     def __init__(self, *args, **kwargs):
@@ -49,5 +53,5 @@ class CaffeTrainingModel(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         outputs = self._outputs_by_name(y_pred)
         logs = {name: ops.mean(value) for name, value in outputs.items()}
-        logs["loss"] = self.compute_loss(x, y, y_pred)
+        logs[TOTAL_LOSS] = self.compute_loss(x, y, y_pred)
         return logs

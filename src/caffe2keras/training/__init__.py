@@ -87,8 +87,9 @@ def from_solver(
         data_format: the model's layout.
 
     Returns:
-        A :class:`Training`: ``model.fit(training.dataset, epochs=1, steps_per_epoch=training.steps)``
-        runs it.
+        A :class:`Training`: ``model.fit(training.dataset, steps_per_epoch=training.steps, shuffle=False)``
+        runs it (``shuffle=False``: Caffe reads the batches in order), as
+        :func:`caffe2keras.training.run.run` does with Caffe's reports.
     """
     check_path_type(solver, "solver")
     if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0):

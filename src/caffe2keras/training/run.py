@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from caffe2keras.errors import ModelFileError
+from caffe2keras.layers.training_model import TOTAL_LOSS
 
 # Called after each Caffe iteration with its index, every net output (the last sub-batch's)
 # and the loss Caffe reports for it (the mean over sub-batches of the weighted sum).
@@ -40,7 +41,7 @@ class _Iterations(keras.callbacks.Callback):
         self.sub_losses: list[float] = []
 
     def on_train_batch_end(self, batch, logs=None):
-        self.sub_losses.append(float(logs["loss"]))
+        self.sub_losses.append(float(logs[TOTAL_LOSS]))
         if (batch + 1) % self.iter_size:
             return
         outputs = {blob: float(logs[name]) for name, blob in self.names}
@@ -56,7 +57,7 @@ class _Iterations(keras.callbacks.Callback):
 def completed_iterations(training) -> int:
     """Caffe iterations the optimizer has applied (non-zero after :func:`resume`)."""
     optimizer = training.model.optimizer
-    return int(optimizer.iterations.numpy()) if optimizer.built else 0
+    return int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer.built else 0
 
 
 def resume(training, snapshot: str | os.PathLike) -> int:
@@ -83,7 +84,10 @@ def run(training, on_iteration: OnIteration | None = None, callbacks=()) -> Trai
     dataset.steps = remaining * iter_size
     blobs = [ref.name for ref in training.net.graph.outputs]
     steps = _Iterations(blobs, training.model.output_names, iter_size, start, log, on_iteration)
-    training.model.fit(dataset, epochs=1, steps_per_epoch=dataset.steps, verbose=0, callbacks=[steps, *callbacks])
+    # shuffle=False: Keras would otherwise reorder a PyDataset's batches, and Caffe reads them in order.
+    training.model.fit(
+        dataset, epochs=1, steps_per_epoch=dataset.steps, shuffle=False, verbose=0, callbacks=[steps, *callbacks]
+    )
     return log
 
 
