@@ -1,0 +1,95 @@
+"""Reading solvers and data layers for training: what is taken, what is refused, in what order data comes."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from caffe2keras.caffe import parse_net_text
+from caffe2keras.cli import main
+from caffe2keras.errors import SolverError, UnsupportedParameterError
+from caffe2keras.training.data import CaffeBatches, data_layer_batches
+from caffe2keras.training.solver import read_solver_file
+
+NET = """
+name: "tiny"
+layer { name: "data" type: "HDF5Data" top: "data" top: "label" hdf5_data_param { source: "list.txt" batch_size: 4 } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 3 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+SOLVER = 'net: "net.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\nmax_iter: 2\n'
+
+
+@pytest.fixture
+def case(tmp_path):
+    (tmp_path / "net.prototxt").write_text(NET)
+    for index, rows in enumerate((5, 3)):
+        with h5py.File(tmp_path / f"d{index}.h5", "w") as f:
+            f["data"] = np.arange(rows * 2, dtype=np.float32).reshape(rows, 2) + 100 * index
+            f["label"] = np.zeros(rows, np.float32)
+    (tmp_path / "list.txt").write_text("d0.h5\nd1.h5\n")
+    return tmp_path
+
+
+def write_solver(folder, extra: str = "") -> str:
+    path = folder / "solver.prototxt"
+    path.write_text(SOLVER + extra)
+    return str(path)
+
+
+def test_the_net_path_is_found_beside_the_solver_from_another_directory(case, monkeypatch, tmp_path_factory):
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    solver = read_solver_file(write_solver(case, 'type: "Adam"\nmomentum: 0.9\n'))
+    assert solver.solver_type == "Adam" and solver.net.name == "tiny"
+
+
+def test_the_deprecated_solver_type_enum(case):
+    assert read_solver_file(write_solver(case, "solver_type: NESTEROV\n")).solver_type == "Nesterov"
+
+
+@pytest.mark.parametrize(
+    "extra, field",
+    [
+        ("test_iter: 100\ntest_interval: 500\n", "test_iter"),
+        ('type: "SGDX"\n', "type"),
+        ('regularization_type: "L3"\n', "regularization_type"),
+        ("debug_info: true\n", "debug_info"),
+        ('type: "AdaGrad"\nmomentum: 0.9\n', "momentum"),
+    ],
+)
+def test_refused_by_name(case, extra, field):
+    with pytest.raises(SolverError, match=f"Received: {field}="):
+        read_solver_file(write_solver(case, extra))
+
+
+def test_an_unknown_lr_policy_is_refused(case):
+    path = case / "solver.prototxt"
+    path.write_text(SOLVER.replace('"fixed"', '"cosine"'))
+    with pytest.raises(SolverError, match="Received: lr_policy='cosine'"):
+        read_solver_file(path)
+
+
+def test_batches_read_rows_in_order_across_files_and_wrap(case, monkeypatch):
+    monkeypatch.chdir(case)
+    layer = parse_net_text(NET).layer[0]
+    batches = data_layer_batches(layer, str(case), steps=3, layout=None, seed=None)
+    firsts = [batches[f][0]["data"][:, 0].tolist() for f in range(3)]
+    assert firsts == [[0, 2, 4, 6], [8, 100, 102, 104], [0, 2, 4, 6]]  # 8 rows: batch 1 spans both files
+    assert len(batches) == 3
+
+
+def test_other_data_layers_are_refused_by_name():
+    layer = parse_net_text('layer { name: "d" type: "ImageData" top: "data" top: "label" }').layer[0]
+    with pytest.raises(UnsupportedParameterError, match="Received: type='ImageData'"):
+        data_layer_batches(layer, ".", steps=1, layout=None, seed=None)
+
+
+def test_cli_errors_name_the_field(case, capsys):
+    assert main(["train", write_solver(case, "snapshot_diff: true\n")]) != 0
+    assert "snapshot_diff" in capsys.readouterr().err
+
+
+def test_caffe_batches_is_a_pydataset():
+    batches = CaffeBatches({"x": np.arange(6, dtype=np.float32)}, batch_size=4, steps=2)
+    assert [batches[i][0]["x"].tolist() for i in range(2)] == [[0, 1, 2, 3], [4, 5, 0, 1]]
