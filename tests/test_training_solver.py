@@ -80,9 +80,35 @@ def test_batches_read_rows_in_order_across_files_and_wrap(case, monkeypatch):
 
 
 def test_other_data_layers_are_refused_by_name():
-    layer = parse_net_text('layer { name: "d" type: "ImageData" top: "data" top: "label" }').layer[0]
-    with pytest.raises(UnsupportedParameterError, match="Received: type='ImageData'"):
+    layer = parse_net_text('layer { name: "d" type: "Data" top: "data" top: "label" }').layer[0]
+    with pytest.raises(UnsupportedParameterError, match="Received: type='Data'"):
         data_layer_batches(layer, ".", steps=1, layout=None, seed=None)
+
+
+IMAGE_DATA = """
+layer { name: "images" type: "ImageData" top: "data" top: "label"
+        image_data_param { source: "images.txt" batch_size: 2 new_height: 4 new_width: 6 }
+        transform_param { mean_value: 10 mean_value: 20 mean_value: 30 scale: 0.5 %s } }
+"""
+
+
+def test_image_data_reads_the_list_in_order_and_transforms_as_caffe(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    for index in range(3):
+        cv2.imwrite(str(tmp_path / f"image {index}.png"), np.full((8, 12, 3), (50 + index, 60, 70), np.uint8))
+    (tmp_path / "images.txt").write_text("".join(f"image {index}.png {index + 3}\n" for index in range(3)))
+    layer = parse_net_text(IMAGE_DATA % "").layer[0]
+    batches = data_layer_batches(layer, str(tmp_path), steps=2, layout=None, seed=1)
+    assert batches.caffe_shapes() == {"data": (2, 3, 4, 6), "label": (2,)}
+    data = [batches[f][0]["data"] for f in range(2)]
+    assert data[0].shape == (2, 4, 6, 3)  # channels_last
+    np.testing.assert_allclose(data[0][0, 0, 0], [(50 - 10) / 2, (60 - 20) / 2, (70 - 30) / 2])
+    assert [batches[f][0]["label"].tolist() for f in range(2)] == [[3, 4], [5, 3]]  # wraps to the first
+    cropped = data_layer_batches(
+        parse_net_text(IMAGE_DATA % "crop_size: 3 mirror: true").layer[0], str(tmp_path), 1, None, 1
+    )
+    assert cropped.caffe_shapes()["data"] == (2, 3, 3, 3)
+    assert cropped[0][0]["data"].shape == (2, 3, 3, 3)
 
 
 def test_cli_errors_name_the_field(case, capsys):

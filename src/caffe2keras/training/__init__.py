@@ -23,7 +23,7 @@ from caffe2keras.graph import DATA_LAYER_TYPES, layer_is_kept  # noqa: E402
 from caffe2keras.layers import CaffeLearningRate, CaffeSolver  # noqa: E402
 from caffe2keras.layout import Layout  # noqa: E402
 from caffe2keras.saving import tensorflow_left_unimported  # noqa: E402
-from caffe2keras.training.data import CaffeBatches, data_layer_batches, input_shapes_of  # noqa: E402
+from caffe2keras.training.data import data_layer_batches  # noqa: E402
 from caffe2keras.training.net import TRAIN, TrainingNet, build_training_net, train_graph  # noqa: E402
 from caffe2keras.training.solver import Solver, read_solver_file  # noqa: E402
 
@@ -45,7 +45,7 @@ class Training:
     """
 
     model: keras.Model
-    datasets: dict[str, CaffeBatches]
+    datasets: dict[str, keras.utils.PyDataset]
     iterations: int
     solver: Solver
     net: TrainingNet
@@ -54,7 +54,7 @@ class Training:
         return iter((self.model, self.datasets, self.iterations))
 
     @property
-    def dataset(self) -> CaffeBatches:
+    def dataset(self) -> keras.utils.PyDataset:
         return next(iter(self.datasets.values()))
 
     def learning_rate(self, iteration: int) -> float:
@@ -112,7 +112,7 @@ def from_solver(
             datasets[layer.name] = data_layer_batches(
                 layer, net_folder, iterations * settings.iter_size, layout, settings.random_seed
             )
-            input_shapes.update(input_shapes_of(layer, datasets[layer.name], layout))
+            input_shapes.update(datasets[layer.name].caffe_shapes())
     if len(datasets) != 1:
         raise NetError(
             f"{settings.net_source}: the TRAIN net must read its data from one data layer; it has "

@@ -49,12 +49,17 @@ class CaffeBatches(keras.utils.PyDataset):
     def __init__(self, columns: dict, batch_size: int, steps: int, layout: Layout | None = None, order=None, **kwargs):
         super().__init__(**kwargs)
         layout = layout or Layout()
+        self.row_shapes = {name: tuple(np.shape(values)[1:]) for name, values in columns.items()}
         self.columns = {name: layout.to_keras(np.asarray(values, np.float32)) for name, values in columns.items()}
         self.rows = len(next(iter(self.columns.values())))
         self.batch_size = int(batch_size)
         self.steps = int(steps)
         self.order = None if order is None else np.asarray(order)
         self.first_step = 0
+
+    def caffe_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The Caffe shapes of the tops: the batch size, then each row's shape."""
+        return {top: (self.batch_size, *self.row_shapes[top]) for top in self.columns}
 
     def __len__(self):
         return self.steps
@@ -110,13 +115,17 @@ def hdf5_columns(layer, net_folder: str) -> dict[str, np.ndarray]:
     return {top: np.concatenate(values) for top, values in parts.items()}
 
 
-def data_layer_batches(layer, net_folder: str, steps: int, layout: Layout, seed: int | None) -> CaffeBatches:
-    """The input pipeline of one data layer of the TRAIN net."""
+def data_layer_batches(layer, net_folder: str, steps: int, layout: Layout | None, seed: int | None):
+    """The input pipeline of one data layer of the TRAIN net (``caffe_shapes()`` gives its tops' shapes)."""
+    if layer.type == "ImageData":
+        from caffe2keras.training.image_data import ImageBatches
+
+        return ImageBatches(layer, net_folder, steps, layout, seed)
     if layer.type != "HDF5Data":
         raise UnsupportedParameterError(
             layer.name,
             layer.type,
-            "caffe2keras trains from HDF5Data layers; convert the data to HDF5 (a dataset per top)",
+            "caffe2keras trains from HDF5Data and ImageData layers; convert the data to HDF5 (a dataset per top)",
             "type",
             layer.type,
         )
@@ -125,11 +134,3 @@ def data_layer_batches(layer, net_folder: str, steps: int, layout: Layout, seed:
     # Caffe shuffles with its own generator: the order differs, the distribution does not.
     order = np.random.default_rng(seed).permutation(rows) if layer.hdf5_data_param.shuffle else None
     return CaffeBatches(columns, layer.hdf5_data_param.batch_size, steps, layout, order)
-
-
-def input_shapes_of(layer, batches: CaffeBatches, layout: Layout) -> dict[str, tuple[int, ...]]:
-    """The Caffe shapes of a data layer's tops: the batch size, then each row's shape."""
-    return {
-        top: (batches.batch_size, *layout.caffe_shape((1, *values.shape[1:]))[1:])
-        for top, values in batches.columns.items()
-    }
