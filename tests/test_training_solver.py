@@ -80,8 +80,8 @@ def test_batches_read_rows_in_order_across_files_and_wrap(case, monkeypatch):
 
 
 def test_other_data_layers_are_refused_by_name():
-    layer = parse_net_text('layer { name: "d" type: "Data" top: "data" top: "label" }').layer[0]
-    with pytest.raises(UnsupportedParameterError, match="Received: type='Data'"):
+    layer = parse_net_text('layer { name: "d" type: "MemoryData" top: "data" top: "label" }').layer[0]
+    with pytest.raises(UnsupportedParameterError, match="Received: type='MemoryData'"):
         data_layer_batches(layer, ".", steps=1, layout=None, seed=None)
 
 
@@ -119,3 +119,22 @@ def test_cli_errors_name_the_field(case, capsys):
 def test_caffe_batches_is_a_pydataset():
     batches = CaffeBatches({"x": np.arange(6, dtype=np.float32)}, batch_size=4, steps=2)
     assert [batches[i][0]["x"].tolist() for i in range(2)] == [[0, 1, 2, 3], [4, 5, 0, 1]]
+
+
+def test_data_reads_an_lmdb_of_datums_in_key_order(tmp_path):
+    lmdb = pytest.importorskip("lmdb")
+    from caffe2keras.caffe import schema
+
+    with lmdb.open(str(tmp_path / "db"), map_size=1 << 20) as env, env.begin(write=True) as txn:
+        for index in (2, 0, 1):
+            datum = schema().Datum(channels=1, height=2, width=3, label=index, data=bytes([index * 10] * 6))
+            txn.put(f"{index:08d}".encode(), datum.SerializeToString())
+    text = 'layer { name: "d" type: "Data" top: "data" top: "label" transform_param { scale: 0.5 } '
+    layer = parse_net_text(text + 'data_param { source: "db" batch_size: 2 backend: LMDB } }').layer[0]
+    batches = data_layer_batches(layer, str(tmp_path), steps=2, layout=None, seed=None)
+    assert batches.caffe_shapes() == {"data": (2, 1, 2, 3), "label": (2,)}
+    assert [batches[f][0]["label"].tolist() for f in range(2)] == [[0, 1], [2, 0]]
+    assert batches[0][0]["data"][1].ravel().tolist() == [5.0] * 6
+    leveldb = parse_net_text('layer { name: "d" type: "Data" top: "data" top: "label" data_param { source: "db" } }')
+    with pytest.raises(UnsupportedParameterError, match="Received: data_param.backend='LEVELDB'"):
+        data_layer_batches(leveldb.layer[0], str(tmp_path), steps=1, layout=None, seed=None)

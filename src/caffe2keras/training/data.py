@@ -117,15 +117,15 @@ def hdf5_columns(layer, net_folder: str) -> dict[str, np.ndarray]:
 
 def data_layer_batches(layer, net_folder: str, steps: int, layout: Layout | None, seed: int | None):
     """The input pipeline of one data layer of the TRAIN net (``caffe_shapes()`` gives its tops' shapes)."""
-    if layer.type == "ImageData":
-        from caffe2keras.training.image_data import ImageBatches
+    if layer.type in ("ImageData", "Data"):
+        from caffe2keras.training.image_data import DatumBatches, ImageBatches
 
-        return ImageBatches(layer, net_folder, steps, layout, seed)
+        return (ImageBatches if layer.type == "ImageData" else DatumBatches)(layer, net_folder, steps, layout, seed)
     if layer.type != "HDF5Data":
         raise UnsupportedParameterError(
             layer.name,
             layer.type,
-            "caffe2keras trains from HDF5Data and ImageData layers; convert the data to HDF5 (a dataset per top)",
+            "caffe2keras trains from HDF5Data, ImageData and Data (LMDB) layers; convert the data to HDF5",
             "type",
             layer.type,
         )
