@@ -138,3 +138,38 @@ def test_data_reads_an_lmdb_of_datums_in_key_order(tmp_path):
     leveldb = parse_net_text('layer { name: "d" type: "Data" top: "data" top: "label" data_param { source: "db" } }')
     with pytest.raises(UnsupportedParameterError, match="Received: data_param.backend='LEVELDB'"):
         data_layer_batches(leveldb.layer[0], str(tmp_path), steps=1, layout=None, seed=None)
+
+
+SIAMESE = """
+name: "siamese"
+layer { name: "pairs" type: "HDF5Data" top: "pair" top: "sim" hdf5_data_param { source: "list.txt" batch_size: 4 } }
+layer { name: "split" type: "Slice" bottom: "pair" top: "a" top: "b" slice_param { slice_dim: 1 } }
+layer { name: "ip_a" type: "InnerProduct" bottom: "a" top: "fa" param { name: "w" lr_mult: 1 } param { name: "bias" lr_mult: 2 }
+        inner_product_param { num_output: 2 weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "ip_b" type: "InnerProduct" bottom: "b" top: "fb" param { name: "w" lr_mult: 1 } param { name: "bias" lr_mult: 2 }
+        inner_product_param { num_output: 2 weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "loss" type: "ContrastiveLoss" bottom: "fa" bottom: "fb" bottom: "sim" top: "loss"
+        contrastive_loss_param { margin: 1.0 } }
+"""
+
+
+def test_a_siamese_net_trains_its_shared_weights_as_one_and_writes_both_layers(tmp_path):
+    from caffe2keras.training import from_solver
+    from caffe2keras.training.run import run
+
+    rng = np.random.default_rng(0)
+    with h5py.File(tmp_path / "pairs.h5", "w") as f:
+        f["pair"] = rng.normal(size=(8, 2, 3)).astype(np.float32)
+        f["sim"] = rng.integers(0, 2, 8).astype(np.float32)
+    (tmp_path / "list.txt").write_text("pairs.h5\n")
+    (tmp_path / "net.prototxt").write_text(SIAMESE)
+    training = from_solver(write_solver(tmp_path, "momentum: 0.9\n"), max_iter=4)
+    before = {name: [b.copy() for b in blobs] for name, _, blobs in training.net.caffe_layers()}
+    log = run(training)
+    after = {name: blobs for name, _, blobs in training.net.caffe_layers()}
+    assert set(after) == {"ip_a", "ip_b"} and len(training.model.trainable_variables) == 2
+    for index in range(2):
+        np.testing.assert_array_equal(after["ip_a"][index], after["ip_b"][index])
+    # The shared bias cancels in fa - fb: only the weights move.
+    assert not np.array_equal(after["ip_a"][0], before["ip_a"][0])
+    assert len(log.outputs["loss"]) == 4

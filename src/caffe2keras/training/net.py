@@ -41,6 +41,7 @@ class ParameterSlot:
     source: np.ndarray | None
     lr_mult: float = 1.0
     decay_mult: float = 1.0
+    tied: bool = False  # the variable belongs to an earlier layer that shares it
 
     def caffe_value(self) -> np.ndarray:
         value = np.asarray(self.variable.numpy(), np.float32).ravel()
@@ -58,7 +59,9 @@ class TrainingNet:
     def multipliers(self) -> dict[str, tuple[float, float]]:
         """``{variable.path: (lr_mult, decay_mult)}`` where they are not 1 and 1."""
         return {
-            s.variable.path: (s.lr_mult, s.decay_mult) for s in self.slots if (s.lr_mult, s.decay_mult) != (1.0, 1.0)
+            s.variable.path: (s.lr_mult, s.decay_mult)
+            for s in self.slots
+            if not s.tied and (s.lr_mult, s.decay_mult) != (1.0, 1.0)
         }
 
     def caffe_layers(self) -> list[tuple[str, str, list[np.ndarray]]]:
@@ -119,24 +122,25 @@ def build_training_net(graph: Graph, weights: Weights | None, layout: Layout) ->
             raise NetError(f"{exc} Received: training=True") from None
     slots = _parameter_slots(graph, layout, applied)
     for slot in slots:
-        if slot.lr_mult == 0:
+        if slot.lr_mult == 0 and not slot.tied:
             slot.variable.trainable = False
     return TrainingNet(model, graph, slots)
 
 
 def _parameter_slots(graph: Graph, layout: Layout, applied) -> list[ParameterSlot]:
+    """A slot per Caffe blob and Keras variable; a layer sharing an earlier layer's parameters
+    (``param { name: ... }``) gets slots on the same variables, marked ``tied``, so that its blobs
+    are written too, as Caffe writes them, while the owner's multipliers apply (as in Caffe)."""
     slots = []
     seen: set[int] = set()
     for op, steps in applied:
-        fresh = [(j, s) for j, s in enumerate(steps) if id(s.layer) not in seen and s.layer.weights]
-        seen.update(id(s.layer) for s in steps)
-        if not fresh:
-            continue  # no parameters, or all tied to an earlier layer's
+        owned = {j for j, step in enumerate(steps) if id(step.layer) not in seen}
+        seen.update(id(step.layer) for step in steps)
+        if not any(step.layer.weights for step in steps):
+            continue
         for index, shape, placements in _blob_placements(graph, layout, op):
             spec = op.param.param[index] if index < len(op.param.param) else None
             for j, k, source in placements:
-                if all(j != fj for fj, _ in fresh):
-                    continue
                 slots.append(
                     ParameterSlot(
                         op.name,
@@ -147,6 +151,7 @@ def _parameter_slots(graph: Graph, layout: Layout, applied) -> list[ParameterSlo
                         source,
                         spec.lr_mult if spec is not None else 1.0,
                         spec.decay_mult if spec is not None else 1.0,
+                        tied=j not in owned,
                     )
                 )
     return slots
