@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import h5py
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from caffe2keras.cli import main
 from caffe2keras.errors import SolverError, UnsupportedParameterError
 from caffe2keras.training.data import CaffeBatches, data_layer_batches
 from caffe2keras.training.solver import read_solver_file
+from tests.shared import REPO
 
 NET = """
 name: "tiny"
@@ -173,3 +176,30 @@ def test_a_siamese_net_trains_its_shared_weights_as_one_and_writes_both_layers(t
     # The shared bias cancels in fa - fb: only the weights move.
     assert not np.array_equal(after["ip_a"][0], before["ip_a"][0])
     assert len(log.outputs["loss"]) == 4
+
+
+@pytest.mark.slow
+def test_many_layer_types_train_and_their_caffemodel_reads_back_exactly(tmp_path, monkeypatch):
+    from caffe2keras.caffe import read_weights
+    from caffe2keras.training import from_solver
+
+    rng = np.random.default_rng(0)
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["data"] = rng.normal(size=(12, 2, 6, 6)).astype(np.float32)
+        f["label"] = rng.integers(0, 5, 12).astype(np.float32)
+    (tmp_path / "list.txt").write_text("d.h5\n")
+    shutil.copy(REPO / "tests" / "data" / "training" / "many_layers.prototxt", tmp_path / "net.prototxt")
+    solver = write_solver(tmp_path, "momentum: 0.9\nweight_decay: 0.001\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", solver, "--save-caffemodel", "out.caffemodel", "-q"]) == 0
+    written = read_weights("out.caffemodel")
+    reloaded = from_solver(solver, "out.caffemodel", max_iter=0)
+    layers = reloaded.net.caffe_layers()
+    assert (
+        {name for name, _, _ in layers}
+        == set(written)
+        == {"conv1", "prelu1", "deconv", "bn", "sc", "ip1", "emb", "ip2"}
+    )
+    for name, _, blobs in layers:
+        for blob, stored in zip(blobs, written[name].blobs, strict=True):
+            np.testing.assert_array_equal(blob, stored.data.reshape(blob.shape))
