@@ -83,8 +83,8 @@ def test_batches_read_rows_in_order_across_files_and_wrap(case, monkeypatch):
 
 
 def test_other_data_layers_are_refused_by_name():
-    layer = parse_net_text('layer { name: "d" type: "MemoryData" top: "data" top: "label" }').layer[0]
-    with pytest.raises(UnsupportedParameterError, match="Received: type='MemoryData'"):
+    layer = parse_net_text('layer { name: "d" type: "WindowData" top: "data" top: "label" }').layer[0]
+    with pytest.raises(UnsupportedParameterError, match="Received: type='WindowData'"):
         data_layer_batches(layer, ".", steps=1, layout=None, seed=None)
 
 
@@ -203,3 +203,20 @@ def test_many_layer_types_train_and_their_caffemodel_reads_back_exactly(tmp_path
     for name, _, blobs in layers:
         for blob, stored in zip(blobs, written[name].blobs, strict=True):
             np.testing.assert_array_equal(blob, stored.data.reshape(blob.shape))
+
+
+def test_memory_data_trains_from_the_arrays_given(tmp_path):
+    from caffe2keras.errors import LayerError
+    from caffe2keras.training import from_solver
+
+    text = NET.replace(
+        'type: "HDF5Data" top: "data" top: "label" hdf5_data_param { source: "list.txt" batch_size: 4 }',
+        'type: "MemoryData" top: "data" top: "label" memory_data_param { batch_size: 2 channels: 1 height: 1 width: 2 }',
+    )
+    (tmp_path / "net.prototxt").write_text(text)
+    solver = write_solver(tmp_path)
+    data = np.arange(8, dtype=np.float32).reshape(4, 1, 1, 2)
+    training = from_solver(solver, memory_data={"data": (data, np.zeros(4))})
+    assert training.dataset[1][0]["data"].ravel().tolist() == [4, 5, 6, 7]
+    with pytest.raises(LayerError, match="memory_data"):
+        from_solver(solver)

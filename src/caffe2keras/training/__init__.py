@@ -8,6 +8,7 @@ See docs/training.md. The solver becomes a :class:`~caffe2keras.layers.CaffeSolv
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from caffe2keras import use_default_backend
@@ -23,7 +24,7 @@ from caffe2keras.graph import DATA_LAYER_TYPES, layer_is_kept  # noqa: E402
 from caffe2keras.layers import CaffeLearningRate, CaffeSolver  # noqa: E402
 from caffe2keras.layout import Layout  # noqa: E402
 from caffe2keras.saving import tensorflow_left_unimported  # noqa: E402
-from caffe2keras.training.data import data_layer_batches  # noqa: E402
+from caffe2keras.training.data import data_layer_batches, memory_batches  # noqa: E402
 from caffe2keras.training.net import TRAIN, TrainingNet, build_training_net, train_graph  # noqa: E402
 from caffe2keras.training.solver import Solver, read_solver_file  # noqa: E402
 
@@ -74,6 +75,7 @@ def from_solver(
     *,
     max_iter: int | None = None,
     data_format: str = "channels_last",
+    memory_data: Mapping[str, tuple] | None = None,
 ) -> Training:
     """Set up Caffe's training of ``solver`` in Keras.
 
@@ -85,6 +87,9 @@ def from_solver(
         max_iter: iterations to run instead of the solver's ``max_iter`` (the ``poly`` policy
             still decays over the solver's).
         data_format: the model's layout.
+        memory_data: ``{MemoryData layer name: (data, labels)}``, the arrays pycaffe's
+            ``set_input_arrays`` would give it: data (N, C, H, W), labels (N,), N a multiple of
+            its ``batch_size``.
 
     Returns:
         A :class:`Training`: ``model.fit(training.dataset, steps_per_epoch=training.steps, shuffle=False)``
@@ -109,9 +114,11 @@ def from_solver(
     state_stages = list(net.state.stage) if stages is None else stages
     for layer in net.layer:
         if layer.type in DATA_LAYER_TYPES and layer_is_kept(layer, TRAIN, state_level, state_stages):
-            datasets[layer.name] = data_layer_batches(
-                layer, net_folder, iterations * settings.iter_size, layout, settings.random_seed
-            )
+            steps = iterations * settings.iter_size
+            if layer.type == "MemoryData":
+                datasets[layer.name] = memory_batches(layer, (memory_data or {}).get(layer.name), steps, layout)
+            else:
+                datasets[layer.name] = data_layer_batches(layer, net_folder, steps, layout, settings.random_seed)
             input_shapes.update(datasets[layer.name].caffe_shapes())
     if len(datasets) != 1:
         raise NetError(

@@ -134,3 +134,46 @@ def data_layer_batches(layer, net_folder: str, steps: int, layout: Layout | None
     # Caffe shuffles with its own generator: the order differs, the distribution does not.
     order = np.random.default_rng(seed).permutation(rows) if layer.hdf5_data_param.shuffle else None
     return CaffeBatches(columns, layer.hdf5_data_param.batch_size, steps, layout, order)
+
+
+def memory_batches(layer, arrays, steps: int, layout: Layout | None) -> CaffeBatches:
+    """A MemoryData layer's batches from the arrays given for it (pycaffe's ``set_input_arrays``)."""
+    p = layer.memory_data_param
+    if arrays is None:
+        raise LayerError(
+            layer.name,
+            layer.type,
+            "a MemoryData layer trains from arrays: from_solver(..., memory_data={name: (data, labels)})",
+            "memory_data",
+            None,
+        )
+    if layer.HasField("transform_param"):
+        raise UnsupportedParameterError(
+            layer.name,
+            layer.type,
+            "transform_param on MemoryData is not supported in training",
+            "transform_param",
+            str(layer.transform_param).strip(),
+        )
+    data, labels = (np.asarray(a, np.float32) for a in arrays)
+    expected = (p.channels, p.height, p.width)
+    if data.ndim != 4 or data.shape[1:] != expected or labels.shape != (len(data),):
+        raise LayerError(
+            layer.name,
+            layer.type,
+            f"memory data must be (N, {', '.join(map(str, expected))}) images and (N,) labels",
+            "memory_data",
+            (data.shape, labels.shape),
+        )
+    if p.batch_size < 1 or len(data) % p.batch_size:
+        raise LayerError(
+            layer.name,
+            layer.type,
+            f"the row count ({len(data)}) must be a multiple of batch_size, as Caffe checks",
+            "memory_data_param.batch_size",
+            p.batch_size,
+        )
+    if len(layer.top) != 2:
+        raise LayerError(layer.name, layer.type, "MemoryData makes two tops, data and label.", "top", list(layer.top))
+    data_top, label_top = layer.top
+    return CaffeBatches({data_top: data, label_top: labels}, p.batch_size, steps, layout)
