@@ -20,10 +20,10 @@ import keras  # noqa: E402
 from caffe2keras.caffe import read_weights  # noqa: E402
 from caffe2keras.caffe.limits import check_path_type  # noqa: E402
 from caffe2keras.errors import ArgumentError, NetError  # noqa: E402
+from caffe2keras.framework_internals import tensorflow_left_unimported  # noqa: E402
 from caffe2keras.graph import DATA_LAYER_TYPES, layer_is_kept  # noqa: E402
 from caffe2keras.layers import CaffeLearningRate, CaffeSolver  # noqa: E402
 from caffe2keras.layout import Layout  # noqa: E402
-from caffe2keras.saving import tensorflow_left_unimported  # noqa: E402
 from caffe2keras.training.data import data_layer_batches, memory_batches  # noqa: E402
 from caffe2keras.training.net import TRAIN, TrainingNet, build_training_net, train_graph  # noqa: E402
 from caffe2keras.training.solver import Solver, read_solver_file  # noqa: E402

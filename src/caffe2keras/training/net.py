@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from caffe2keras.builder import build_model, check_supported
+from caffe2keras.builder import build_model
 from caffe2keras.caffe.weights import Blob, Weights
 from caffe2keras.converters.base import Node, Step
 from caffe2keras.errors import ConversionWarning, NetError, UnsupportedParameterError
 from caffe2keras.graph import Graph, Op, build_graph, is_training_type
 from caffe2keras.layers import CaffeTrainingModel
 from caffe2keras.layout import Layout
+from caffe2keras.plan import check_supported
 from caffe2keras.training.layers import training_rule_for
 
 TRAIN = 0  # caffe.Phase
