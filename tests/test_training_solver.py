@@ -220,3 +220,10 @@ def test_memory_data_trains_from_the_arrays_given(tmp_path):
     assert training.dataset[1][0]["data"].ravel().tolist() == [4, 5, 6, 7]
     with pytest.raises(LayerError, match="memory_data"):
         from_solver(solver)
+
+
+def test_a_net_given_as_the_solver_says_so(case):
+    from caffe2keras.errors import ModelFileError
+
+    with pytest.raises(ModelFileError, match="This is a net definition"):
+        read_solver_file(case / "net.prototxt")

@@ -43,7 +43,10 @@ def _parse_error_hint(message: str) -> str:
     if unknown is None:
         return ""
     message_type, name = unknown.groups()
-    if message_type != "NetParameter" and name in schema().NetParameter.DESCRIPTOR.fields_by_name:
+    net_fields = schema().NetParameter.DESCRIPTOR.fields_by_name
+    if message_type == "SolverParameter" and name in net_fields:
+        return " This is a net definition; give the solver.prototxt that names it (net: ...)."
+    if message_type != "NetParameter" and name in net_fields:
         # A net-level field ("layer", "input"...) inside a layer: the previous block is unclosed.
         return " A closing '}' is probably missing before this line."
     return (
