@@ -54,7 +54,9 @@ def test_the_deprecated_solver_type_enum(case):
 @pytest.mark.parametrize(
     "extra, field",
     [
-        ("test_iter: 100\ntest_interval: 500\n", "test_iter"),
+        ('test_net: "other.prototxt"\ntest_iter: 100\ntest_interval: 500\n', "test_net"),
+        ("test_iter: 10\ntest_iter: 10\ntest_interval: 500\n", "test_iter"),
+        ("test_interval: 500\n", "test_iter"),
         ('type: "SGDX"\n', "type"),
         ('regularization_type: "L3"\n', "regularization_type"),
         ("debug_info: true\n", "debug_info"),
@@ -227,3 +229,18 @@ def test_a_net_given_as_the_solver_says_so(case):
 
     with pytest.raises(ModelFileError, match="This is a net definition"):
         read_solver_file(case / "net.prototxt")
+
+
+def test_the_test_net_runs_every_test_interval_with_the_trained_weights(case, capsys):
+    test_data = (
+        'layer { name: "test_data" type: "HDF5Data" top: "data" top: "label" include { phase: TEST }\n'
+        '        hdf5_data_param { source: "list.txt" batch_size: 2 } }\n'
+    )
+    text = NET.replace("batch_size: 4 } }", "batch_size: 4 } include { phase: TRAIN } }\n" + test_data)
+    text += 'layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "acc" include { phase: TEST } }\n'
+    (case / "net.prototxt").write_text(text)
+    solver = write_solver(case, "test_iter: 3\ntest_interval: 2\ndisplay: 1\n")
+    assert main(["train", solver]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Testing net (#0)") == 2  # iteration 0 (test_initialization) and 2 (= max_iter)
+    assert "    Test net output #0: acc = " in out and "    Test net output #1: loss = " in out

@@ -66,10 +66,14 @@ def run(args) -> int:
         loss = smoothed.add(total)
         display.show(iteration, values, loss)
         snapshots.maybe_write(iteration + 1)
+        if training.test_net is not None and (iteration + 1) % solver.test_interval == 0:
+            display.test(iteration + 1)
         advance(detail=f"loss = {loss:.6g}")
 
     from caffe2keras.progress import Progress
 
+    if training.test_net is not None and solver.test_initialization and not args.snapshot:
+        display.test(0)
     with Progress(progress) as bars, bars.phase("training", training.iterations) as advance:
         log = run_iterations(training, on_iteration)
     if solver.snapshot_after_train and solver.snapshot_prefix and log.total_loss:
@@ -97,6 +101,7 @@ class _Display:
 
     def __init__(self, training, quiet: bool):
         self.every = 0 if quiet else training.solver.display
+        self.quiet = quiet
         self.training = training
         self.weights = training.model.loss_weights_by_output
         self.names = dict(zip((r.name for r in training.net.graph.outputs), training.model.output_names))
@@ -104,14 +109,30 @@ class _Display:
     def show(self, iteration: int, values: dict[str, float], loss: float) -> None:
         if not self.every or iteration % self.every:
             return
-        lines = [f"Iteration {iteration}, loss = {loss:.6g}"]
-        for index, (blob, value) in enumerate(values.items()):
-            weight = self.weights.get(self.names[blob], 0.0)
-            note = f" (* {weight:g} = {weight * value:.6g} loss)" if weight else ""
-            lines.append(f"    Train net output #{index}: {blob} = {value:.6g}{note}")
+        lines = [f"Iteration {iteration}, loss = {loss:.6g}", *self._outputs("Train", values, self.weights, self.names)]
         rate = self.training.learning_rate(iteration)
         lines.append(f"Iteration {iteration}, lr = {rate:.6g}")
         print("\n".join(lines), file=sys.stdout, flush=True)
+
+    def test(self, iteration: int) -> None:
+        """Caffe's TestAll: the test net's outputs, each the mean over test_iter batches."""
+        test_net = self.training.test_net
+        values = test_net.evaluate(self.training.model)
+        if self.quiet:
+            return
+        names = dict(zip(test_net.blobs, test_net.model.output_names))
+        lines = [f"Iteration {iteration}, Testing net (#0)"]
+        lines += self._outputs("Test", values, test_net.model.loss_weights_by_output, names)
+        print("\n".join(lines), flush=True)
+
+    @staticmethod
+    def _outputs(kind: str, values: dict[str, float], weights, names) -> list[str]:
+        lines = []
+        for index, (blob, value) in enumerate(values.items()):
+            weight = weights.get(names[blob], 0.0)
+            note = f" (* {weight:g} = {weight * value:.6g} loss)" if weight else ""
+            lines.append(f"    {kind} net output #{index}: {blob} = {value:.6g}{note}")
+        return lines
 
 
 class _Snapshots:

@@ -27,6 +27,7 @@ from caffe2keras.layout import Layout  # noqa: E402
 from caffe2keras.training.data import data_layer_batches, memory_batches  # noqa: E402
 from caffe2keras.training.net import TRAIN, TrainingNet, build_training_net, train_graph  # noqa: E402
 from caffe2keras.training.solver import Solver, read_solver_file  # noqa: E402
+from caffe2keras.training.testing import TestNet, test_net_of  # noqa: E402
 
 PathLike = str | os.PathLike
 
@@ -43,6 +44,7 @@ class Training:
         iterations: Caffe's iterations to run (``max_iter``); ``fit`` runs ``steps`` Keras steps.
         solver: the solver's settings.
         net: the model with the map between its variables and Caffe's blobs (for ``.caffemodel``).
+        test_net: the TEST phase of the net, run every ``test_interval`` iterations, or None.
     """
 
     model: keras.Model
@@ -50,6 +52,7 @@ class Training:
     iterations: int
     solver: Solver
     net: TrainingNet
+    test_net: TestNet | None = None
 
     def __iter__(self):
         return iter((self.model, self.datasets, self.iterations))
@@ -133,7 +136,9 @@ def from_solver(
     training_net = build_training_net(graph, loaded, layout)
     model = training_net.model
     model.compile(optimizer=optimizer_of(settings, training_net.multipliers()))
-    return Training(model, datasets, iterations, settings, training_net)
+    # Built after the train net, so that its fillers leave the train net's random draws alone.
+    test_net = test_net_of(settings, net, layout)
+    return Training(model, datasets, iterations, settings, training_net, test_net)
 
 
 def optimizer_of(settings: Solver, multipliers: dict[str, tuple[float, float]]) -> CaffeSolver:

@@ -78,9 +78,10 @@ class TrainingNet:
         return [(name, kind, [blobs[i] for i in sorted(blobs)]) for name, (kind, blobs) in layers.items()]
 
 
-def train_graph(net, input_shapes, level: int | None = None, stages=None) -> Graph:
-    """The TRAIN-phase graph (Caffe's include/exclude rules), losses and Accuracy kept."""
-    graph = build_graph(net, input_shapes, phase=TRAIN, level=level, stages=stages, keep_losses=True)
+def train_graph(net, input_shapes, level: int | None = None, stages=None, *, phase: int = TRAIN) -> Graph:
+    """The TRAIN-phase graph (Caffe's include/exclude rules), losses and Accuracy kept (or the
+    TEST-phase one, for the solver's test net)."""
+    graph = build_graph(net, input_shapes, phase=phase, level=level, stages=stages, keep_losses=True)
     check_supported(graph, training_rule_for)
     for op in graph.ops:
         _check_trainable(op, graph)

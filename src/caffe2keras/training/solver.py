@@ -16,12 +16,10 @@ from caffe2keras.layers.solver import LR_POLICIES, SOLVER_TYPES
 SOLVER_TYPE_NAMES = {name.upper(): name for name in SOLVER_TYPES}
 # Fields that only matter for what caffe2keras does not do: refused when set to anything but their default.
 NOT_IMPLEMENTED = {
-    "test_net": "test nets are not run; train, then evaluate the converted TEST net",
-    "test_net_param": "test nets are not run; train, then evaluate the converted TEST net",
-    "test_state": "test nets are not run; train, then evaluate the converted TEST net",
-    "test_iter": "test nets are not run; train, then evaluate the converted TEST net",
-    "test_interval": "test nets are not run; train, then evaluate the converted TEST net",
-    "test_compute_loss": "test nets are not run",
+    "test_net": "the test net is the TEST phase of the solver's net; separate test nets are not run",
+    "test_net_param": "the test net is the TEST phase of the solver's net; separate test nets are not run",
+    "test_state": "the test net runs in the net's own TEST state",
+    "test_compute_loss": "the test net reports its outputs, losses included, without a total",
     "snapshot_diff": "snapshots hold the weights, not their gradients",
     "debug_info": "Caffe's per-blob debug log has no counterpart",
     "weights": "give the initial weights with weights= (CLI: --weights)",
@@ -57,6 +55,9 @@ class Solver:
     snapshot: int
     snapshot_prefix: str | None
     snapshot_after_train: bool
+    test_iter: int = 0
+    test_interval: int = 0
+    test_initialization: bool = True
     train_state: dict = field(default_factory=dict)
 
 
@@ -108,6 +109,7 @@ def read_solver_file(path: str | os.PathLike) -> Solver:
         )
     if param.average_loss < 1:
         raise _error(path, "average_loss must be at least 1.", "average_loss", param.average_loss)
+    test_iter = _test_iterations(param, path)
     state = param.train_state
     return Solver(
         path=path,
@@ -136,7 +138,28 @@ def read_solver_file(path: str | os.PathLike) -> Solver:
         snapshot_prefix=_relative(path, param.snapshot_prefix) if param.snapshot_prefix else None,
         snapshot_after_train=param.snapshot_after_train,
         train_state={"level": state.level, "stages": list(state.stage)} if param.HasField("train_state") else {},
+        test_iter=test_iter,
+        test_interval=param.test_interval if test_iter else 0,
+        test_initialization=param.test_initialization,
     )
+
+
+def _test_iterations(param, path: str) -> int:
+    """``test_iter`` of the one test net (the TEST phase of ``net``/``net_param``), or 0 for none."""
+    if not param.test_iter:
+        if param.test_interval:
+            raise _error(path, "test_interval needs test_iter, as Caffe checks.", "test_iter", [])
+        return 0
+    if len(param.test_iter) != 1 or not (param.HasField("net") or param.HasField("net_param")):
+        raise _error(
+            path,
+            "caffe2keras runs one test net, the TEST phase of the solver's net (net or net_param).",
+            "test_iter",
+            list(param.test_iter),
+        )
+    if param.test_iter[0] < 1:
+        raise _error(path, "test_iter must be at least 1.", "test_iter", list(param.test_iter))
+    return param.test_iter[0] if param.test_interval > 0 else 0
 
 
 def _is_repeated(param, name: str) -> bool:
