@@ -158,6 +158,7 @@ layer { name: "loss" type: "ContrastiveLoss" bottom: "fa" bottom: "fb" bottom: "
 """
 
 
+@pytest.mark.slow
 def test_a_siamese_net_trains_its_shared_weights_as_one_and_writes_both_layers(tmp_path):
     from caffe2keras.training import from_solver
     from caffe2keras.training.run import run
