@@ -1,0 +1,10 @@
+"""One module per layer family; importing them registers their ONNX emitters."""
+
+from caffe2keras.onnx.families import (  # noqa: F401
+    activations,
+    arithmetic,
+    convolution,
+    normalization,
+    pooling,
+    reshaping,
+)
