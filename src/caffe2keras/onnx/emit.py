@@ -2,7 +2,7 @@
 
 An emitter is a short pure function ``emit(node, out)`` for one or more Caffe
 types: it reads the layer's parameters, Caffe shapes and weights from the
-:class:`~caffe2keras.converters.base.Node` (the same one the Keras converters
+:class:`~caffe2keras.node.Node` (the same one the Keras converters
 get), and adds to ``out`` the ONNX nodes that compute the layer's tops from its
 bottoms in Caffe's NCHW layout: one node where ONNX has the operator, else a
 small fixed pattern. Nothing in this package imports Keras or TensorFlow.
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from onnx import NodeProto, helper
 
-from caffe2keras.converters.base import Node
+from caffe2keras.node import Node
 
 Emitter = Callable[[Node, "Emission"], None]
 

@@ -1,6 +1,6 @@
 """Write a Caffe net as an ONNX file, layer by layer, from the Caffe graph (no Keras).
 
-Each kept layer becomes a :class:`~caffe2keras.converters.base.Node` (its Caffe
+Each kept layer becomes a :class:`~caffe2keras.node.Node` (its Caffe
 parameters, bottom shapes and weights); its emitter adds the ONNX nodes. The
 tops' shapes are read off ONNX's shape inference of the layer's nodes alone, at
 the net's own batch size; the file's inputs and outputs take a free batch size.
@@ -8,9 +8,11 @@ the net's own batch size; the file's inputs and outputs take a free batch size.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +21,41 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from caffe2keras._version import __version__
 from caffe2keras.caffe import read_net, read_weights
-from caffe2keras.converters.base import Node
 from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError
 from caffe2keras.graph import BlobRef, Graph, Op, build_graph, check_blob_shape
 from caffe2keras.layout import Layout
-from caffe2keras.onnx import families  # noqa: F401  (registers the emitters)
+from caffe2keras.node import Node
+from caffe2keras.onnx import (
+    OPSET,
+    families,  # noqa: F401  (registers the emitters)
+)
 from caffe2keras.onnx.emit import Emission, emitter_for
 from caffe2keras.onnx.stream import write_streamed
 
-# Opset 13 is read by onnxruntime, OpenCV 5's importer, TensorRT 8+ and OpenVINO alike, and has
-# every operator the emitters use (Softmax over one axis, Split/Slice/Clip with tensor inputs).
-OPSET = 13
 BATCH = "N"  # the free batch dimension of the file's inputs and outputs
 NCHW = Layout("channels_first")
 
 PathLike = str | os.PathLike
+
+
+@dataclass(frozen=True)
+class OnnxFile:
+    """What :func:`to_onnx` wrote."""
+
+    path: Path
+    inputs: dict[str, tuple]  # blob -> shape, batch first (None: free)
+    outputs: dict[str, tuple]
+    nodes: int
+    parameters: int
+
+    def __str__(self) -> str:
+        def shapes(blobs):
+            return ", ".join(f"{name} {tuple('N' if d is None else d for d in shape)}" for name, shape in blobs.items())
+
+        return (
+            f"ONNX opset {OPSET}, {self.nodes} nodes, {self.parameters:,} parameters\n"
+            f"inputs:  {shapes(self.inputs)}\noutputs: {shapes(self.outputs)}"
+        )
 
 
 def to_onnx(
@@ -43,7 +65,7 @@ def to_onnx(
     *,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     outputs: Sequence[str] | None = None,
-) -> Path:
+) -> OnnxFile:
     """Write the Caffe net ``prototxt`` with ``weights`` to the ONNX file ``path`` (opset 13).
 
     The graph is in Caffe's NCHW layout; its inputs and outputs are named after their blobs, with
@@ -61,7 +83,17 @@ def to_onnx(
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
-    return path
+    return OnnxFile(
+        path,
+        {v.name: _dims(v) for v in model.graph.input},
+        {v.name: _dims(v) for v in model.graph.output},
+        len(model.graph.node),
+        sum(a.size for a in streamed.values()) + sum(math.prod(t.dims) for t in model.graph.initializer),
+    )
+
+
+def _dims(value: onnx.ValueInfoProto) -> tuple:
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim)
 
 
 def build_model(graph: Graph, weights, outputs: Sequence[str] | None = None):

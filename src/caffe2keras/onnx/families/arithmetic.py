@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2keras.converters.base import Node, require
+from caffe2keras.node import Node, require
 from caffe2keras.onnx.emit import Emission, emits
 
 

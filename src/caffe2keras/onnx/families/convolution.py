@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from caffe2keras.converters.base import Node, require
 from caffe2keras.errors import UnsupportedParameterError
+from caffe2keras.node import Node, require
 from caffe2keras.onnx.emit import Emission, emits
 
 

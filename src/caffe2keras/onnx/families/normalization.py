@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2keras.caffe.schema import enum_name
-from caffe2keras.converters.base import Node, require
-from caffe2keras.converters.transforms import batch_norm_statistics
+from caffe2keras.node import Node, batch_norm_statistics, require
 from caffe2keras.onnx.emit import Emission, emits
 from caffe2keras.onnx.families.pooling import pooled_size
 

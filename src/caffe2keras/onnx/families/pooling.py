@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from caffe2keras.caffe.schema import enum_name
-from caffe2keras.converters.base import Node, require
 from caffe2keras.errors import UnsupportedParameterError
+from caffe2keras.node import Node, require
 from caffe2keras.onnx.emit import Emission, emits
 
 

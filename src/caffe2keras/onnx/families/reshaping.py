@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 import math
 
-from caffe2keras.converters.base import Node, require
 from caffe2keras.errors import UnsupportedParameterError
+from caffe2keras.node import Node, require
 from caffe2keras.onnx.emit import Emission, emits
 
 
@@ -91,8 +91,14 @@ def slice_(node: Node, out: Emission) -> None:
 
 
 def _reshape_to(node: Node, out: Emission, shape: tuple, field: str, value) -> None:
-    require(shape[0] == node.in_shapes[0][0], node.op, "changing the batch size is not supported (the file's batch "
-            "size is free)", field, value, kind=UnsupportedParameterError)
+    require(
+        shape[0] == node.in_shapes[0][0],
+        node.op,
+        "changing the batch size is not supported (the file's batch size is free)",
+        field,
+        value,
+        kind=UnsupportedParameterError,
+    )
     out.op("Reshape", out.bottoms[0], out.constant("shape", [0, *shape[1:]]), top=0)
 
 
