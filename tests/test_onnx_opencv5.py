@@ -84,3 +84,29 @@ def test_zoo_case(case_dir, zoo_weights, tmp_path):
 @pytest.mark.parametrize("case_dir", [p for p in case_dirs("zoo") if p.id in NEW_ENGINE_BUG])
 def test_classic_engine_is_right(case_dir, zoo_weights, tmp_path):
     _check(Case.load(case_dir), zoo_weights(case_dir), tmp_path, engine="classic")
+
+
+@pytest.mark.slow  # a whole Zoo net
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "auto",
+        # The classic engine takes no TopK whose k is computed (the detections an image keeps).
+        pytest.param("classic", marks=pytest.mark.xfail(reason="classic engine: TopK with a computed k", strict=True)),
+    ],
+)
+def test_mobilenet_ssd(engine, tmp_path_factory, tmp_path):
+    """MobileNet-SSD with its DetectionOutput loads in OpenCV 5 and gives OpenCV 4's Caffe detections."""
+    from tests.test_onnx_ssd import CASES, _case, check_outputs
+    from tests.test_ssd import MOBILENET_BLOBS
+
+    prototxt_name, factor = CASES[-1]
+    prototxt, weights, image, references = _case(prototxt_name, factor, tmp_path_factory)
+    model = to_onnx(prototxt, weights, tmp_path / "ssd.onnx", outputs=MOBILENET_BLOBS).path
+    np.save(tmp_path / "image.npy", image)
+    command = [str(OPENCV5_PYTHON), str(REPO / "tests" / "opencv5_run.py"), str(model), str(tmp_path), engine]
+    command += [f"data={tmp_path / 'image.npy'}", "--", *MOBILENET_BLOBS]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"OpenCV 5 failed: {result.stderr[-2000:]}"
+    outputs = [np.load(tmp_path / f"{blob}.npy") for blob in MOBILENET_BLOBS]
+    check_outputs(outputs, references, f"OpenCV {VERSION} ({engine})")

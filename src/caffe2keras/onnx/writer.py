@@ -204,8 +204,8 @@ def _inferred_shapes(emission: Emission, in_shapes, node: Node) -> list[tuple[in
     found = {v.name: v for v in [*inferred.graph.output, *inferred.graph.value_info]}
     shapes = []
     for top in emission.tops:
-        dims = found[top].type.tensor_type.shape.dim if top in found else ()
-        if not dims or any(not d.HasField("dim_value") for d in dims):
+        value = found.get(top)
+        if value is None or not value.type.tensor_type.HasField("shape"):
             raise LayerError(
                 node.name,
                 node.type,
@@ -213,5 +213,5 @@ def _inferred_shapes(emission: Emission, in_shapes, node: Node) -> list[tuple[in
                 "top",
                 top,
             )
-        shapes.append(tuple(d.dim_value for d in dims))
+        shapes.append(_dims(value))  # None: known when the net runs (DetectionOutput's row count)
     return shapes

@@ -4,6 +4,7 @@ from caffe2keras.onnx.families import (  # noqa: F401
     activations,
     arithmetic,
     convolution,
+    detection,
     normalization,
     pooling,
     reshaping,
