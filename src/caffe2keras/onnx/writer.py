@@ -180,6 +180,10 @@ def _emit(graph: Graph, op: Op, weights, names) -> Emission:
         raise LayerError(
             op.name, op.type, f"the layer's parameters cannot be used: {type(exc).__name__}: {exc}", "type", op.type
         ) from exc
+    tops = set(emission.tops)
+    for onnx_node in emission.nodes:
+        if tops.intersection(onnx_node.output):
+            onnx_node.doc_string = op.type  # the Caffe type, which verify reports
     for top, shape in zip(op.tops, out_shapes):
         check_blob_shape(shape, op.name, op.type, f"top {top.name!r}")
         graph.shapes[top] = shape

@@ -36,8 +36,9 @@ def print_report(report: VerifyReport, console=None) -> None:
     if console is None:
         console = report_console()
     console.print(
-        f"[bold]{escape(report.prototxt)}[/] + {escape(str(report.weights))} "
-        f"against {escape(report.reference)}, {report.data_format}"
+        f"[bold]{escape(report.prototxt)}[/]"
+        + ("" if report.weights is None else f" + {escape(report.weights)}")
+        + f" against {escape(report.reference)}, {report.data_format}"
     )
     for info in report.inputs:
         console.print(f"input {escape(info.blob)} {info.shape}: {escape(info.source)}")
