@@ -45,8 +45,9 @@ def _check_contract(model: onnx.ModelProto, prototxt) -> None:
     layers = {layer.name: layer.type for layer in read_net(prototxt).layer}
     for node in model.graph.node:
         assert node.op_type != "Loop"
-        layer = node.name.split("/")[0] if node.name not in layers else node.name
-        assert layer in layers, f"node {node.name!r} is named after no layer"
+        named = [name for name in layers if node.name == name or node.name.startswith(f"{name}/")]
+        assert named, f"node {node.name!r} is named after no layer"
+        layer = max(named, key=len)
         assert node.op_type != "Transpose" or layers[layer] == "Permute", node.name
     for value in [*model.graph.input, *model.graph.output]:
         assert value.type.tensor_type.shape.dim[0].dim_param == "N", value.name

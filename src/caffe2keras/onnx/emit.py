@@ -67,10 +67,13 @@ class Emission:
 
     def add(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int = 1, **attributes) -> list[str]:
         """Add one node; ``outputs`` names its outputs, or counts new helper values. Returns them."""
-        if isinstance(outputs, int):
+        if isinstance(outputs, int):  # a helper node is named as its first output
             outputs = [self._claim(op_type.lower()) for _ in range(outputs)]
-        names_tops = bool(set(outputs) & set(self.tops))
-        name = self.layer if names_tops and self.layer not in self._names else self._claim(op_type.lower())
+            name = outputs[0]
+        elif self.layer not in self._names:
+            name = self.layer
+        else:  # a layer with several output nodes (Split's copies): the first takes the layer's name
+            name = self._claim(op_type.lower())
         self._names.add(name)
         self.nodes.append(helper.make_node(op_type, list(inputs), list(outputs), name=name, **attributes))
         return list(outputs)

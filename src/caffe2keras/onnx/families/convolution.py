@@ -113,7 +113,8 @@ def _attributes(g: dict, end_pads) -> dict:
 @emits("Convolution", "DepthwiseConvolution", "ConvolutionDepthwise")
 def convolution(node: Node, out: Emission) -> None:
     """``Conv`` with Caffe's pads; where Caffe's output size, which rounds toward zero, has a last
-    window reaching past the padded input, ONNX pads that window's end with zeros as im2col reads."""
+    window reaching past the padded input, ONNX pads that window's end with zeros as im2col reads.
+    A padded 1x1 kernel is a ``Pad`` then an unpadded ``Conv``."""
     g = _geometry(node)
     channels = node.in_shapes[0][1]
     inputs = _kernel_and_bias(node, out, (g["num_output"], channels // g["group"], *g["kernel"]), g["num_output"])
@@ -123,7 +124,12 @@ def convolution(node: Node, out: Emission) -> None:
         produced = (span // stride if span >= 0 else -(-span // stride)) + 1
         require(produced > 0, node.op, "the output would be empty", "convolution_param.kernel_size", g["kernel"])
         end_pads.append(pad + max(0, (produced - 1) * stride + extent - size - 2 * pad))
-    out.op("Conv", out.bottoms[0], *inputs, top=0, **_attributes(g, end_pads))
+    x, attributes = out.bottoms[0], _attributes(g, end_pads)
+    if all(k == 1 for k in g["kernel"]) and any(attributes["pads"]):
+        # OpenCV 5's default engine computes a padded 1x1 Conv wrongly: the zeros go in first.
+        x = out.op("Pad", x, out.constant("pads", [0, 0, *g["pad"], 0, 0, *end_pads]))
+        attributes["pads"] = [0] * len(attributes["pads"])
+    out.op("Conv", x, *inputs, top=0, **attributes)
 
 
 @emits("Deconvolution")

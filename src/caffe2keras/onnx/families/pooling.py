@@ -109,9 +109,14 @@ def pooling(node: Node, out: Emission) -> None:
         for o, n, k, s, q in zip(pooled, sizes, kernel, stride, pad)
     ]
     area = np.outer(*divisors).astype(np.float32)
+    if any(attributes["pads"]):
+        # Zeros padded first: runtimes differ on AveragePool's own uneven pads (OpenCV 4 miscounts them).
+        pads = [0, 0, *pad, 0, 0, *end_pads]
+        x = out.op("Pad", x, out.constant("pads", pads))
+        attributes["pads"] = [0, 0, 0, 0]
     if (area == math.prod(kernel)).all():
-        out.op("AveragePool", x, top=0, count_include_pad=1, **attributes)
+        out.op("AveragePool", x, top=0, **attributes)
         return
-    # AveragePool divides by the kernel's area everywhere, its padding being zeros.
-    mean = out.op("AveragePool", x, count_include_pad=1, **attributes)
+    # AveragePool divides by the kernel's area everywhere.
+    mean = out.op("AveragePool", x, **attributes)
     out.op("Mul", mean, out.constant("divisor_fix", math.prod(kernel) / area), top=0)
