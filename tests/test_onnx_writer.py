@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
+from caffe2keras.errors import UnsupportedLayersError
 from caffe2keras.onnx import OPSET, to_onnx
 from tests.golden import Case, assert_matches
 from tests.onnx_cases import HEAVY_ZOO, checked_blobs, prototxt_of, reference
@@ -110,3 +111,32 @@ def _env():
     import os
 
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+
+
+def test_unsupported_types_are_reported_together(tmp_path):
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text(
+        'input: "data" input_shape { dim: 1 dim: 3 dim: 4 dim: 4 }\n'
+        'layer { name: "top1" type: "ArgMax" bottom: "data" top: "a" }\n'
+        'layer { name: "tile" type: "Tile" bottom: "data" top: "t" tile_param { tiles: 2 } }\n'
+    )
+    with pytest.raises(UnsupportedLayersError) as info:
+        to_onnx(prototxt, None, tmp_path / "net.onnx")
+    assert [t for t, *_ in info.value.unsupported] == ["ArgMax", "Tile"]
+    assert not (tmp_path / "net.onnx").exists()
+
+
+@requires_shared
+def test_weights_are_the_caffemodels_bytes(tmp_path):
+    """Convolution and InnerProduct weights go into the file exactly as the caffemodel holds them."""
+    from onnx import numpy_helper
+
+    from caffe2keras.caffe import read_weights
+
+    case = SHARED / "golden" / "trained" / "lenet_mnist"
+    weights = read_weights(case / "weights.caffemodel")
+    path = to_onnx(prototxt_of(Case.load(case)), case / "weights.caffemodel", tmp_path / "net.onnx").path
+    stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    for layer, names in (("conv1", ("conv1/kernel", "conv1/bias")), ("ip2", ("ip2/weight", "ip2/bias"))):
+        for blob, name in zip(weights[layer].blobs, names):
+            np.testing.assert_array_equal(stored[name], blob.data)

@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 from caffe2keras._version import __version__
 from caffe2keras.caffe import read_net, read_weights
 from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError
-from caffe2keras.graph import BlobRef, Graph, Op, build_graph, check_blob_shape
+from caffe2keras.graph import BlobRef, Graph, Op, build_graph, check_blob_shape, needed_ops
 from caffe2keras.layout import Layout
 from caffe2keras.node import Node
 from caffe2keras.onnx import (
@@ -101,7 +101,10 @@ def build_model(graph: Graph, weights, outputs: Sequence[str] | None = None):
     output_refs = graph.outputs if outputs is None else [graph.blob(name) for name in outputs]
     if not output_refs:
         raise NetError("the net has no outputs: every blob is consumed by a layer.")
-    ops = _needed_ops(graph, output_refs)
+    if len({ref.name for ref in output_refs}) != len(output_refs):
+        raise NetError(f"outputs must be distinct. Received: outputs={[r.name for r in output_refs]}")
+    needed = needed_ops(graph, output_refs)
+    ops = [op for op in graph.ops if id(op) in needed]
     _check_supported(ops)
     names = _tensor_names(graph, ops, output_refs)
     nodes, constants, streamed = [], {}, {}
@@ -128,19 +131,8 @@ def build_model(graph: Graph, weights, outputs: Sequence[str] | None = None):
 
 
 def _value_info(name: str, shape) -> onnx.ValueInfoProto:
-    dims = [BATCH, *(d if d is not None else None for d in shape[1:])]
+    dims = [BATCH, *shape[1:]]  # None: a size known when the net runs
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)
-
-
-def _needed_ops(graph: Graph, output_refs: Sequence[BlobRef]) -> list[Op]:
-    needed: set[int] = set()
-    pending = list(output_refs)
-    while pending:
-        op = graph.producers.get(pending.pop())
-        if op is not None and id(op) not in needed:
-            needed.add(id(op))
-            pending.extend(op.bottoms)
-    return [op for op in graph.ops if id(op) in needed]
 
 
 def _check_supported(ops: Sequence[Op]) -> None:

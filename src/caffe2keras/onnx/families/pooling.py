@@ -120,3 +120,32 @@ def pooling(node: Node, out: Emission) -> None:
     # AveragePool divides by the kernel's area everywhere.
     mean = out.op("AveragePool", x, **attributes)
     out.op("Mul", mean, out.constant("divisor_fix", math.prod(kernel) / area), top=0)
+
+
+@emits("ROIPooling")
+def roi_pooling(node: Node, out: Emission) -> None:
+    """``MaxRoiPool``: Fast R-CNN's bins (ROI corners scaled and rounded, bins floored and ceiled,
+    empty bins 0), which ONNX's operator took from it. The ROIs are ``(R, 5)``: batch index, x1, y1,
+    x2, y2."""
+    p = node.param.roi_pooling_param
+    require(
+        len(node.in_shapes) == 2,
+        node.op,
+        "ROIPooling takes two bottoms: the feature map and the ROIs",
+        "bottom",
+        [b.name for b in node.op.bottoms],
+    )
+    features, rois = node.in_shapes
+    require(len(features) == 4, node.op, "the feature map must be 4-D (N, C, H, W)", "bottom_shape", features)
+    require(math.prod(rois[1:]) == 5, node.op, f"each ROI is 5 numbers, got shape {rois}", "bottom_shape", rois)
+    require(
+        p.pooled_h > 0 and p.pooled_w > 0,
+        node.op,
+        "pooled_h and pooled_w must be positive",
+        "roi_pooling_param.pooled_h",
+        (p.pooled_h, p.pooled_w),
+    )
+    boxes = out.op("Reshape", out.bottoms[1], out.constant("rois", [-1, 5]))
+    out.op(
+        "MaxRoiPool", out.bottoms[0], boxes, top=0, pooled_shape=[p.pooled_h, p.pooled_w], spatial_scale=p.spatial_scale
+    )
