@@ -41,6 +41,14 @@ NETS = {
         'layer { name: "norm2" type: "Normalize" bottom: "data" top: "norm2" '
         "norm_param { across_spatial: true channel_shared: true } }\n"
     ),
+    "forks": (
+        'input: "data" input_shape { dim: 2 dim: 6 dim: 4 dim: 5 }\n'
+        'input: "a" input_shape { dim: 2 dim: 6 }\n'
+        'layer { name: "shuffle" type: "ShuffleChannel" bottom: "data" top: "shuffle" '
+        "shuffle_channel_param { group: 3 } }\n"
+        'layer { name: "bn" type: "BN" bottom: "shuffle" top: "bn" bn_param { eps: 0.001 } }\n'
+        'layer { name: "axpy" type: "Axpy" bottom: "a" bottom: "bn" bottom: "data" top: "axpy" }\n'
+    ),
 }
 
 
@@ -49,6 +57,8 @@ def _inputs(name: str) -> dict[str, np.ndarray]:
     if name == "roi_pooling":
         rois = np.array([[0, 0, 0, 15, 11], [1, 2, 3, 9, 8], [0, 5, 1, 6, 2], [1, 14, 10, 20, 30]], np.float32)
         return {"data": rng.standard_normal((2, 3, 12, 16)).astype(np.float32), "rois": rois}
+    if name == "forks":
+        return {"data": rng.standard_normal((2, 6, 4, 5)).astype(np.float32), "a": rng.random((2, 6), np.float32)}
     shape = {"mvn": (2, 3, 5, 7), "lrn_within_channel": (1, 3, 6, 5), "normalize": (2, 4, 3, 3)}[name]
     return {"data": rng.standard_normal(shape).astype(np.float32)}
 

@@ -113,3 +113,21 @@ def bias(node: Node, out: Emission) -> None:
     start, span = _operand_span(node, "bias_param")
     addend = node.blob(0, span, "bias_param.num_axes", p.num_axes) if len(node.in_shapes) == 1 else None
     out.op("Add", out.bottoms[0], _operand(node, out, start, span, addend, "bias"), top=0)
+
+
+@emits("Axpy")
+def axpy(node: Node, out: Emission) -> None:
+    """SENet's ``a * x + y``, ``a`` one factor per sample and channel."""
+    bottoms = [b.name for b in node.op.bottoms]
+    require(len(node.in_shapes) == 3, node.op, "Axpy takes three bottoms: a, x and y", "bottom", bottoms)
+    a, x, y = (tuple(s) for s in node.in_shapes)
+    require(len(x) >= 2 and x == y, node.op, f"x and y must have one shape, got {x} and {y}", "bottom", bottoms)
+    require(
+        a[:2] == x[:2] and all(d == 1 for d in a[2:]),
+        node.op,
+        f"a must have shape (N, C) or (N, C, 1, ...) to scale x {x} per channel, got {a}",
+        "bottom",
+        bottoms,
+    )
+    factor = out.op("Reshape", out.bottoms[0], out.constant("per_channel", [0, a[1], *(1,) * (len(x) - 2)]))
+    out.op("Add", out.op("Mul", factor, out.bottoms[1]), out.bottoms[2], top=0)

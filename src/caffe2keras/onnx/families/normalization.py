@@ -96,3 +96,21 @@ def mvn(node: Node, out: Emission) -> None:
         x = out.op("Reshape", x, out.constant("shape", [0, *shape[1:], *(1,) * (4 - len(shape))]))
     axes = [1, 2, 3] if p.across_channels else [2, 3]
     _mean_variance_normalization(out, x, axes, p.eps, on_variance=False, normalize_variance=p.normalize_variance)
+
+
+@emits("BN")
+def bn(node: Node, out: Emission) -> None:
+    """PSPNet's BN at test time, ``(x - mean) / sqrt(variance + eps) * slope + bias``: its four
+    (1, C, 1, 1) blobs are BatchNormalization's inputs (the fork's CPU formula)."""
+    shape = node.in_shapes[0]
+    require(
+        2 <= len(shape) <= 4,
+        node.op,
+        "BN takes 2-D to 4-D inputs with channels on axis 1",
+        "bottom_shape",
+        tuple(shape),
+    )
+    channels = shape[1]
+    blobs = [node.blob(i, (1, channels, 1, 1), "bottom_channels", channels) for i in range(4)]
+    names = [out.constant(what, b.reshape(channels)) for what, b in zip(("slope", "bias", "mean", "variance"), blobs)]
+    out.op("BatchNormalization", out.bottoms[0], *names, top=0, epsilon=node.param.bn_param.eps)

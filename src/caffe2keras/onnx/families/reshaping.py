@@ -9,6 +9,8 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
+
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.node import Node, require
 from caffe2keras.onnx.emit import Emission, emits
@@ -221,3 +223,20 @@ def permute(node: Node, out: Emission) -> None:
         out.op("Identity", out.bottoms[0], top=0)
     else:
         out.op("Transpose", out.bottoms[0], top=0, perm=order)
+
+
+@emits("ShuffleChannel")
+def shuffle_channel(node: Node, out: Emission) -> None:
+    """ShuffleNet's channel shuffle as a ``Gather`` of the channels: output channel ``i * group + j``
+    is input channel ``j * (C / group) + i`` (a reshape-transpose-reshape without the ``Transpose``)."""
+    shape, group = node.in_shapes[0], node.param.shuffle_channel_param.group
+    require(len(shape) >= 2, node.op, "ShuffleChannel needs a channel axis", "bottom_shape", tuple(shape))
+    require(
+        group > 0 and shape[1] % group == 0,
+        node.op,
+        f"group must divide the {shape[1]} channels",
+        "shuffle_channel_param.group",
+        group,
+    )
+    order = np.arange(shape[1]).reshape(group, shape[1] // group).T.reshape(-1)
+    out.op("Gather", out.bottoms[0], out.constant("order", order), top=0, axis=1)
