@@ -49,6 +49,12 @@ NETS = {
         'layer { name: "bn" type: "BN" bottom: "shuffle" top: "bn" bn_param { eps: 0.001 } }\n'
         'layer { name: "axpy" type: "Axpy" bottom: "a" bottom: "bn" bottom: "data" top: "axpy" }\n'
     ),
+    "interp": (
+        'input: "data" input_shape { dim: 2 dim: 3 dim: 7 dim: 9 }\n'
+        'layer { name: "zoom" type: "Interp" bottom: "data" top: "zoom" interp_param { zoom_factor: 3 } }\n'
+        'layer { name: "fixed" type: "Interp" bottom: "zoom" top: "fixed" '
+        "interp_param { height: 10 width: 4 pad_beg: -1 pad_end: -2 } }\n"
+    ),
 }
 
 
@@ -59,7 +65,12 @@ def _inputs(name: str) -> dict[str, np.ndarray]:
         return {"data": rng.standard_normal((2, 3, 12, 16)).astype(np.float32), "rois": rois}
     if name == "forks":
         return {"data": rng.standard_normal((2, 6, 4, 5)).astype(np.float32), "a": rng.random((2, 6), np.float32)}
-    shape = {"mvn": (2, 3, 5, 7), "lrn_within_channel": (1, 3, 6, 5), "normalize": (2, 4, 3, 3)}[name]
+    shape = {
+        "interp": (2, 3, 7, 9),
+        "mvn": (2, 3, 5, 7),
+        "lrn_within_channel": (1, 3, 6, 5),
+        "normalize": (2, 4, 3, 3),
+    }[name]
     return {"data": rng.standard_normal(shape).astype(np.float32)}
 
 

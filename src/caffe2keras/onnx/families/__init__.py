@@ -7,5 +7,6 @@ from caffe2keras.onnx.families import (  # noqa: F401
     detection,
     normalization,
     pooling,
+    resampling,
     reshaping,
 )
