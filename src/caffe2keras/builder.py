@@ -1,11 +1,15 @@
-"""Build the Keras functional model from a shaped blob graph and per-layer converters."""
+"""Build the Keras functional model from a shaped blob graph.
+
+Each layer's node, shapes and Keras steps come from its plan (:mod:`caffe2keras.plan`); the
+builder only wires, names and calls the Keras layers, creating their variables from the weights.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
 
-from caffe2keras import use_default_backend
+from caffe2keras.default_backend import use_default_backend
 
 use_default_backend()  # conversion runs on JAX unless the user chose a backend: before Keras loads
 
@@ -19,15 +23,11 @@ from caffe2keras.converters.base import Step  # noqa: E402
 from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, WeightsError  # noqa: E402
 from caffe2keras.framework_internals import call_creating_variables  # noqa: E402
 from caffe2keras.graph import BlobRef, Graph, Op, check_top_count, needed_ops  # noqa: E402
+from caffe2keras.keras_names import keras_name  # noqa: E402
 from caffe2keras.layout import Layout  # noqa: E402
 from caffe2keras.plan import LayerPlan, plan_layer  # noqa: E402
 from caffe2keras.recursion import recursion_room  # noqa: E402
 from caffe2keras.sharing import SharedParameters  # noqa: E402
-
-
-def keras_name(caffe_name: str) -> str:
-    """Keras forbids '/' in names; Caffe nets use it a lot (``inception_3a/1x1``)."""
-    return caffe_name.replace("/", "__") or "unnamed"
 
 
 class NameTable:
@@ -181,7 +181,6 @@ class _Builder:
             return  # a plugin without a shape rule, or downstream of one: nothing to check against
         plan = self._plan(op)
         plan.steps  # noqa: B018 (the converter checks the parameters and weights)
-        check_top_count(op, len(plan.out_shapes))
         self.graph.shapes.update(zip(op.tops, plan.out_shapes))
 
     def convert(self, op: Op) -> None:

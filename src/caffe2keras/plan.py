@@ -11,7 +11,8 @@ writer, such as an ONNX one) ask the same questions of each layer, so they ask t
   - ``node``: the :class:`~caffe2keras.converters.base.Node` a converter reads: parameters
     (``node.param``), the bottoms' and tops' Caffe shapes, the layout, and the weights file's
     blobs (``node.weights``; ``node.blob(i, shape)`` checks one against the shape it must have);
-  - ``out_shapes``: the tops' Caffe shapes by the type's shape rule (None without one);
+  - ``out_shapes``: the tops' Caffe shapes by the type's shape rule, one per top (None without
+    a shape rule);
   - ``refusal``: as :func:`refusal` (then ``node`` and ``out_shapes`` are None);
   - ``steps``: the Keras layers to apply (:class:`~caffe2keras.converters.base.Step`), made on
     first access by running the converter, which also checks the weights and fills
@@ -42,7 +43,16 @@ from caffe2keras.caffe.weights import Blob, Weights
 from caffe2keras.converters import base
 from caffe2keras.converters.base import LayerRule, Node, Step
 from caffe2keras.errors import Caffe2KerasError, LayerError, UnsupportedLayersError
-from caffe2keras.graph import Graph, Op, Shape, apply_shape_rule, check_blob_shape, free_size_error, has_free_dims
+from caffe2keras.graph import (
+    Graph,
+    Op,
+    Shape,
+    apply_shape_rule,
+    check_blob_shape,
+    check_top_count,
+    free_size_error,
+    has_free_dims,
+)
 from caffe2keras.layout import Layout
 
 RuleFor = Callable[[str], LayerRule | None]
@@ -152,7 +162,9 @@ def plan_layer(
     in_shapes = tuple(in_shapes)
     with _reported_against(op, in_shapes):
         out_shapes = tuple(apply_shape_rule(rule.shapes, op, list(in_shapes))) if rule.shapes else None
-        for top, shape in zip(op.tops, out_shapes or ()):
+    if out_shapes is not None:
+        check_top_count(op, len(out_shapes))
+        for top, shape in zip(op.tops, out_shapes):
             check_blob_shape(shape, op.name, op.type, f"top {top.name!r}")
     node = Node(op, in_shapes, out_shapes or (), layout, layer_blobs(weights, op))
     return LayerPlan(op, rule, None, node, out_shapes)
