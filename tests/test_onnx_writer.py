@@ -140,3 +140,15 @@ def test_weights_are_the_caffemodels_bytes(tmp_path):
     for layer, names in (("conv1", ("conv1/kernel", "conv1/bias")), ("ip2", ("ip2/weight", "ip2/bias"))):
         for blob, name in zip(weights[layer].blobs, names):
             np.testing.assert_array_equal(stored[name], blob.data)
+
+
+@requires_shared
+def test_export_of_a_prototxt_writes_onnx_straight(tmp_path):
+    from caffe2keras.cli import main
+
+    case = SHARED / "golden" / "trained" / "lenet_mnist"
+    prototxt = SHARED / "caffe" / "trained" / "lenet_mnist" / "lenet.prototxt"
+    output = tmp_path / "lenet.onnx"
+    assert main(["export", str(prototxt), "--weights", str(case / "weights.caffemodel"), "-o", str(output)]) == 0
+    assert [n.op_type for n in onnx.load(str(output)).graph.node][-1] == "Softmax"
+    assert main(["export", str(prototxt), "-o", str(tmp_path / "lenet.tflite")]) == 2
