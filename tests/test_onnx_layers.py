@@ -55,6 +55,20 @@ NETS = {
         'layer { name: "fixed" type: "Interp" bottom: "zoom" top: "fixed" '
         "interp_param { height: 10 width: 4 pad_beg: -1 pad_end: -2 } }\n"
     ),
+    "reductions": (
+        'input: "data" input_shape { dim: 2 dim: 3 dim: 4 dim: 5 }\n'
+        'layer { name: "relu" type: "ReLU" bottom: "data" top: "relu" }\n'
+        'layer { name: "top3" type: "ArgMax" bottom: "relu" top: "top3" argmax_param { top_k: 3 axis: 1 } }\n'
+        'layer { name: "best" type: "ArgMax" bottom: "relu" top: "best" argmax_param { top_k: 4 out_max_val: true } }\n'
+        'layer { name: "sum" type: "Reduction" bottom: "data" top: "sum" reduction_param { axis: 2 coeff: 0.5 } }\n'
+        'layer { name: "asum" type: "Reduction" bottom: "data" top: "asum" '
+        "reduction_param { operation: ASUM axis: 1 } }\n"
+        'layer { name: "sumsq" type: "Reduction" bottom: "data" top: "sumsq" '
+        "reduction_param { operation: SUMSQ axis: -1 } }\n"
+        'layer { name: "mean" type: "Reduction" bottom: "data" top: "mean" '
+        "reduction_param { operation: MEAN axis: 1 } }\n"
+        'layer { name: "tile" type: "Tile" bottom: "data" top: "tile" tile_param { axis: 2 tiles: 3 } }\n'
+    ),
 }
 
 
@@ -66,6 +80,7 @@ def _inputs(name: str) -> dict[str, np.ndarray]:
     if name == "forks":
         return {"data": rng.standard_normal((2, 6, 4, 5)).astype(np.float32), "a": rng.random((2, 6), np.float32)}
     shape = {
+        "reductions": (2, 3, 4, 5),
         "interp": (2, 3, 7, 9),
         "mvn": (2, 3, 5, 7),
         "lrn_within_channel": (1, 3, 6, 5),

@@ -7,6 +7,7 @@ from caffe2keras.onnx.families import (  # noqa: F401
     detection,
     normalization,
     pooling,
+    reduction,
     resampling,
     reshaping,
 )
