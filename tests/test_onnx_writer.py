@@ -14,6 +14,7 @@ from caffe2keras.onnx import OPSET, to_onnx
 from tests.golden import Case, assert_matches
 from tests.onnx_cases import HEAVY_ZOO, checked_blobs, prototxt_of, reference
 from tests.shared import REPO, SHARED, case_dirs, requires_shared
+from tests.test_golden import RAND_WEIGHTS
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -55,9 +56,10 @@ def _check_contract(model: onnx.ModelProto, prototxt) -> None:
 
 
 @requires_shared
+@pytest.mark.parametrize("weights_file", RAND_WEIGHTS)
 @pytest.mark.parametrize("case_dir", case_dirs("rand"))
-def test_rand_case(case_dir, tmp_path):
-    _check_case(Case.load(case_dir), case_dir / "weights.caffemodel", tmp_path, every_blob=True)
+def test_rand_case(case_dir, weights_file, tmp_path):
+    _check_case(Case.load(case_dir), case_dir / weights_file, tmp_path, every_blob=True)
 
 
 @requires_shared
