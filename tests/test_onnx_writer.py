@@ -119,12 +119,12 @@ def test_unsupported_types_are_reported_together(tmp_path):
     prototxt = tmp_path / "net.prototxt"
     prototxt.write_text(
         'input: "data" input_shape { dim: 1 dim: 3 dim: 4 dim: 4 }\n'
-        'layer { name: "top1" type: "ArgMax" bottom: "data" top: "a" }\n'
-        'layer { name: "tile" type: "Tile" bottom: "data" top: "t" tile_param { tiles: 2 } }\n'
+        'layer { name: "embed" type: "Embed" bottom: "data" top: "a" embed_param { num_output: 2 input_dim: 3 } }\n'
+        'layer { name: "spp" type: "SPP" bottom: "data" top: "t" spp_param { pyramid_height: 2 } }\n'
     )
     with pytest.raises(UnsupportedLayersError) as info:
         to_onnx(prototxt, None, tmp_path / "net.onnx")
-    assert [t for t, *_ in info.value.unsupported] == ["ArgMax", "Tile"]
+    assert [t for t, *_ in info.value.unsupported] == ["Embed", "SPP"]
     assert not (tmp_path / "net.onnx").exists()
 
 
