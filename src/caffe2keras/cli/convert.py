@@ -8,7 +8,6 @@ from caffe2keras.cli.common import (
     add_preprocessing_options,
     add_progress_options,
     add_shape_options,
-    atomic_output,
     describe,
     parse_list_arg,
     parse_shape_args,
@@ -80,14 +79,13 @@ def _run_onnx(args) -> int:
         )
     from caffe2keras.onnx import to_onnx
 
-    with atomic_output(args.output, ".onnx") as tmp:
-        model = to_onnx(
-            args.prototxt,
-            args.weights,
-            tmp,
-            input_shapes=parse_shape_args(args.input_shape),
-            outputs=parse_list_arg(args.outputs),
-        )
+    model = to_onnx(
+        args.prototxt,
+        args.weights,
+        args.output,
+        input_shapes=parse_shape_args(args.input_shape),
+        outputs=parse_list_arg(args.outputs),
+    )
     if not args.quiet:
         print(f"wrote {args.output}: {model}")
     return 0

@@ -29,9 +29,11 @@ def register(commands) -> None:
 def run(args) -> int:
     if args.model.endswith(".prototxt"):
         return _run_onnx(args)
+    from caffe2keras.cli.common import refuse_overwriting_inputs
     from caffe2keras.export import export_format, export_model
 
     format = export_format(args.output, args.format)
+    refuse_overwriting_inputs(args.output, (args.model,))
     export_model(args.model, args.output, format)
     if not args.quiet:
         print(f"wrote {args.output} ({format})")
@@ -40,7 +42,7 @@ def run(args) -> int:
 
 def _run_onnx(args) -> int:
     """A Caffe net straight to ONNX, as ``convert -o OUT.onnx`` writes it."""
-    from caffe2keras.cli.common import UsageError, atomic_output, refuse_overwriting_inputs
+    from caffe2keras.cli.common import UsageError, refuse_overwriting_inputs
     from caffe2keras.onnx import to_onnx
 
     if (args.format or "onnx") != "onnx" or not args.output.endswith(".onnx"):
@@ -49,8 +51,7 @@ def _run_onnx(args) -> int:
             f".keras first. Received: -o {args.output}"
         )
     refuse_overwriting_inputs(args.output, (args.model, args.weights))
-    with atomic_output(args.output, ".onnx") as tmp:
-        written = to_onnx(args.model, args.weights, tmp)
+    written = to_onnx(args.model, args.weights, args.output)
     if not args.quiet:
         print(f"wrote {args.output}: {written}")
     return 0

@@ -31,6 +31,7 @@ from caffe2keras.onnx import (
 )
 from caffe2keras.onnx.emit import Emission, emitter_for
 from caffe2keras.onnx.stream import write_streamed
+from caffe2keras.outputs import atomic_output, check_output_path
 
 BATCH = "N"  # the free batch dimension of the file's inputs and outputs
 NCHW = Layout("channels_first")
@@ -75,16 +76,11 @@ def to_onnx(
     graph = build_graph(read_net(prototxt), input_shapes)
     loaded = None if weights is None else read_weights(weights, layers={op.name for op in graph.ops})
     model, streamed = build_model(graph, loaded, outputs)
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with open(partial, "wb") as file:
-            write_streamed(file, model, streamed)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    check_output_path(path, (prototxt, weights))
+    with atomic_output(path, ".onnx") as partial, open(partial, "wb") as file:
+        write_streamed(file, model, streamed)
     return OnnxFile(
-        path,
+        Path(path),
         {v.name: _dims(v) for v in model.graph.input},
         {v.name: _dims(v) for v in model.graph.output},
         len(model.graph.node),
