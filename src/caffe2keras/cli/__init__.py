@@ -27,7 +27,7 @@ from caffe2keras.cli.common import (
 )
 
 # In the order `caffe2keras --help` lists them.
-COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo", "export", "layers")
+COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo", "export", "layers", "train")
 
 
 class CommandParser(argparse.ArgumentParser):
