@@ -70,6 +70,9 @@ def check_supported(graph: Graph, rule_for: Callable[[str], base.LayerRule | Non
             reason = rule.check(op)
             if reason is None:
                 continue
+            known = base.unsupported(op.type)
+            if known and known.detail:
+                details.setdefault(op.type, {})[known.detail(op)] = None
         else:
             continue
         counts[op.type] += 1

@@ -43,6 +43,7 @@ DATA_LAYER_TYPES = frozenset(
         "WindowData",
         "AnnotatedData",
         "VideoData",
+        "DenseImageData",  # alexgkendall/caffe-segnet: images with per-pixel labels
     }
 )
 
@@ -156,6 +157,23 @@ def _data_layer_shapes(layer) -> list[Shape | None]:
         height, width = (crop, crop) if crop else (p.new_height, p.new_width)
         data = (p.batch_size, 3 if p.is_color else 1, height, width) if height and width else None
         return [data, (p.batch_size,)][:tops]
+    if kind == "DenseImageData":
+        p = layer.dense_image_data_param
+        if p.HasField("mean_file"):
+            raise LayerError(
+                layer.name,
+                layer.type,
+                "the layer subtracts a mean image read from a file while loading; the converted net "
+                "takes the data after it, so subtract the mean yourself and drop the field",
+                "dense_image_data_param.mean_file",
+                p.mean_file,
+            )
+        # caffe-segnet crops to crop_height x crop_width, else resizes to new_height x new_width;
+        # otherwise the size is the image files', which the user gives with input_shapes.
+        height, width = (p.crop_height, p.crop_width) if p.crop_height and p.crop_width else (p.new_height, p.new_width)
+        if not (height and width):
+            return [None] * tops
+        return [(p.batch_size, 3 if p.is_color else 1, height, width), (p.batch_size, 1, height, width)][:tops]
     return [None] * tops
 
 

@@ -195,6 +195,9 @@ def _op_row(op, graph: Graph, loaded, layout: Layout, shapes_unknown: str | None
             reason = f"{known.detail(op)}: {reason}"
     elif rule.check is not None:
         reason = rule.check(op)
+        known = unsupported(op.type)
+        if reason is not None and known and known.detail:
+            reason = f"{known.detail(op)}: {reason}"
     if reason is not None:
         return row("", "unsupported", reason)
     if None in in_shapes or (shapes_unknown and rule.shapes is not None):

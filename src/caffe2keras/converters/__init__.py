@@ -13,6 +13,7 @@ from caffe2keras.converters import (  # noqa: E402, F401
     normalization,
     parameter,
     pooling,
+    rcnn,
     recurrent,
     reduction,
     resampling,

@@ -14,6 +14,8 @@ from caffe2keras.layers.normalize import Normalize
 from caffe2keras.layers.pooling import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
 from caffe2keras.layers.preprocessing import CaffePreprocessing
 from caffe2keras.layers.prior_box import PriorBox
+from caffe2keras.layers.proposal import Proposal
+from caffe2keras.layers.psroi_pooling import PSROIPooling
 from caffe2keras.layers.recurrent import CaffeLSTM, CaffeRNN, LSTMUnit
 from caffe2keras.layers.reduction import ArgMax, Reduction
 from caffe2keras.layers.resampling import BilinearInterp, MaxUnpooling2D
@@ -43,8 +45,10 @@ __all__ = [
     "MaxUnpooling2D",
     "MeanVarianceNormalization",
     "Normalize",
+    "PSROIPooling",
     "Power",
     "PriorBox",
+    "Proposal",
     "ROIPooling",
     "Reduction",
     "Slice",
