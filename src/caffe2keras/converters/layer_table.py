@@ -62,6 +62,18 @@ LAYER_ROWS = (
         "rbgirshick/caffe-fast-rcnn: `pooled_h/w`, `spatial_scale`, C's rounding; ROIs `(R, 5)` as bottom 1; the output's batch axis counts ROIs",
         origin="Fast R-CNN",
     ),
+    LayerRow(
+        ("PSROIPooling",),
+        "`PSROIPooling`",
+        "daijifeng001/caffe-rfcn: `spatial_scale`, `output_dim`, `group_size`; position-sensitive average per bin, the fork's float32 bins; the output's batch axis counts ROIs",
+        origin="R-FCN",
+    ),
+    LayerRow(
+        ("Proposal",),
+        "`Proposal`",
+        "OpenCV's type, as OpenCV runs it: anchors from `base_size`, `ratio`, `scale`; `feat_stride`, `pre_nms_topn`, `post_nms_topn`, `nms_thresh` (`min_size` is read and, as in OpenCV, not applied); always `post_nms_topn` rows, zeros after the kept ones",
+        origin="OpenCV",
+    ),
     LayerRow(("InnerProduct",), "`Dense` (+ `Flatten`)", "`axis`, `transpose`, implicit flatten in C,H,W order"),
     LayerRow(
         ("ReLU",), "`ReLU`; a frozen `PReLU` for a negative `negative_slope` (Keras refuses one)", "`negative_slope`"
@@ -94,8 +106,8 @@ LAYER_ROWS = (
     LayerRow(
         ("BN",),
         "`BatchNormalization`",
-        "hszhao/PSPNet's slope, bias, mean, variance blobs and `eps`, with its CPU formula (its cuDNN engine raises `eps` to 1e-5); SegNet's `BN` has another `bn_param` and is not read",
-        origin="PSPNet",
+        "hszhao/PSPNet's slope, bias, mean, variance blobs and `eps`, with its CPU formula (its cuDNN engine raises `eps` to 1e-5); SegNet's two-blob `BN` (`bn_mode`, `scale_filler`, `shift_filler`): `INFERENCE` is `x * scale + shift` (`Affine`), `LEARN` normalizes by the batch's own statistics first",
+        origin="PSPNet, SegNet",
     ),
     LayerRow(("Scale", "Bias"), "`Affine`; `Multiply`/`Add` with a second bottom", "`axis`, `num_axes`, `bias_term`"),
     LayerRow(("Eltwise",), "`Add`, `Multiply`, `Maximum`, `WeightedSum`", "SUM with `coeff`, PROD, MAX"),
@@ -148,6 +160,12 @@ LAYER_ROWS = (
     ),
     LayerRow(("LSTMUnit",), "`LSTMUnit`", "one LSTM step: `c_prev (1, N, H)`, gates `(1, N, 4H)`, `cont (1, N)`"),
     LayerRow(
+        ("ContinuationIndicator",),
+        "`LearnedTensor` (frozen)",
+        "`time_step`, `batch_size`: the `cont` blob `(T, N)`, 0 at `t = 0` and 1 after",
+        origin="CRNN",
+    ),
+    LayerRow(
         ("Normalize",),
         "`Normalize`",
         "`across_spatial`, `channel_shared`, `eps` under the root: `x / sqrt(sum(x²) + eps)`, then the learned scale; 2-D to 4-D blobs",
@@ -156,7 +174,7 @@ LAYER_ROWS = (
     LayerRow(
         ("Permute",),
         "`Permute`",
-        "`order`, unnamed axes after the named ones; moving the batch axis is unsupported",
+        "`order`, unnamed axes after the named ones; moving the batch axis (CRNN) transposes the whole tensor",
         origin="SSD",
     ),
     LayerRow(
@@ -198,7 +216,7 @@ LAYER_ROWS = (
     LayerRow(
         ("Python",),
         "—",
-        "**unsupported** unless you register a converter: its code is never imported or run (see [Custom layers](#custom-layers))",
+        "py-faster-rcnn's `rpn.proposal_layer.ProposalLayer` as `Proposal` (its `param_str` read as data; `cfg.TEST`'s 6000/300/0.7/16); any other class is **unsupported** unless you register a converter: its code is never imported or run (see [Custom layers](#custom-layers))",
     ),
 )
 

@@ -19,7 +19,7 @@ from caffe2keras.layers.psroi_pooling import PSROIPooling
 from caffe2keras.layers.recurrent import CaffeLSTM, CaffeRNN, LSTMUnit
 from caffe2keras.layers.reduction import ArgMax, Reduction
 from caffe2keras.layers.resampling import BilinearInterp, MaxUnpooling2D
-from caffe2keras.layers.tensor import Affine, BatchReindex, Crop, LearnedTensor, Slice, Tile, WeightedSum
+from caffe2keras.layers.tensor import Affine, BatchReindex, Crop, LearnedTensor, Slice, Tile, Transpose, WeightedSum
 
 __all__ = [
     "LRN",
@@ -55,5 +55,6 @@ __all__ = [
     "Swish",
     "Threshold",
     "Tile",
+    "Transpose",
     "WeightedSum",
 ]
