@@ -233,7 +233,7 @@ def test_crnn_as_published(data_format, tmp_path):
     steps = features.shape[0]
     cont = np.ones((steps, 1), np.float32)
     cont[0] = 0
-    hidden = caffe_lstm(caffe_lstm(features, cont, blobs["lstm1"]), cont, blobs["lstm2"])
+    hidden = caffe_lstm(caffe_lstm(features, cont, blobs["lstm1"])[0], cont, blobs["lstm2"])[0]
     weight, bias = blobs["fc1"]
     logits = np.einsum("tnc,oc->tno", hidden, weight) + bias
     model = caffe2keras.convert(prototxt, weights, data_format=data_format, outputs=["permuted_data", "probs"])
