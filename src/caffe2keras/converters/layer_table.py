@@ -216,7 +216,7 @@ LAYER_ROWS = (
     LayerRow(
         ("Python",),
         "—",
-        "py-faster-rcnn's `rpn.proposal_layer.ProposalLayer` as `Proposal` (its `param_str` read as data; `cfg.TEST`'s 6000/300/0.7/16); any other class is **unsupported** unless you register a converter: its code is never imported or run (see [Custom layers](#custom-layers))",
+        "py-faster-rcnn's `rpn.proposal_layer.ProposalLayer` as `Proposal` (its `param_str` read as data; `cfg.TEST`'s 6000/300/0.7/16); any other class is **unsupported** unless you register a converter: its code is never imported or run (see [Custom layers](guide/custom-layers.md))",
     ),
 )
 
