@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import caffe2keras
+from caffe2keras.api import load_graph
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.synthetic import synthetic_weights
 from tests import oracle
@@ -107,7 +108,7 @@ def conv_same(x, weight, bias, pad):
 def segnet_stages(prototxt, blobs, values):
     """Each SegNet block's reference from the converted net's own bottoms: conv, BN (INFERENCE)
     and ReLU in place; pooling with its mask; the mask unpooling; the softmax."""
-    graph = caffe2keras.load_graph(prototxt, {"data": values["data"].shape})
+    graph = load_graph(prototxt, {"data": values["data"].shape})
     references = {}
     for op in graph.ops:
         bottoms = [values[b.name] for b in op.bottoms]
@@ -142,7 +143,7 @@ def check_segnet(prototxt, input_shape, data_format, tmp_path):
     weights = tmp_path / "segnet.caffemodel"
     write_caffemodel(weights, layers)
     blobs = {name: arrays for name, _type, arrays in layers}
-    graph = caffe2keras.load_graph(prototxt, shapes)
+    graph = load_graph(prototxt, shapes)
     names = list(dict.fromkeys(t.name for op in graph.ops for t in op.tops if t.name != "label"))
     model = caffe2keras.convert(prototxt, weights, input_shapes=shapes, data_format=data_format, outputs=names)
     image = np.random.default_rng(5).uniform(0, 255, input_shape).astype(np.float32)

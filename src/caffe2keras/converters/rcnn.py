@@ -207,15 +207,17 @@ def _unsupported_python(op: Op) -> str | None:
     return None if _python_class(op) in PYTHON_LAYERS else unsupported("Python").reason
 
 
-register_rule(
-    LayerRule(
-        "Python",
-        lambda node: _python_rule(node.op)[0](node),
-        lambda op, in_shapes: _python_rule(op)[1](op, in_shapes),
-        check=_unsupported_python,
-        yields_to_plugins=True,
-    )
-)
+def python_layer(node: Node) -> Step:
+    """A Python layer whose class caffe2keras knows (PYTHON_LAYERS), converted from what its
+    published code computes; the code itself is never imported or run."""
+    return _python_rule(node.op)[0](node)
+
+
+def python_layer_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    return _python_rule(op)[1](op, in_shapes)
+
+
+register_rule(LayerRule("Python", python_layer, python_layer_shapes, check=_unsupported_python, yields_to_plugins=True))
 
 
 # ---------------------------------------------------------------- R-FCN
