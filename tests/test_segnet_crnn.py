@@ -128,7 +128,12 @@ def segnet_stages(prototxt, blobs, values):
             top, mask = caffe_max_pool_with_mask(x, (2, 2), (2, 2), (0, 0), pooled)
             references[op.tops[0].name], references[op.tops[1].name] = top, mask
         elif op.type == "Upsample":
-            size = graph.shapes[op.tops[0]][2:]
+            up = p.upsample_param
+            height, width = bottoms[0].shape[2:]
+            if up.HasField("upsample_h"):
+                size = (up.upsample_h, up.upsample_w)
+            else:  # UpsampleLayer::Reshape: the input times scale, less pad_out
+                size = (height * up.scale - int(up.pad_out_h), width * up.scale - int(up.pad_out_w))
             references[op.tops[0].name] = segnet_unpool(bottoms[0], bottoms[1], size)
         elif op.type == "Softmax":
             references[op.tops[0].name] = oracle.softmax(bottoms[0], 1)
