@@ -114,7 +114,8 @@ def segnet_stages(prototxt, blobs, values):
         bottoms = [values[b.name] for b in op.bottoms]
         p = op.param
         if op.type == "Convolution":
-            pending = conv_same(bottoms[0], *blobs[op.name], p.convolution_param.pad[0])
+            pads = p.convolution_param.pad
+            pending = conv_same(bottoms[0], *blobs[op.name], pads[0] if pads else 0)
         elif op.type == "BN":
             pending = segnet_bn(pending, *blobs[op.name], "INFERENCE")
         elif op.type == "ReLU":
