@@ -69,6 +69,7 @@ def test_segnet_bn_refuses_pspnet_fields(tmp_path):
     [
         ("batch_size: 2 crop_height: 8 crop_width: 10", (2, 3, 8, 10)),
         ("batch_size: 1 new_height: 6 new_width: 7 is_color: false", (1, 1, 6, 7)),
+        ("batch_size: 1 new_height: 6 new_width: 7 } transform_param { crop_size: 5", (1, 3, 5, 5)),
     ],
 )
 def test_dense_image_data_is_an_input(params, shape, tmp_path):

@@ -168,9 +168,15 @@ def _data_layer_shapes(layer) -> list[Shape | None]:
                 "dense_image_data_param.mean_file",
                 p.mean_file,
             )
-        # caffe-segnet crops to crop_height x crop_width, else resizes to new_height x new_width;
-        # otherwise the size is the image files', which the user gives with input_shapes.
-        height, width = (p.crop_height, p.crop_width) if p.crop_height and p.crop_width else (p.new_height, p.new_width)
+        # caffe-segnet's DataLayerSetUp: transform_param.crop_size, else crop_height x crop_width,
+        # else new_height x new_width; otherwise the image files' size, given with input_shapes.
+        crop = layer.transform_param.crop_size
+        if crop:
+            height, width = crop, crop
+        elif p.crop_height and p.crop_width:
+            height, width = p.crop_height, p.crop_width
+        else:
+            height, width = p.new_height, p.new_width
         if not (height and width):
             return [None] * tops
         return [(p.batch_size, 3 if p.is_color else 1, height, width), (p.batch_size, 1, height, width)][:tops]

@@ -1,4 +1,5 @@
-"""LSTM, RNN and LSTMUnit at inference (and CRNN's ContinuationIndicator, which makes their cont), in Caffe's (time, stream, ...) layout with its ``cont`` input.
+"""LSTM, RNN and LSTMUnit at inference, in Caffe's (time, stream, ...) layout with its ``cont`` input,
+and CRNN's ContinuationIndicator, which makes that input.
 
 Caffe unrolls these layers into a net of InnerProduct, Eltwise and LSTMUnit
 layers whose parameters are, in order: the input weights and bias, the static
