@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import math
 
-from caffe2keras.converters.base import LayerRule, Node, Step, converts, register_rule, require, unsupported
+from caffe2keras.converters.base import LayerDoc, LayerRule, Node, Step, converts, register_rule, require, unsupported
 from caffe2keras.converters.pooling import roi_rows_steps
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
@@ -98,7 +98,15 @@ def proposal_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return _proposal_tops(op, op.param.proposal_param.post_nms_topn)
 
 
-@converts("Proposal", shapes=proposal_shapes)
+@converts(
+    "Proposal",
+    shapes=proposal_shapes,
+    doc=LayerDoc(
+        "`Proposal`",
+        "OpenCV's type, as OpenCV runs it: anchors from `base_size`, `ratio`, `scale`; `feat_stride`, `pre_nms_topn`, `post_nms_topn`, `nms_thresh` (`min_size` is read and, as in OpenCV, not applied); always `post_nms_topn` rows, zeros after the kept ones (see [Published models](published-models.md))",
+        origin="OpenCV",
+    ),
+)
 def proposal(node: Node) -> Step:
     """OpenCV's Proposal as the Proposal layer, exactly as OpenCV runs it.
 
@@ -217,7 +225,19 @@ def python_layer_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return _python_rule(op)[1](op, in_shapes)
 
 
-register_rule(LayerRule("Python", python_layer, python_layer_shapes, check=_unsupported_python, yields_to_plugins=True))
+register_rule(
+    LayerRule(
+        "Python",
+        python_layer,
+        python_layer_shapes,
+        check=_unsupported_python,
+        doc=LayerDoc(
+            "`Proposal`",
+            "py-faster-rcnn's `rpn.proposal_layer.ProposalLayer` (its `param_str` read as data; `cfg.TEST`'s 6000/300/0.7/16; see [Published models](published-models.md)); any other class is **unsupported** unless you register a converter: its code is never imported or run (see [Custom layers](guide/custom-layers.md))",
+        ),
+        yields_to_plugins=True,
+    )
+)
 
 
 # ---------------------------------------------------------------- R-FCN
@@ -257,7 +277,15 @@ def psroi_pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(rois[0], p.output_dim, p.group_size, p.group_size)]
 
 
-@converts("PSROIPooling", shapes=psroi_pooling_shapes)
+@converts(
+    "PSROIPooling",
+    shapes=psroi_pooling_shapes,
+    doc=LayerDoc(
+        "`PSROIPooling`",
+        "daijifeng001/caffe-rfcn: `spatial_scale`, `output_dim`, `group_size`; position-sensitive average per bin, the fork's float32 bins; the output's batch axis counts ROIs",
+        origin="R-FCN",
+    ),
+)
 def psroi_pooling(node: Node) -> list[Step]:
     """R-FCN's PSROIPooling as the PSROIPooling layer."""
     p = node.param.psroi_pooling_param

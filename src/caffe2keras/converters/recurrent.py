@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import CaffeLSTM, CaffeRNN, LearnedTensor, LSTMUnit
@@ -88,7 +88,15 @@ def _blobs(node: Node) -> list[tuple[str, Shape]]:
     return blobs
 
 
-@converts("LSTM", "RNN", shapes=recurrent_shapes)
+@converts(
+    "LSTM",
+    "RNN",
+    shapes=recurrent_shapes,
+    doc=LayerDoc(
+        "`CaffeLSTM`, `CaffeRNN`",
+        "see [Recurrent layers](#recurrent-layers): gates i, f, o, g; `cont`; static input; `expose_hidden`",
+    ),
+)
 def recurrent(node: Node) -> Step:
     """Caffe's LSTM and RNN as the CaffeLSTM and CaffeRNN layers."""
     p = node.param.recurrent_param
@@ -130,7 +138,11 @@ def lstm_unit_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [c_prev, c_prev]
 
 
-@converts("LSTMUnit", shapes=lstm_unit_shapes)
+@converts(
+    "LSTMUnit",
+    shapes=lstm_unit_shapes,
+    doc=LayerDoc("`LSTMUnit`", "one LSTM step: `c_prev (1, N, H)`, gates `(1, N, 4H)`, `cont (1, N)`"),
+)
 def lstm_unit(node: Node) -> Step:
     """Caffe's LSTMUnit as the LSTMUnit layer."""
     return Step(LSTMUnit(data_format=node.layout.data_format))
@@ -146,7 +158,16 @@ def continuation_indicator_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]
     return [(p.time_step, p.batch_size)]
 
 
-@converts("ContinuationIndicator", shapes=continuation_indicator_shapes, min_bottoms=0)
+@converts(
+    "ContinuationIndicator",
+    shapes=continuation_indicator_shapes,
+    min_bottoms=0,
+    doc=LayerDoc(
+        "`LearnedTensor` (frozen)",
+        "`time_step`, `batch_size`: the `cont` blob `(T, N)`, 0 at `t = 0` and 1 after",
+        origin="CRNN",
+    ),
+)
 def continuation_indicator(node: Node) -> Step:
     """CRNN's ContinuationIndicator: the cont blob (time_step, batch_size) of a recurrent layer that
     starts every stream at t = 0 -- 0 in the first row, 1 elsewhere -- as a fixed tensor."""
