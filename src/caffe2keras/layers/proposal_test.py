@@ -91,6 +91,7 @@ def test_matches_py_faster_rcnn(size, im_info, pre, post, min_size, reloaded_out
     np.testing.assert_allclose(top_scores, expected_scores, rtol=1e-6)
 
 
+@pytest.mark.slow  # two eager runs of the NMS loop; tests/test_rcnn.py checks channels_last against OpenCV
 def test_channels_last_is_channels_first_transposed():
     scores, deltas = rpn_outputs(5, 6, seed=3)
     info = np.asarray([[80, 96, 1.0]], np.float32)
