@@ -7,13 +7,35 @@ saved model needs) leaves a configured backend to Keras; the conversion side def
 JAX when it is first used.
 """
 
-import importlib
-import importlib.util
-import json
 import os
+import sys
 
-from caffe2keras._version import __version__ as __version__
-from caffe2keras.default_backend import use_default_backend
+
+def _started_as_our_module() -> bool:
+    """Whether this import is ``python -m caffe2keras[...]`` finding its package (``-m`` is still argv[0])."""
+    if sys.argv[:1] != ["-m"]:
+        return False
+    args = getattr(sys, "orig_argv", [])
+    for index, arg in enumerate(args[1:], 1):
+        if arg.startswith("-m"):
+            module = arg[2:] or (args[index + 1] if index + 1 < len(args) else "")
+            return module.split(".")[0] == "caffe2keras"
+    return False
+
+
+# `python -m caffe2keras` puts the working directory first on sys.path, so a `numpy.py` or `keras.py`
+# lying there would be imported, and run, in place of the real module. This package is found
+# already and its modules come from its own folder: the working directory is taken off the path
+# before anything else is imported (see docs/robustness.md).
+if _started_as_our_module() and sys.path and sys.path[0] == os.getcwd():
+    del sys.path[0]
+
+import importlib  # noqa: E402  (after the path is cleaned)
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+
+from caffe2keras._version import __version__ as __version__  # noqa: E402
+from caffe2keras.default_backend import use_default_backend  # noqa: E402
 
 
 def _keras_configured_backend() -> str:
@@ -29,7 +51,11 @@ def _keras_configured_backend() -> str:
 # Keras' own default, TensorFlow, is seldom installed beside caffe2keras (which brings JAX): where
 # the backend Keras would load is missing, `import keras` would fail, so JAX becomes the default.
 # A backend that is set, or configured and installed, is left alone.
-if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec(_keras_configured_backend()) is None:
+# A dotted or odd name from the config file is no backend, and find_spec would import its parent package.
+_configured = _keras_configured_backend()
+if "KERAS_BACKEND" not in os.environ and (
+    not _configured.isidentifier() or importlib.util.find_spec(_configured) is None
+):
     use_default_backend()
 
 

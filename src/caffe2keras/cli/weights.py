@@ -8,10 +8,11 @@ from caffe2keras.cli.common import (
     UsageError,
     add_input_shape_option,
     add_net_parser,
-    atomic_output,
     parse_shape_args,
+    refuse_overwriting_inputs,
     save_atomically,
 )
+from caffe2keras.outputs import atomic_output
 
 APPLICATIONS = "keras.applications."
 
@@ -67,20 +68,22 @@ def load_architecture(spec: str):
 
     if spec.startswith(APPLICATIONS):
         name = spec[len(APPLICATIONS) :]
-        build = getattr(keras.applications, name, None)
-        if not name.isidentifier() or not callable(build):
-            known = ", ".join(n for n in dir(keras.applications) if n[:1].isupper())
-            raise UsageError(f"keras.applications has no model {name!r}; it has {known}. Received: --into {spec}")
-        return build(weights=None)
+        # Only the model builders: a name such as __class__ is an attribute, not a model.
+        known = [n for n in dir(keras.applications) if n[:1].isupper() and callable(getattr(keras.applications, n))]
+        if name not in known:
+            raise UsageError(
+                f"keras.applications has no model {name!r}; it has {', '.join(known)}. Received: --into {spec}"
+            )
+        return getattr(keras.applications, name)(weights=None)
     if Path(spec).suffix != ".keras":
         raise UsageError(f"--into takes a .keras file or keras.applications.NAME. Received: --into {spec}")
     import caffe2keras.layers  # noqa: F401  (registers the custom layers a converted model uses)
     from caffe2keras.errors import ModelFileError
+    from caffe2keras.keras_files import check_keras_file
 
-    if not Path(spec).is_file():
-        raise ModelFileError(spec, "no such file.")
+    check_keras_file(spec)
     try:
-        return keras.saving.load_model(spec, compile=False)
+        return keras.saving.load_model(spec, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds for unreadable archives
         raise ModelFileError(spec, f"Keras cannot load this model: {exc}") from exc
 
@@ -90,6 +93,7 @@ def run(args) -> int:
     whole_model = output.suffix == ".keras"
     if not (whole_model or output.name.endswith(".weights.h5")):
         raise UsageError(f"the output must be a .weights.h5 or .keras file. Received: -o {args.output}")
+    refuse_overwriting_inputs(args.output, (args.prototxt, args.weights, args.into))
     mapping = parse_mapping(args.map)
     model = load_architecture(args.into)
     from caffe2keras.errors import WeightsPairingError
