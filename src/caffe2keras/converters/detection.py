@@ -12,7 +12,6 @@ from keras import layers
 
 from caffe2keras.converters.base import IDENTITY, LayerDoc, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
-from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import DetectionOutput, Normalize, PriorBox, Transpose
 from caffe2keras.layers.detection_output import detection_rows

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib.util
 
 from caffe2keras.errors import ExportError
+from caffe2keras.onnx.opset import OPSET
 
-OPSET = 13
 EXTRA_HINT = "Install it with: pip install 'caffe2keras[onnx]'"
 
 

@@ -25,11 +25,9 @@ from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, Unsupport
 from caffe2keras.graph import BlobRef, Graph, Op, build_graph, check_blob_shape, needed_ops
 from caffe2keras.layout import Layout
 from caffe2keras.node import Node
-from caffe2keras.onnx import (
-    OPSET,
-    families,  # noqa: F401  (registers the emitters)
-)
+from caffe2keras.onnx import families  # noqa: F401  (registers the emitters)
 from caffe2keras.onnx.emit import Emission, emitter_for
+from caffe2keras.onnx.opset import OPSET
 from caffe2keras.onnx.stream import write_streamed
 from caffe2keras.outputs import atomic_output, check_output_path
 
