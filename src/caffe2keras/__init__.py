@@ -1,40 +1,20 @@
 """caffe2keras: Caffe models (prototxt + caffemodel) to Keras 3, with Caffe's exact numbers.
 
 Names are imported on first use (PEP 562), so ``import caffe2keras`` is quick and the
-command line's ``--help`` imports neither Keras nor a backend. Importing the package
-overrides no working backend choice, so ``import caffe2keras.layers`` (all that loading a
-saved model needs) leaves a configured backend to Keras; the conversion side defaults to
-JAX when it is first used.
+command line's ``--help`` imports neither Keras nor a backend. Importing the package picks
+the backend (``caffe2keras.keras_setup`` states the rule: ``KERAS_BACKEND``, else a chosen
+one in ``keras.json``, else JAX) and registers the custom layers as soon as Keras is
+imported, so ``keras.saving.load_model`` then loads every converted model.
 """
 
 import importlib
-import importlib.util
-import json
-import os
 
 from caffe2keras._version import __version__ as __version__
+from caffe2keras.keras_setup import choose_backend, register_layers_with_keras
+from caffe2keras.keras_setup import use_default_backend as use_default_backend
 
-
-def use_default_backend() -> None:
-    """JAX, unless the user set ``KERAS_BACKEND``; takes effect only before Keras is imported."""
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-
-
-def _keras_configured_backend() -> str:
-    """The backend Keras will load without ``KERAS_BACKEND``: its config file's, else its default."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    try:
-        with open(os.path.join(home, "keras.json")) as file:
-            return str(json.load(file).get("backend", "tensorflow"))
-    except (OSError, ValueError, AttributeError):
-        return "tensorflow"
-
-
-# Keras' own default, TensorFlow, is seldom installed beside caffe2keras (which brings JAX): where
-# the backend Keras would load is missing, `import keras` would fail, so JAX becomes the default.
-# A backend that is set, or configured and installed, is left alone.
-if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec(_keras_configured_backend()) is None:
-    use_default_backend()
+choose_backend()
+register_layers_with_keras()
 
 
 # Public name -> the module that defines it.
@@ -88,7 +68,7 @@ _EXPORTS = {
     ),
 }
 
-__all__ = sorted([*_EXPORTS, "__version__", "layers"])
+__all__ = sorted([*_EXPORTS, "__version__", "layers", "use_default_backend"])
 
 
 def __getattr__(name: str):

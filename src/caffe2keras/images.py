@@ -1,9 +1,9 @@
 """Image files as a converted model's input: what the model takes, and the files read to fit it.
 
-A model with Caffe's preprocessing built in (``convert(..., preprocessing=...)``) takes images of
-0–255 in the channel order its ``CaffePreprocessing`` layer names. A model without it takes Caffe's
-blob as is; it is fed the pixels as Caffe's own tools decoded them (BGR, 0–255), which is right
-only for nets trained without a mean or a scale.
+A model with Caffe's preprocessing built in (``convert(..., preprocessing=...)``) takes RGB images
+of 0–255, whatever order the net was trained on (its ``CaffePreprocessing`` layer reorders them).
+A model without it takes Caffe's blob as is; it is fed the pixels as Caffe's own tools decoded
+them (BGR, 0–255), which is right only for BGR nets trained without a mean or a scale.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def image_input(model) -> ImageInput:
     if channels == 1:
         order = "gray"
     else:
-        order = step.input_order if step is not None and step.input_order else "bgr"
+        order = "rgb" if step is not None and step.channel_order is not None else "bgr"
     preprocessed = step is not None and (step.mean_shape is not None or step.scale != 1.0)
     return ImageInput(height, width, channels, data_format, order, preprocessed)
 

@@ -127,28 +127,39 @@ def add_shape_options(parser: argparse.ArgumentParser) -> None:
 def add_preprocessing_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "Caffe's preprocessing",
-        "Build what Caffe's data layer did to images into the model, which then takes images of "
+        "Build what Caffe's data layer did to images into the model, which then takes RGB images of "
         "0-255. Each option defaults to the prototxt's transform_param; giving one implies --preprocess.",
     )
     group.add_argument(
         "--preprocess", action="store_true", help="put Caffe's preprocessing (channel order, mean, scale) in front"
     )
     group.add_argument(
-        "--mean", metavar="FILE.binaryproto|B,G,R", help="mean image file, or one value per channel in BGR order"
+        "--mean",
+        metavar="FILE.binaryproto|V1,V2,V3",
+        help="mean image file, or one value per channel in the net's channel order (B,G,R for a BGR net)",
     )
     group.add_argument("--scale", type=float, metavar="S", help="multiplies the pixels after the mean is subtracted")
     group.add_argument(
-        "--input-order",
-        choices=("rgb", "bgr"),
-        help="channel order of the images the model will take (default rgb; reversed into Caffe's BGR)",
+        "--channel-order",
+        choices=("bgr", "rgb"),
+        help="the channel order the net was trained on: bgr (default; Caffe's image tools, the BVLC/ImageNet "
+        "nets) or rgb (CIFAR-10, MTCNN). The model takes RGB images either way",
     )
+    # An earlier version's option, with the opposite meaning: refused with its translation.
+    group.add_argument("--input-order", help=argparse.SUPPRESS)
 
 
 def preprocessing_options(args) -> dict | None:
     """The ``preprocessing=`` argument of ``convert`` from the command line, or None."""
-    if not (args.preprocess or args.mean is not None or args.scale is not None or args.input_order):
+    if args.input_order is not None:
+        old = {"rgb": "bgr", "bgr": "rgb"}.get(args.input_order, "bgr|rgb")
+        raise UsageError(
+            "--input-order is replaced by --channel-order, the order the net was trained on; the model "
+            f"takes RGB images either way. Use --channel-order {old}. Received: --input-order={args.input_order}"
+        )
+    if not (args.preprocess or args.mean is not None or args.scale is not None or args.channel_order):
         return None
-    return {"mean": parse_mean_arg(args.mean), "scale": args.scale, "input_order": args.input_order}
+    return {"mean": parse_mean_arg(args.mean), "scale": args.scale, "channel_order": args.channel_order}
 
 
 def parse_mean_arg(value: str | None):
