@@ -211,6 +211,8 @@ def _op_row(op, graph: Graph, loaded, layout: Layout, shapes_unknown: str | None
         return row("", "error", str(exc))
     steps = [built] if isinstance(built, Step) else list(built)
     keras = " → ".join(type(step.layer).__name__ for step in steps) or "(identity)"
-    if parameters is None and node.requested:
-        parameters = sum(math.prod(shape) for shape in node.requested.values())
+    if blobs:
+        parameters = sum(b.data.size for i, b in enumerate(blobs) if i not in node.folded) or None
+    elif node.requested:
+        parameters = sum(math.prod(shape) for i, shape in node.requested.items() if i not in node.folded)
     return row(keras, "ok", count=parameters)

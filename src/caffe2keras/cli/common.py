@@ -239,15 +239,39 @@ def save_atomically(model, path: str, progress: bool = False) -> None:
 
 
 def describe(model) -> str:
+    """The summary ``convert`` prints: sizes, inputs, outputs, and what loading the file needs."""
+    from caffe2keras.layers.preprocessing import CaffePreprocessing
+
     def shapes(tensors):
         return ", ".join(f"{t.name.split(':')[0]} {tuple(t.shape)}" for t in tensors)
 
-    params = model.count_params()
+    # An embedded mean is input data, not a parameter of the net.
+    params = model.count_params() - sum(
+        layer.count_params() for layer in model.layers if isinstance(layer, CaffePreprocessing)
+    )
+    custom = custom_layers(model)
+    loading = (
+        f"needs caffe2keras to load (import caffe2keras): {', '.join(custom)}"
+        if custom
+        else "plain Keras: loads with Keras alone"
+    )
     return (
         f"{len(model.layers)} Keras layers, {params:,} parameters\n"
         f"inputs:  {shapes(model.inputs)}\n"
-        f"outputs: {', '.join(f'{n} {tuple(t.shape)}' for n, t in zip(model.output_names, model.outputs))}"
+        f"outputs: {', '.join(f'{n} {tuple(t.shape)}' for n, t in zip(model.output_names, model.outputs))}\n"
+        f"loading: {loading}"
     )
+
+
+def custom_layers(model) -> list[str]:
+    """caffe2keras' registered classes (layers, initializers) that the saved model's config names."""
+    import json
+    import re
+
+    import keras
+
+    config = json.dumps(keras.saving.serialize_keras_object(model))
+    return sorted(set(re.findall(r'"caffe2keras>(\w+)"', config)))
 
 
 @contextlib.contextmanager
