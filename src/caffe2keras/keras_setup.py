@@ -29,6 +29,24 @@ def use_default_backend() -> None:
     os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
+def use_compilation_cache() -> None:
+    """JAX's persistent compilation cache, in caffe2keras' cache directory unless one is set.
+
+    On JAX, rebuilding a loaded model runs every weight's initializer, and XLA compiles one
+    program per weight shape: most of a fresh process's ``load_model`` time (bench/loading.py).
+    Kept on disk, the programs are compiled once, not in every command. Takes effect only
+    before JAX is imported.
+    """
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ or "jax" in sys.modules:
+        return
+    import platformdirs
+
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(platformdirs.user_cache_path("caffe2keras") / "jax")
+    # JAX keeps only programs that took a second to compile; an initializer takes less, many times over.
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
 def configured_backend() -> str | None:
     """The backend the user chose in ``keras.json``, if any (Keras's own default is no choice)."""
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")

@@ -64,8 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from caffe2keras import use_default_backend
     from caffe2keras.errors import Caffe2KerasError
+    from caffe2keras.keras_setup import use_compilation_cache
 
     use_default_backend()
+    use_compilation_cache()
 
     # verify keeps exit status 1 for "a blob diverged"; any failure to compare is 2.
     failure_status = getattr(args, "failure_status", EXIT_ERROR)
