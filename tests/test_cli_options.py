@@ -85,3 +85,14 @@ def test_convert_summary_says_what_loading_needs_and_counts_no_mean(tmp_path, ca
     assert "loading: needs caffe2keras to load (import caffe2keras): CaffePooling2D, CaffePreprocessing" in out
     assert main(["convert", str(prototxt), "-o", str(tmp_path / "plain.keras"), "--outputs", "relu"]) == 0
     assert "loading: plain Keras: loads with Keras alone" in capsys.readouterr().out
+
+
+def test_a_solver_file_is_named_as_one(tmp_path, capsys):
+    solver = tmp_path / "lenet_solver.prototxt"
+    solver.write_text(
+        '# The train/test net protocol buffer definition\nnet: "lenet_train_test.prototxt"\nbase_lr: 0.01\n'
+    )
+    assert main(["convert", str(solver), "-o", str(tmp_path / "m.keras")]) == 1
+    err = capsys.readouterr().err
+    assert "a Caffe solver file" in err and "'lenet_train_test.prototxt': convert that prototxt" in err
+    assert "caffe2keras train" in err and not list(tmp_path.glob("*.keras"))
