@@ -279,3 +279,24 @@ def test_read_labels_keeps_whole_lines(tmp_path):
     (tmp_path / "empty.txt").write_text("\n")
     with pytest.raises(caffe2keras.ModelFileError, match="empty"):
         caffe2keras.read_labels(tmp_path / "empty.txt")
+
+
+def test_predict_streams_the_files_in_batches(tiny, tmp_path, capsys, monkeypatch):
+    """70 files, batches of 32: no more than one batch is decoded at a time, and every file is answered."""
+    import caffe2keras.images
+
+    prototxt, weights = tiny
+    model_path = tmp_path / "tiny.keras"
+    assert main(["convert", str(prototxt), str(weights), "-o", str(model_path), "--preprocess", "-q"]) == 0
+    path = write_image(tmp_path / "big.png", RNG.integers(0, 256, (200, 200, 3), dtype=np.uint8))
+    read_images, decoded = caffe2keras.images.read_images, []
+
+    def counting(paths, spec):
+        decoded.append(len(paths))
+        return read_images(paths, spec)
+
+    monkeypatch.setattr(caffe2keras.images, "read_images", counting)
+    capsys.readouterr()
+    assert main(["predict", str(model_path), *[path] * 70, "--json", "--top", "1"]) == 0
+    assert decoded == [32, 32, 6]
+    assert [entry["image"] for entry in json.loads(capsys.readouterr().out)] == [path] * 70

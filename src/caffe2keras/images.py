@@ -135,6 +135,27 @@ def predict_images(model, images: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack(outputs)
 
 
+PREDICT_BATCH = 32
+
+
+def predict_files(model, paths: Sequence[str | os.PathLike], spec: ImageInput, batch_size: int = PREDICT_BATCH):
+    """The model's output for the files, ``batch_size`` at a time: decoded, run and dropped per batch.
+
+    Yields one array of outputs per batch, in the files' order. Every output has one shape (one
+    score per class), checked across batches as :func:`predict_images` checks within one.
+    """
+    shape = None
+    for start in range(0, len(paths), batch_size):
+        scores = predict_images(model, read_images(paths[start : start + batch_size], spec))
+        if shape is not None and scores.shape[1:] != shape:
+            raise PreprocessingError(
+                "the images give outputs of different shapes (the output depends on the image size), so they "
+                f"are not one score per class; give images of one size. Received: output shapes={[shape, scores.shape[1:]]}"
+            )
+        shape = scores.shape[1:]
+        yield scores
+
+
 def unreadable_image_reason(path) -> str:
     if os.path.isdir(path):
         return "is a directory, not an image file."
