@@ -10,8 +10,8 @@ imported, so ``keras.saving.load_model`` then loads every converted model.
 import importlib
 
 from caffe2keras._version import __version__ as __version__
+from caffe2keras.default_backend import use_default_backend as use_default_backend
 from caffe2keras.keras_setup import choose_backend, register_layers_with_keras
-from caffe2keras.keras_setup import use_default_backend as use_default_backend
 
 choose_backend()
 register_layers_with_keras()

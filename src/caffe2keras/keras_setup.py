@@ -21,12 +21,9 @@ import json
 import os
 import sys
 
+from caffe2keras.default_backend import use_default_backend
+
 KERAS_DEFAULT_BACKEND = "tensorflow"
-
-
-def use_default_backend() -> None:
-    """JAX, unless ``KERAS_BACKEND`` is set; takes effect only before Keras is imported."""
-    os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
 def use_compilation_cache() -> None:
