@@ -7,11 +7,34 @@ one in ``keras.json``, else JAX) and registers the custom layers as soon as Kera
 imported, so ``keras.saving.load_model`` then loads every converted model.
 """
 
-import importlib
+import os
+import sys
 
-from caffe2keras._version import __version__ as __version__
-from caffe2keras.default_backend import use_default_backend as use_default_backend
-from caffe2keras.keras_setup import choose_backend, register_layers_with_keras
+
+def _started_as_our_module() -> bool:
+    """Whether this import is ``python -m caffe2keras[...]`` finding its package (``-m`` is still argv[0])."""
+    if sys.argv[:1] != ["-m"]:
+        return False
+    args = getattr(sys, "orig_argv", [])
+    for index, arg in enumerate(args[1:], 1):
+        if arg.startswith("-m"):
+            module = arg[2:] or (args[index + 1] if index + 1 < len(args) else "")
+            return module.split(".")[0] == "caffe2keras"
+    return False
+
+
+# `python -m caffe2keras` puts the working directory first on sys.path, so a `numpy.py` or `keras.py`
+# lying there would be imported, and run, in place of the real module. This package is found
+# already and its modules come from its own folder: the working directory is taken off the path
+# before anything else is imported (see docs/robustness.md).
+if _started_as_our_module() and sys.path and sys.path[0] == os.getcwd():
+    del sys.path[0]
+
+import importlib  # noqa: E402  (after the path is cleaned)
+
+from caffe2keras._version import __version__ as __version__  # noqa: E402
+from caffe2keras.default_backend import use_default_backend as use_default_backend  # noqa: E402
+from caffe2keras.keras_setup import choose_backend, register_layers_with_keras  # noqa: E402
 
 choose_backend()
 register_layers_with_keras()

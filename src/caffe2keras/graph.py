@@ -51,6 +51,11 @@ def is_dropped_type(layer_type: str) -> bool:
     return layer_type in DROPPED_TYPES or layer_type.endswith("Loss")
 
 
+def is_training_type(layer_type: str) -> bool:
+    """Layers that only a TRAIN net built for training keeps: the losses and Accuracy."""
+    return layer_type == "Accuracy" or layer_type.endswith("Loss")
+
+
 @dataclass(frozen=True)
 class BlobRef:
     """One value of a blob: ``version`` counts the writes to the name before it."""
@@ -216,8 +221,11 @@ def build_graph(
     level: int | None = None,
     stages: Sequence[str] | None = None,
     require_input_shapes: bool = True,
+    keep_losses: bool = False,
 ) -> Graph:
     """Wire a current-format NetParameter into a :class:`Graph` (TEST phase by default).
+
+    ``keep_losses=True`` keeps the losses and Accuracy, for training (caffe2keras.training).
 
     With ``require_input_shapes=False`` an input without a known shape is no error; it is
     simply missing from ``graph.shapes`` (for callers that only need the inputs' names).
@@ -227,7 +235,7 @@ def build_graph(
     stages = list(net.state.stage) if stages is None else list(stages)
     if phase is None:
         phase = net.state.DESCRIPTOR.fields_by_name["phase"].enum_type.values_by_name["TEST"].number
-    wiring = _Wiring()
+    wiring = _Wiring(keep_losses)
     for name, shape in _net_field_inputs(net):
         wiring.declare_input(name, shape, "the net's 'input' field")
     for layer in net.layer:
@@ -253,7 +261,8 @@ class _Wiring:
     """The ops and inputs of a net, layer by layer: each blob name's versions (an in-place layer
     writes a new one), checked as Caffe's Net::Init checks them."""
 
-    def __init__(self):
+    def __init__(self, keep_losses: bool = False):
+        self.keep_losses = keep_losses
         self.versions: dict[str, int] = {}
         self.declared_inputs: list[tuple[str, Shape | None, str]] = []  # name, shape, declared by
         self.ops: list[Op] = []
@@ -272,7 +281,7 @@ class _Wiring:
     def add_layer(self, layer, given: Mapping[str, Shape]) -> None:
         if layer.type in ("Silence",):
             self.silenced.update(layer.bottom)
-        if is_dropped_type(layer.type):
+        if is_dropped_type(layer.type) and not (self.keep_losses and is_training_type(layer.type)):
             return
         if not layer.top:
             # Caffe's CheckBlobCounts: every layer kept here makes at least one top.

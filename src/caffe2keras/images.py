@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from caffe2keras.errors import ConversionWarning, ModelFileError, PreprocessingError
+from caffe2keras.keras_files import check_keras_file
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,7 @@ CAFFE_FILE_KINDS = {
 
 def load_model_file(path: str | os.PathLike):
     """A ``.keras`` file, loaded with ``safe_mode=True`` and caffe2keras' layers registered."""
-    if os.path.isdir(path):
-        raise ModelFileError(path, "is a directory, not a .keras model file.")
-    if not os.path.isfile(path):
-        raise ModelFileError(path, "no such file.")
+    check_keras_file(path)
     kind = next((kind for ending, kind in CAFFE_FILE_KINDS.items() if os.fspath(path).endswith(ending)), None)
     if kind is not None:
         raise ModelFileError(path, f"this is {kind}, not a .keras model; convert it first with caffe2keras convert.")

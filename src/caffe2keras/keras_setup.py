@@ -60,7 +60,8 @@ def choose_backend() -> None:
     if "KERAS_BACKEND" in os.environ or "keras" in sys.modules:
         return
     chosen = configured_backend()
-    if chosen is None or importlib.util.find_spec(chosen) is None:
+    # A dotted or odd name from the config file is no backend, and find_spec would import its parent package.
+    if chosen is None or not chosen.isidentifier() or importlib.util.find_spec(chosen) is None:
         use_default_backend()
 
 

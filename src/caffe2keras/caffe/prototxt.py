@@ -64,7 +64,10 @@ def _parse_error_hint(message: str) -> str:
     if unknown is None:
         return ""
     message_type, name = unknown.groups()
-    if message_type != "NetParameter" and name in schema().NetParameter.DESCRIPTOR.fields_by_name:
+    net_fields = schema().NetParameter.DESCRIPTOR.fields_by_name
+    if message_type == "SolverParameter" and name in net_fields:
+        return " This is a net definition; give the solver.prototxt that names it (net: ...)."
+    if message_type != "NetParameter" and name in net_fields:
         # A net-level field ("layer", "input"...) inside a layer: the previous block is unclosed.
         return " A closing '}' is probably missing before this line."
     return (
@@ -133,10 +136,10 @@ def parse_net_text(text: str, source: str = "<prototxt>"):
     return _parse_compact(*compact_text(io.StringIO(text), source), source)
 
 
-def _parse_compact(compact: str, origins, source: str):
-    net = schema().NetParameter()
+def _parse_compact(compact: str, origins, source: str, message_type: str = "NetParameter"):
+    parsed = getattr(schema(), message_type)()
     try:
-        text_format.Parse(compact, net)
+        text_format.Parse(compact, parsed)
     except text_format.ParseError as exc:
         message = re.sub(r"^\d+:\d+ : ", "", str(exc)).rstrip(".")
         if (solver := _solver_error(message, compact, source)) is not None:
@@ -153,7 +156,7 @@ def _parse_compact(compact: str, origins, source: str):
         ) from None
     except (ValueError, RecursionError) as exc:  # protobuf refusing what its tokenizer let through
         raise ModelFileError(source, f"not a valid Caffe prototxt: {str(exc)[:MAX_MESSAGE_CHARS]}.") from None
-    return upgrade_net(net, source)
+    return upgrade_net(parsed, source) if message_type == "NetParameter" else parsed
 
 
 @contextlib.contextmanager
@@ -192,3 +195,10 @@ def read_net(path: str | os.PathLike):
     with _opened_text(path, "a net definition is a .prototxt (weights go second).") as f:
         compact, origins = compact_text(_bounded_lines(f, path), str(path))
     return _parse_compact(compact, origins, str(path))
+
+
+def read_solver(path: str | os.PathLike):
+    """Read a ``solver.prototxt`` file into a SolverParameter (its nets are not read)."""
+    with _opened_text(path, "a solver definition is a .prototxt.") as f:
+        compact, origins = compact_text(_bounded_lines(f, path), str(path))
+    return _parse_compact(compact, origins, str(path), "SolverParameter")

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
-import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+
+from caffe2keras.outputs import atomic_output, replaced_input
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -58,16 +58,9 @@ def termination_as_interrupt():
 
 def refuse_overwriting_inputs(output: str, inputs: Sequence[str | None]) -> None:
     """A UsageError when ``output`` names one of ``inputs`` (by path or as the same file)."""
-    for given in inputs:
-        if given is None:
-            continue
-        same = os.path.realpath(output) == os.path.realpath(given)
-        with contextlib.suppress(OSError):
-            same = same or os.path.samefile(output, given)
-        if same:
-            raise UsageError(
-                f"the output would overwrite the input {given}; choose another path. Received: -o {output}"
-            )
+    given = replaced_input(output, inputs)
+    if given is not None:
+        raise UsageError(f"the output would overwrite the input {given}; choose another path. Received: -o {output}")
 
 
 def parse_shape_args(values: Sequence[str] | None) -> dict[str, tuple[int | None, ...]] | None:
@@ -184,41 +177,6 @@ def wants_progress(args) -> bool:
     return not args.quiet and (args.progress or sys.stderr.isatty())
 
 
-@contextlib.contextmanager
-def atomic_output(path: str, suffix: str):
-    """A temporary path beside ``path``, renamed to it when the block succeeds: no partial file.
-
-    An OSError (an unwritable directory, a full disk...) is the user's to fix, not a bug: it
-    becomes a :class:`ModelFileError` naming the path.
-    """
-    from caffe2keras.errors import ModelFileError
-
-    target = Path(path)
-    tmp = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A short name: the output's own name may already be as long as the file system allows.
-        fd, tmp = tempfile.mkstemp(prefix=".c2k-", suffix=suffix, dir=target.parent)
-        os.close(fd)
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the output should not be
-        os.replace(tmp, target)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.filename:
-            reason += f": {exc.filename}"
-        raise ModelFileError(path, f"cannot write the file: {reason}.") from exc
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 EXPORT_SUFFIXES = (".onnx", ".tflite")
 
 
@@ -234,7 +192,7 @@ def save_atomically(model, path: str, progress: bool = False) -> None:
         return
     if suffix != ".keras":
         raise UsageError(f"the output must be a .keras, .onnx or .tflite file. Received: -o {path}")
-    with atomic_output(path, ".keras") as tmp:
+    with atomic_output(path, ".keras") as tmp:  # the command's own temporary file, whatever writes it
         save_model(model, tmp, progress=progress)
 
 
@@ -277,13 +235,14 @@ def custom_layers(model) -> list[str]:
 @contextlib.contextmanager
 def conversion_warnings_as_lines():
     """Print each ConversionWarning as one ``caffe2keras: warning:`` line; other warnings as usual."""
+    from caffe2keras.console import printable
     from caffe2keras.errors import ConversionWarning
 
     original = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, ConversionWarning):
-            print(f"caffe2keras: warning: {message}", file=sys.stderr)
+            print(f"caffe2keras: warning: {printable(message)}", file=sys.stderr)
         else:
             original(message, category, filename, lineno, file, line)
 

@@ -20,9 +20,11 @@ def register(commands) -> None:
 
 
 def run(args) -> int:
+    from caffe2keras.cli.common import refuse_overwriting_inputs
     from caffe2keras.export import export_format, export_model
 
     format = export_format(args.output, args.format)
+    refuse_overwriting_inputs(args.output, (args.model,))
     export_model(args.model, args.output, format)
     if not args.quiet:
         print(f"wrote {args.output} ({format})")

@@ -76,9 +76,12 @@ def print_table(images, results, kind: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from caffe2keras.console import console_text
+
     table = Table("image", "#", "class", "label", kind)
     for image, top in zip(images, results):
         for rank, (index, label, probability) in enumerate(top, 1):
-            table.add_row(image if rank == 1 else "", str(rank), str(index), label, f"{probability:.4f}")
+            shown_image = console_text(image) if rank == 1 else ""
+            table.add_row(shown_image, str(rank), str(index), console_text(label), f"{probability:.4f}")
         table.add_section()
     Console().print(table)

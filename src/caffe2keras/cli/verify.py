@@ -15,10 +15,10 @@ from caffe2keras.cli.common import (
     UsageError,
     add_net_parser,
     add_shape_options,
-    atomic_output,
     parse_shape_args,
     refuse_overwriting_inputs,
 )
+from caffe2keras.outputs import atomic_output
 
 
 def register(commands) -> None:
@@ -135,10 +135,10 @@ def check_writable_location(path: str) -> None:
     does not tell (a read-only or virtual file system, running as root) shows up too.
     """
     from caffe2keras.errors import ModelFileError
+    from caffe2keras.outputs import check_output_path
 
+    check_output_path(path)
     target = Path(path)
-    if target.is_dir():
-        raise ModelFileError(path, "is a directory; --json takes a file name.")
     folder = target.parent
     while not folder.exists():  # the folders to come are made when the file is written
         folder = folder.parent

@@ -8,10 +8,11 @@ from caffe2keras.cli.common import (
     UsageError,
     add_input_shape_option,
     add_net_parser,
-    atomic_output,
     parse_shape_args,
+    refuse_overwriting_inputs,
     save_atomically,
 )
+from caffe2keras.outputs import atomic_output
 
 APPLICATIONS = "keras.applications."
 
@@ -98,12 +99,14 @@ def load_architecture(spec: str, constructor_args: dict | None = None):
 
     if spec.startswith(APPLICATIONS):
         name = spec[len(APPLICATIONS) :]
-        build = getattr(keras.applications, name, None)
-        if not name.isidentifier() or not callable(build):
-            known = ", ".join(n for n in dir(keras.applications) if n[:1].isupper())
-            raise UsageError(f"keras.applications has no model {name!r}; it has {known}. Received: --into {spec}")
+        # Only the model builders: a name such as __class__ is an attribute, not a model.
+        known = [n for n in dir(keras.applications) if n[:1].isupper() and callable(getattr(keras.applications, n))]
+        if name not in known:
+            raise UsageError(
+                f"keras.applications has no model {name!r}; it has {', '.join(known)}. Received: --into {spec}"
+            )
         try:
-            return build(weights=None, **(constructor_args or {}))
+            return getattr(keras.applications, name)(weights=None, **(constructor_args or {}))
         except (TypeError, ValueError) as exc:
             given = ", ".join(f"{k}={v!r}" for k, v in (constructor_args or {}).items())
             raise UsageError(f"keras.applications.{name} refuses its arguments: {exc} Received: {given}") from None
@@ -113,11 +116,11 @@ def load_architecture(spec: str, constructor_args: dict | None = None):
         raise UsageError(f"--into takes a .keras file or keras.applications.NAME. Received: --into {spec}")
     import caffe2keras.layers  # noqa: F401  (registers the custom layers a converted model uses)
     from caffe2keras.errors import ModelFileError
+    from caffe2keras.keras_files import check_keras_file
 
-    if not Path(spec).is_file():
-        raise ModelFileError(spec, "no such file.")
+    check_keras_file(spec)
     try:
-        return keras.saving.load_model(spec, compile=False)
+        return keras.saving.load_model(spec, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds for unreadable archives
         raise ModelFileError(spec, f"Keras cannot load this model: {exc}") from exc
 
@@ -127,6 +130,7 @@ def run(args) -> int:
     whole_model = output.suffix == ".keras"
     if not (whole_model or output.name.endswith(".weights.h5")):
         raise UsageError(f"the output must be a .weights.h5 or .keras file. Received: -o {args.output}")
+    refuse_overwriting_inputs(args.output, (args.prototxt, args.weights, args.into))
     mapping = parse_mapping(args.map)
     model = load_architecture(args.into, parse_constructor_args(args.into_arg))
     from caffe2keras.errors import WeightsPairingError
