@@ -55,6 +55,7 @@ _EXPORTS = {
     "model_labels": "caffe2keras.labels",
     "read_labels": "caffe2keras.labels",
     "export_model": "caffe2keras.export",
+    "to_onnx": "caffe2keras.onnx",
     "save_model": "caffe2keras.saving",
     "summarize": "caffe2keras.summary",
     "NetSummary": "caffe2keras.summary",

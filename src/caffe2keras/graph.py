@@ -440,3 +440,20 @@ def infer_known_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule | None])
             except LayerError as exc:
                 unknown[op.name] = exc.detail
     return unknown
+
+
+def needed_ops(graph: Graph, output_refs: Sequence[BlobRef]) -> set[int]:
+    """The ids of the ops the outputs depend on (the writers build no other)."""
+    needed: set = set()
+    pending = list(output_refs)
+    seen: set[BlobRef] = set()
+    while pending:
+        ref = pending.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        op = graph.producers.get(ref)
+        if op is not None and id(op) not in needed:
+            needed.add(id(op))
+            pending.extend(op.bottoms)
+    return needed
