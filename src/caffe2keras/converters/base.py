@@ -78,13 +78,16 @@ class LayerRule:
     # converter decides for itself.
     min_bottoms: int = 0
     doc: LayerDoc | None = None  # its row of the layer table; None: a bare row (a plugin's)
+    # A plugin registering this type replaces the built-in rule without replace=True (the built-in
+    # "Python" rule knows a few published classes; a user's converter takes every Python layer).
+    yields_to_plugins: bool = False
 
 
 _RULES: dict[str, LayerRule] = {}
 
 
 def register_rule(rule: LayerRule, *, replace: bool = False) -> LayerRule:
-    if rule.type in _RULES and not replace:
+    if rule.type in _RULES and not replace and not _RULES[rule.type].yields_to_plugins:
         existing = _RULES[rule.type].convert
         raise RegistryError(
             f"a converter for Caffe type {rule.type!r} is already registered "

@@ -14,7 +14,7 @@ from caffe2keras.converters.base import IDENTITY, LayerDoc, Node, Step, converts
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import DetectionOutput, Normalize, PriorBox
+from caffe2keras.layers import DetectionOutput, Normalize, PriorBox, Transpose
 from caffe2keras.layers.detection_output import detection_rows
 from caffe2keras.ssd import detection_output_args, prior_box_args
 from caffe2keras.ssd_boxes import prior_box_sizes
@@ -81,26 +81,23 @@ def permute_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     "Permute",
     shapes=permute_shapes,
     doc=LayerDoc(
-        "`Permute`", "`order`, unnamed axes after the named ones; moving the batch axis is unsupported", origin="SSD"
+        "`Permute`; `Transpose`",
+        "`order`, unnamed axes after the named ones; one that moves the batch axis (CRNN) transposes the whole tensor",
+        origin="SSD",
     ),
 )
 def permute(node: Node):
-    """SSD's Permute as Keras' Permute of this layout's axes."""
+    """SSD's Permute as Keras' Permute of this layout's axes, or a Transpose where it moves the batch axis."""
     rank = len(node.in_shapes[0])
     order = permute_order(node.op, rank)
     if order == list(range(rank)):
         return IDENTITY
-    require(
-        order[0] == 0,
-        node.op,
-        "moving the batch axis is not supported",
-        "permute_param.order",
-        list(node.param.permute_param.order),
-        kind=UnsupportedParameterError,
-    )
     perm = node.layout.perm(rank)
     # Keras axis k of the output holds Caffe axis perm[k] of the top = Caffe axis order[perm[k]] of the bottom.
-    return Step(layers.Permute(tuple(perm.index(order[perm[k]]) for k in range(1, rank))))
+    axes = tuple(perm.index(order[perm[k]]) for k in range(rank))
+    if axes[0] != 0:  # the batch axis moves: only a transpose of the whole tensor does that
+        return Step(Transpose(axes, batch_size=node.in_shapes[0][0]))
+    return Step(layers.Permute(axes[1:]))
 
 
 def prior_box_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
