@@ -44,6 +44,8 @@ class Node:
     _used: set = field(default_factory=set, compare=False, repr=False)
     # Every blob the converter asked for: index -> the shape the prototxt gives it.
     requested: dict = field(default_factory=dict, compare=False, repr=False)
+    # Blobs folded into others (BatchNorm's scale factor): the Keras layer holds no weight for them.
+    folded: set = field(default_factory=set, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -68,7 +70,7 @@ class Node:
         return self.layout.axis(caffe_axis, rank)
 
     def blob(
-        self, index: int, expected: Shape, field: str | None = None, value=None, *, dims=None
+        self, index: int, expected: Shape, field: str | None = None, value=None, *, dims=None, folded: bool = False
     ) -> np.ndarray | None:
         """Weight blob ``index`` as a float32 array of shape ``expected``, in Caffe's layout,
         or None when converting the architecture only. Every blob the weights file holds
@@ -76,13 +78,16 @@ class Node:
 
         ``field``/``value`` name the parameter that sets the shape, for the error when the
         file disagrees; ``dims`` may name, per dimension, the ``(field, value)`` that sets
-        that dimension, so that a mismatch is reported against the right one.
+        that dimension, so that a mismatch is reported against the right one. ``folded``: the
+        blob is folded into others and counts as no parameter of the Keras model.
         """
         expected = tuple(int(d) for d in expected)
         check_blob_shape(expected, self.name, self.type, f"weight blob {index}")
         if field is None:
             field, value = f"blobs[{index}].shape", expected
         self.requested[index] = expected
+        if folded:
+            self.folded.add(index)
         if self.weights is None:
             return None
         self._used.add(index)

@@ -55,7 +55,7 @@ def batch_norm(node: Node) -> Step:
     field = "bottom_channels"
     mean = node.blob(0, (channels,), field, channels)
     variance = node.blob(1, (channels,), field, channels)
-    factor = node.blob(2, (1,), field, channels)
+    factor = node.blob(2, (1,), field, channels, folded=True)
     rank = len(shape)
     axis = node.keras_axis(1) if rank > 1 else -1
     if p.HasField("use_global_stats") and not p.use_global_stats:
