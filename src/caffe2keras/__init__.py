@@ -1,10 +1,10 @@
 """caffe2keras: Caffe models (prototxt + caffemodel) to Keras 3, with Caffe's exact numbers.
 
 Names are imported on first use (PEP 562), so ``import caffe2keras`` is quick and the
-command line's ``--help`` imports neither Keras nor a backend. Importing the package
-overrides no working backend choice, so ``import caffe2keras.layers`` (all that loading a
-saved model needs) leaves a configured backend to Keras; the conversion side defaults to
-JAX when it is first used.
+command line's ``--help`` imports neither Keras nor a backend. Importing the package picks
+the backend (``caffe2keras.keras_setup`` states the rule: ``KERAS_BACKEND``, else a chosen
+one in ``keras.json``, else JAX) and registers the custom layers as soon as Keras is
+imported, so ``keras.saving.load_model`` then loads every converted model.
 """
 
 import os
@@ -31,32 +31,13 @@ if _started_as_our_module() and sys.path and sys.path[0] == os.getcwd():
     del sys.path[0]
 
 import importlib  # noqa: E402  (after the path is cleaned)
-import importlib.util  # noqa: E402
-import json  # noqa: E402
 
 from caffe2keras._version import __version__ as __version__  # noqa: E402
-from caffe2keras.default_backend import use_default_backend  # noqa: E402
+from caffe2keras.default_backend import use_default_backend as use_default_backend  # noqa: E402
+from caffe2keras.keras_setup import choose_backend, register_layers_with_keras  # noqa: E402
 
-
-def _keras_configured_backend() -> str:
-    """The backend Keras will load without ``KERAS_BACKEND``: its config file's, else its default."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    try:
-        with open(os.path.join(home, "keras.json")) as file:
-            return str(json.load(file).get("backend", "tensorflow"))
-    except (OSError, ValueError, AttributeError):
-        return "tensorflow"
-
-
-# Keras' own default, TensorFlow, is seldom installed beside caffe2keras (which brings JAX): where
-# the backend Keras would load is missing, `import keras` would fail, so JAX becomes the default.
-# A backend that is set, or configured and installed, is left alone.
-# A dotted or odd name from the config file is no backend, and find_spec would import its parent package.
-_configured = _keras_configured_backend()
-if "KERAS_BACKEND" not in os.environ and (
-    not _configured.isidentifier() or importlib.util.find_spec(_configured) is None
-):
-    use_default_backend()
+choose_backend()
+register_layers_with_keras()
 
 
 # Public name -> the module that defines it.
@@ -74,6 +55,7 @@ _EXPORTS = {
     "model_labels": "caffe2keras.labels",
     "read_labels": "caffe2keras.labels",
     "export_model": "caffe2keras.export",
+    "to_onnx": "caffe2keras.onnx",
     "save_model": "caffe2keras.saving",
     "summarize": "caffe2keras.summary",
     "NetSummary": "caffe2keras.summary",
@@ -110,7 +92,7 @@ _EXPORTS = {
     ),
 }
 
-__all__ = sorted([*_EXPORTS, "__version__", "layers"])
+__all__ = sorted([*_EXPORTS, "__version__", "layers", "use_default_backend"])
 
 
 def __getattr__(name: str):

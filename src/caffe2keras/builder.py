@@ -22,7 +22,7 @@ from caffe2keras.converters import base  # noqa: E402
 from caffe2keras.converters.base import Step  # noqa: E402
 from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, WeightsError  # noqa: E402
 from caffe2keras.framework_internals import call_creating_variables  # noqa: E402
-from caffe2keras.graph import BlobRef, Graph, Op, check_top_count  # noqa: E402
+from caffe2keras.graph import BlobRef, Graph, Op, check_top_count, needed_ops  # noqa: E402
 from caffe2keras.keras_names import keras_name  # noqa: E402
 from caffe2keras.layout import Layout  # noqa: E402
 from caffe2keras.plan import LayerPlan, plan_layer  # noqa: E402
@@ -129,7 +129,7 @@ def build_model(
         raise NetError("the net has no outputs: every blob is consumed by a layer.")
     if len({ref.name for ref in output_refs}) != len(output_refs):
         raise NetError(f"outputs must be distinct. Received: outputs={[r.name for r in output_refs]}")
-    needed = _needed_ops(graph, output_refs)
+    needed = needed_ops(graph, output_refs)
     ops = [op for op in graph.ops if id(op) in needed]
     builder = _Builder(graph, weights, layout, rule_for, ops, input_layers or {})
     builder.fill_missing, builder.on_steps = fill_missing, on_steps
@@ -277,20 +277,3 @@ class _Builder:
                 tensor = keras.layers.Identity(name=self.names.claim(wanted))(tensor)
             model_outputs.append(tensor)
         return model_outputs
-
-
-def _needed_ops(graph: Graph, output_refs: Sequence[BlobRef]) -> set[int]:
-    """The ids of the ops the outputs depend on (others are not built)."""
-    needed: set = set()
-    pending = list(output_refs)
-    seen: set[BlobRef] = set()
-    while pending:
-        ref = pending.pop()
-        if ref in seen:
-            continue
-        seen.add(ref)
-        op = graph.producers.get(ref)
-        if op is not None and id(op) not in needed:
-            needed.add(id(op))
-            pending.extend(op.bottoms)
-    return needed

@@ -136,12 +136,26 @@ def _input_signature(model):
     return [specs] if len(specs) > 1 else specs
 
 
+def _outputs_by_name(model):
+    """The same layers, returning a dict of the outputs by blob name.
+
+    SavedModel and LiteRT signatures name a list's outputs ``output_0``...; a dict's keys name
+    them instead. Their flat output order is the keys' sorted order (TensorFlow's nesting rule),
+    which no signature can change: read the outputs by name.
+    """
+    import keras
+
+    return keras.Model(model.inputs, dict(zip(model.output_names, model.outputs)), name=model.name)
+
+
 def _export_here(model, path: Path, format: str) -> None:
     """Export under this process's (TensorFlow) backend."""
     from caffe2keras.framework_internals import grouped_convolutions_traced_plain, optimizer_copies_collected
 
     keras_format = FORMATS[format][0]
     onnx_only = format == "onnx"
+    if not onnx_only:
+        model = _outputs_by_name(model)
     tracing = grouped_convolutions_traced_plain() if onnx_only else contextlib.nullcontext()
     collecting = optimizer_copies_collected() if onnx_only else contextlib.nullcontext()
     try:

@@ -43,6 +43,7 @@ DATA_LAYER_TYPES = frozenset(
         "WindowData",
         "AnnotatedData",
         "VideoData",
+        "DenseImageData",  # alexgkendall/caffe-segnet: images with per-pixel labels
     }
 )
 
@@ -161,6 +162,29 @@ def _data_layer_shapes(layer) -> list[Shape | None]:
         height, width = (crop, crop) if crop else (p.new_height, p.new_width)
         data = (p.batch_size, 3 if p.is_color else 1, height, width) if height and width else None
         return [data, (p.batch_size,)][:tops]
+    if kind == "DenseImageData":
+        p = layer.dense_image_data_param
+        if p.HasField("mean_file"):
+            raise LayerError(
+                layer.name,
+                layer.type,
+                "the layer subtracts a mean image read from a file while loading; the converted net "
+                "takes the data after it, so subtract the mean yourself and drop the field",
+                "dense_image_data_param.mean_file",
+                p.mean_file,
+            )
+        # caffe-segnet's DataLayerSetUp: transform_param.crop_size, else crop_height x crop_width,
+        # else new_height x new_width; otherwise the image files' size, given with input_shapes.
+        crop = layer.transform_param.crop_size
+        if crop:
+            height, width = crop, crop
+        elif p.crop_height and p.crop_width:
+            height, width = p.crop_height, p.crop_width
+        else:
+            height, width = p.new_height, p.new_width
+        if not (height and width):
+            return [None] * tops
+        return [(p.batch_size, 3 if p.is_color else 1, height, width), (p.batch_size, 1, height, width)][:tops]
     return [None] * tops
 
 
@@ -440,3 +464,20 @@ def infer_known_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule | None])
             except LayerError as exc:
                 unknown[op.name] = exc.detail
     return unknown
+
+
+def needed_ops(graph: Graph, output_refs: Sequence[BlobRef]) -> set[int]:
+    """The ids of the ops the outputs depend on (the writers build no other)."""
+    needed: set = set()
+    pending = list(output_refs)
+    seen: set[BlobRef] = set()
+    while pending:
+        ref = pending.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        op = graph.producers.get(ref)
+        if op is not None and id(op) not in needed:
+            needed.add(id(op))
+            pending.extend(op.bottoms)
+    return needed

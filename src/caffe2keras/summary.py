@@ -200,6 +200,8 @@ def _op_row(op, graph: Graph, loaded, layout: Layout, shapes_unknown: str | None
     except Caffe2KerasError as exc:
         return row("", "error", str(exc))
     keras = " → ".join(type(step.layer).__name__ for step in steps) or "(identity)"
-    if parameters is None and plan.node.requested:
-        parameters = sum(math.prod(shape) for shape in plan.node.requested.values())
+    if blobs:
+        parameters = sum(b.data.size for i, b in enumerate(blobs) if i not in plan.node.folded) or None
+    elif plan.node.requested:
+        parameters = sum(math.prod(shape) for i, shape in plan.node.requested.items() if i not in plan.node.folded)
     return row(keras, "ok", count=parameters)

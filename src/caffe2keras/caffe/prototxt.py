@@ -38,6 +38,27 @@ MAX_TOKEN_CHARS = 64 << 10
 MAX_MESSAGE_CHARS = 300
 
 
+# Fields only a solver file (SolverParameter) has at its top level: one of them, and it is no net.
+SOLVER_FIELDS = frozenset(
+    {"net", "train_net", "test_net", "net_param", "train_net_param", "base_lr", "lr_policy", "max_iter"}
+    | {"solver_type", "test_iter", "test_interval", "snapshot", "snapshot_prefix", "solver_mode", "momentum"}
+)
+
+
+def _solver_error(message: str, compact: str, source: str) -> ModelFileError | None:
+    """A solver file given where a net is: say what it is, and where its net is."""
+    unknown = _UNKNOWN_FIELD.search(message)
+    if unknown is None or unknown.group(1) != "NetParameter" or unknown.group(2) not in SOLVER_FIELDS:
+        return None
+    named = re.search(r'(?:^|\s)(?:train_)?net\s*:\s*"([^"]*)"', compact)
+    net = f"; its net is {named.group(1)!r}: convert that prototxt" if named else ""
+    return ModelFileError(
+        source,
+        f"this is a Caffe solver file (SolverParameter: it sets {unknown.group(2)!r}), not a net definition{net}. "
+        f"To train with it, use `caffe2keras train {source}`. Received: field={unknown.group(2)!r}",
+    )
+
+
 def _parse_error_hint(message: str) -> str:
     unknown = _UNKNOWN_FIELD.search(message)
     if unknown is None:
@@ -121,6 +142,8 @@ def _parse_compact(compact: str, origins, source: str, message_type: str = "NetP
         text_format.Parse(compact, parsed)
     except text_format.ParseError as exc:
         message = re.sub(r"^\d+:\d+ : ", "", str(exc)).rstrip(".")
+        if (solver := _solver_error(message, compact, source)) is not None:
+            raise solver from None
         if len(message) > MAX_MESSAGE_CHARS:
             message = message[:MAX_MESSAGE_CHARS] + "…"
         where = ""

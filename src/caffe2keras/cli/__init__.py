@@ -65,8 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from caffe2keras.console import printable
     from caffe2keras.default_backend import use_default_backend
     from caffe2keras.errors import Caffe2KerasError
+    from caffe2keras.keras_setup import use_compilation_cache
 
     use_default_backend()
+    use_compilation_cache()
 
     # verify keeps exit status 1 for "a blob diverged"; any failure to compare is 2.
     failure_status = getattr(args, "failure_status", EXIT_ERROR)

@@ -75,7 +75,7 @@ def run_list(args) -> int:
         print(
             printable(
                 f"{net.name:<{width}}  {net.task:<16}  {_megabytes(size):>8}  {'yes' if net.verified else 'no':<7}  "
-                f"{'non-commercial' if net.non_commercial else ''}"
+                f"{net.licence_name}"
             )
         )
     unverified = sum(not net.verified for net in shown)

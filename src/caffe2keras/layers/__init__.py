@@ -30,11 +30,13 @@ from caffe2keras.layers.normalize import Normalize
 from caffe2keras.layers.pooling import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
 from caffe2keras.layers.preprocessing import CaffePreprocessing
 from caffe2keras.layers.prior_box import PriorBox
+from caffe2keras.layers.proposal import Proposal
+from caffe2keras.layers.psroi_pooling import PSROIPooling
 from caffe2keras.layers.recurrent import CaffeLSTM, CaffeRNN, LSTMUnit
 from caffe2keras.layers.reduction import ArgMax, Reduction
 from caffe2keras.layers.resampling import BilinearInterp, MaxUnpooling2D
 from caffe2keras.layers.solver import CaffeLearningRate, CaffeSolver
-from caffe2keras.layers.tensor import Affine, BatchReindex, Crop, LearnedTensor, Slice, Tile, WeightedSum
+from caffe2keras.layers.tensor import Affine, BatchReindex, Crop, LearnedTensor, Slice, Tile, Transpose, WeightedSum
 from caffe2keras.layers.training_model import CaffeTrainingModel
 
 for _module in pkgutil.iter_modules(__path__):
@@ -74,8 +76,10 @@ __all__ = [
     "MaxUnpooling2D",
     "MeanVarianceNormalization",
     "Normalize",
+    "PSROIPooling",
     "Power",
     "PriorBox",
+    "Proposal",
     "ROIPooling",
     "Reduction",
     "SigmoidCrossEntropyLoss",
@@ -84,5 +88,6 @@ __all__ = [
     "Swish",
     "Threshold",
     "Tile",
+    "Transpose",
     "WeightedSum",
 ]

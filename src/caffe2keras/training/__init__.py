@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from caffe2keras import use_default_backend
+from caffe2keras.default_backend import use_default_backend
 
 use_default_backend()
 

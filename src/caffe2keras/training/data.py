@@ -7,7 +7,6 @@ model's layout, so ``model.fit(dataset)`` needs no targets (labels are net input
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,20 +15,9 @@ from caffe2keras.caffe.limits import MAX_HDF5_BYTES, checked_input_file
 from caffe2keras.caffe.prototxt import read_text
 from caffe2keras.errors import LayerError, ModelFileError, UnsupportedParameterError
 from caffe2keras.layout import Layout
+from caffe2keras.training.paths import resolve_path
 
 _H5_ERRORS = (OSError, RuntimeError, KeyError, TypeError, ValueError)
-
-
-def resolve_path(path: str, *folders: str | os.PathLike) -> str:
-    """``path`` as Caffe opens it (from the working directory), else from the first of ``folders``
-    where it exists (a net or list file's own folder), so that a run from elsewhere finds it too."""
-    if os.path.isabs(path) or os.path.exists(path):
-        return path
-    for folder in folders:
-        candidate = Path(folder) / path
-        if candidate.exists():
-            return str(candidate)
-    return path
 
 
 class CaffeBatches(keras.utils.PyDataset):

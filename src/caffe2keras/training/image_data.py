@@ -19,7 +19,7 @@ from caffe2keras.caffe.schema import enum_name
 from caffe2keras.errors import LayerError, ModelFileError, UnsupportedParameterError
 from caffe2keras.layout import Layout
 from caffe2keras.preprocessing import read_mean_image
-from caffe2keras.training.data import resolve_path
+from caffe2keras.training.paths import resolve_path
 
 # transform_param fields of SSD's fork, which Caffe's ImageData does not take.
 FORK_TRANSFORMS = (

@@ -39,8 +39,9 @@ def print_report(report: VerifyReport, console=None) -> None:
     if console is None:
         console = report_console()
     console.print(
-        f"[bold]{console_text(report.prototxt)}[/] + {console_text(str(report.weights))} "
-        f"against {console_text(report.reference)}, {report.data_format}"
+        f"[bold]{console_text(report.prototxt)}[/]"
+        + ("" if report.weights is None else f" + {console_text(report.weights)}")
+        + f" against {console_text(report.reference)}, {report.data_format}"
     )
     for info in report.inputs:
         console.print(f"input {console_text(info.blob)} {info.shape}: {console_text(info.source)}")

@@ -54,6 +54,19 @@ _NET_FIELDS = {
 }
 
 
+# The licences the catalog's facts name, first match wins: the models' own licence before the code's.
+LICENCE_NAMES = (
+    (r"^unknown|^no explicit license", "unknown"),
+    (r"^models: Creative Commons Attribution|CC BY 4\.0", "CC BY"),
+    (r"unrestricted", "unrestricted"),
+    (r"^MIT\b", "MIT"),
+    (r"^Apache-2\.0", "Apache-2.0"),
+    (r"BSD-3-Clause", "BSD-3-Clause"),
+    (r"BSD-2", "BSD-2-Clause"),
+    (r"^BSD\b", "BSD"),
+)
+
+
 @dataclass(frozen=True)
 class Net:
     """One catalog entry; ``entry`` is its JSON object, as the catalog holds it."""
@@ -69,6 +82,14 @@ class Net:
     @property
     def non_commercial(self) -> bool:
         return self.entry["license"]["non_commercial"]
+
+    @property
+    def licence_name(self) -> str:
+        """The licence in a word or two, for ``zoo list``; ``licence: TEXT`` of ``zoo info`` has the whole fact."""
+        if self.non_commercial:
+            return "non-commercial"
+        text = self.entry["license"]["text"]
+        return next((name for pattern, name in LICENCE_NAMES if re.search(pattern, text)), "see zoo info")
 
 
 def validate_catalog(data, source: str = "catalog") -> list[Net]:
