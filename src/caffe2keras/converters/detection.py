@@ -215,6 +215,15 @@ def detection_output_args(op: Op) -> dict:
         nms.nms_threshold,
     )
     require(0 < nms.eta <= 1, op, "eta must be in (0, 1]", "detection_output_param.nms_param.eta", nms.eta)
+    require(
+        p.normalized_bbox,
+        op,
+        "caffe2keras decodes boxes normalized to [0, 1] only (OpenCV's normalized_bbox: false adds 1 to "
+        "every width and height and clips to a fourth bottom's size)",
+        "detection_output_param.normalized_bbox",
+        False,
+        kind=UnsupportedParameterError,
+    )
     return dict(
         num_classes=p.num_classes,
         share_location=p.share_location,
@@ -226,6 +235,7 @@ def detection_output_args(op: Op) -> dict:
         nms_threshold=nms.nms_threshold,
         top_k=nms.top_k if nms.HasField("top_k") else -1,
         eta=nms.eta,
+        clip=p.clip,
     )
 
 
