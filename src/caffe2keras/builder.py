@@ -181,7 +181,10 @@ def build_model(
         )
     output_refs = graph.outputs if outputs is None else [graph.blob(name) for name in outputs]
     if not output_refs:
-        raise NetError("the net has no outputs: every blob is consumed by a layer.")
+        raise NetError(
+            "the net has no outputs: every blob is consumed by a layer. Name the blobs you want with "
+            "outputs=[...] (CLI: --outputs NAME,...). Received: outputs=None"
+        )
     if len({ref.name for ref in output_refs}) != len(output_refs):
         raise NetError(f"outputs must be distinct. Received: outputs={[r.name for r in output_refs]}")
     needed = _needed_ops(graph, output_refs)
