@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
@@ -17,7 +18,14 @@ from caffe2keras.arrays import is_owned, owned_copy, release_pages  # noqa: E402
 from caffe2keras.caffe.weights import LayerWeights, Weights  # noqa: E402
 from caffe2keras.converters import base  # noqa: E402
 from caffe2keras.converters.base import Node, Step  # noqa: E402
-from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError  # noqa: E402
+from caffe2keras.errors import (  # noqa: E402
+    Caffe2KerasError,
+    ConversionWarning,
+    LayerError,
+    NetError,
+    UnsupportedLayersError,
+    WeightsError,
+)
 from caffe2keras.graph import (  # noqa: E402
     BlobRef,
     Graph,
@@ -169,8 +177,12 @@ def build_model(
     outputs: Sequence[str] | None = None,
     on_layer: Callable[[Op], None] | None = None,
     input_layers: Mapping[str, keras.Layer] | None = None,
+    allow_random: bool = False,
 ) -> keras.Model:
     """The Keras model of ``graph``; ``weights=None`` builds the architecture only.
+
+    A layer the weights file lacks starts, as in Caffe, from its prototxt's fillers: constant
+    ones, or random ones with ``allow_random``; a :class:`ConversionWarning` lists such layers.
 
     ``input_layers`` puts a layer between an input blob's ``keras.Input`` and the net (Caffe's
     preprocessing); it is named ``<input>_preprocess``.
@@ -189,7 +201,7 @@ def build_model(
         raise NetError(f"outputs must be distinct. Received: outputs={[r.name for r in output_refs]}")
     needed = _needed_ops(graph, output_refs)
     ops = [op for op in graph.ops if id(op) in needed]
-    builder = _Builder(graph, weights, layout, rule_for, ops, input_layers or {})
+    builder = _Builder(graph, weights, layout, rule_for, ops, input_layers or {}, allow_random)
     for op in graph.ops:
         if id(op) not in needed:
             builder.validate(op)
@@ -198,6 +210,13 @@ def build_model(
             on_layer(op)
         builder.convert(op)
     model_outputs = builder.outputs(output_refs)
+    if builder.filled:
+        warnings.warn(
+            "the weights file lacks these layers; as in Caffe, they start from their prototxt's fillers: "
+            + "; ".join(builder.filled.values()),
+            ConversionWarning,
+            stacklevel=3,
+        )
     # One input or output is a tensor, as in keras.applications; several stay a list.
     with recursion_room(len(graph.ops)):
         return keras.Model(
@@ -214,8 +233,10 @@ def _single_or_list(tensors: list):
 class _Builder:
     """The Keras tensors of a graph's blob values, made op by op."""
 
-    def __init__(self, graph, weights, layout, rule_for, ops: Sequence[Op], input_layers):
+    def __init__(self, graph, weights, layout, rule_for, ops: Sequence[Op], input_layers, allow_random=False):
         self.graph, self.weights, self.layout, self.rule_for = graph, weights, layout, rule_for
+        self.allow_random = allow_random
+        self.filled: dict[str, str] = {}  # layer name -> what its fillers made
         self.names = NameTable()
         self.tensors: dict[BlobRef, object] = {}
         self.producer_name: dict[BlobRef, str] = {}  # the Keras layer that made each blob value
@@ -248,16 +269,27 @@ class _Builder:
                 [],
             )
         in_shapes = tuple(self.graph.shapes[b] for b in op.bottoms)
-        layer_weights = None
+        layer_weights, from_fillers = None, False
         if self.weights is not None:
             found: LayerWeights | None = self.weights.get(op.name)
             layer_weights = found.blobs if found is not None else ()
+            from_fillers = found is None
         try:
             out_shapes = tuple(apply_shape_rule(rule.shapes, op, list(in_shapes))) if rule.shapes else None
             for top, shape in zip(op.tops, out_shapes or ()):
                 check_blob_shape(shape, op.name, op.type, f"top {top.name!r}")
-            node = Node(op, in_shapes, out_shapes or (), self.layout, layer_weights)
+            node = Node(
+                op,
+                in_shapes,
+                out_shapes or (),
+                self.layout,
+                layer_weights,
+                from_fillers=from_fillers,
+                allow_random=self.allow_random,
+            )
             steps = rule.convert(node)
+            if node.filled:
+                self.filled[op.name] = f"{op.name} ({op.type}: {', '.join(node.filled)})"
         except Caffe2KerasError:
             raise
         except TypeError:

@@ -1,0 +1,82 @@
+"""Published deploy prototxts, exactly as their repositories ship them (tests/data/published/),
+with synthetic weights, against OpenCV 4 where it runs the net and Caffe's own rules elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import caffe2keras
+from caffe2keras.caffe.writer import write_caffemodel
+from caffe2keras.errors import ConversionWarning, WeightsError
+from caffe2keras.synthetic import synthetic_weights
+from tests.golden import assert_matches, run, save_and_reload
+from tests.shared import FORMATS
+
+PUBLISHED = Path(__file__).parent / "data" / "published"
+COLORIZATION = PUBLISHED / "colorization_v2" / "colorization_deploy_v2.prototxt"
+# The published caffemodel holds every layer but these two; OpenCV's sample injects them.
+COLORIZATION_UNPUBLISHED = ("class8_ab", "conv8_313_rh")
+COLORIZATION_SIZE = {"data_l": (1, 1, 32, 32)}  # a free size: the net is fully convolutional
+
+
+def colorization_weights(tmp_path, prototxt=COLORIZATION) -> Path:
+    layers = synthetic_weights(prototxt, input_shapes=COLORIZATION_SIZE)
+    path = tmp_path / "colorization.caffemodel"
+    write_caffemodel(path, [layer for layer in layers if layer[0] not in COLORIZATION_UNPUBLISHED])
+    return path
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_colorization_starts_missing_layers_from_their_constant_fillers(data_format, tmp_path):
+    """As Caffe: class8_ab has no filler (constant 0), conv8_313_rh's scale is constant 2.606."""
+    weights = colorization_weights(tmp_path)
+    expected = r"conv8_313_rh \(Scale: blob 0 constant 2\.606\); class8_ab \(Convolution: blob 0 constant 0, blob 1 constant 0\)"
+    with pytest.warns(ConversionWarning, match=expected):
+        model = caffe2keras.convert(
+            COLORIZATION,
+            weights,
+            input_shapes=COLORIZATION_SIZE,
+            outputs=["conv8_313", "class8_313_rh", "class8_ab"],
+            data_format=data_format,
+        )
+    image = np.random.default_rng(0).uniform(-50, 50, (1, 1, 32, 32)).astype(np.float32)
+    logits, probabilities, ab = run(save_and_reload(model, tmp_path), [image], data_format)
+    scaled = logits.astype(np.float64) * np.float32(2.606)
+    softmax = np.exp(scaled - scaled.max(1, keepdims=True))
+    assert_matches(probabilities, softmax / softmax.sum(1, keepdims=True), "class8_313_rh")
+    assert ab.shape == (1, 2, 8, 8) and not ab.any()
+
+
+def test_colorization_output_is_the_silenced_blob(tmp_path):
+    model = caffe2keras.convert(COLORIZATION, input_shapes=COLORIZATION_SIZE)
+    assert model.output_names == ["class8_ab"]
+
+
+def test_missing_layer_with_a_random_filler_is_refused_unless_allowed(tmp_path):
+    text = COLORIZATION.read_text().replace(
+        "    num_output: 2\n", '    num_output: 2\n    weight_filler { type: "xavier" }\n'
+    )
+    prototxt = tmp_path / "random_filler.prototxt"
+    prototxt.write_text(text)
+    weights = colorization_weights(tmp_path, prototxt)
+    with pytest.raises(
+        WeightsError,
+        match=r"class8_ab.*random 'xavier' filler.*allow_random=True.*"
+        r"--allow-random-init.*Received: convolution_param.weight_filler='xavier'",
+    ):
+        caffe2keras.convert(prototxt, weights, input_shapes=COLORIZATION_SIZE)
+    with pytest.warns(ConversionWarning, match=r"class8_ab \(Convolution: blob 0 xavier, blob 1 constant 0\)"):
+        model = caffe2keras.convert(prototxt, weights, input_shapes=COLORIZATION_SIZE, allow_random=True)
+    assert model.output_names == ["class8_ab"]
+
+
+def test_a_layer_present_with_too_few_blobs_is_still_refused(tmp_path):
+    """Caffe copies a layer the file holds blob by blob and refuses a count that differs."""
+    layers = synthetic_weights(COLORIZATION, input_shapes=COLORIZATION_SIZE)
+    weights = tmp_path / "short.caffemodel"
+    write_caffemodel(weights, [(n, t, b[:1] if n == "class8_ab" else b) for n, t, b in layers])
+    with pytest.raises(WeightsError, match="class8_ab.*holds 1 blob"):
+        caffe2keras.convert(COLORIZATION, weights, input_shapes=COLORIZATION_SIZE)
