@@ -17,16 +17,25 @@ from caffe2keras.layers.prior_box import PriorBox
 from caffe2keras.layers.recurrent import CaffeLSTM, CaffeRNN, LSTMUnit
 from caffe2keras.layers.reduction import ArgMax, Reduction
 from caffe2keras.layers.resampling import BilinearInterp, MaxUnpooling2D
-from caffe2keras.layers.tensor import Affine, BatchReindex, BroadcastOperand, Crop, LearnedTensor, Slice, Tile, WeightedSum
+from caffe2keras.layers.tensor import (
+    Affine,
+    BatchReindex,
+    BroadcastOperand,
+    Crop,
+    LearnedTensor,
+    Slice,
+    Tile,
+    WeightedSum,
+)
 
 __all__ = [
     "LRN",
     "AbsVal",
     "Affine",
-    "BroadcastOperand",
     "ArgMax",
     "BatchReindex",
     "BilinearInterp",
+    "BroadcastOperand",
     "CaffeFiller",
     "CaffeLSTM",
     "CaffePooling2D",
