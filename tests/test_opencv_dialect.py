@@ -78,3 +78,30 @@ def test_two_bottom_scale_at_any_axis(axis, dims, data_format, tmp_path):
     model = save_and_reload(caffe2keras.convert(prototxt, data_format=data_format), tmp_path)
     (y,) = run(model, [x, w], data_format)
     assert_matches(y, expected, f"scale axis {axis}")
+
+
+@pytest.mark.parametrize(
+    "layer, field",
+    [
+        (
+            'layer { name: "bn" type: "BatchNorm" bottom: "x" top: "y" batch_norm_param { scale_bias: true } }',
+            "batch_norm_param.scale_bias",
+        ),
+        (
+            'layer { name: "p" type: "PriorBox" bottom: "x" bottom: "x" top: "y" '
+            "prior_box_param { min_size: 2 width: 3 height: 4 } }",
+            "prior_box_param.width",
+        ),
+        (
+            'layer { name: "d" type: "DetectionOutput" bottom: "x" bottom: "x" bottom: "x" top: "y" '
+            "detection_output_param { num_classes: 2 normalized_bbox: false } }",
+            "detection_output_param.normalized_bbox",
+        ),
+    ],
+)
+def test_opencv_fields_caffe2keras_does_not_compute_are_refused_by_name(layer, field, tmp_path):
+    from caffe2keras.errors import Caffe2KerasError
+
+    prototxt = write(tmp_path, 'input: "x" input_shape { dim: 1 dim: 3 dim: 4 dim: 4 }\n' + layer)
+    with pytest.raises(Caffe2KerasError, match=rf"Received: {field}="):
+        caffe2keras.convert(prototxt)

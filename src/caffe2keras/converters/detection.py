@@ -115,6 +115,15 @@ def _both_or_single(op: Op, p, pair: tuple[str, str], single: str, cast) -> tupl
 def prior_box_args(op: Op) -> dict:
     """PriorBox's arguments from prior_box_param, checked as SSD checks them."""
     p = op.param.prior_box_param
+    for field in ("offset_h", "offset_w", "width", "height"):
+        require(
+            not getattr(p, field),
+            op,
+            "OpenCV's explicit prior offsets and sizes are not supported (SSD's Caffe has no such field)",
+            f"prior_box_param.{field}",
+            list(getattr(p, field)),
+            kind=UnsupportedParameterError,
+        )
     min_sizes, max_sizes, variances = list(p.min_size), list(p.max_size), list(p.variance)
     require(
         min_sizes and min(min_sizes) > 0,
