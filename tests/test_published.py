@@ -80,3 +80,27 @@ def test_a_layer_present_with_too_few_blobs_is_still_refused(tmp_path):
     write_caffemodel(weights, [(n, t, b[:1] if n == "class8_ab" else b) for n, t, b in layers])
     with pytest.raises(WeightsError, match="class8_ab.*holds 1 blob"):
         caffe2keras.convert(COLORIZATION, weights, input_shapes=COLORIZATION_SIZE)
+
+
+YOLO_TINY_TAIL = """
+input: "x" input_shape { dim: 1 dim: 4 dim: 26 dim: 26 }
+layer { name: "pool1" type: "Pooling" bottom: "x" top: "p1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "pool2" type: "Pooling" bottom: "p1" top: "p2" pooling_param { pool: MAX kernel_size: 2 stride: 1 } }
+layer { name: "up" type: "Deconvolution" bottom: "p2" top: "up"
+        convolution_param { num_output: 4 group: 4 kernel_size: 2 stride: 2 bias_term: false } }
+layer { name: "route" type: "Concat" bottom: "up" bottom: "x" top: "route" }
+"""
+
+
+def test_yolov3_tiny_ports_pooling_is_refused_with_the_sizes(tmp_path):
+    """Darknet keeps 13x13 through its stride-1 max pooling; Caffe gives 12x12, so the route fails."""
+    from caffe2keras.errors import ShapeError
+
+    prototxt = tmp_path / "yolo_tiny_tail.prototxt"
+    prototxt.write_text(YOLO_TINY_TAIL)
+    with pytest.raises(ShapeError) as caught:
+        caffe2keras.convert(prototxt)
+    message = str(caught.value)
+    assert "Layer 'route' (Concat)" in message
+    assert "Pooling layer 'pool2' (stride 1) gives 12x12 from 13x13" in message
+    assert "stock Caffe refuses this net too" in message and message.rstrip().endswith(")]")

@@ -18,11 +18,13 @@ from caffe2keras.arrays import is_owned, owned_copy, release_pages  # noqa: E402
 from caffe2keras.caffe.weights import LayerWeights, Weights  # noqa: E402
 from caffe2keras.converters import base  # noqa: E402
 from caffe2keras.converters.base import Node, Step  # noqa: E402
+from caffe2keras.converters.pooling import shrinking_pools_upstream  # noqa: E402
 from caffe2keras.errors import (  # noqa: E402
     Caffe2KerasError,
     ConversionWarning,
     LayerError,
     NetError,
+    ShapeError,
     UnsupportedLayersError,
     WeightsError,
 )
@@ -290,6 +292,18 @@ class _Builder:
             steps = rule.convert(node)
             if node.filled:
                 self.filled[op.name] = f"{op.name} ({op.type}: {', '.join(node.filled)})"
+        except ShapeError as error:
+            if len(op.bottoms) > 1 and (pools := shrinking_pools_upstream(self.graph, op)):
+                raise ShapeError(
+                    op.name,
+                    op.type,
+                    f"{error.detail.rstrip('.')}. {'; '.join(pools)}, as Caffe computes pooling. Darknet pads "
+                    "its stride-1 max pooling to keep the size, and YOLOv3-tiny's Caffe ports patch Caffe's "
+                    "pooling code in C++ to match it: stock Caffe refuses this net too",
+                    error.field,
+                    error.value,
+                ) from None
+            raise
         except Caffe2KerasError:
             raise
         except TypeError:
