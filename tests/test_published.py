@@ -104,3 +104,49 @@ def test_yolov3_tiny_ports_pooling_is_refused_with_the_sizes(tmp_path):
     assert "Layer 'route' (Concat)" in message
     assert "Pooling layer 'pool2' (stride 1) gives 12x12 from 13x13" in message
     assert "stock Caffe refuses this net too" in message and message.rstrip().endswith(")]")
+
+
+RES10 = PUBLISHED / "opencv_face_detector_res10_ssd" / "deploy.prototxt"
+
+
+@pytest.fixture(scope="module")
+def res10_weights(tmp_path_factory):
+    """Synthetic weights, with the face class's conf filters sharpened so that hundreds of
+    priors pass the 0.01 threshold and the 200-row keep_top_k matters."""
+    layers = []
+    for name, layer_type, blobs in synthetic_weights(RES10):
+        if name.endswith("_mbox_conf"):
+            blobs = [b * np.float32(4) for b in blobs]
+        if name.endswith("_mbox_loc"):
+            blobs = [b * np.float32(3) for b in blobs]  # boxes that leave the image, for clip
+        layers.append((name, layer_type, blobs))
+    path = tmp_path_factory.mktemp("res10") / "res10.caffemodel"
+    write_caffemodel(path, layers)
+    return path
+
+
+@pytest.mark.parametrize("clip", [False, True], ids=["as-published", "clip"])
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_res10_face_detector_gives_opencvs_detection_rows(clip, data_format, res10_weights, tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    from tests.test_ssd import assert_detections_match, opencv_detections
+
+    prototxt = RES10
+    if clip:
+        prototxt = tmp_path / "deploy_clip.prototxt"
+        prototxt.write_text(
+            RES10.read_text().replace("confidence_threshold: 0.01\n", "confidence_threshold: 0.01\n    clip: true\n")
+        )
+    image = np.random.default_rng(3).uniform(-120, 120, (1, 3, 300, 300)).astype(np.float32)
+    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(res10_weights))
+    net.setInput(image, "data")
+    expected = opencv_detections(np.asarray(net.forward()))
+    model = save_and_reload(caffe2keras.convert(prototxt, res10_weights, data_format=data_format), tmp_path)
+    (actual,) = run(model, [image], data_format)
+    assert_detections_match(actual, expected, "detection_out")
+    boxes = expected[:, 3:]
+    assert len(expected) > 100
+    if clip:
+        assert boxes.min() >= 0 and boxes.max() <= 1
+    else:
+        assert boxes.min() < 0 or boxes.max() > 1  # so the clipped case tests something
