@@ -42,7 +42,7 @@ def local_zoo(tmp_path, monkeypatch, name):
     weights = source / files["weights"]["filename"]
     layers = synthetic_weights(prototxt)
     write_caffemodel(weights, [layer for layer in layers if layer[0] not in unpublished])
-    for role, file in files.items():
+    for file in files.values():
         path = source / file["filename"]
         if not path.exists():  # colorization's pts_in_hull.npy: a stand-in, the conversion does not read it
             np.save(path, np.zeros((313, 2)))
