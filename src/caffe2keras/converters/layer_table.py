@@ -79,7 +79,11 @@ LAYER_ROWS = (
         "Caffe's formulas, including its shortcuts",
     ),
     LayerRow(("Softmax",), "`Softmax`", "`axis`"),
-    LayerRow(("Dropout",), "`Dropout`", ""),
+    LayerRow(
+        ("Dropout",),
+        "`Dropout` (+ `Rescaling`)",
+        "`dropout_ratio`; caffe-fast-rcnn's `scale_train: false` (scaled by 1 - ratio at test time)",
+    ),
     LayerRow(("LRN",), "`LRN`", "ACROSS_CHANNELS and WITHIN_CHANNEL as Caffe computes each"),
     LayerRow(
         ("BatchNorm",),
@@ -97,7 +101,11 @@ LAYER_ROWS = (
         "hszhao/PSPNet's slope, bias, mean, variance blobs and `eps`, with its CPU formula (its cuDNN engine raises `eps` to 1e-5); SegNet's `BN` has another `bn_param` and is not read",
         origin="PSPNet",
     ),
-    LayerRow(("Scale", "Bias"), "`Affine`; `Multiply`/`Add` with a second bottom", "`axis`, `num_axes`, `bias_term`"),
+    LayerRow(
+        ("Scale", "Bias"),
+        "`Affine`; `Multiply`/`Add` with a second bottom (`BroadcastOperand` when it starts past axis 0)",
+        "`axis`, `num_axes`, `bias_term`; a second bottom at any axis",
+    ),
     LayerRow(("Eltwise",), "`Add`, `Multiply`, `Maximum`, `WeightedSum`", "SUM with `coeff`, PROD, MAX"),
     LayerRow(("Axpy",), "`Multiply` + `Add`", "`a * x + y`, `a` of shape (N, C) or (N, C, 1, 1)", origin="SENet"),
     LayerRow(
@@ -168,7 +176,7 @@ LAYER_ROWS = (
     LayerRow(
         ("DetectionOutput",),
         "`DetectionOutput`",
-        "CENTER_SIZE/CORNER/CORNER_SIZE, `variance_encoded_in_target`, `share_location`, `background_label_id`, `confidence_threshold`, per-class NMS (`nms_threshold`, `top_k`, adaptive `eta`), `keep_top_k`; see below for the output's static shape",
+        "CENTER_SIZE/CORNER/CORNER_SIZE, `variance_encoded_in_target`, `share_location`, `background_label_id`, `confidence_threshold`, per-class NMS (`nms_threshold`, `top_k`, adaptive `eta`), `keep_top_k`, OpenCV's `clip`; see below for the output's static shape",
         origin="SSD",
     ),
     LayerRow(("ShuffleChannel",), "`Reshape` + `Permute` + `Reshape`", "`group`", origin="ShuffleNet"),
