@@ -1,6 +1,6 @@
 """A short fuzzing run (tests/fuzzing.py): mutated prototxts, caffemodels, HDF5 files and .keras
 configs, each a clean refusal or a correct conversion, under 2 GiB and a time limit, nothing left
-behind. The long run is ``python tools/fuzz.py``; its figures are in the README."""
+behind. The long run is ``python tools/fuzz.py``; its figures are in docs/errors.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The README's layer table is the registry's, and every registered type is tested."""
+"""The documented layer table (docs/layers.md) is the registry's, and every registered type is tested."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from caffe2keras.converters.layer_table import markdown_table, table_rows
 from tests.shared import REPO
 
 
-def readme_table() -> str:
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Supported layers") :]
+def documented_table() -> str:
+    page = (REPO / "docs" / "layers.md").read_text()
+    section = page[page.index("## Supported layers") :]
     start = section.index("| Caffe type |")
     return section[start : section.index("\n\n", start)] + "\n"
 
@@ -24,11 +24,11 @@ def test_every_registered_type_has_a_row_of_its_own():
     assert set(registered_types()) <= set(documented)
 
 
-def test_the_readme_table_is_the_generated_one(capsys):
+def test_the_documented_table_is_the_generated_one(capsys):
     assert main(["layers", "--markdown"]) == 0
     generated = capsys.readouterr().out
     assert generated == markdown_table(table_rows())
-    assert readme_table() == generated, "paste `caffe2keras layers --markdown` into README.md"
+    assert documented_table() == generated, "paste `caffe2keras layers --markdown` into docs/layers.md"
 
 
 def test_every_registered_type_is_tested():

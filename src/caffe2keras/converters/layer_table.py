@@ -206,7 +206,7 @@ LAYER_ROWS = (
     LayerRow(
         ("Python",),
         "—",
-        "**unsupported** unless you register a converter: its code is never imported or run (see [Custom layers](#custom-layers))",
+        "**unsupported** unless you register a converter: its code is never imported or run (see [Custom layers](guide/custom-layers.md))",
     ),
 )
 
