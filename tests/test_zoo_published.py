@@ -67,3 +67,24 @@ def test_zoo_convert_published_net(name, tmp_path, monkeypatch):
     expected = NETS[name][2]
     if expected is not None:
         assert tuple(model.outputs[0].shape)[1:] == expected[1:]
+
+
+@pytest.mark.slow
+def test_the_detection_guide_runs(tmp_path, monkeypatch, capsys):
+    """docs/guide/detection.md's steps, on the published prototxt with synthetic weights."""
+    import re
+
+    from tests.shared import REPO
+
+    pytest.importorskip("skimage")
+    guide = (REPO / "docs" / "guide" / "detection.md").read_text()
+    command = re.search(r"```bash\n(.*?)```", guide, re.S).group(1).split()
+    code = re.search(r"```python\n(.*?)```", guide, re.S).group(1)
+    source = local_zoo(tmp_path, monkeypatch, "opencv_face_detector_res10_ssd")
+    monkeypatch.chdir(tmp_path)
+    assert command[:3] == ["caffe2keras", "zoo", "convert"]
+    assert main([*command[1:], "--from", str(source), "-q"]) == 0
+    namespace = {}
+    exec(compile(code, "docs/guide/detection.md", "exec"), namespace)
+    assert namespace["rows"].shape == (200, 7)
+    assert namespace["boxes"].shape == (len(namespace["faces"]), 4)
