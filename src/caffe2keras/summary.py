@@ -167,10 +167,11 @@ def summarize(
 def _op_row(op, graph: Graph, loaded, layout: Layout, shapes_unknown: str | None) -> LayerRow:
     in_shapes = tuple(graph.shapes.get(b) for b in op.bottoms)
     out_shapes = tuple(graph.shapes.get(t) for t in op.tops)
-    blobs = None
+    blobs, from_fillers = None, False
     if loaded is not None:
         found = loaded.get(op.name)
         blobs = found.blobs if found is not None else ()
+        from_fillers = found is None  # as convert: Caffe keeps what the prototxt's fillers made
     parameters = None if blobs is None else sum(b.data.size for b in blobs) or None
 
     def row(keras: str, status: str, reason: str = "", count=parameters) -> LayerRow:
@@ -200,7 +201,7 @@ def _op_row(op, graph: Graph, loaded, layout: Layout, shapes_unknown: str | None
     if None in in_shapes or (shapes_unknown and rule.shapes is not None):
         missing_input = None in in_shapes or shapes_unknown.startswith("the shape of")
         return row("", "unknown" if missing_input else "error", shapes_unknown or "the input shapes are not known")
-    node = Node(op, in_shapes, tuple(s for s in out_shapes if s is not None), layout, blobs)
+    node = Node(op, in_shapes, tuple(s for s in out_shapes if s is not None), layout, blobs, from_fillers=from_fillers)
     try:
         built = rule.convert(node)
         node.check_all_blobs_used()
