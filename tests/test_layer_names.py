@@ -6,9 +6,9 @@ import pytest
 
 import caffe2keras
 from caffe2keras.api import load_graph
-from caffe2keras.builder import keras_name
 from caffe2keras.caffe import read_net
 from caffe2keras.graph import DATA_LAYER_TYPES, is_dropped_type
+from caffe2keras.keras_names import keras_name
 from tests.shared import SHARED
 
 # Nets with more layers than this take tens of seconds to build on a small CPU.
