@@ -172,6 +172,15 @@ def dropout(node: Node):
     p = node.param.dropout_param
     ratio = p.dropout_ratio
     require(0 <= ratio < 1, node.op, "dropout_ratio must be in [0, 1)", "dropout_param.dropout_ratio", ratio)
+    require(
+        not node.param.dropout_param.sample_weights_test,
+        node.op,
+        "Bayesian SegNet's Monte Carlo dropout draws a random mask at test time: its outputs are "
+        "samples, which a deterministic model cannot give; set it to false for the mean",
+        "dropout_param.sample_weights_test",
+        True,
+        kind=UnsupportedParameterError,
+    )
     # Identity at inference; kept so that fine-tuning regularizes as the Caffe net did.
     steps = [Step(layers.Dropout(ratio), suffix="dropout")] if ratio > 0 else []
     if not p.scale_train and ratio > 0:
