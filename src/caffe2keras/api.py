@@ -32,6 +32,7 @@ def convert(
     progress: bool = False,
     preprocessing=None,
     labels=None,
+    allow_random: bool = False,
 ):
     """Convert a Caffe net to a Keras functional model.
 
@@ -52,6 +53,9 @@ def convert(
             :class:`ConversionWarning` says what Caffe's data layers did.
         labels: class labels (a file of one per line, or a sequence) for the model to carry;
             ``caffe2keras predict`` and :func:`model_labels` read them back.
+        allow_random: a layer the weights file lacks starts, as in Caffe, from its prototxt's
+            fillers; constant ones always, random ones (xavier, gaussian...) only when True.
+            A :class:`ConversionWarning` names such layers.
 
     Returns:
         A ``keras.Model`` whose inputs are named and ordered as the net's input blobs and whose
@@ -85,6 +89,7 @@ def convert(
                 outputs,
                 on_layer=lambda op: advance(detail=f"{op.name} ({op.type})"),
                 input_layers={step.blob: step.layer(layout.data_format) for step in steps},
+                allow_random=allow_random,
             )
     if label_list is not None:
         output = model.outputs[0]
