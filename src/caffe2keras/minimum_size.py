@@ -45,9 +45,14 @@ def minimum_sizes(graph: Graph, shape_rule: Callable) -> dict[str, tuple[int, in
     square = _smallest(lambda s: fits(dict.fromkeys(axes, s)), 1, LARGEST_TRIED)
     if square is None:
         return {}
-    found = {
-        key: _smallest(lambda s, key=key: fits({**dict.fromkeys(axes, square), key: s}), 1, square) for key in axes
-    }
+    found = {}
+    for key in axes:
+
+        def works(size: int, key=key) -> bool:
+            return fits({**dict.fromkeys(axes, square), key: size})
+
+        # Most nets treat height and width alike: one trial shows the square's side is this axis' minimum.
+        found[key] = square if square == 1 or not works(square - 1) else _smallest(works, 1, square - 1)
     if not fits(found):  # the axes are not independent: keep the square that works
         found = dict.fromkeys(axes, square)
     minimums = {}

@@ -135,6 +135,12 @@ def _cases_root() -> str:
 
 
 def run_command_case(case: Case) -> tuple[str, str]:
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()  # each case starts as a fresh process would, not with the last one's models
+    gc.collect()
     with tempfile.TemporaryDirectory(prefix="case-", dir=_cases_root()) as name:
         folder = Path(name).resolve()
         (folder / "in").mkdir()

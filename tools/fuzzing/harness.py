@@ -125,8 +125,10 @@ def run_case(case: Case) -> tuple[str, str]:
 def worker(cases_path: str, results_path: str) -> None:
     """Run each case, appending ``{"index", "outcome", "detail"}`` lines; a ``start`` line before
     each lets the parent tell which case hung or killed the process."""
+    import faulthandler
     import warnings
 
+    faulthandler.enable()  # a crash in native code says where, in the stderr the parent reads
     warnings.simplefilter("ignore")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with open(cases_path, "rb") as f:
@@ -189,7 +191,8 @@ def run(cases: list[Case], batch: int = 200, timeout_s: float = CASE_TIMEOUT_S, 
                 if index in finished:
                     record = finished[index]
                 elif starts and starts[-1]["index"] == index:
-                    record = {"index": index, "outcome": starts[-1].get("fate", "crash"), "detail": "", "kind": ""}
+                    fate, detail = starts[-1].get("fate", "crash"), starts[-1].get("stderr", "")
+                    record = {"index": index, "outcome": fate, "detail": detail, "kind": ""}
                 else:
                     break
                 record["kind"] = record.get("kind") or cases[index].kind
@@ -219,6 +222,9 @@ def _run_worker(cases_path: Path, results_path: Path, timeout_s: float, nice: in
                 "KERAS_BACKEND": "jax",
                 **os.environ,
                 "JAX_PLATFORMS": "cpu",
+                # glibc gives each thread a malloc arena of 64 MiB of address space; under RLIMIT_AS
+                # XLA's thread pools would count for gigabytes they never touch.
+                "MALLOC_ARENA_MAX": "2",
                 "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]),
             },
         )
@@ -234,6 +240,7 @@ def _run_worker(cases_path: Path, results_path: Path, timeout_s: float, nice: in
     records = _records(results_path)
     if records and "start" in records[-1]:
         records[-1]["fate"] = "over-memory" if "MemoryError" in stderr or "bad_alloc" in stderr else "crash"
+        records[-1]["stderr"] = stderr.strip()[-400:]  # what the dying worker said
     return records
 
 
