@@ -290,10 +290,10 @@ def test_tf2onnx_optimizers_collect_garbage_only_during_an_export():
     """The wrapped optimizer table builds the same optimizers, and is tf2onnx's own again after."""
     from tf2onnx import optimizer
 
-    from caffe2keras.export import _optimizer_copies_collected
+    from caffe2keras.framework_internals import optimizer_copies_collected
 
     before = dict(optimizer._optimizers)
-    with _optimizer_copies_collected():
+    with optimizer_copies_collected():
         during = dict(optimizer._optimizers)
         assert during.keys() == before.keys()
         assert all(during[name] is not factory for name, factory in before.items())

@@ -1,6 +1,7 @@
 """Short fuzzing runs (tools/fuzzing/): each family's hostile inputs, each a clean refusal or a
 correct result, under 2 GiB and a time limit, nothing written outside its place. The long run
-is ``python tools/fuzz.py``; its figures are in docs/robustness.md."""
+is ``python tools/fuzz.py``; its figures are in docs/errors.md (model files) and
+docs/robustness.md (the other surfaces)."""
 
 from __future__ import annotations
 

@@ -6,9 +6,9 @@ import pytest
 
 import caffe2keras
 from caffe2keras.api import load_graph
-from caffe2keras.builder import keras_name
 from caffe2keras.caffe import read_net
 from caffe2keras.graph import DATA_LAYER_TYPES, is_dropped_type
+from caffe2keras.keras_names import keras_name
 from tests.shared import SHARED
 
 # Nets with more layers than this take tens of seconds to build on a small CPU.
@@ -32,7 +32,7 @@ def zoo_prototxts():
 @pytest.mark.parametrize("prototxt", zoo_prototxts())
 def test_every_kept_caffe_layer_is_found_by_its_name(prototxt):
     kept = [op.name for op in load_graph(prototxt).ops]
-    # What the conversion does not keep is what the README lists: losses, Accuracy, Silence,
+    # What the conversion does not keep is what docs/contract.md lists: losses, Accuracy, Silence,
     # HDF5Output, DetectionEvaluate, and data layers (which become inputs named after their tops).
     left_out = {layer.name for layer in read_net(prototxt).layer} - set(kept)
     assert all(

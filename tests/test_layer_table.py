@@ -1,34 +1,36 @@
-"""The README's layer table is the registry's, and every registered type is tested."""
+"""The documented layer table (docs/layers.md) is the registry's, and every registered type is tested."""
 
 from __future__ import annotations
 
 import re
+import sys
 
 from caffe2keras.cli import main
-from caffe2keras.converters import registered_types
-from caffe2keras.converters.layer_table import markdown_table, table_rows
+from caffe2keras.converters import IDENTITY, LayerRule, register_rule, registered_types
+from caffe2keras.converters.base import LayerDoc, converts, registry_snapshot
+from caffe2keras.converters.layer_table import UNDOCUMENTED, LayerRow, markdown_table, table_rows
 from tests.shared import REPO
 
 
-def readme_table() -> str:
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Supported layers") :]
+def documented_table() -> str:
+    page = (REPO / "docs" / "layers.md").read_text()
+    section = page[page.index("## Supported layers") :]
     start = section.index("| Caffe type |")
     return section[start : section.index("\n\n", start)] + "\n"
 
 
 def test_every_registered_type_has_a_row_of_its_own():
     documented = [t for row in table_rows() for t in row.types]
-    undocumented = [row.types[0] for row in table_rows() if row.keras == "(a registered converter)"]
-    assert undocumented == [], "add a LayerRow for each to converters/layer_table.py"
+    undocumented = [row.types[0] for row in table_rows() if row.keras == UNDOCUMENTED]
+    assert undocumented == [], "register each with @converts(..., doc=LayerDoc(...))"
     assert set(registered_types()) <= set(documented)
 
 
-def test_the_readme_table_is_the_generated_one(capsys):
+def test_the_documented_table_is_the_generated_one(capsys):
     assert main(["layers", "--markdown"]) == 0
     generated = capsys.readouterr().out
     assert generated == markdown_table(table_rows())
-    assert readme_table() == generated, "paste `caffe2keras layers --markdown` into README.md"
+    assert documented_table() == generated, "paste `caffe2keras layers --markdown` into docs/layers.md"
 
 
 def test_every_registered_type_is_tested():
@@ -43,3 +45,25 @@ def test_the_plain_listing_names_every_type(capsys):
     assert main(["layers"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == [t for row in table_rows() for t in row.types]
+
+
+def test_a_plugin_without_a_doc_gets_a_bare_row_at_the_end():
+    with registry_snapshot():
+        register_rule(LayerRule("MyPluginType", lambda node: IDENTITY, None))
+        assert table_rows()[-1] == LayerRow(("MyPluginType",), UNDOCUMENTED, "")
+
+
+def test_types_registered_with_one_doc_share_its_row():
+    doc = LayerDoc("`Identity`", "test only")
+    with registry_snapshot():
+        converts("MyTypeA", "MyTypeB", shapes=None, doc=doc)(lambda node: IDENTITY)
+        converts("MyTypeC", shapes=None, doc=doc)(lambda node: IDENTITY)
+        rows = [row for row in table_rows() if row.notes == "test only"]
+    assert rows == [LayerRow(("MyTypeA", "MyTypeB", "MyTypeC"), "`Identity`", "test only")]
+
+
+def test_converter_modules_are_found_without_a_list():
+    """A new family module needs no line in converters/__init__.py: every module there is imported."""
+    package = REPO / "src" / "caffe2keras" / "converters"
+    modules = {p.stem for p in package.glob("*.py") if not p.stem.startswith("_")}
+    assert {m for m in modules if f"caffe2keras.converters.{m}" not in sys.modules} == set()

@@ -1,4 +1,4 @@
-"""The README's commands are the ones CI and users run."""
+"""The README's commands are the ones CI and users run, and the predictions walkthrough runs as written."""
 
 import re
 import subprocess
@@ -39,15 +39,14 @@ layer { name: "prob" type: "Softmax" bottom: "fc8" top: "prob" }
 
 
 def walkthrough_blocks():
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## From a Caffe model to predictions") :]
-    section = section[: section.index("\n### ")]
+    page = (REPO / "docs" / "guide" / "predict.md").read_text()
+    section = page[: page.index("\n## ")]
     return re.findall(r"```bash\n(.*?)```", section, re.S)[0], re.findall(r"```python\n(.*?)```", section, re.S)[0]
 
 
 @pytest.mark.slow
 def test_walkthrough_runs_on_a_small_net_of_caffenets_shape(tmp_path, monkeypatch, capsys):
-    """The README's convert, predict and fine-tune steps, verbatim, on a tiny CaffeNet look-alike."""
+    """The guide's convert, predict and fine-tune steps, verbatim, on a tiny CaffeNet look-alike."""
     import shlex
 
     import cv2
@@ -79,7 +78,7 @@ def test_walkthrough_runs_on_a_small_net_of_caffenets_shape(tmp_path, monkeypatc
         "x_train": rng.integers(0, 256, (6, 12, 12, 3)).astype(np.float32),
         "y_train": rng.integers(0, 5, 6),
     }
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs/guide/predict.md", "exec"), namespace)
     model, base = namespace["model"], namespace["base"]
     assert tuple(model.output.shape) == (None, 5)
     assert not base.trainable_weights and model.get_layer("new_head").trainable_weights

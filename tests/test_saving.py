@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import caffe2keras
-from caffe2keras import saving
+from caffe2keras import framework_internals
 from caffe2keras.caffe.writer import write_caffemodel
 
 PROTOTXT = """
@@ -59,7 +59,7 @@ def test_saved_model_reloads_with_the_same_weights_and_members(model, tmp_path):
 
 
 def test_falls_back_to_model_save_without_the_keras_internals(model, tmp_path, monkeypatch):
-    monkeypatch.setattr(saving, "_streaming_supported", lambda: False)
+    monkeypatch.setitem(framework_internals._CHECKS, framework_internals.STREAMING_SAVE, lambda: False)
     path = tmp_path / "model.keras"
     caffe2keras.save_model(model, path)
     assert members(path) == ["config.json", "metadata.json", "model.weights.h5"]
@@ -77,7 +77,7 @@ def test_falls_back_to_model_save_when_a_keras_internal_changed(model, tmp_path,
     def changed(*args, **kwargs):
         raise AttributeError("'H5IOStore' object has no attribute '_h5_entry_group'")
 
-    monkeypatch.setattr(saving._ViewingH5IOStore, override, changed)
+    monkeypatch.setattr(framework_internals.ViewingH5IOStore, override, changed)
     path = tmp_path / "model.keras"
     caffe2keras.save_model(model, path)
     reloaded = keras.saving.load_model(path, safe_mode=True)

@@ -13,11 +13,7 @@ import json
 import os
 
 from caffe2keras._version import __version__ as __version__
-
-
-def use_default_backend() -> None:
-    """JAX, unless the user set ``KERAS_BACKEND``; takes effect only before Keras is imported."""
-    os.environ.setdefault("KERAS_BACKEND", "jax")
+from caffe2keras.default_backend import use_default_backend
 
 
 def _keras_configured_backend() -> str:

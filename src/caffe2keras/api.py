@@ -7,15 +7,16 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 
-from caffe2keras.builder import build_model, check_supported
+from caffe2keras.builder import build_model
 from caffe2keras.caffe import read_net, read_weights
 from caffe2keras.caffe.limits import check_path_type
-from caffe2keras.converters.base import Converter, LayerRule, Node, ShapeRule, register_rule, rule_for
+from caffe2keras.converters.base import Converter, LayerRule, ShapeRule, register_rule, rule_for
 from caffe2keras.errors import ArgumentError, ConversionWarning, NetError, RegistryError
 from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, infer_shapes, is_dropped_type
 from caffe2keras.labels import check_label_count, read_labels
 from caffe2keras.layout import Layout
 from caffe2keras.minimum_size import minimum_sizes
+from caffe2keras.plan import check_supported, plan_layer
 from caffe2keras.preprocessing import Preprocessing, declared_transforms, plan_inputs, unembedded_warning
 from caffe2keras.progress import Progress
 
@@ -127,10 +128,10 @@ def parameter_shapes(
     infer_shapes(graph, shape_rule)
     shapes = {}
     for op in graph.ops:
-        node = Node(op, tuple(graph.shapes[b] for b in op.bottoms), tuple(graph.shapes[t] for t in op.tops), Layout())
-        rule_for(op.type).convert(node)
-        if node.requested:
-            shapes[op.name] = [node.requested[i] for i in sorted(node.requested)]
+        plan = plan_layer(op, [graph.shapes[b] for b in op.bottoms], Layout())
+        plan.steps  # noqa: B018 (the converter asks for each parameter blob by its shape)
+        if plan.node.requested:
+            shapes[op.name] = [plan.node.requested[i] for i in sorted(plan.node.requested)]
     return shapes
 
 

@@ -1,12 +1,15 @@
-"""Build the Keras functional model from a shaped blob graph and per-layer converters."""
+"""Build the Keras functional model from a shaped blob graph.
+
+Each layer's node, shapes and Keras steps come from its plan (:mod:`caffe2keras.plan`); the
+builder only wires, names and calls the Keras layers, creating their variables from the weights.
+"""
 
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
-from caffe2keras import use_default_backend
+from caffe2keras.default_backend import use_default_backend
 
 use_default_backend()  # conversion runs on JAX unless the user chose a backend: before Keras loads
 
@@ -14,28 +17,17 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from caffe2keras.arrays import is_owned, owned_copy, release_pages  # noqa: E402
-from caffe2keras.caffe.weights import LayerWeights, Weights  # noqa: E402
+from caffe2keras.caffe.weights import Weights  # noqa: E402
 from caffe2keras.converters import base  # noqa: E402
-from caffe2keras.converters.base import Node, Step  # noqa: E402
-from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError  # noqa: E402
-from caffe2keras.graph import (  # noqa: E402
-    BlobRef,
-    Graph,
-    Op,
-    apply_shape_rule,
-    check_blob_shape,
-    check_top_count,
-    free_size_error,
-    has_free_dims,
-)
+from caffe2keras.converters.base import Step  # noqa: E402
+from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, WeightsError  # noqa: E402
+from caffe2keras.framework_internals import call_creating_variables  # noqa: E402
+from caffe2keras.graph import BlobRef, Graph, Op, check_top_count  # noqa: E402
+from caffe2keras.keras_names import keras_name  # noqa: E402
 from caffe2keras.layout import Layout  # noqa: E402
+from caffe2keras.plan import LayerPlan, plan_layer  # noqa: E402
 from caffe2keras.recursion import recursion_room  # noqa: E402
 from caffe2keras.sharing import SharedParameters  # noqa: E402
-
-
-def keras_name(caffe_name: str) -> str:
-    """Keras forbids '/' in names; Caffe nets use it a lot (``inception_3a/1x1``)."""
-    return caffe_name.replace("/", "__") or "unnamed"
 
 
 class NameTable:
@@ -51,39 +43,6 @@ class NameTable:
             candidate = f"{name}_{counter}"
         self.used.add(candidate)
         return candidate
-
-
-def check_supported(graph: Graph, rule_for: Callable[[str], base.LayerRule | None]) -> None:
-    """Report every layer type without a converter at once, before anything is built."""
-    counts: Counter[str] = Counter()
-    first: dict[str, str] = {}
-    reasons: dict[str, dict[str, None]] = {}  # type -> distinct reasons, in order
-    details: dict[str, dict[str, None]] = {}
-    for op in graph.ops:
-        rule = rule_for(op.type)
-        if rule is None:
-            known = base.unsupported(op.type)
-            reason = known.reason if known else ""
-            if known and known.detail:
-                details.setdefault(op.type, {})[known.detail(op)] = None
-        elif rule.check is not None:
-            reason = rule.check(op)
-            if reason is None:
-                continue
-        else:
-            continue
-        counts[op.type] += 1
-        first.setdefault(op.type, op.name)
-        reasons.setdefault(op.type, {})[reason] = None
-    if counts:
-        raise UnsupportedLayersError(
-            (t, counts[t], first[t], _join_reasons(details.get(t, {}), reasons[t])) for t in counts
-        )
-
-
-def _join_reasons(details, reasons) -> str:
-    text = "; ".join(r for r in reasons if r)
-    return f"{', '.join(details)}: {text}" if details else text
 
 
 class _PresetInitializer:
@@ -113,42 +72,22 @@ class _PresetInitializer:
         return value
 
 
-# What Layer.add_weight takes by position (Keras 2's call style, which Keras 3 still accepts).
-ADD_WEIGHT_POSITIONAL = ("shape", "initializer", "dtype")
-
-
 def _call_with_weights(step: Step, op: Op, inputs):
-    """Call ``step.layer`` on ``inputs``, creating its variables from ``step.weights``.
-
-    Keras has no public way to hand a layer the values of the variables it is about to
-    create: building the layer and then assigning would first fill every variable with its
-    initializer, a second copy of the largest weights (VGG16's fc6 is 400 MB). So, for this
-    one call, the layer's ``add_weight`` gets an initializer that hands over the converted
-    value as it is, whether the layer passes the initializer by keyword or by position.
-    """
+    """Call ``step.layer`` on ``inputs``, creating its variables from ``step.weights`` (no random
+    initialization first: VGG16's fc6 alone is 400 MB)."""
     layer = step.layer
     values = list(step.weights)
     if not values or layer.built:
         return layer(inputs)
-    created = 0
-    original = layer.add_weight
 
-    def add_weight(*args, **kwargs):
-        nonlocal created
-        index = created
-        created += 1
-        if index < len(values) and values[index] is not None and len(args) <= len(ADD_WEIGHT_POSITIONAL):
-            kwargs = {**kwargs, **dict(zip(ADD_WEIGHT_POSITIONAL, args))}
-            kwargs["initializer"] = _PresetInitializer(np.asarray(values[index]), op, index)
-            values[index] = None
-            return original(**kwargs)
-        return original(*args, **kwargs)  # Keras reports a call it refuses
+    def initializer_for(index: int):
+        if index >= len(values) or values[index] is None:
+            return None
+        initializer = _PresetInitializer(np.asarray(values[index]), op, index)
+        values[index] = None  # the initializer holds the one reference
+        return initializer
 
-    layer.add_weight = add_weight
-    try:
-        output = layer(inputs)
-    finally:
-        del layer.add_weight
+    output, created = call_creating_variables(layer, inputs, initializer_for)
     if created != len(values):
         raise LayerError(
             op.name,
@@ -231,56 +170,24 @@ class _Builder:
                 tensor = layer(tensor)
             self.tensors[ref], self.producer_name[ref] = tensor, name
 
-    def _converted(self, op: Op):
-        """The node of ``op``, its Caffe output shapes (None without a shape rule) and its steps,
-        its parameters and weights checked."""
-        rule = self.rule_for(op.type)
-        if len(op.bottoms) < rule.min_bottoms:
-            raise LayerError(
-                op.name,
-                op.type,
-                f"the layer has no bottom; Caffe refuses it ({op.type} reads at least {rule.min_bottoms} "
-                "blob). Name its input blob with 'bottom:'",
-                "bottom",
-                [],
-            )
-        in_shapes = tuple(self.graph.shapes[b] for b in op.bottoms)
-        layer_weights = None
-        if self.weights is not None:
-            found: LayerWeights | None = self.weights.get(op.name)
-            layer_weights = found.blobs if found is not None else ()
-        try:
-            out_shapes = tuple(apply_shape_rule(rule.shapes, op, list(in_shapes))) if rule.shapes else None
-            for top, shape in zip(op.tops, out_shapes or ()):
-                check_blob_shape(shape, op.name, op.type, f"top {top.name!r}")
-            node = Node(op, in_shapes, out_shapes or (), self.layout, layer_weights)
-            steps = rule.convert(node)
-        except Caffe2KerasError:
-            raise
-        except TypeError:
-            if has_free_dims(in_shapes):  # arithmetic on a size that is only known when the model runs
-                raise free_size_error(op, in_shapes) from None
-            raise
-        except (ArithmeticError, ValueError) as exc:  # a parameter no check caught; still the net's doing
-            raise LayerError(
-                op.name, op.type, f"the layer's parameters cannot be used: {type(exc).__name__}: {exc}", "type", op.type
-            ) from exc
-        steps = [steps] if isinstance(steps, Step) else list(steps)
-        node.check_all_blobs_used()
-        return node, out_shapes, steps
+    def _plan(self, op: Op) -> LayerPlan:
+        return plan_layer(
+            op, [self.graph.shapes[b] for b in op.bottoms], self.layout, self.weights, rule_for=self.rule_for
+        )
 
     def validate(self, op: Op) -> None:
         """Check a layer no output needs, as Caffe sets up every layer: parameters, shapes, weights."""
         if self.rule_for(op.type).shapes is None or any(b not in self.graph.shapes for b in op.bottoms):
             return  # a plugin without a shape rule, or downstream of one: nothing to check against
-        _, out_shapes, _ = self._converted(op)
-        check_top_count(op, len(out_shapes))
-        self.graph.shapes.update(zip(op.tops, out_shapes))
+        plan = self._plan(op)
+        plan.steps  # noqa: B018 (the converter checks the parameters and weights)
+        self.graph.shapes.update(zip(op.tops, plan.out_shapes))
 
     def convert(self, op: Op) -> None:
-        node, out_shapes, steps = self._converted(op)
+        plan = self._plan(op)
+        node, out_shapes = plan.node, plan.out_shapes
         in_shapes, layer_weights = node.in_shapes, node.weights
-        steps = self.shared.apply(node, steps)
+        steps = self.shared.apply(node, plan.steps)
         # A layer without bottoms (Parameter) is wired to the first net input, which it ignores.
         bottoms = [self.tensors[b] for b in op.bottoms] or self.inputs[:1]
         if steps:

@@ -144,7 +144,7 @@ class UnsupportedLayersError(Caffe2KerasError):
 
     PLUGIN_HINT = (
         "Register a converter for a custom type with caffe2keras.register_converter() "
-        "(see the README's 'Custom layers' section)."
+        "(see the docs, docs/guide/custom-layers.md)."
     )
 
     def __init__(self, unsupported: Iterable[tuple[str, int, str, str]]):

@@ -134,10 +134,12 @@ def _input_signature(model):
 
 def _export_here(model, path: Path, format: str) -> None:
     """Export under this process's (TensorFlow) backend."""
+    from caffe2keras.framework_internals import grouped_convolutions_traced_plain, optimizer_copies_collected
+
     keras_format = FORMATS[format][0]
     onnx_only = format == "onnx"
-    tracing = _grouped_convolutions_traced_plain() if onnx_only else contextlib.nullcontext()
-    collecting = _optimizer_copies_collected() if onnx_only else contextlib.nullcontext()
+    tracing = grouped_convolutions_traced_plain() if onnx_only else contextlib.nullcontext()
+    collecting = optimizer_copies_collected() if onnx_only else contextlib.nullcontext()
     try:
         with _quiet_native_logs(), tracing, collecting:
             model.export(str(path), format=keras_format, verbose=False, input_signature=_input_signature(model))
@@ -189,72 +191,6 @@ def _finish_onnx(path: Path, model) -> None:
     }
     fuse_lrn_layers(proto.graph, lrn_layers, {layer.name for layer in model.layers})
     onnx.save(proto, str(path))
-
-
-@contextlib.contextmanager
-def _grouped_convolutions_traced_plain():
-    """Trace grouped convolutions as plain TensorFlow convolutions, which tf2onnx maps to ``Conv`` with ``group``.
-
-    Keras' TensorFlow backend compiles them with XLA, because TensorFlow's CPU kernel lacks them;
-    tf2onnx cannot see into an XLA-compiled function. Traced for ONNX they never run in TensorFlow.
-    """
-    import tensorflow as tf
-    from keras.src.backend import standardize_data_format
-    from keras.src.backend.tensorflow import nn
-
-    original = nn.conv
-
-    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
-        layout = "NHWC" if standardize_data_format(data_format) == "channels_last" else "NCHW"
-        if len(inputs.shape) != 4:
-            return original(inputs, kernel, strides, padding, data_format, dilation_rate)
-        return tf.nn.convolution(inputs, kernel, strides, padding.upper(), data_format=layout, dilations=dilation_rate)
-
-    nn.conv = conv
-    try:
-        yield
-    finally:
-        nn.conv = original
-
-
-@contextlib.contextmanager
-def _optimizer_copies_collected():
-    """Free each of tf2onnx's graph copies before the next is made.
-
-    tf2onnx deep-copies the whole graph, weights included, before each of its dozen optimizers, in
-    rounds until none changes it. The copies it drops hold reference cycles, which Python's
-    collector frees only now and then: they piled up to about 40 times the weights (10.9 GiB for
-    CaffeNet; VGG16 was killed past 19 GB). A collection before each optimizer keeps about three.
-    Where tf2onnx's optimizer table is not where this expects it, the export runs as it is.
-    """
-    import gc
-
-    try:
-        from tf2onnx import optimizer
-
-        table = optimizer._optimizers
-        assert isinstance(table, dict) and all(callable(factory) for factory in table.values())
-    except (ImportError, AttributeError, AssertionError):
-        yield
-        return
-
-    def collected_first(factory):
-        def make():
-            gc.collect()
-            return factory()
-
-        return make
-
-    originals = dict(table)
-    table.update({name: collected_first(factory) for name, factory in originals.items()})
-    # Objects alive now (TensorFlow's modules, the model) are set aside, so that each collection
-    # scans only what the export makes: a full one took long enough to slow small nets tenfold.
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-        table.update(originals)
 
 
 @contextlib.contextmanager

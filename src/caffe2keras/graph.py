@@ -227,37 +227,53 @@ def build_graph(
     stages = list(net.state.stage) if stages is None else list(stages)
     if phase is None:
         phase = net.state.DESCRIPTOR.fields_by_name["phase"].enum_type.values_by_name["TEST"].number
+    wiring = _Wiring()
+    for name, shape in _net_field_inputs(net):
+        wiring.declare_input(name, shape, "the net's 'input' field")
+    for layer in net.layer:
+        if layer_is_kept(layer, phase, level, stages):
+            wiring.add_layer(layer, given)
+    graph = wiring.graph(net.name)
+    _set_input_shapes(graph, wiring.declared_inputs, given, require_input_shapes)
+    if not graph.inputs:
+        raise NetError("the net has no inputs: no Input or data layer and no 'input' field feeds a layer.")
+    return graph
 
-    versions: dict[str, int] = {}
-    declared_inputs: list[tuple[str, Shape | None, str]] = []  # name, shape, declared by
-    ops: list[Op] = []
-    silenced: set[str] = set()
 
-    def new_version(name: str) -> BlobRef:
-        versions[name] = versions.get(name, -1) + 1
-        return BlobRef(name, versions[name])
-
-    def declare_input(name: str, shape: Shape | None, origin: str):
-        if name in versions:
-            raise NetError(f"input blob {name!r} ({origin}) is declared twice. Received: input={name!r}")
-        new_version(name)
-        declared_inputs.append((name, shape, origin))
-
+def _net_field_inputs(net) -> list[tuple[str, Shape | None]]:
+    """The inputs the net's ``input`` field declares, with their shapes where it gives them."""
     # As Caffe's UpgradeNetInput: input_shape if the net has any, else 4 input_dim per input.
     legacy_shapes = [_dims(s) for s in net.input_shape] or [
         tuple(int(d) for d in net.input_dim[i : i + 4]) for i in range(0, len(net.input_dim) - 3, 4)
     ]
-    for i, name in enumerate(net.input):
-        shape = legacy_shapes[i] if i < len(legacy_shapes) else None
-        declare_input(name, shape, "the net's 'input' field")
+    return [(name, legacy_shapes[i] if i < len(legacy_shapes) else None) for i, name in enumerate(net.input)]
 
-    for layer in net.layer:
-        if not layer_is_kept(layer, phase, level, stages):
-            continue
+
+class _Wiring:
+    """The ops and inputs of a net, layer by layer: each blob name's versions (an in-place layer
+    writes a new one), checked as Caffe's Net::Init checks them."""
+
+    def __init__(self):
+        self.versions: dict[str, int] = {}
+        self.declared_inputs: list[tuple[str, Shape | None, str]] = []  # name, shape, declared by
+        self.ops: list[Op] = []
+        self.silenced: set[str] = set()
+
+    def new_version(self, name: str) -> BlobRef:
+        self.versions[name] = self.versions.get(name, -1) + 1
+        return BlobRef(name, self.versions[name])
+
+    def declare_input(self, name: str, shape: Shape | None, origin: str) -> None:
+        if name in self.versions:
+            raise NetError(f"input blob {name!r} ({origin}) is declared twice. Received: input={name!r}")
+        self.new_version(name)
+        self.declared_inputs.append((name, shape, origin))
+
+    def add_layer(self, layer, given: Mapping[str, Shape]) -> None:
         if layer.type in ("Silence",):
-            silenced.update(layer.bottom)
+            self.silenced.update(layer.bottom)
         if is_dropped_type(layer.type):
-            continue
+            return
         if not layer.top:
             # Caffe's CheckBlobCounts: every layer kept here makes at least one top.
             raise LayerError(
@@ -273,11 +289,11 @@ def build_graph(
             if layer.bottom:
                 raise LayerError(layer.name, layer.type, "a data layer takes no bottoms.", "bottom", list(layer.bottom))
             for top, shape in zip(layer.top, _data_layer_shapes(layer)):
-                declare_input(top, shape, f"layer {layer.name!r} ({layer.type})")
-            continue
+                self.declare_input(top, shape, f"layer {layer.name!r} ({layer.type})")
+            return
         bottoms = []
         for bottom in layer.bottom:
-            if bottom not in versions:
+            if bottom not in self.versions:
                 raise LayerError(
                     layer.name,
                     layer.type,
@@ -285,10 +301,10 @@ def build_graph(
                     "bottom",
                     bottom,
                 )
-            bottoms.append(BlobRef(bottom, versions[bottom]))
+            bottoms.append(BlobRef(bottom, self.versions[bottom]))
         tops = []
         for top in layer.top:
-            if top in versions and top not in layer.bottom:
+            if top in self.versions and top not in layer.bottom:
                 raise LayerError(
                     layer.name,
                     layer.type,
@@ -297,29 +313,36 @@ def build_graph(
                     "top",
                     top,
                 )
-            tops.append(new_version(top))
-        ops.append(Op(layer.name, layer.type, layer, bottoms, tops))
+            tops.append(self.new_version(top))
+        self.ops.append(Op(layer.name, layer.type, layer, bottoms, tops))
 
-    consumed = {b for op in ops for b in op.bottoms}
-    inputs = [BlobRef(name) for name, _, _ in declared_inputs if BlobRef(name) in consumed]
-    graph = Graph(
-        name=net.name,
-        inputs=inputs,
-        ops=ops,
-        outputs=[],
-        final={name: BlobRef(name, v) for name, v in versions.items()},
-    )
-    graph.producers = {top: op for op in ops for top in op.tops}
-    produced_final = {ref for ref in graph.final.values() if ref in graph.producers}
-    graph.outputs = sorted(
-        (ref for ref in produced_final if ref not in consumed and ref.name not in silenced),
-        key=lambda ref: ref.name,
-    )
+    def graph(self, name: str) -> Graph:
+        """The graph of the layers added: inputs are the declared inputs some layer reads, outputs
+        the final blob values no layer reads (nor Silence)."""
+        consumed = {b for op in self.ops for b in op.bottoms}
+        graph = Graph(
+            name=name,
+            inputs=[BlobRef(n) for n, _, _ in self.declared_inputs if BlobRef(n) in consumed],
+            ops=self.ops,
+            outputs=[],
+            final={n: BlobRef(n, v) for n, v in self.versions.items()},
+        )
+        graph.producers = {top: op for op in self.ops for top in op.tops}
+        produced_final = {ref for ref in graph.final.values() if ref in graph.producers}
+        graph.outputs = sorted(
+            (ref for ref in produced_final if ref not in consumed and ref.name not in self.silenced),
+            key=lambda ref: ref.name,
+        )
+        return graph
 
+
+def _set_input_shapes(graph: Graph, declared_inputs, given: Mapping[str, Shape], require: bool) -> None:
+    """Each input's shape: ``input_shapes``' if given, else the prototxt's."""
     missing = []
+    used = set(graph.inputs)
     for name, shape, origin in declared_inputs:
         ref = BlobRef(name)
-        if ref not in consumed:
+        if ref not in used:
             continue
         if name in given:
             shape = given[name]
@@ -335,15 +358,12 @@ def build_graph(
             f"the inputs are {', '.join(n for n, _, _ in declared_inputs) or 'none'}. "
             f"Received: input_shapes={dict(given)!r}"
         )
-    if missing and require_input_shapes:
+    if missing and require:
         raise InputShapeError(
             f"no shape is known for input blob(s) {', '.join(missing)}; give it with "
             "input_shapes={'name': (N, C, H, W)} (CLI: --input-shape name=N,C,H,W; None or ? for a free size). "
             f"Received: input_shapes={dict(given)!r}"
         )
-    if not graph.inputs:
-        raise NetError("the net has no inputs: no Input or data layer and no 'input' field feeds a layer.")
-    return graph
 
 
 ShapeRule = Callable[[Op, list[Shape]], list[Shape]]

@@ -13,49 +13,19 @@ the file system's own errors, it calls ``model.save``.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import sys
 import zipfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 
+import caffe2keras.framework_internals as internals
 from caffe2keras.errors import ArgumentError
 from caffe2keras.progress import Progress
 from caffe2keras.recursion import recursion_room
 
 CRC_CHUNK = 16 << 20
-
-try:  # Keras' own serialization; private, so checked before use
-    from keras.src.saving import saving_lib
-except ImportError:  # pragma: no cover - a Keras without this module
-    saving_lib = None
-try:
-    from keras.src.utils import module_utils
-except ImportError:  # pragma: no cover - a Keras without this module
-    module_utils = None
-
-_INTERNALS = (
-    "_serialize_model_as_json",
-    "_save_state",
-    "H5IOStore",
-    "DiskIOStore",
-    "_METADATA_FILENAME",
-    "_CONFIG_FILENAME",
-    "_VARS_FNAME_H5",
-    "_ASSETS_DIRNAME",
-)
-
-
-def _streaming_supported() -> bool:
-    return (
-        saving_lib is not None
-        and all(hasattr(saving_lib, name) for name in _INTERNALS)
-        and all(hasattr(saving_lib.H5IOStore, name) for name in ("_get_h5_file", "_create_h5_group"))
-    )
 
 
 def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> None:
@@ -72,9 +42,9 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
         Progress(progress) as bars,
         bars.phase("saving", total) as advance,
         recursion_room(len(model.layers)),
-        _tensorflow_left_unimported(),
+        internals.tensorflow_left_unimported(),
     ):
-        if _streaming_supported():
+        if internals.has_internal(internals.STREAMING_SAVE):
             try:
                 _save_streaming(model, path, advance)
                 return
@@ -85,31 +55,8 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
         model.save(path)
 
 
-@contextlib.contextmanager
-def _tensorflow_left_unimported():
-    """Keras' serializer asks whether TensorFlow is available by importing it: seconds, and gigabytes
-    of address space, where the ``[export]`` extra installed it. A model on another backend holds no
-    TensorFlow object to serialize, so while it saves, TensorFlow counts as unavailable, unless it
-    is imported already or Keras has already decided."""
-    import keras
-
-    lazy = getattr(module_utils, "tensorflow", None)
-    if (
-        keras.backend.backend() == "tensorflow"
-        or "tensorflow" in sys.modules
-        or getattr(lazy, "_available", True) is not None
-    ):
-        yield
-        return
-    lazy._available = False
-    try:
-        yield
-    finally:
-        lazy._available = None
-
-
 def _save_streaming(model, path: Path, on_bytes) -> None:
-    config_json, metadata_json = saving_lib._serialize_model_as_json(model)
+    config_json, metadata_json = internals.serialize_model_as_json(model)
     failures: list[OSError] = []
     try:
         _write_archive(model, path, on_bytes, config_json, metadata_json, failures)
@@ -122,15 +69,15 @@ def _save_streaming(model, path: Path, on_bytes) -> None:
 
 def _write_archive(model, path: Path, on_bytes, config_json, metadata_json, failures) -> None:
     with open(path, "w+b") as file, zipfile.ZipFile(region := _FileRegion(file.fileno(), failures), "w") as archive:
-        archive.writestr(saving_lib._METADATA_FILENAME, metadata_json)
-        archive.writestr(saving_lib._CONFIG_FILENAME, config_json)
-        assets_store = saving_lib.DiskIOStore(saving_lib._ASSETS_DIRNAME, archive=archive, mode="w")
+        archive.writestr(internals.METADATA_MEMBER, metadata_json)
+        archive.writestr(internals.CONFIG_MEMBER, config_json)
+        assets_store = internals.assets_store(archive)
         try:
-            with archive.open(saving_lib._VARS_FNAME_H5, "w", force_zip64=True) as member:
+            with archive.open(internals.WEIGHTS_MEMBER, "w", force_zip64=True) as member:
                 weights = _FileRegion(file.fileno(), failures, start=region.tell())
-                weights_store = _ViewingH5IOStore(weights, on_variable=on_bytes)
+                weights_store = internals.ViewingH5IOStore(weights, on_variable=on_bytes)
                 try:
-                    saving_lib._save_state(model, weights_store, assets_store, "", set())
+                    internals.save_state(model, weights_store, assets_store)
                 finally:
                     weights_store.close()
                 # The member's bytes are in place: zipfile reads them only for its CRC and sizes.
@@ -207,26 +154,3 @@ class _FileRegion(io.RawIOBase):
             self.failures.append(exc)
             raise
         return self.size
-
-
-if saving_lib is not None and hasattr(saving_lib, "H5IOStore"):
-
-    class _ViewingH5IOStore(saving_lib.H5IOStore):
-        """Keras' HDF5 weights store, in a file region, writing each variable from a view of its buffer."""
-
-        def __init__(self, region: _FileRegion, on_variable):
-            self.region, self.on_variable = region, on_variable
-            super().__init__(Path(saving_lib._VARS_FNAME_H5), mode="w")
-
-        def _get_h5_file(self, path_or_io, mode=None):
-            return h5py.File(self.region, mode="w")
-
-        def __setitem__(self, key, value):
-            array = np.asarray(value)  # a view of the variable's buffer on the CPU
-            if array.dtype.kind == "f" and array.dtype.itemsize >= 2:
-                if not self._h5_entry_initialized:
-                    self._create_h5_group(self._h5_entry_path)
-                self._h5_entry_group[key] = array
-            else:  # bfloat16 and other types Keras tags specially
-                super().__setitem__(key, value)
-            self.on_variable(array.nbytes)

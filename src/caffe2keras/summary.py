@@ -1,8 +1,8 @@
 """A look at a Caffe net before converting it: :func:`summarize` (``caffe2keras inspect``).
 
 Every layer's blobs, Caffe shapes, parameter count, and the Keras layers its
-converter makes, or why it cannot be converted. The converters run on their own
-(as :func:`caffe2keras.parameter_shapes` runs them); no Keras model is built.
+converter makes, or why it cannot be converted. Each layer is planned
+(:mod:`caffe2keras.plan`) as the builder plans it; no Keras model is built.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from caffe2keras.caffe import read_net, read_weights
-from caffe2keras.converters.base import Node, Step, rule_for, unsupported
+from caffe2keras.converters.base import rule_for
 from caffe2keras.errors import Caffe2KerasError, LayerError
 from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, infer_known_shapes, is_dropped_type, layer_is_kept
 from caffe2keras.layout import Layout
+from caffe2keras.plan import layer_blobs, plan_layer, refusal
 
 PathLike = str | os.PathLike
 
@@ -167,10 +168,7 @@ def summarize(
 def _op_row(op, graph: Graph, loaded, layout: Layout, shapes_unknown: str | None) -> LayerRow:
     in_shapes = tuple(graph.shapes.get(b) for b in op.bottoms)
     out_shapes = tuple(graph.shapes.get(t) for t in op.tops)
-    blobs = None
-    if loaded is not None:
-        found = loaded.get(op.name)
-        blobs = found.blobs if found is not None else ()
+    blobs = layer_blobs(loaded, op)
     parameters = None if blobs is None else sum(b.data.size for b in blobs) or None
 
     def row(keras: str, status: str, reason: str = "", count=parameters) -> LayerRow:
@@ -186,31 +184,21 @@ def _op_row(op, graph: Graph, loaded, layout: Layout, shapes_unknown: str | None
             reason,
         )
 
-    rule = rule_for(op.type)
-    reason = None
-    if rule is None:
-        known = unsupported(op.type)
-        reason = known.reason if known else "caffe2keras has no converter for this type"
-        if known and known.detail:
-            reason = f"{known.detail(op)}: {reason}"
-    elif rule.check is not None:
-        reason = rule.check(op)
-    if reason is not None:
-        return row("", "unsupported", reason)
-    if None in in_shapes or (shapes_unknown and rule.shapes is not None):
+    refused = refusal(op)
+    if refused is not None:
+        return row("", "unsupported", str(refused) or "caffe2keras has no converter for this type")
+    if None in in_shapes or (shapes_unknown and rule_for(op.type).shapes is not None):
         missing_input = None in in_shapes or shapes_unknown.startswith("the shape of")
         return row("", "unknown" if missing_input else "error", shapes_unknown or "the input shapes are not known")
-    node = Node(op, in_shapes, tuple(s for s in out_shapes if s is not None), layout, blobs)
     try:
-        built = rule.convert(node)
-        node.check_all_blobs_used()
+        plan = plan_layer(op, in_shapes, layout, loaded)
+        steps = plan.steps
     except LayerError as exc:
         received = "" if exc.field is None else f" ({exc.field}={exc.value!r})"
         return row("", "error", exc.detail + received)
     except Caffe2KerasError as exc:
         return row("", "error", str(exc))
-    steps = [built] if isinstance(built, Step) else list(built)
     keras = " → ".join(type(step.layer).__name__ for step in steps) or "(identity)"
-    if parameters is None and node.requested:
-        parameters = sum(math.prod(shape) for shape in node.requested.values())
+    if parameters is None and plan.node.requested:
+        parameters = sum(math.prod(shape) for shape in plan.node.requested.values())
     return row(keras, "ok", count=parameters)

@@ -19,8 +19,8 @@ from collections.abc import Collection
 
 import numpy as np
 
+from caffe2keras.caffe.blobs import Blob, LayerWeights, Weights
 from caffe2keras.caffe.limits import MAX_HDF5_BYTES, blob_count, checked_input_file
-from caffe2keras.caffe.weights import Blob, LayerWeights, Weights
 from caffe2keras.errors import ModelFileError
 
 # HDF5's filter identifiers (H5Zpublic.h).

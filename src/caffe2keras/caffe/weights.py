@@ -9,12 +9,12 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Collection
-from dataclasses import dataclass
 
 import numpy as np
 from google.protobuf.message import DecodeError
 
 from caffe2keras.caffe import wire
+from caffe2keras.caffe.blobs import Blob, LayerWeights, Weights
 from caffe2keras.caffe.limits import (
     MAX_CAFFEMODEL_BYTES,
     MAX_HDF5_BYTES,
@@ -28,47 +28,6 @@ from caffe2keras.errors import ModelFileError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 MAX_PARSED_BYTES = 64 << 20  # files the wire scanner leaves to protobuf (groups, names not in UTF-8)
-
-
-class Blob:
-    """One parameter blob. ``legacy`` marks a shape read from num/channels/height/width,
-    which Caffe matches against a layer's blob shape padded to 4-D with leading 1s.
-
-    A blob made with ``shape`` and ``load`` reads its values on first use of :attr:`data`:
-    a converter compares the shape with the layer's first, so a file declaring more than
-    the net needs is refused before anything is read or decompressed.
-    """
-
-    __slots__ = ("_data", "_load", "_shape", "legacy")
-
-    def __init__(self, data: np.ndarray | None = None, legacy: bool = False, *, shape=None, load=None):
-        if (data is None) == (load is None):
-            raise ValueError("a Blob takes its data, or its shape and a load() that reads it.")
-        self._data, self._load, self.legacy = data, load, legacy
-        self._shape = tuple(int(d) for d in (data.shape if data is not None else shape))
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._shape
-
-    @property
-    def data(self) -> np.ndarray:
-        if self._data is None:
-            self._data, self._load = self._load(), None
-        return self._data
-
-    def __repr__(self) -> str:
-        return f"Blob(shape={self._shape}, legacy={self.legacy})"
-
-
-@dataclass(frozen=True)
-class LayerWeights:
-    name: str
-    type: str  # "" when the file does not say (HDF5 snapshots)
-    blobs: tuple[Blob, ...]
-
-
-Weights = dict[str, LayerWeights]
 
 
 def read_weights(path: str | os.PathLike, layers: Collection[str] | None = None) -> Weights:

@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # With the export extra installed, Keras imports TensorFlow even on JAX (its serializer checks
     # for TensorShape); TensorFlow's start-up notes would read as the command's own output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from caffe2keras import use_default_backend
+    from caffe2keras.default_backend import use_default_backend
     from caffe2keras.errors import Caffe2KerasError
 
     use_default_backend()

@@ -1,24 +1,20 @@
-"""One module per layer family; importing them registers their converters."""
+"""One module per layer family; importing them registers their converters.
 
-from caffe2keras import use_default_backend
+Every module of this package is imported here, found by :mod:`pkgutil` in the package's own
+directory (never the working directory), so a new converter module needs no line here.
+"""
+
+import importlib
+import pkgutil
+
+from caffe2keras.default_backend import use_default_backend
 
 use_default_backend()  # conversion runs on JAX unless the user chose a backend: before Keras loads
 
-from caffe2keras.converters import (  # noqa: E402, F401
-    activations,
-    arithmetic,
-    convolution,
-    detection,
-    inner_product,
-    normalization,
-    parameter,
-    pooling,
-    recurrent,
-    reduction,
-    resampling,
-    reshaping,
-    unsupported,
-)
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_") and not _module.name.endswith("_test"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
 from caffe2keras.converters.base import (  # noqa: E402
     IDENTITY,
     LayerRule,

@@ -7,12 +7,16 @@ from keras import layers
 
 from caffe2keras import layers as caffe_layers
 from caffe2keras.converters.axes import canonical_axis, require_not_batch_axis
-from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
+from caffe2keras.converters.base import IDENTITY, LayerDoc, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
 
 
-@converts("ReLU", shapes=same_shapes)
+@converts(
+    "ReLU",
+    shapes=same_shapes,
+    doc=LayerDoc("`ReLU`; a frozen `PReLU` for a negative `negative_slope` (Keras refuses one)", "`negative_slope`"),
+)
 def relu(node: Node) -> Step:
     """Caffe's ReLU as Keras' ReLU, leaky by ``negative_slope`` (a frozen PReLU when that is negative)."""
     slope = node.param.relu_param.negative_slope
@@ -25,14 +29,14 @@ def relu(node: Node) -> Step:
     return Step(layers.ReLU(negative_slope=slope) if slope else layers.ReLU())
 
 
-@converts("ReLU6", shapes=same_shapes)
+@converts("ReLU6", shapes=same_shapes, doc=LayerDoc("`ReLU(max_value=6)`", "", origin="forks"))
 def relu6(node: Node) -> Step:
     """The forks' ReLU6 as Keras' ``ReLU(max_value=6)``."""
     # The forks' ReLU6 (MobileNet v2 ports) has no parameters: min(max(x, 0), 6).
     return Step(layers.ReLU(max_value=6.0))
 
 
-@converts("PReLU", shapes=same_shapes)
+@converts("PReLU", shapes=same_shapes, doc=LayerDoc("`PReLU`", "shared or per channel"))
 def prelu(node: Node) -> Step:
     """Caffe's PReLU as Keras' PReLU, one learned slope per channel or one for all."""
     shape = node.in_shapes[0]
@@ -52,38 +56,44 @@ def prelu(node: Node) -> Step:
     return Step(layers.PReLU(alpha_initializer=initializer, shared_axes=shared_axes), (alpha,))
 
 
-@converts("ELU", shapes=same_shapes)
+SMOOTH_ACTIVATIONS = LayerDoc("`ELU`, `Activation`", "BNLL is softplus; Swish with `beta` ≠ 1 is `Swish`")
+
+
+@converts("ELU", shapes=same_shapes, doc=SMOOTH_ACTIVATIONS)
 def elu(node: Node) -> Step:
     """Caffe's ELU as Keras' ELU with its ``alpha``."""
     return Step(layers.ELU(alpha=node.param.elu_param.alpha))
 
 
-@converts("Sigmoid", shapes=same_shapes)
+@converts("Sigmoid", shapes=same_shapes, doc=SMOOTH_ACTIVATIONS)
 def sigmoid(node: Node) -> Step:
     """Caffe's Sigmoid as Keras' sigmoid activation."""
     return Step(layers.Activation("sigmoid"))
 
 
-@converts("TanH", shapes=same_shapes)
+@converts("TanH", shapes=same_shapes, doc=SMOOTH_ACTIVATIONS)
 def tanh(node: Node) -> Step:
     """Caffe's TanH as Keras' tanh activation."""
     return Step(layers.Activation("tanh"))
 
 
-@converts("BNLL", shapes=same_shapes)
+@converts("BNLL", shapes=same_shapes, doc=SMOOTH_ACTIVATIONS)
 def bnll(node: Node) -> Step:
     """Caffe's BNLL, ``log(1 + exp(x))``, as Keras' softplus activation."""
     # Caffe's BNLL is log(1 + exp(x)), computed stably: softplus.
     return Step(layers.Activation("softplus"))
 
 
-@converts("AbsVal", shapes=same_shapes)
+ELEMENTWISE_FUNCTIONS = LayerDoc("custom element-wise layers", "Caffe's formulas, including its shortcuts")
+
+
+@converts("AbsVal", shapes=same_shapes, doc=ELEMENTWISE_FUNCTIONS)
 def absval(node: Node) -> Step:
     """Caffe's AbsVal as the AbsVal layer."""
     return Step(caffe_layers.AbsVal())
 
 
-@converts("Power", shapes=same_shapes)
+@converts("Power", shapes=same_shapes, doc=ELEMENTWISE_FUNCTIONS)
 def power(node: Node) -> Step:
     """Caffe's Power, ``(shift + scale * x) ^ power``, as the Power layer."""
     p = node.param.power_param
@@ -101,7 +111,7 @@ def _positive_base(node: Node, p, field: str) -> None:
     )
 
 
-@converts("Exp", shapes=same_shapes)
+@converts("Exp", shapes=same_shapes, doc=ELEMENTWISE_FUNCTIONS)
 def exp(node: Node) -> Step:
     """Caffe's Exp, ``base ^ (shift + scale * x)``, as the Exp layer."""
     p = node.param.exp_param
@@ -109,7 +119,7 @@ def exp(node: Node) -> Step:
     return Step(caffe_layers.Exp(base=p.base, scale=p.scale, shift=p.shift))
 
 
-@converts("Log", shapes=same_shapes)
+@converts("Log", shapes=same_shapes, doc=ELEMENTWISE_FUNCTIONS)
 def log(node: Node) -> Step:
     """Caffe's Log, ``log_base(shift + scale * x)``, as the Log layer."""
     p = node.param.log_param
@@ -117,7 +127,7 @@ def log(node: Node) -> Step:
     return Step(caffe_layers.Log(base=p.base, scale=p.scale, shift=p.shift))
 
 
-@converts("Clip", shapes=same_shapes)
+@converts("Clip", shapes=same_shapes, doc=ELEMENTWISE_FUNCTIONS)
 def clip(node: Node) -> Step:
     """Caffe's Clip as the Clip layer (both bounds must be given)."""
     p = node.param.clip_param
@@ -132,20 +142,20 @@ def clip(node: Node) -> Step:
     return Step(caffe_layers.Clip(min=p.min, max=p.max))
 
 
-@converts("Swish", shapes=same_shapes)
+@converts("Swish", shapes=same_shapes, doc=SMOOTH_ACTIVATIONS)
 def swish(node: Node) -> Step:
     """Caffe's Swish, ``x * sigmoid(beta * x)``, as Keras' silu when ``beta`` is 1, else the Swish layer."""
     beta = node.param.swish_param.beta
     return Step(layers.Activation("silu") if beta == 1 else caffe_layers.Swish(beta=beta))
 
 
-@converts("Threshold", shapes=same_shapes)
+@converts("Threshold", shapes=same_shapes, doc=ELEMENTWISE_FUNCTIONS)
 def threshold(node: Node) -> Step:
     """Caffe's Threshold (1 above ``threshold``, else 0) as the Threshold layer."""
     return Step(caffe_layers.Threshold(threshold=node.param.threshold_param.threshold))
 
 
-@converts("Dropout", shapes=same_shapes)
+@converts("Dropout", shapes=same_shapes, doc=LayerDoc("`Dropout`", ""))
 def dropout(node: Node):
     """Caffe's Dropout as Keras' Dropout (nothing at all when the ratio is 0)."""
     ratio = node.param.dropout_param.dropout_ratio
@@ -154,7 +164,7 @@ def dropout(node: Node):
     return Step(layers.Dropout(ratio)) if ratio > 0 else IDENTITY
 
 
-@converts("Softmax", shapes=same_shapes)
+@converts("Softmax", shapes=same_shapes, doc=LayerDoc("`Softmax`", "`axis`"))
 def softmax(node: Node) -> Step:
     """Caffe's Softmax as Keras' Softmax along the same axis."""
     rank = len(node.in_shapes[0])

@@ -6,7 +6,7 @@ import numpy as np
 from keras import layers
 
 from caffe2keras.converters.axes import canonical_axis, to_caffe_order, to_keras_order
-from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
@@ -31,7 +31,11 @@ def eltwise_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [in_shapes[0]]
 
 
-@converts("Eltwise", shapes=eltwise_shapes)
+@converts(
+    "Eltwise",
+    shapes=eltwise_shapes,
+    doc=LayerDoc("`Add`, `Multiply`, `Maximum`, `WeightedSum`", "SUM with `coeff`, PROD, MAX"),
+)
 def eltwise(node: Node) -> Step:
     """Caffe's Eltwise as Keras' Add, Multiply or Maximum, or WeightedSum for SUM with coefficients."""
     p = node.param.eltwise_param
@@ -138,7 +142,10 @@ def _merge_bottoms(node: Node, start: int, param_shape: Shape, merge: layers.Lay
     return [*steps, Step(merge, inputs=[0, steps[-1]])]
 
 
-@converts("Scale", shapes=scale_shapes)
+AFFINE = LayerDoc("`Affine`; `Multiply`/`Add` with a second bottom", "`axis`, `num_axes`, `bias_term`")
+
+
+@converts("Scale", shapes=scale_shapes, doc=AFFINE)
 def scale(node: Node) -> list[Step]:
     """Caffe's Scale as a learned Affine, or with two bottoms a broadcast Multiply by bottom 1."""
     p = node.param.scale_param
@@ -167,7 +174,7 @@ def scale(node: Node) -> list[Step]:
     return [Step(Affine(keras_shape, use_scale=True, use_bias=p.bias_term, **fillers), weights)]
 
 
-@converts("Bias", shapes=bias_shapes)
+@converts("Bias", shapes=bias_shapes, doc=AFFINE)
 def bias(node: Node) -> list[Step]:
     """Caffe's Bias as a learned Affine, or with two bottoms a broadcast Add of bottom 1."""
     p = node.param.bias_param
@@ -197,7 +204,11 @@ def axpy_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [x]
 
 
-@converts("Axpy", shapes=axpy_shapes)
+@converts(
+    "Axpy",
+    shapes=axpy_shapes,
+    doc=LayerDoc("`Multiply` + `Add`", "`a * x + y`, `a` of shape (N, C) or (N, C, 1, 1)", origin="SENet"),
+)
 def axpy(node: Node) -> list[Step]:
     """SENet's Axpy: ``a * x + y`` with ``a`` one factor per sample and channel."""
     a_shape, x_shape, _ = node.in_shapes

@@ -170,6 +170,18 @@ def require(condition: bool, op: Op, message: str, field: str, value, kind=Shape
 Converter = Callable[[Node], Build]
 
 
+@dataclass(frozen=True, eq=False)
+class LayerDoc:
+    """What the layer table (README, ``caffe2keras layers``) says of a type: Markdown cells.
+
+    Types registered with the same ``LayerDoc`` object share one row of the table.
+    """
+
+    keras: str  # the Keras layers it becomes
+    notes: str  # what of Caffe's behaviour is covered
+    origin: str = ""  # where the type comes from when not BVLC Caffe: "forks", "SSD"...
+
+
 @dataclass(frozen=True)
 class LayerRule:
     type: str
@@ -180,6 +192,7 @@ class LayerRule:
     # Caffe's CheckBlobCounts: built-in layers read at least one blob (Parameter none); a plugin's
     # converter decides for itself.
     min_bottoms: int = 0
+    doc: LayerDoc | None = None  # its row of the layer table; None: a bare row (a plugin's)
 
 
 _RULES: dict[str, LayerRule] = {}
@@ -197,12 +210,13 @@ def register_rule(rule: LayerRule, *, replace: bool = False) -> LayerRule:
     return rule
 
 
-def converts(*types: str, shapes: ShapeRule | None, check=None, min_bottoms: int = 1):
-    """Decorator registering a built-in converter for one or more Caffe types."""
+def converts(*types: str, shapes: ShapeRule | None, doc: LayerDoc | None = None, check=None, min_bottoms: int = 1):
+    """Decorator registering a built-in converter for one or more Caffe types, with their row of
+    the layer table (``doc``)."""
 
     def decorate(convert: Converter) -> Converter:
         for type_name in types:
-            register_rule(LayerRule(type_name, convert, shapes, check, min_bottoms))
+            register_rule(LayerRule(type_name, convert, shapes, check, min_bottoms, doc))
         return convert
 
     return decorate
@@ -232,14 +246,17 @@ class Unsupported:
     reason: str
     # What tells one such layer from another (a Python layer's class), listed with the reason.
     detail: Callable[[Op], str] | None = None
+    doc: LayerDoc | None = None  # its row of the layer table
 
 
 _UNSUPPORTED: dict[str, Unsupported] = {}
 
 
-def declare_unsupported(layer_type: str, reason: str, detail: Callable[[Op], str] | None = None) -> None:
+def declare_unsupported(
+    layer_type: str, reason: str, detail: Callable[[Op], str] | None = None, doc: LayerDoc | None = None
+) -> None:
     """Record why a Caffe type is not converted; a registered converter still takes precedence."""
-    _UNSUPPORTED[layer_type] = Unsupported(reason, detail)
+    _UNSUPPORTED[layer_type] = Unsupported(reason, detail, doc)
 
 
 def unsupported(layer_type: str) -> Unsupported | None:
@@ -248,6 +265,16 @@ def unsupported(layer_type: str) -> Unsupported | None:
 
 def registered_types() -> list[str]:
     return sorted(_RULES)
+
+
+def registered_rules() -> list[LayerRule]:
+    """Every registered rule, in registration order."""
+    return list(_RULES.values())
+
+
+def unsupported_types() -> dict[str, Unsupported]:
+    """Every type declared unsupported, in declaration order."""
+    return dict(_UNSUPPORTED)
 
 
 def same_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:

@@ -16,7 +16,7 @@ import numpy as np
 from keras import layers
 
 from caffe2keras.caffe.weights import Blob
-from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.transforms import depthwise_kernel_to_keras, kernel_to_keras
 from caffe2keras.errors import UnsupportedParameterError
@@ -196,7 +196,24 @@ def _checked_geometry(node: Node) -> tuple[ConvGeometry, int]:
     return conv_geometry(node.op, node.in_shapes[0]), node.in_shapes[0][1]
 
 
-@converts("Convolution", "DepthwiseConvolution", "ConvolutionDepthwise", shapes=convolution_shapes)
+@converts(
+    "ConvolutionDepthwise",
+    "DepthwiseConvolution",
+    shapes=convolution_shapes,
+    doc=LayerDoc(
+        "`DepthwiseConv2D`",
+        "`ConvolutionDepthwise` (ShuffleNet's fork) keeps one filter per channel and ignores `num_output` and `group`, as the fork does; `DepthwiseConvolution` (MobileNet's fork) is a grouped Convolution",
+        origin="forks",
+    ),
+)
+@converts(
+    "Convolution",
+    shapes=convolution_shapes,
+    doc=LayerDoc(
+        "`Conv1D/2D/3D`, `DepthwiseConv2D` (+ `ZeroPadding`, `MaxPooling` as a subsampler)",
+        "group, dilation, asymmetric kernel/stride/pad, `bias_term: false`",
+    ),
+)
 def convolution(node: Node) -> list[Step]:
     """Caffe's Convolution (and the forks' depthwise types) as Keras' Conv1D/2D/3D or DepthwiseConv2D."""
     g, channels = _checked_geometry(node)
@@ -260,7 +277,13 @@ def convolution(node: Node) -> list[Step]:
     return steps
 
 
-@converts("Deconvolution", shapes=deconvolution_shapes)
+@converts(
+    "Deconvolution",
+    shapes=deconvolution_shapes,
+    doc=LayerDoc(
+        "`Conv1D/2D/3DTranspose`, `GroupedConv2DTranspose` (+ `Crop`)", "groups, dilation; pad crops the output"
+    ),
+)
 def deconvolution(node: Node) -> list[Step]:
     """Caffe's Deconvolution as Keras' Conv*Transpose or GroupedConv2DTranspose, cropped by its pad."""
     g, channels = _checked_geometry(node)
@@ -336,7 +359,14 @@ def im2col_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return convolution_shapes(_im2col_as_convolution(op, in_shapes[0]), in_shapes)
 
 
-@converts("Im2col", shapes=im2col_shapes)
+@converts(
+    "Im2col",
+    shapes=im2col_shapes,
+    doc=LayerDoc(
+        "fixed grouped `Conv` with one-hot kernels",
+        "Convolution's `kernel`/`stride`/`pad`/`dilation`; copies values exactly",
+    ),
+)
 def im2col(node: Node) -> list[Step]:
     """Caffe's Im2col as a frozen grouped convolution with one-hot kernels."""
     shape = node.in_shapes[0]

@@ -11,7 +11,7 @@ import math
 from keras import layers
 
 from caffe2keras.caffe.schema import enum_name
-from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
+from caffe2keras.converters.base import IDENTITY, LayerDoc, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
@@ -34,7 +34,15 @@ def normalize_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return same_shapes(op, in_shapes)
 
 
-@converts("Normalize", shapes=normalize_shapes)
+@converts(
+    "Normalize",
+    shapes=normalize_shapes,
+    doc=LayerDoc(
+        "`Normalize`",
+        "`across_spatial`, `channel_shared`, `eps` under the root: `x / sqrt(sum(x²) + eps)`, then the learned scale; 2-D to 4-D blobs",
+        origin="SSD",
+    ),
+)
 def normalize(node: Node) -> Step:
     """SSD's Normalize (an L2 normalization times a learned scale) as the Normalize layer."""
     p = node.param.norm_param
@@ -71,7 +79,13 @@ def permute_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [tuple(shape[axis] for axis in permute_order(op, len(shape)))]
 
 
-@converts("Permute", shapes=permute_shapes)
+@converts(
+    "Permute",
+    shapes=permute_shapes,
+    doc=LayerDoc(
+        "`Permute`", "`order`, unnamed axes after the named ones; moving the batch axis is unsupported", origin="SSD"
+    ),
+)
 def permute(node: Node):
     """SSD's Permute as Keras' Permute of this layout's axes."""
     rank = len(node.in_shapes[0])
@@ -196,7 +210,15 @@ def prior_box_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(1, 2, None if None in (height, width) else height * width * len(sizes) * 4)]
 
 
-@converts("PriorBox", shapes=prior_box_shapes)
+@converts(
+    "PriorBox",
+    shapes=prior_box_shapes,
+    doc=LayerDoc(
+        "`PriorBox`",
+        "min/max sizes (truncated to integers, as Caffe does), aspect ratios, `flip`, `clip`, 1 or 4 variances, `img_size`/`img_h`/`img_w`, `step`/`step_h`/`step_w`, `offset`; a constant of the static shapes, Caffe's batch-1 blob repeated per image",
+        origin="SSD",
+    ),
+)
 def prior_box(node: Node) -> Step:
     """SSD's PriorBox as the PriorBox layer."""
     return Step(PriorBox(**prior_box_args(node.op), data_format=node.layout.data_format))
@@ -278,7 +300,15 @@ def detection_output_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(loc[0], 1, rows, 7)]
 
 
-@converts("DetectionOutput", shapes=detection_output_shapes)
+@converts(
+    "DetectionOutput",
+    shapes=detection_output_shapes,
+    doc=LayerDoc(
+        "`DetectionOutput`",
+        "CENTER_SIZE/CORNER/CORNER_SIZE, `variance_encoded_in_target`, `share_location`, `background_label_id`, `confidence_threshold`, per-class NMS (`nms_threshold`, `top_k`, adaptive `eta`), `keep_top_k`; see below for the output's static shape",
+        origin="SSD",
+    ),
+)
 def detection_output(node: Node) -> Step:
     """SSD's DetectionOutput (box decoding and non-maximum suppression) as the DetectionOutput layer."""
     # save_output_param and visualize only write files and draw; the blob does not change.

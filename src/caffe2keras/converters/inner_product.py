@@ -7,7 +7,7 @@ import math
 from keras import layers
 
 from caffe2keras.converters.axes import canonical_axis, in_caffe_order, to_caffe_order, to_keras_order
-from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.transforms import dense_kernel_to_keras
 from caffe2keras.errors import ShapeError
@@ -24,7 +24,11 @@ def inner_product_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(*shape[:axis], p.num_output)]
 
 
-@converts("InnerProduct", shapes=inner_product_shapes)
+@converts(
+    "InnerProduct",
+    shapes=inner_product_shapes,
+    doc=LayerDoc("`Dense` (+ `Flatten`)", "`axis`, `transpose`, implicit flatten in C,H,W order"),
+)
 def inner_product(node: Node) -> list[Step]:
     """Caffe's InnerProduct as Keras' Dense, its rows in this layout's flattening order."""
     shape = node.in_shapes[0]
@@ -94,7 +98,14 @@ def embed_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(*in_shapes[0], p.num_output)]
 
 
-@converts("Embed", shapes=embed_shapes)
+@converts(
+    "Embed",
+    shapes=embed_shapes,
+    doc=LayerDoc(
+        "`Embedding` (+ `Affine` bias)",
+        "`input_dim`, `num_output`, `bias_term`; float indices truncated as Caffe casts them",
+    ),
+)
 def embed(node: Node) -> list[Step]:
     """Caffe's Embed as Keras' Embedding, plus a learned bias when it has one."""
     p = node.param.embed_param

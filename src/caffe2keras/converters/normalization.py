@@ -6,7 +6,7 @@ from keras import layers
 
 from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.axes import caffe_reshape_steps
-from caffe2keras.converters.base import Node, Step, converts, require, same_shapes
+from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.transforms import batch_norm_statistics
 from caffe2keras.graph import Op, Shape
@@ -22,7 +22,7 @@ def lrn_shapes(op, in_shapes):
     return same_shapes(op, in_shapes)
 
 
-@converts("LRN", shapes=lrn_shapes)
+@converts("LRN", shapes=lrn_shapes, doc=LayerDoc("`LRN`", "ACROSS_CHANNELS and WITHIN_CHANNEL as Caffe computes each"))
 def lrn(node: Node) -> Step:
     """Caffe's LRN as the LRN layer, across channels or within each channel."""
     p = node.param.lrn_param
@@ -38,7 +38,14 @@ def lrn(node: Node) -> Step:
     )
 
 
-@converts("BatchNorm", shapes=same_shapes)
+@converts(
+    "BatchNorm",
+    shapes=same_shapes,
+    doc=LayerDoc(
+        "`BatchNormalization`; `MeanVarianceNormalization`",
+        "statistics divided by the scale-factor blob (0 stays 0), `eps`; `use_global_stats: false` normalizes with the statistics of the batch passed in one call (`model(x)`; `predict` splits batches)",
+    ),
+)
 def batch_norm(node: Node) -> Step:
     """Caffe's BatchNorm as Keras' BatchNormalization over its stored statistics."""
     p = node.param.batch_norm_param
@@ -69,7 +76,14 @@ def mvn_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(*shape, *(1,) * (4 - len(shape)))]
 
 
-@converts("MVN", shapes=mvn_shapes)
+@converts(
+    "MVN",
+    shapes=mvn_shapes,
+    doc=LayerDoc(
+        "`MeanVarianceNormalization` (+ `Reshape`)",
+        "`across_channels`, `normalize_variance`; `eps` added to the standard deviation, as Caffe does (OpenCV adds it to the variance); tops are 4-D as in Caffe",
+    ),
+)
 def mvn(node: Node) -> list[Step]:
     """Caffe's MVN as the MeanVarianceNormalization layer."""
     p = node.param.mvn_param
@@ -90,7 +104,15 @@ def bn_shapes(op, in_shapes):
     return same_shapes(op, in_shapes)
 
 
-@converts("BN", shapes=bn_shapes)
+@converts(
+    "BN",
+    shapes=bn_shapes,
+    doc=LayerDoc(
+        "`BatchNormalization`",
+        "hszhao/PSPNet's slope, bias, mean, variance blobs and `eps`, with its CPU formula (its cuDNN engine raises `eps` to 1e-5); SegNet's `BN` has another `bn_param` and is not read",
+        origin="PSPNet",
+    ),
+)
 def bn(node: Node) -> Step:
     """PSPNet's BN at test time: ``(x - mean) / sqrt(variance + eps) * slope + bias``.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import LearnedTensor
 
@@ -21,7 +21,15 @@ def parameter_layer_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [shape]
 
 
-@converts("Parameter", shapes=parameter_layer_shapes, min_bottoms=0)
+@converts(
+    "Parameter",
+    shapes=parameter_layer_shapes,
+    min_bottoms=0,
+    doc=LayerDoc(
+        "`LearnedTensor`",
+        "the learned blob; its axis 0 is its own (fixed), not a batch; wired to the first input, which it ignores",
+    ),
+)
 def parameter(node: Node) -> Step:
     """Caffe's Parameter as the LearnedTensor layer, whose output is its learned blob."""
     shape = node.out_shapes[0]

@@ -10,7 +10,7 @@ from keras import layers
 
 from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.axes import to_caffe_order
-from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
@@ -133,7 +133,14 @@ def pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(shape[0], shape[1], *pooled)] * len(op.tops)
 
 
-@converts("Pooling", shapes=pooling_shapes)
+@converts(
+    "Pooling",
+    shapes=pooling_shapes,
+    doc=LayerDoc(
+        "`MaxPooling2D`, `AveragePooling2D`, `Global*Pooling2D`, `CaffePooling2D`, `MaxPoolingWithArgmax2D`",
+        "MAX/AVE/STOCHASTIC (test time), global, ceil/floor (`round_mode`, fork `ceil_mode`); MAX's second top, the argmax mask, as Caffe numbers it (`h * W + w` per channel, first maximum wins)",
+    ),
+)
 def pooling(node: Node) -> Step:
     """Caffe's Pooling as the plainest exact Keras pooling or CaffePooling2D (with a mask: MaxPoolingWithArgmax2D)."""
     shape = node.in_shapes[0]
@@ -205,7 +212,14 @@ def spp_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(in_shapes[0][0], sum(math.prod(out[1:]) for _, out in levels))]
 
 
-@converts("SPP", shapes=spp_shapes)
+@converts(
+    "SPP",
+    shapes=spp_shapes,
+    doc=LayerDoc(
+        "pooling per level, `Flatten`, `Concatenate`",
+        "`pyramid_height`, MAX/AVE; each level's kernel, stride and pad by Caffe's rule, pooled with Caffe's rounding; one level keeps its 4-D top",
+    ),
+)
 def spp(node: Node) -> list[Step]:
     """Caffe's SPP as one pooling per pyramid level, each flattened in Caffe's order, concatenated."""
     shape = node.in_shapes[0]
@@ -251,7 +265,15 @@ def roi_pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(rois[0], features[1], p.pooled_h, p.pooled_w)]
 
 
-@converts("ROIPooling", shapes=roi_pooling_shapes)
+@converts(
+    "ROIPooling",
+    shapes=roi_pooling_shapes,
+    doc=LayerDoc(
+        "`ROIPooling`",
+        "rbgirshick/caffe-fast-rcnn: `pooled_h/w`, `spatial_scale`, C's rounding; ROIs `(R, 5)` as bottom 1; the output's batch axis counts ROIs",
+        origin="Fast R-CNN",
+    ),
+)
 def roi_pooling(node: Node) -> list[Step]:
     """Fast R-CNN's ROIPooling as the ROIPooling layer."""
     p = node.param.roi_pooling_param

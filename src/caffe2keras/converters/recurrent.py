@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import CaffeLSTM, CaffeRNN, LSTMUnit
@@ -85,7 +85,15 @@ def _blobs(node: Node) -> list[tuple[str, Shape]]:
     return blobs
 
 
-@converts("LSTM", "RNN", shapes=recurrent_shapes)
+@converts(
+    "LSTM",
+    "RNN",
+    shapes=recurrent_shapes,
+    doc=LayerDoc(
+        "`CaffeLSTM`, `CaffeRNN`",
+        "see [Recurrent layers](#recurrent-layers): gates i, f, o, g; `cont`; static input; `expose_hidden`",
+    ),
+)
 def recurrent(node: Node) -> Step:
     """Caffe's LSTM and RNN as the CaffeLSTM and CaffeRNN layers."""
     p = node.param.recurrent_param
@@ -127,7 +135,11 @@ def lstm_unit_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [c_prev, c_prev]
 
 
-@converts("LSTMUnit", shapes=lstm_unit_shapes)
+@converts(
+    "LSTMUnit",
+    shapes=lstm_unit_shapes,
+    doc=LayerDoc("`LSTMUnit`", "one LSTM step: `c_prev (1, N, H)`, gates `(1, N, 4H)`, `cont (1, N)`"),
+)
 def lstm_unit(node: Node) -> Step:
     """Caffe's LSTMUnit as the LSTMUnit layer."""
     return Step(LSTMUnit(data_format=node.layout.data_format))

@@ -8,7 +8,7 @@ from keras import layers
 
 from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.axes import canonical_axis, in_caffe_order, require_not_batch_axis
-from caffe2keras.converters.base import Node, Step, converts, require
+from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import ArgMax, Reduction
 
@@ -37,7 +37,14 @@ def argmax_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [tuple(out)]
 
 
-@converts("ArgMax", shapes=argmax_shapes)
+@converts(
+    "ArgMax",
+    shapes=argmax_shapes,
+    doc=LayerDoc(
+        "`ArgMax`",
+        "`top_k`, `out_max_val`, `axis` ≥ 1; without `axis`, each item flattened and the top `(N, 1 or 2, top_k, 1)`; ties go to the larger index (Caffe's `partial_sort`); indices are floats",
+    ),
+)
 def argmax(node: Node) -> Step | list[Step]:
     """Caffe's ArgMax as the ArgMax layer, along one axis or over each sample's flattened values."""
     p = node.param.argmax_param
@@ -68,7 +75,14 @@ def reduction_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [tuple(in_shapes[0][: _reduction_axis(op, len(in_shapes[0]))])]
 
 
-@converts("Reduction", shapes=reduction_shapes)
+@converts(
+    "Reduction",
+    shapes=reduction_shapes,
+    doc=LayerDoc(
+        "`Reduction`",
+        "SUM, ASUM, SUMSQ, MEAN, `coeff`; every axis from `axis` on (`axis` ≥ 1: Caffe's default 0 sums the batch into one number)",
+    ),
+)
 def reduction(node: Node) -> Step:
     """Caffe's Reduction (SUM, ASUM, SUMSQ or MEAN of the trailing axes) as the Reduction layer."""
     p = node.param.reduction_param

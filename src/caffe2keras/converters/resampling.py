@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require
+from caffe2keras.converters.base import IDENTITY, LayerDoc, Node, Step, converts, require
 from caffe2keras.errors import ShapeError, UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import BilinearInterp, Crop, MaxUnpooling2D
@@ -84,7 +84,15 @@ def interp_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(*in_shapes[0][:2], *size_out)]
 
 
-@converts("Interp", shapes=interp_shapes)
+@converts(
+    "Interp",
+    shapes=interp_shapes,
+    doc=LayerDoc(
+        "`BilinearInterp` (+ `Crop`)",
+        "`zoom_factor`, `shrink_factor`, `height`/`width` in the fork's order of precedence; `pad_beg`/`pad_end` crop (≤ 0, as the fork requires); aligned corners with the fork's float32 weights",
+        origin="DeepLab, PSPNet",
+    ),
+)
 def interp(node: Node) -> list[Step]:
     """The forks' Interp as the BilinearInterp layer, after a crop when its pads shrink the input."""
     shape = node.in_shapes[0]
@@ -179,7 +187,15 @@ def upsample_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(*shape[:2], *_unpooled_size(op, shape))]
 
 
-@converts("Upsample", shapes=upsample_shapes)
+@converts(
+    "Upsample",
+    shapes=upsample_shapes,
+    doc=LayerDoc(
+        "`UpSampling2D`; `MaxUnpooling2D`",
+        "one bottom: nearest by `scale` (give it: the forks' defaults differ); two bottoms (values, MAX pooling mask): SegNet's unpooling to `upsample_h/w`, or `scale` or `scale_h/w` less `pad_out_h/w`",
+        origin="YOLOv3 ports, SegNet",
+    ),
+)
 def upsample(node: Node):
     """The forks' Upsample as Keras' nearest UpSampling2D, or with a pooling mask as MaxUnpooling2D."""
     data_format = node.layout.data_format

@@ -12,13 +12,15 @@ import math
 from keras import layers
 
 from caffe2keras.converters.axes import caffe_reshape_steps, canonical_axis, in_caffe_order, require_not_batch_axis
-from caffe2keras.converters.base import IDENTITY, Node, Step, converts, require, same_shapes
+from caffe2keras.converters.base import IDENTITY, LayerDoc, Node, Step, converts, require, same_shapes
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import BatchReindex, Crop, Slice, Tile
 
+JOIN_AND_SPLIT = LayerDoc("(identity), `Concatenate`, `Slice`", "`axis` / legacy `concat_dim`, `slice_dim`")
 
-@converts("Split", shapes=same_shapes)
+
+@converts("Split", shapes=same_shapes, doc=JOIN_AND_SPLIT)
 def split(node: Node):
     """Caffe's Split: every top is the bottom."""
     return IDENTITY
@@ -47,7 +49,7 @@ def concat_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [tuple(out)]
 
 
-@converts("Concat", shapes=concat_shapes)
+@converts("Concat", shapes=concat_shapes, doc=JOIN_AND_SPLIT)
 def concat(node: Node):
     """Caffe's Concat as Keras' Concatenate along the same axis."""
     if len(node.in_shapes) == 1:
@@ -89,7 +91,7 @@ def slice_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [tuple(b - a if i == axis else d for i, d in enumerate(shape)) for a, b in itertools.pairwise(edges)]
 
 
-@converts("Slice", shapes=slice_shapes)
+@converts("Slice", shapes=slice_shapes, doc=JOIN_AND_SPLIT)
 def slice_(node: Node):
     """Caffe's Slice as the Slice layer, one top per piece."""
     if len(node.op.tops) == 1:
@@ -113,7 +115,10 @@ def _product(dims) -> int | None:
     return None if None in dims else math.prod(dims)
 
 
-@converts("Flatten", shapes=flatten_shapes)
+RESHAPES = LayerDoc("`Permute` + `Reshape`", "in Caffe's element order; `0` and `-1` in shapes")
+
+
+@converts("Flatten", shapes=flatten_shapes, doc=RESHAPES)
 def flatten(node: Node):
     """Caffe's Flatten as a reshape in Caffe's element order."""
     return caffe_reshape_steps(node, node.in_shapes[0], node.out_shapes[0], "flatten_param.axis")
@@ -191,7 +196,7 @@ def _free_reshape(op: Op, old: Shape, new: list, dims: list) -> list:
     return new
 
 
-@converts("Reshape", shapes=reshape_shapes)
+@converts("Reshape", shapes=reshape_shapes, doc=RESHAPES)
 def reshape(node: Node):
     """Caffe's Reshape as a reshape in Caffe's element order."""
     if node.in_shapes[0] == node.out_shapes[0]:
@@ -244,7 +249,7 @@ def crop_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [tuple(in_shapes[1][i] if i >= axis else d for i, d in enumerate(in_shapes[0]))]
 
 
-@converts("Crop", shapes=crop_shapes)
+@converts("Crop", shapes=crop_shapes, doc=LayerDoc("`Crop`", "`axis`, `offset`"))
 def crop(node: Node):
     """Caffe's Crop as the Crop layer: bottom 0 cut to bottom 1's size from the offsets."""
     offsets = crop_offsets(node.op, list(node.in_shapes))
@@ -270,7 +275,7 @@ def tile_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [tuple(d * p.tiles if i == axis else d for i, d in enumerate(shape))]
 
 
-@converts("Tile", shapes=tile_shapes)
+@converts("Tile", shapes=tile_shapes, doc=LayerDoc("`Tile`", "`axis` ≥ 1, `tiles`"))
 def tile(node: Node) -> Step:
     """Caffe's Tile as the Tile layer."""
     p = node.param.tile_param
@@ -294,7 +299,11 @@ def batch_reindex_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(in_shapes[1][0], *in_shapes[0][1:])]
 
 
-@converts("BatchReindex", shapes=batch_reindex_shapes)
+@converts(
+    "BatchReindex",
+    shapes=batch_reindex_shapes,
+    doc=LayerDoc("`BatchReindex`", "gathers items along the batch axis; the output's batch is the index blob's length"),
+)
 def batch_reindex(node: Node) -> Step:
     """Caffe's BatchReindex as the BatchReindex layer: the samples bottom 1 indexes."""
     return Step(BatchReindex())
@@ -314,7 +323,11 @@ def shuffle_channel_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [shape]
 
 
-@converts("ShuffleChannel", shapes=shuffle_channel_shapes)
+@converts(
+    "ShuffleChannel",
+    shapes=shuffle_channel_shapes,
+    doc=LayerDoc("`Reshape` + `Permute` + `Reshape`", "`group`", origin="ShuffleNet"),
+)
 def shuffle_channel(node: Node):
     """ShuffleNet's shuffle: the channels, viewed as (group, C / group), transposed."""
     shape = node.in_shapes[0]
@@ -347,7 +360,15 @@ def reorg_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(n, c * s * s, h // s, w // s)]
 
 
-@converts("Reorg", shapes=reorg_shapes)
+@converts(
+    "Reorg",
+    shapes=reorg_shapes,
+    doc=LayerDoc(
+        "`Reshape` + `Permute` + `Reshape`",
+        "darknet's own index order (not a plain space-to-depth), as gklz1982/caffe-yolov2 and OpenCV compute it; `stride`, `reverse`",
+        origin="YOLOv2",
+    ),
+)
 def reorg(node: Node) -> list[Step]:
     """YOLOv2's Reorg as darknet computes it, and the Caffe YOLOv2 forks (gklz1982/caffe-yolov2) copy it.
 

@@ -3,7 +3,14 @@
 Every layer here is registered serializable under the ``caffe2keras>``
 package name, so a saved model reloads with ``safe_mode=True`` once
 ``caffe2keras`` is imported. Nothing here imports the Caffe side.
+
+Every module of this package (but tests) is imported, found by :mod:`pkgutil` in the package's
+own directory (never the working directory): a new layer module is registered for loading
+without a line here. The names below are the public ones.
 """
+
+import importlib
+import pkgutil
 
 from caffe2keras.layers.convolution import GroupedConv2DTranspose
 from caffe2keras.layers.detection_output import DetectionOutput
@@ -18,6 +25,10 @@ from caffe2keras.layers.recurrent import CaffeLSTM, CaffeRNN, LSTMUnit
 from caffe2keras.layers.reduction import ArgMax, Reduction
 from caffe2keras.layers.resampling import BilinearInterp, MaxUnpooling2D
 from caffe2keras.layers.tensor import Affine, BatchReindex, Crop, LearnedTensor, Slice, Tile, WeightedSum
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.endswith("_test") and _module.name != "conftest":
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "LRN",

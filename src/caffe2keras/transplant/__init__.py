@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from caffe2keras.builder import keras_name
 from caffe2keras.caffe import read_net, read_weights
 from caffe2keras.converters.base import rule_for
-from caffe2keras.errors import WeightsPairingError
+from caffe2keras.errors import ArgumentError, WeightsPairingError
 from caffe2keras.graph import build_graph, infer_known_shapes
+from caffe2keras.keras_names import keras_name
 from caffe2keras.transplant.caffe_side import CaffeUnit, caffe_units
 from caffe2keras.transplant.keras_side import KerasTarget, keras_targets
 from caffe2keras.transplant.values import EPSILON_MODES, Assignment, Mismatch, assignment
@@ -132,7 +132,7 @@ def load_caffe_weights(
             weight is changed.
     """
     if epsilon not in EPSILON_MODES:
-        raise ValueError(f"epsilon must be one of {EPSILON_MODES}. Received: epsilon={epsilon!r}")
+        raise ArgumentError(f"epsilon must be one of {EPSILON_MODES}. Received: epsilon={epsilon!r}")
     graph = build_graph(read_net(prototxt), input_shapes, require_input_shapes=False)
     infer_known_shapes(graph, lambda op: getattr(rule_for(op.type), "shapes", None))
     units = caffe_units(graph, read_weights(weights))

@@ -27,7 +27,7 @@ import numpy as np
 from caffe2keras.api import convert, load_graph
 from caffe2keras.errors import ArgumentError
 from caffe2keras.graph import BlobRef, Graph
-from caffe2keras.layout import DATA_FORMATS, Layout
+from caffe2keras.layout import Layout, check_data_format
 from caffe2keras.minimum_size import check_input_sizes
 from caffe2keras.tolerance import ATOL, RTOL, compare
 from caffe2keras.verification.detections import DETECTION_TYPES, detection_row
@@ -119,8 +119,7 @@ def verify(
         ``.first_divergence``, ``.to_dict()``. Raises :class:`caffe2keras.Caffe2KerasError` when the
         comparison cannot be made (``VerifyError``, or the conversion's own errors).
     """
-    if data_format not in DATA_FORMATS:
-        raise ArgumentError(f"data_format must be one of {DATA_FORMATS}. Received: data_format={data_format!r}")
+    check_data_format(data_format)
     if not (isinstance(atol, (int, float)) and isinstance(rtol, (int, float)) and atol >= 0 and rtol >= 0):
         raise ArgumentError(f"atol and rtol must be >= 0. Received: atol={atol}, rtol={rtol}")
     step = on_step or (lambda _: None)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from caffe2keras.verification.report import Status, VerifyReport
+from caffe2keras.verification.status import Status
+
+if TYPE_CHECKING:  # the report imports this module to print itself
+    from caffe2keras.verification.report import VerifyReport
 
 PathLike = str | os.PathLike
 InputSpec = np.ndarray | PathLike

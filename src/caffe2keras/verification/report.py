@@ -7,24 +7,16 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 
 import numpy as np
 
 from caffe2keras._version import __version__
 from caffe2keras.tolerance import TOLERANCE_RULE, Comparison
+from caffe2keras.verification.status import Status
 
 PathLike = str | os.PathLike
 InputSpec = np.ndarray | PathLike
 Inputs = InputSpec | Mapping[str, InputSpec] | None
-
-
-class Status(str, Enum):
-    OK = "ok"
-    DIVERGED = "diverged"
-    SHAPE_MISMATCH = "shape_mismatch"
-    NOT_COMPARED = "not_compared"
-    INPUT = "input"
 
 
 FAILED = (Status.DIVERGED, Status.SHAPE_MISMATCH)
