@@ -6,7 +6,9 @@ Both Python's and the C libraries' stderr (OpenCV, libjpeg, HDF5 write to the fi
 are captured. Every case keeps these properties:
 
 * exit 0, or a refusal: exit 1 or 2 with exactly one ``caffe2keras: error:`` line, after nothing
-  but ``caffe2keras: warning:`` lines (``verify`` may also exit 1 with its report: ``diverged``);
+  but ``caffe2keras: warning:`` lines (``verify`` may also exit 1 with its report: ``diverged``;
+  argparse refuses a malformed option value with its usage and one ``caffe2keras CMD: error:``
+  line, exit 2: ``usage``);
 * no traceback, no internal error, no "out of memory" (the worker has 2 GiB of address space);
 * nothing written outside ``out/`` (for the zoo: outside its cache), no input changed, no
   temporary output (``.c2k-*``) left in ``out/`` after a refusal;
@@ -33,6 +35,7 @@ from pathlib import Path
 from tools.fuzzing.harness import SHARED, Case
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+USAGE_ERROR = re.compile(r"^caffe2keras( [a-z]+)*: error: ")
 PARTIAL = re.compile(r"^\.c2k-")  # an atomic output's temporary (a download's .partial is kept to resume)
 
 FCN_NET = """name: "fcn"
@@ -253,6 +256,8 @@ def check(case: Case, status: int, stdout: str, stderr: str, out: Path) -> tuple
         return "ran", ""
     if status == 1 and case.argv[0] == "verify" and not errors:
         return "diverged" if not notes.get("must_succeed") else "property", "verify reported a difference"
+    if status == 2 and lines and lines[0].startswith("usage: ") and USAGE_ERROR.match(lines[-1]):
+        return "usage", lines[-1][:300]  # argparse's refusal of the command line, before any file is read
     if (
         status not in (1, 2)
         or len(errors) != 1

@@ -1,12 +1,13 @@
 """The fuzzing harness: cases of every family run through the CLI in worker processes, each held
 to a memory bound (``RLIMIT_AS``) and a time limit per input.
 
-:func:`generate` draws cases with hypothesis from the families chosen (``FAMILIES``); :func:`run`
+:func:`generate` draws cases with hypothesis from the families chosen (``GROUPS`` names them); :func:`run`
 hands them in batches to worker processes (``python -m tools.fuzzing CASES RESULTS``), which record
 one outcome per case. Outcomes that are not bugs: ``refused`` (one ``caffe2keras: error:`` line,
 exit status 1 or 2, nothing left behind), ``converted``/``ran`` (exit 0, and the family's
 properties hold), ``loaded``/``load-refused`` (a mutated ``.keras`` config loads, or Keras refuses
-it), ``diverged`` (``verify`` ran and reported a difference). Bugs: ``internal``, ``traceback``,
+it), ``diverged`` (``verify`` ran and reported a difference), ``usage`` (argparse refused an
+option's value). Bugs: ``internal``, ``traceback``,
 ``property`` (a property of the family broken: a wrong success, a second error line, a file
 written outside the case's output places...), ``leftovers``; ``hang``, ``over-memory``, ``crash``:
 the worker was killed, ran out of its address space, or died.

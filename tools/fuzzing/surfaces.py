@@ -60,8 +60,8 @@ def forged_image(form: str, width: int, height: int) -> bytes:
         header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
         idat = zlib.compress(bytes(4096))
         return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
-    if form == "jpg":
-        frame = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, height, width, 3) + bytes(9)
+    if form == "jpg":  # a JPEG frame holds sizes up to 65535
+        frame = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, min(height, 65535), min(width, 65535), 3) + bytes(9)
         return b"\xff\xd8" + frame + b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00" + bytes(64) + b"\xff\xd9"
     if form == "bmp":
         info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 0, 0, 0, 0)
