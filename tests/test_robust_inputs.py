@@ -154,14 +154,31 @@ def encoded(suffix: str, height: int = 20, width: int = 30) -> bytes:
     return cv2.imencode(suffix, pixels)[1].tobytes()
 
 
-def png_declaring(width: int, height: int) -> bytes:
+def png_chunks(header: bytes, idat: bytes) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(100))) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    return png_chunks(struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0), zlib.compress(bytes(100)))
+
+
+def interlaced_png(pixels: np.ndarray, declared: tuple[int, int] | None = None) -> bytes:
+    """An 8-bit RGB PNG in Adam7 order (OpenCV writes none), each pass' rows unfiltered; its
+    header says ``declared`` (height, width), by default the pixels' own size."""
+    from caffe2keras.image_files import ADAM7
+
+    height, width, _ = pixels.shape
+    raw = b"".join(
+        b"\0" + pixels[y, column::step_x].tobytes()
+        for row, column, step_y, step_x in ADAM7
+        if column < width
+        for y in range(row, height, step_y)
     )
+    height, width = declared or (height, width)
+    return png_chunks(struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 1), zlib.compress(raw))
 
 
 @pytest.fixture
@@ -179,6 +196,27 @@ def test_a_truncated_image_is_refused(tiny_model, tmp_path, capsys, suffix, keep
     path.write_bytes(data[: int(len(data) * keep)] if keep > 0 else data[:keep])
     status, err = cli(["predict", tiny_model, path], capsys)
     assert_one_error_line(status, err, str(path), "truncated or corrupt")
+
+
+def test_a_png_whose_data_is_shorter_than_its_header_says_is_refused(tiny_model, tmp_path, capsys):
+    path = tmp_path / "short.png"
+    path.write_bytes(png_declaring(100, 100))
+    status, err = cli(["predict", tiny_model, path], capsys)
+    assert_one_error_line(status, err, "image data holds 100 bytes, its header 30,100")
+    assert "libpng" not in err
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 5), (9, 17), (8, 8)])
+def test_an_interlaced_png_is_read_whole_and_checked_pass_by_pass(tmp_path, size):
+    from caffe2keras.image_files import decode_image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (*size, 3), np.uint8)
+    path = tmp_path / "interlaced.png"
+    path.write_bytes(interlaced_png(pixels))
+    np.testing.assert_array_equal(decode_image(path, cv2.IMREAD_UNCHANGED)[:, :, ::-1], pixels)
+    path.write_bytes(interlaced_png(np.concatenate([pixels, pixels]), declared=size))  # more data than declared
+    with pytest.raises(caffe2keras.ModelFileError, match="its image data holds"):
+        decode_image(path, cv2.IMREAD_COLOR)
 
 
 def test_a_png_whose_data_fails_its_crc_is_refused(tiny_model, tmp_path, capsys):

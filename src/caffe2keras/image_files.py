@@ -4,8 +4,8 @@ OpenCV decodes what it can: a JPEG cut short comes back with its missing rows gr
 that declares 30000x30000 pixels is allocated in full before a byte of it is read. So each file
 is checked before OpenCV sees it:
 
-* PNG: the signature, every chunk's length and CRC, a closed zlib stream in the IDAT chunks and
-  the IEND chunk; the size is IHDR's.
+* PNG: the signature, every chunk's length and CRC, a closed zlib stream in the IDAT chunks that
+  inflates to the bytes IHDR's size implies, and the IEND chunk; the size is IHDR's.
 * JPEG: the segments up to the end-of-image marker, the size is the frame header's (SOFn).
 * BMP and the Netpbm formats (PGM, PPM): the size in their headers.
 * Other formats OpenCV reads (TIFF, WebP...) are held to the same pixel limit by OpenCV itself.
@@ -113,7 +113,7 @@ def _corrupt(path, what: str) -> ModelFileError:
 
 
 def _png_size(data, path) -> tuple[int, int]:
-    position, size, stream, ended = len(PNG_SIGNATURE), None, zlib.decompressobj(), False
+    position, header, stream, inflated = len(PNG_SIGNATURE), None, zlib.decompressobj(), 0
     while True:
         if position + 8 > len(data):
             raise _corrupt(path, "the file ends before its IEND chunk")
@@ -124,28 +124,52 @@ def _png_size(data, path) -> tuple[int, int]:
         body = data[position + 4 : end - 4]
         if zlib.crc32(body) != struct.unpack_from(">I", data, end - 4)[0]:
             raise _corrupt(path, f"chunk {kind.decode('latin-1')!r} fails its CRC")
-        if kind == b"IHDR":
-            size = struct.unpack_from(">II", data, position + 8)
-            check_pixels(path, *size, max_pixels())
-        elif kind == b"IDAT":
-            ended = _inflate(stream, body[4:], path)
+        if kind == b"IHDR" and length >= 13:
+            header = struct.unpack_from(">IIBBBBB", data, position + 8)
+            check_pixels(path, header[0], header[1], max_pixels())
+        elif kind == b"IDAT" and header is not None:
+            inflated += _inflate(stream, body[4:], path)
         elif kind == b"IEND":
             break
         position = end
-    if size is None or not ended:
-        raise _corrupt(path, "no IHDR chunk" if size is None else "its image data stops short")
-    return size
+    if header is None:
+        raise _corrupt(path, "no IHDR chunk before its image data")
+    expected = _png_data_size(*header[:4], interlaced=header[6] == 1)
+    if not stream.eof or inflated != expected:
+        raise _corrupt(path, f"its image data holds {inflated:,} bytes, its header {expected:,}")
+    return header[0], header[1]
 
 
-def _inflate(stream, compressed: bytes, path) -> bool:
-    """Feed IDAT data through zlib without keeping its output; whether the stream has ended."""
+# PNG's colour types: the samples per pixel of each.
+PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+# Adam7's passes: (first row, first column, row step, column step).
+ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1))
+
+
+def _png_data_size(width: int, height: int, depth: int, colour: int, interlaced: bool) -> int:
+    """The bytes the IDAT stream inflates to: each row's filter byte and packed samples, per pass."""
+    bits = depth * PNG_SAMPLES.get(colour, 0)
+
+    def rows(w: int, h: int) -> int:
+        return 0 if w == 0 or h == 0 else h * (1 + (w * bits + 7) // 8)
+
+    if not interlaced:
+        return rows(width, height)
+    return sum(
+        rows((width - column + step_x - 1) // step_x, (height - row + step_y - 1) // step_y)
+        for row, column, step_y, step_x in ADAM7
+    )
+
+
+def _inflate(stream, compressed: bytes, path) -> int:
+    """Feed IDAT data through zlib without keeping its output; the bytes it inflated to."""
     try:
-        stream.decompress(compressed, ZLIB_CHUNK)
+        inflated = len(stream.decompress(compressed, ZLIB_CHUNK))
         while stream.unconsumed_tail:
-            stream.decompress(stream.unconsumed_tail, ZLIB_CHUNK)
+            inflated += len(stream.decompress(stream.unconsumed_tail, ZLIB_CHUNK))
     except zlib.error as exc:
         raise _corrupt(path, f"its image data does not inflate ({exc})") from None
-    return stream.eof
+    return inflated
 
 
 def _jpeg_size(data, path) -> tuple[int, int]:
