@@ -387,7 +387,9 @@ def strategies(chosen) -> dict:
 
         net = draw(st.sampled_from(nets))
         minimum = FREE_NETS[net]
-        height, width = draw(st.integers(1, minimum + 2)), draw(st.integers(1, minimum + 2))
+        # Every size from 1 up, and as often the sizes at and just past the minimum, which must run.
+        side = st.one_of(st.integers(1, minimum + 2), st.integers(minimum, minimum + 2))
+        height, width = draw(side), draw(side)
         small = min(height, width) < minimum
         notes = {"must_refuse": True, "message": "smaller than"} if small else {"must_succeed": True}
         notes["why"] = f"{net} runs at {height}x{width}, below its minimum {minimum}"
