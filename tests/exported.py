@@ -96,7 +96,8 @@ def _run_saved_model(path: Path, feeds: dict, model) -> list:
     loaded = tf.saved_model.load(str(path))  # kept: the endpoint's variables live as long as it does
     arrays = [feeds[name] for name in _input_names(model)]
     outputs = loaded.serve(arrays) if len(arrays) > 1 else loaded.serve(arrays[0])
-    return [np.asarray(y) for y in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+    # The endpoint returns the outputs by blob name (a dict), the Caffe net's order aside.
+    return [np.asarray(outputs[name]) for name in model.output_names]
 
 
 def _run_tflite(path: Path, feeds: dict, model) -> list:
@@ -106,9 +107,9 @@ def _run_tflite(path: Path, feeds: dict, model) -> list:
     runner = interpreter.get_signature_runner()
     names = runner.get_input_details()
     arrays = [feeds[name] for name in _input_names(model)]
-    # The signature names its inputs after the model's (in order) and its outputs output_0, output_1...
+    # The signature names its inputs after the model's (in order) and its outputs after their blobs.
     results = runner(**dict(zip(names, arrays)))
-    return [results[f"output_{i}"] for i in range(len(results))]
+    return [results[name] for name in model.output_names]
 
 
 def _record_onnx_operators(path: Path, record: Path) -> None:

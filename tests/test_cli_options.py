@@ -68,3 +68,31 @@ def test_running_out_of_memory_is_a_clear_error_not_an_internal_one(tmp_path, mo
     err = capsys.readouterr().err
     assert err.startswith("caffe2keras: error: out of memory") and "internal error" not in err
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_convert_summary_says_what_loading_needs_and_counts_no_mean(tmp_path, capsys):
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text(
+        'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
+        'layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" '
+        "pooling_param { pool: MAX kernel_size: 3 stride: 2 } }\n"
+        'layer { name: "relu" type: "ReLU" bottom: "data" top: "relu" }\n'
+    )
+    ceil = ["convert", str(prototxt), "-o", str(tmp_path / "ceil.keras"), "--outputs", "pool", "--mean", "1,2,3"]
+    assert main(ceil) == 0
+    out = capsys.readouterr().out
+    assert "0 parameters" in out
+    assert "loading: needs caffe2keras to load (import caffe2keras): CaffePooling2D, CaffePreprocessing" in out
+    assert main(["convert", str(prototxt), "-o", str(tmp_path / "plain.keras"), "--outputs", "relu"]) == 0
+    assert "loading: plain Keras: loads with Keras alone" in capsys.readouterr().out
+
+
+def test_a_solver_file_is_named_as_one(tmp_path, capsys):
+    solver = tmp_path / "lenet_solver.prototxt"
+    solver.write_text(
+        '# The train/test net protocol buffer definition\nnet: "lenet_train_test.prototxt"\nbase_lr: 0.01\n'
+    )
+    assert main(["convert", str(solver), "-o", str(tmp_path / "m.keras")]) == 1
+    err = capsys.readouterr().err
+    assert "a Caffe solver file" in err and "'lenet_train_test.prototxt': convert that prototxt" in err
+    assert "caffe2keras train" in err and not list(tmp_path.glob("*.keras"))

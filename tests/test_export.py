@@ -299,3 +299,31 @@ def test_tf2onnx_optimizers_collect_garbage_only_during_an_export():
         assert all(during[name] is not factory for name, factory in before.items())
         assert all(type(during[name]()) is factory for name, factory in before.items())
     assert optimizer._optimizers == before
+
+
+@requires_shared
+def test_saved_model_and_litert_name_their_outputs_after_the_blobs(tmp_path):
+    """O-Net's three outputs keep their blob names in both formats, each with its own values."""
+    mtcnn = SHARED / "caffe" / "trained" / "mtcnn"
+    keras_file = tmp_path / "onet.keras"
+    assert (
+        main(["convert", str(mtcnn / "det3.prototxt"), str(mtcnn / "det3.caffemodel"), "-o", str(keras_file), "-q"])
+        == 0
+    )
+    assert main(["export", str(keras_file), "-o", str(tmp_path / "onet.tflite"), "-q"]) == 0
+    assert main(["export", str(keras_file), "-o", str(tmp_path / "saved"), "--format", "saved_model", "-q"]) == 0
+    script = f"""
+import numpy as np, tensorflow as tf
+x = np.random.default_rng(0).uniform(-1, 1, (1, 48, 48, 3)).astype(np.float32)
+runner = tf.lite.Interpreter(model_path={str(tmp_path / "onet.tflite")!r}).get_signature_runner()
+lite = runner(**{{runner.get_input_details().popitem()[0]: x}})
+loaded = tf.saved_model.load({str(tmp_path / "saved")!r})  # kept: its variables live as long as it does
+saved = loaded.serve(x)
+for name in ("conv6-2", "conv6-3", "prob1"):
+    print(name, lite[name].shape[-1], np.abs(lite[name] - np.asarray(saved[name])).max() < 1e-4)
+print(sorted(lite) == sorted(saved) == ["conv6-2", "conv6-3", "prob1"])
+"""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["conv6-2", "4", "True", "conv6-3", "10", "True", "prob1", "2", "True", "True"]

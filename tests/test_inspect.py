@@ -137,3 +137,20 @@ def test_graph_of_zoo_nets(name, tmp_path, capsys):
     assert len(edges) == sum(len(op.bottoms) + len(op.tops) for op in graph.ops if op not in in_place) + sum(
         len(op.bottoms) - 1 for op in in_place
     )
+
+
+BATCHNORM = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 4 dim: 4 } } }
+layer { name: "bn" type: "BatchNorm" bottom: "data" top: "bn" }
+"""
+
+
+def test_batchnorms_scale_factor_is_no_parameter(tmp_path):
+    """BatchNorm's third blob divides the statistics; the Keras layer holds mean and variance only."""
+    prototxt = tmp_path / "bn.prototxt"
+    prototxt.write_text(BATCHNORM)
+    weights = tmp_path / "bn.caffemodel"
+    blobs = [np.ones(3, np.float32), np.ones(3, np.float32), np.full(1, 2.0, np.float32)]
+    write_caffemodel(weights, [("bn", "BatchNorm", blobs)])
+    for summary in (summarize(prototxt), summarize(prototxt, weights)):
+        assert {row.name: row.parameters for row in summary.rows}["bn"] == 6

@@ -193,7 +193,7 @@ def test_preprocess_input_crops_a_mean_file(tmp_path):
     mean = RNG.uniform(0, 255, (3, 9, 8)).astype(np.float32)
     (tmp_path / "mean.binaryproto").write_bytes(blob_bytes(mean[None], legacy=True))
     images = RNG.integers(0, 256, (1, 6, 5, 3), dtype=np.uint8)
-    got = caffe2keras.preprocess_input(images, mean=tmp_path / "mean.binaryproto", input_order="bgr")
+    got = caffe2keras.preprocess_input(images, mean=tmp_path / "mean.binaryproto", channel_order="rgb")
     np.testing.assert_array_equal(got, images - mean[:, 1:7, 1:6].transpose(1, 2, 0))
 
 
@@ -215,7 +215,8 @@ def test_labels_without_preprocessing_ride_on_an_identity_step(tiny):
         ({"input": "nope"}, r"no input 'nope'.*Received: input='nope'"),
         ({"mean": [1.0, 2.0, 3.0, 4.0]}, r"has 3 channels.*Received: mean="),
         ({"mean": np.zeros((3, 5, 5))}, r"at least its 6x5 pixels.*Received: mean.shape=\(3, 5, 5\)"),
-        ({"input_order": "yuv"}, r"input_order must be one of"),
+        ({"channel_order": "yuv"}, r"channel_order must be one of"),
+        ({"input_order": "bgr"}, r"replaced by channel_order.*input_order='bgr' is channel_order='rgb'"),
         ({"colour": "rgb"}, r"Received: keys=\['colour'\]"),
         ("yes", r"preprocessing must be True"),
     ],
@@ -233,8 +234,8 @@ def test_preprocessing_a_net_that_declares_none_needs_a_mean_or_scale(tmp_path):
     )
     with pytest.raises(caffe2keras.PreprocessingError, match="declares no preprocessing"):
         caffe2keras.convert(prototxt, preprocessing=True)
-    with pytest.raises(caffe2keras.PreprocessingError, match="'rgb' reverses 3 colour channels"):
-        caffe2keras.convert(prototxt, preprocessing={"scale": 2.0, "input_order": "rgb"})
+    with pytest.raises(caffe2keras.PreprocessingError, match="'bgr' has the model reverse RGB images"):
+        caffe2keras.convert(prototxt, preprocessing={"scale": 2.0, "channel_order": "bgr"})
     model = caffe2keras.convert(prototxt, preprocessing=caffe2keras.Preprocessing(scale=2.0))
     np.testing.assert_array_equal(np.asarray(model.predict_on_batch(-np.ones((1, 4, 4, 1)))), np.zeros((1, 4, 4, 1)))
 
@@ -278,3 +279,24 @@ def test_read_labels_keeps_whole_lines(tmp_path):
     (tmp_path / "empty.txt").write_text("\n")
     with pytest.raises(caffe2keras.ModelFileError, match="empty"):
         caffe2keras.read_labels(tmp_path / "empty.txt")
+
+
+def test_predict_streams_the_files_in_batches(tiny, tmp_path, capsys, monkeypatch):
+    """70 files, batches of 32: no more than one batch is decoded at a time, and every file is answered."""
+    import caffe2keras.images
+
+    prototxt, weights = tiny
+    model_path = tmp_path / "tiny.keras"
+    assert main(["convert", str(prototxt), str(weights), "-o", str(model_path), "--preprocess", "-q"]) == 0
+    path = write_image(tmp_path / "big.png", RNG.integers(0, 256, (200, 200, 3), dtype=np.uint8))
+    read_images, decoded = caffe2keras.images.read_images, []
+
+    def counting(paths, spec):
+        decoded.append(len(paths))
+        return read_images(paths, spec)
+
+    monkeypatch.setattr(caffe2keras.images, "read_images", counting)
+    capsys.readouterr()
+    assert main(["predict", str(model_path), *[path] * 70, "--json", "--top", "1"]) == 0
+    assert decoded == [32, 32, 6]
+    assert [entry["image"] for entry in json.loads(capsys.readouterr().out)] == [path] * 70

@@ -67,7 +67,7 @@ def test_lenet_takes_its_scale_from_the_train_val_transform_param():
         plain = caffe2keras.convert(prototxt, weights, input_shapes=shapes)
     gray = raw_images(28, 28)[..., :1]
     assert_same_outputs(model, plain, gray, gray.astype(np.float32) * np.float32(0.00390625))
-    assert model.get_layer("data_preprocess").get_config()["input_order"] is None
+    assert model.get_layer("data_preprocess").get_config()["channel_order"] is None
 
 
 @pytest.fixture

@@ -33,15 +33,16 @@ def caffe_lstm(x, cont, blobs, static=None, h0=None, c0=None):
     w_x, b, *rest = blobs
     w_static = rest.pop(0) if static is not None else None
     (w_h,) = rest
+    units = w_h.shape[1]
     drive = inner_product(x.reshape(steps, streams, -1), w_x, b)
     if static is not None:
         drive = drive + inner_product(static.reshape(streams, -1), w_static)
-    h = np.zeros((streams, UNITS)) if h0 is None else h0[0]
-    c = np.zeros((streams, UNITS)) if c0 is None else c0[0]
+    h = np.zeros((streams, units)) if h0 is None else h0[0]
+    c = np.zeros((streams, units)) if c0 is None else c0[0]
     hs = []
     for t in range(steps):
         gates = inner_product(cont[t][:, None] * h, w_h) + drive[t]
-        i, f, o, g = (gates[:, k * UNITS : (k + 1) * UNITS] for k in range(4))
+        i, f, o, g = (gates[:, k * units : (k + 1) * units] for k in range(4))
         forget = np.where(cont[t][:, None] == 0, 0, cont[t][:, None] * sigmoid(f))
         c = forget * c + sigmoid(i) * caffe_tanh(g)
         h = sigmoid(o) * caffe_tanh(c)

@@ -361,11 +361,6 @@ input: "priors" input_shape { dim: 1 dim: 2 dim: 96 }
     "layer, error, message",
     [
         (
-            'type: "Permute" bottom: "data" permute_param { order: 1 order: 0 }',
-            caffe2keras.UnsupportedParameterError,
-            "moving the batch axis is not supported. Received: permute_param.order=[1, 0]",
-        ),
-        (
             'type: "Permute" bottom: "data" permute_param { order: 0 order: 4 }',
             caffe2keras.ShapeError,
             "every axis must be below the bottom's 4 axes. Received: permute_param.order=[0, 4]",

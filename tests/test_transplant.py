@@ -273,3 +273,22 @@ def test_sequential_and_nested_models_pair_as_functional_ones(small_net):
             "InnerProduct",
         ]
         assert report.pairings[-1].notes == ("rows C,H,W -> H,W,C",)
+
+
+def test_into_args_reach_the_applications_constructor_as_literals():
+    from caffe2keras.cli.common import UsageError
+    from caffe2keras.cli.weights import load_architecture, parse_constructor_args
+
+    kwargs = parse_constructor_args(["include_top=False", "input_shape=(32, 32, 3)", "alpha=0.25", "pooling='avg'"])
+    assert kwargs == {"include_top": False, "input_shape": (32, 32, 3), "alpha": 0.25, "pooling": "avg"}
+    model = load_architecture("keras.applications.MobileNet", kwargs)
+    assert tuple(model.input.shape) == (None, 32, 32, 3) and tuple(model.output.shape) == (None, 256)
+    for bad, message in [
+        ("include_top", "NAME=VALUE"),
+        ("x=__import__('os')", "Python literal"),
+        ("weights='imagenet'", "weights=None"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            parse_constructor_args([bad])
+    with pytest.raises(UsageError, match="refuses its arguments"):
+        load_architecture("keras.applications.MobileNet", {"no_such_argument": 1})

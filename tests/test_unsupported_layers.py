@@ -11,11 +11,11 @@ NET = """name: "rcnn"
 input: "data"
 input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
 layer { name: "proposal" type: "Python" bottom: "data" top: "rois"
-        python_param { module: "rpn.proposal_layer" layer: "ProposalLayer" param_str: "'feat_stride': 16" } }
+        python_param { module: "rpn.anchor_target_layer" layer: "AnchorTargetLayer" param_str: "'feat_stride': 16" } }
 layer { name: "target" type: "Python" bottom: "rois" top: "targets"
         python_param { module: "rpn.proposal_target_layer" layer: "ProposalTargetLayer" } }
 layer { name: "again" type: "Python" bottom: "targets" top: "more"
-        python_param { module: "rpn.proposal_layer" layer: "ProposalLayer" } }
+        python_param { module: "rpn.anchor_target_layer" layer: "AnchorTargetLayer" } }
 layer { name: "mystery" type: "FancyNorm" bottom: "more" top: "out" }
 """
 
@@ -35,7 +35,7 @@ def test_python_layers_and_unknown_types_are_listed_together(prototxt):
     python_line, unknown_line = message.splitlines()[1:3]
     # Every distinct Python class, once, and how to convert them without running their code.
     assert python_line.startswith(
-        "  Python: 3 layers, first 'proposal' — rpn.proposal_layer.ProposalLayer, "
+        "  Python: 3 layers, first 'proposal' — rpn.anchor_target_layer.AnchorTargetLayer, "
         "rpn.proposal_target_layer.ProposalTargetLayer: caffe2keras never imports or runs"
     )
     assert "register a converter for type 'Python'" in python_line

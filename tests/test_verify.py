@@ -134,7 +134,7 @@ def test_an_unwritable_json_report_is_refused_before_the_run(where, tmp_path, ca
             tmp_path / "afile" / "r.json",
             f"cannot write the file: {tmp_path / 'afile'} is not a directory",
         ),
-        "a_directory": (tmp_path, "is a directory; --json takes a file name."),
+        "a_directory": (tmp_path, "is a directory; give a file name."),
         "proc": (Path("/proc/r.json"), "cannot write the file: cannot create files in /proc"),
     }[where]
     if where == "proc" and not Path("/proc").is_dir():

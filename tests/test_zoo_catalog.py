@@ -72,3 +72,13 @@ def test_the_catalog_is_generated_from_the_shared_facts():
     blob_ids = {h["value"] for fact in facts for h in fact["other_hashes"] if "git-blob" in h["kind"]}
     hashes = {file["hash"].split(":")[1] for net in shipped()["nets"] for file in net["files"].values() if file["hash"]}
     assert blob_ids and not blob_ids & hashes
+
+
+def test_zoo_list_names_every_licence(capsys):
+    from caffe2keras.cli import main
+
+    assert main(["zoo", "list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:-1]}
+    assert rows["mtcnn_pnet"].endswith("MIT") and rows["bvlc_alexnet"].endswith("unrestricted")
+    assert rows["vgg19"].endswith("non-commercial") and rows["mobilenet_v1"].endswith("BSD-3-Clause")
+    assert all(line.split()[-1] not in ("yes", "no") for line in rows.values())  # no blank LICENCE column

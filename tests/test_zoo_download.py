@@ -205,7 +205,7 @@ def test_read_only_cache_fails_clearly_and_serves_what_it_holds(zoo):
 
 
 def test_full_disk_leaves_no_partial_file(zoo, monkeypatch):
-    def full(self, url, requests):
+    def full(self, url, session, requests):
         self.partial.write_bytes(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
 

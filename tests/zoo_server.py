@@ -47,12 +47,21 @@ def sha256(data: bytes) -> str:
 
 @dataclass
 class ZooServer:
-    """Files served by path; ``drop_after[path] = n`` closes the next response after n body bytes."""
+    """Files served by path; ``drop_after[path] = n`` closes the next response after n body bytes.
+
+    Misbehaving modes, by path: ``lengths`` sends that Content-Length whatever the body,
+    ``endless`` sends a body that never ends (no length), ``drip_s`` sends one byte per that many
+    seconds, ``redirects`` answers 302 to another path (itself for a loop).
+    """
 
     files: dict[str, bytes] = field(default_factory=dict)
     drop_after: dict[str, int] = field(default_factory=dict)
     delay_s: float = 0.0  # per 16 kB chunk
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
+    lengths: dict[str, int] = field(default_factory=dict)
+    endless: set[str] = field(default_factory=set)
+    drip_s: dict[str, float] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)
     port: int = 0
 
     def url(self, path: str) -> str:
@@ -73,6 +82,8 @@ def serve(zoo: ZooServer):
 
         def do_GET(self):
             zoo.requests.append((self.path, self.headers.get("Range")))
+            if self._misbehaves():
+                return
             data = zoo.files.get(self.path)
             if data is None:
                 self.send_error(404, "Not Found")
@@ -104,6 +115,38 @@ def serve(zoo: ZooServer):
                 self.wfile.write(body[offset : offset + 16384])
                 if zoo.delay_s:
                     time.sleep(zoo.delay_s)
+
+        def _misbehaves(self) -> bool:
+            """Answer in one of the misbehaving modes, if the path has one."""
+            path = self.path
+            if path in zoo.redirects:
+                self.send_response(302)
+                self.send_header("Location", zoo.url(zoo.redirects[path]))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return True
+            if path not in zoo.endless and path not in zoo.drip_s:
+                return False
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                while True:  # until the client gives up
+                    if path in zoo.endless:
+                        self.wfile.write(b"\0" * 65536)
+                    else:
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(zoo.drip_s[path])
+            except OSError:
+                pass
+            return True
+
+        def send_header(self, keyword, value):
+            if keyword == "Content-Length" and self.path in zoo.lengths:
+                value = str(zoo.lengths[self.path])
+            super().send_header(keyword, value)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     zoo.port = server.server_address[1]

@@ -1,36 +1,43 @@
 """caffe2keras: Caffe models (prototxt + caffemodel) to Keras 3, with Caffe's exact numbers.
 
 Names are imported on first use (PEP 562), so ``import caffe2keras`` is quick and the
-command line's ``--help`` imports neither Keras nor a backend. Importing the package
-overrides no working backend choice, so ``import caffe2keras.layers`` (all that loading a
-saved model needs) leaves a configured backend to Keras; the conversion side defaults to
-JAX when it is first used.
+command line's ``--help`` imports neither Keras nor a backend. Importing the package picks
+the backend (``caffe2keras.keras_setup`` states the rule: ``KERAS_BACKEND``, else a chosen
+one in ``keras.json``, else JAX) and registers the custom layers as soon as Keras is
+imported, so ``keras.saving.load_model`` then loads every converted model.
 """
 
-import importlib
-import importlib.util
-import json
 import os
-
-from caffe2keras._version import __version__ as __version__
-from caffe2keras.default_backend import use_default_backend
+import sys
 
 
-def _keras_configured_backend() -> str:
-    """The backend Keras will load without ``KERAS_BACKEND``: its config file's, else its default."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    try:
-        with open(os.path.join(home, "keras.json")) as file:
-            return str(json.load(file).get("backend", "tensorflow"))
-    except (OSError, ValueError, AttributeError):
-        return "tensorflow"
+def _started_as_our_module() -> bool:
+    """Whether this import is ``python -m caffe2keras[...]`` finding its package (``-m`` is still argv[0])."""
+    if sys.argv[:1] != ["-m"]:
+        return False
+    args = getattr(sys, "orig_argv", [])
+    for index, arg in enumerate(args[1:], 1):
+        if arg.startswith("-m"):
+            module = arg[2:] or (args[index + 1] if index + 1 < len(args) else "")
+            return module.split(".")[0] == "caffe2keras"
+    return False
 
 
-# Keras' own default, TensorFlow, is seldom installed beside caffe2keras (which brings JAX): where
-# the backend Keras would load is missing, `import keras` would fail, so JAX becomes the default.
-# A backend that is set, or configured and installed, is left alone.
-if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec(_keras_configured_backend()) is None:
-    use_default_backend()
+# `python -m caffe2keras` puts the working directory first on sys.path, so a `numpy.py` or `keras.py`
+# lying there would be imported, and run, in place of the real module. This package is found
+# already and its modules come from its own folder: the working directory is taken off the path
+# before anything else is imported (see docs/robustness.md).
+if _started_as_our_module() and sys.path and sys.path[0] == os.getcwd():
+    del sys.path[0]
+
+import importlib  # noqa: E402  (after the path is cleaned)
+
+from caffe2keras._version import __version__ as __version__  # noqa: E402
+from caffe2keras.default_backend import use_default_backend as use_default_backend  # noqa: E402
+from caffe2keras.keras_setup import choose_backend, register_layers_with_keras  # noqa: E402
+
+choose_backend()
+register_layers_with_keras()
 
 
 # Public name -> the module that defines it.
@@ -48,6 +55,7 @@ _EXPORTS = {
     "model_labels": "caffe2keras.labels",
     "read_labels": "caffe2keras.labels",
     "export_model": "caffe2keras.export",
+    "to_onnx": "caffe2keras.onnx",
     "save_model": "caffe2keras.saving",
     "summarize": "caffe2keras.summary",
     "NetSummary": "caffe2keras.summary",
@@ -84,7 +92,7 @@ _EXPORTS = {
     ),
 }
 
-__all__ = sorted([*_EXPORTS, "__version__", "layers"])
+__all__ = sorted([*_EXPORTS, "__version__", "layers", "use_default_backend"])
 
 
 def __getattr__(name: str):

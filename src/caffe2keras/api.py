@@ -47,8 +47,9 @@ def convert(
         progress: show progress bars (reading, building) on stderr, for big models.
         preprocessing: build Caffe's preprocessing into the model, in front of the input: True
             (as the data layers' ``transform_param`` says), a dict of :class:`Preprocessing`'s
-            options, or a :class:`Preprocessing`. The model then takes images of 0-255 in RGB
-            order (``input_order="bgr"``: BGR). None: the model takes the net's blob as is, and a
+            options, or a :class:`Preprocessing`. The model then takes RGB images of 0-255, as
+            Keras users hold them; ``channel_order`` says the order the net was trained on
+            (default ``"bgr"``, ``"rgb"`` for CIFAR-10 and MTCNN). None: the model takes the net's blob as is, and a
             :class:`ConversionWarning` says what Caffe's data layers did.
         labels: class labels (a file of one per line, or a sequence) for the model to carry;
             ``caffe2keras predict`` and :func:`model_labels` read them back.

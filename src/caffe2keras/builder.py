@@ -22,7 +22,7 @@ from caffe2keras.converters import base  # noqa: E402
 from caffe2keras.converters.base import Step  # noqa: E402
 from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, WeightsError  # noqa: E402
 from caffe2keras.framework_internals import call_creating_variables  # noqa: E402
-from caffe2keras.graph import BlobRef, Graph, Op, check_top_count  # noqa: E402
+from caffe2keras.graph import BlobRef, Graph, Op, check_top_count, needed_ops  # noqa: E402
 from caffe2keras.keras_names import keras_name  # noqa: E402
 from caffe2keras.layout import Layout  # noqa: E402
 from caffe2keras.plan import LayerPlan, plan_layer  # noqa: E402
@@ -108,11 +108,17 @@ def build_model(
     outputs: Sequence[str] | None = None,
     on_layer: Callable[[Op], None] | None = None,
     input_layers: Mapping[str, keras.Layer] | None = None,
+    *,
+    model_class: type = keras.Model,
+    fill_missing: bool = False,
+    on_steps: Callable[[Op, list[Step]], None] | None = None,
 ) -> keras.Model:
     """The Keras model of ``graph``; ``weights=None`` builds the architecture only.
 
     ``input_layers`` puts a layer between an input blob's ``keras.Input`` and the net (Caffe's
-    preprocessing); it is named ``<input>_preprocess``.
+    preprocessing); it is named ``<input>_preprocess``. Training uses the rest: ``model_class``
+    (a functional subclass), ``fill_missing`` (layers the weights lack start from their fillers,
+    as Caffe's ``copy_from`` leaves them) and ``on_steps(op, steps)`` (each layer's applied steps).
     """
     if outputs is not None and not outputs:
         raise NetError(
@@ -123,9 +129,10 @@ def build_model(
         raise NetError("the net has no outputs: every blob is consumed by a layer.")
     if len({ref.name for ref in output_refs}) != len(output_refs):
         raise NetError(f"outputs must be distinct. Received: outputs={[r.name for r in output_refs]}")
-    needed = _needed_ops(graph, output_refs)
+    needed = needed_ops(graph, output_refs)
     ops = [op for op in graph.ops if id(op) in needed]
     builder = _Builder(graph, weights, layout, rule_for, ops, input_layers or {})
+    builder.fill_missing, builder.on_steps = fill_missing, on_steps
     for op in graph.ops:
         if id(op) not in needed:
             builder.validate(op)
@@ -136,7 +143,7 @@ def build_model(
     model_outputs = builder.outputs(output_refs)
     # One input or output is a tensor, as in keras.applications; several stay a list.
     with recursion_room(len(graph.ops)):
-        return keras.Model(
+        return model_class(
             _single_or_list(builder.inputs),
             _single_or_list(model_outputs),
             name=keras_name(graph.name or "caffe_net"),
@@ -156,6 +163,8 @@ class _Builder:
         self.tensors: dict[BlobRef, object] = {}
         self.producer_name: dict[BlobRef, str] = {}  # the Keras layer that made each blob value
         self.applied: set[int] = set()  # ids of the Keras layers already called
+        self.fill_missing = False
+        self.on_steps: Callable[[Op, list[Step]], None] | None = None
         self.shared = SharedParameters()
         input_names = [self.names.claim(keras_name(ref.name)) for ref in graph.inputs]
         # Caffe's layer names next, so that helper layers and outputs never take one.
@@ -171,9 +180,10 @@ class _Builder:
             self.tensors[ref], self.producer_name[ref] = tensor, name
 
     def _plan(self, op: Op) -> LayerPlan:
-        return plan_layer(
-            op, [self.graph.shapes[b] for b in op.bottoms], self.layout, self.weights, rule_for=self.rule_for
-        )
+        # Caffe's copy_from leaves a layer the weights file lacks as its fillers made it.
+        missing = self.fill_missing and self.weights is not None and op.name not in self.weights
+        weights = None if missing else self.weights
+        return plan_layer(op, [self.graph.shapes[b] for b in op.bottoms], self.layout, weights, rule_for=self.rule_for)
 
     def validate(self, op: Op) -> None:
         """Check a layer no output needs, as Caffe sets up every layer: parameters, shapes, weights."""
@@ -194,6 +204,8 @@ class _Builder:
             produced = self._apply(op, steps, bottoms)
         else:  # Split, Dropout 0...: every top is bottom 0, through a Keras layer of the Caffe name
             produced = self._apply(op, [Step(keras.layers.Identity(), inputs=(0,))], bottoms) * len(op.tops)
+        if self.on_steps is not None:
+            self.on_steps(op, steps)
         for blob in layer_weights or ():
             release_pages(blob.data)  # the layer's variables hold their own copies now
         check_top_count(op, len(produced))
@@ -265,20 +277,3 @@ class _Builder:
                 tensor = keras.layers.Identity(name=self.names.claim(wanted))(tensor)
             model_outputs.append(tensor)
         return model_outputs
-
-
-def _needed_ops(graph: Graph, output_refs: Sequence[BlobRef]) -> set[int]:
-    """The ids of the ops the outputs depend on (others are not built)."""
-    needed: set = set()
-    pending = list(output_refs)
-    seen: set[BlobRef] = set()
-    while pending:
-        ref = pending.pop()
-        if ref in seen:
-            continue
-        seen.add(ref)
-        op = graph.producers.get(ref)
-        if op is not None and id(op) not in needed:
-            needed.add(id(op))
-            pending.extend(op.bottoms)
-    return needed

@@ -181,3 +181,11 @@ class HashMismatchError(DownloadError):
 
 class CacheError(ZooError):
     """The download directory cannot be written: read-only, full disk, no permission."""
+
+
+class SolverError(Caffe2KerasError):
+    """A solver (``solver.prototxt``) field that caffe2keras cannot train with, or that Caffe refuses."""
+
+    def __init__(self, path, message: str, field: str, value):
+        self.path, self.field, self.value = str(path), field, value
+        super().__init__(f"{self.path}: {message} Received: {field}={value!r}")

@@ -8,7 +8,8 @@ layers use ``keras.ops`` only, so they trace there unchanged.
 The output is written beside its path under a temporary name and renamed when complete: a failed
 export leaves no partial file or directory.
 
-Run as ``python -m caffe2keras.export MODEL.keras OUT FORMAT`` it is that child process.
+Its :func:`main` is that child process, started isolated (``python -I``) so that nothing in the
+working directory is imported.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import tempfile
 from pathlib import Path
 
 from caffe2keras.errors import Caffe2KerasError, ExportError, ModelFileError
+from caffe2keras.keras_files import check_keras_file
+from caffe2keras.outputs import check_output_path
 
 # Format -> (the name Keras' model.export takes, the file extension; None for a directory).
 FORMATS = {
@@ -78,8 +81,8 @@ def export_model(model, path, format: str | None = None) -> Path:
     path = Path(path)
     if isinstance(model, (str, os.PathLike)):
         source = Path(model)
-        if not source.is_file():
-            raise ModelFileError(source, "no such file.")
+        check_output_path(path, [source], folder=FORMATS[format][1] is None)
+        check_keras_file(source)
         with _atomic_output(path, format) as partial:
             _export_in_child(source, partial, format)
         return path
@@ -104,6 +107,7 @@ def export_model(model, path, format: str | None = None) -> Path:
 def _atomic_output(path: Path, format: str):
     """A path beside ``path`` to write, moved onto ``path`` when the block succeeds."""
     extension = FORMATS[format][1] or ""
+    check_output_path(path, folder=not extension)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # A short name, as the CLI's own: the output's name may already be as long as the system allows.
@@ -132,12 +136,26 @@ def _input_signature(model):
     return [specs] if len(specs) > 1 else specs
 
 
+def _outputs_by_name(model):
+    """The same layers, returning a dict of the outputs by blob name.
+
+    SavedModel and LiteRT signatures name a list's outputs ``output_0``...; a dict's keys name
+    them instead. Their flat output order is the keys' sorted order (TensorFlow's nesting rule),
+    which no signature can change: read the outputs by name.
+    """
+    import keras
+
+    return keras.Model(model.inputs, dict(zip(model.output_names, model.outputs)), name=model.name)
+
+
 def _export_here(model, path: Path, format: str) -> None:
     """Export under this process's (TensorFlow) backend."""
     from caffe2keras.framework_internals import grouped_convolutions_traced_plain, optimizer_copies_collected
 
     keras_format = FORMATS[format][0]
     onnx_only = format == "onnx"
+    if not onnx_only:
+        model = _outputs_by_name(model)
     tracing = grouped_convolutions_traced_plain() if onnx_only else contextlib.nullcontext()
     collecting = optimizer_copies_collected() if onnx_only else contextlib.nullcontext()
     try:
@@ -212,7 +230,7 @@ def _quiet_native_logs():
 def _export_in_child(source: Path, path: Path, format: str) -> None:
     """Export the ``.keras`` file ``source`` in a Python process on the TensorFlow backend."""
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-    command = [sys.executable, "-m", "caffe2keras.export", str(source), str(path), format]
+    command = [sys.executable, "-I", "-c", CHILD_CODE, json.dumps(_child_search_path()), str(source), str(path), format]
     result = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if result.returncode == 0:
         return
@@ -227,6 +245,26 @@ def _export_in_child(source: Path, path: Path, format: str) -> None:
     raise ExportError(f"The TensorFlow export process {reason}. Received: format={format!r}")
 
 
+# The child runs isolated (-I: no working directory, PYTHONPATH or user site on its path, which
+# `python -m` would put first) with this process's search path given explicitly, less the
+# working directory: a `tf2onnx.py` lying there must never run in the module's place.
+CHILD_CODE = (
+    "import json, sys; sys.path[:0] = json.loads(sys.argv.pop(1)); "
+    "from caffe2keras.export import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _child_search_path() -> list[str]:
+    """This process's module folders for the child: caffe2keras' own first, never the working directory."""
+    package_root = str(Path(__file__).resolve().parent.parent)
+    here = os.path.realpath(os.getcwd())
+    folders = [package_root]
+    for entry in sys.path:
+        if os.path.isabs(entry) and os.path.realpath(entry) != here and entry not in folders:
+            folders.append(entry)
+    return folders
+
+
 def _load(source: Path):
     import keras
 
@@ -238,8 +276,8 @@ def _load(source: Path):
         raise ModelFileError(source, f"cannot load the Keras model: {exc}") from exc
 
 
-def main(argv=None) -> int:
-    source, path, format = argv or sys.argv[1:]
+def main(argv) -> int:
+    source, path, format = argv
     try:
         _export_here(_load(Path(source)), Path(path), format)
     except Caffe2KerasError as exc:
@@ -247,7 +285,3 @@ def main(argv=None) -> int:
         print(ERROR_MARK + json.dumps([type(exc).__name__, message]), file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

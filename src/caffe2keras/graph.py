@@ -43,12 +43,18 @@ DATA_LAYER_TYPES = frozenset(
         "WindowData",
         "AnnotatedData",
         "VideoData",
+        "DenseImageData",  # alexgkendall/caffe-segnet: images with per-pixel labels
     }
 )
 
 
 def is_dropped_type(layer_type: str) -> bool:
     return layer_type in DROPPED_TYPES or layer_type.endswith("Loss")
+
+
+def is_training_type(layer_type: str) -> bool:
+    """Layers that only a TRAIN net built for training keeps: the losses and Accuracy."""
+    return layer_type == "Accuracy" or layer_type.endswith("Loss")
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,29 @@ def _data_layer_shapes(layer) -> list[Shape | None]:
         height, width = (crop, crop) if crop else (p.new_height, p.new_width)
         data = (p.batch_size, 3 if p.is_color else 1, height, width) if height and width else None
         return [data, (p.batch_size,)][:tops]
+    if kind == "DenseImageData":
+        p = layer.dense_image_data_param
+        if p.HasField("mean_file"):
+            raise LayerError(
+                layer.name,
+                layer.type,
+                "the layer subtracts a mean image read from a file while loading; the converted net "
+                "takes the data after it, so subtract the mean yourself and drop the field",
+                "dense_image_data_param.mean_file",
+                p.mean_file,
+            )
+        # caffe-segnet's DataLayerSetUp: transform_param.crop_size, else crop_height x crop_width,
+        # else new_height x new_width; otherwise the image files' size, given with input_shapes.
+        crop = layer.transform_param.crop_size
+        if crop:
+            height, width = crop, crop
+        elif p.crop_height and p.crop_width:
+            height, width = p.crop_height, p.crop_width
+        else:
+            height, width = p.new_height, p.new_width
+        if not (height and width):
+            return [None] * tops
+        return [(p.batch_size, 3 if p.is_color else 1, height, width), (p.batch_size, 1, height, width)][:tops]
     return [None] * tops
 
 
@@ -216,8 +245,11 @@ def build_graph(
     level: int | None = None,
     stages: Sequence[str] | None = None,
     require_input_shapes: bool = True,
+    keep_losses: bool = False,
 ) -> Graph:
     """Wire a current-format NetParameter into a :class:`Graph` (TEST phase by default).
+
+    ``keep_losses=True`` keeps the losses and Accuracy, for training (caffe2keras.training).
 
     With ``require_input_shapes=False`` an input without a known shape is no error; it is
     simply missing from ``graph.shapes`` (for callers that only need the inputs' names).
@@ -227,7 +259,7 @@ def build_graph(
     stages = list(net.state.stage) if stages is None else list(stages)
     if phase is None:
         phase = net.state.DESCRIPTOR.fields_by_name["phase"].enum_type.values_by_name["TEST"].number
-    wiring = _Wiring()
+    wiring = _Wiring(keep_losses)
     for name, shape in _net_field_inputs(net):
         wiring.declare_input(name, shape, "the net's 'input' field")
     for layer in net.layer:
@@ -253,7 +285,8 @@ class _Wiring:
     """The ops and inputs of a net, layer by layer: each blob name's versions (an in-place layer
     writes a new one), checked as Caffe's Net::Init checks them."""
 
-    def __init__(self):
+    def __init__(self, keep_losses: bool = False):
+        self.keep_losses = keep_losses
         self.versions: dict[str, int] = {}
         self.declared_inputs: list[tuple[str, Shape | None, str]] = []  # name, shape, declared by
         self.ops: list[Op] = []
@@ -272,7 +305,7 @@ class _Wiring:
     def add_layer(self, layer, given: Mapping[str, Shape]) -> None:
         if layer.type in ("Silence",):
             self.silenced.update(layer.bottom)
-        if is_dropped_type(layer.type):
+        if is_dropped_type(layer.type) and not (self.keep_losses and is_training_type(layer.type)):
             return
         if not layer.top:
             # Caffe's CheckBlobCounts: every layer kept here makes at least one top.
@@ -431,3 +464,20 @@ def infer_known_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule | None])
             except LayerError as exc:
                 unknown[op.name] = exc.detail
     return unknown
+
+
+def needed_ops(graph: Graph, output_refs: Sequence[BlobRef]) -> set[int]:
+    """The ids of the ops the outputs depend on (the writers build no other)."""
+    needed: set = set()
+    pending = list(output_refs)
+    seen: set[BlobRef] = set()
+    while pending:
+        ref = pending.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        op = graph.producers.get(ref)
+        if op is not None and id(op) not in needed:
+            needed.add(id(op))
+            pending.extend(op.bottoms)
+    return needed

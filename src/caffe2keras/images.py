@@ -1,9 +1,9 @@
 """Image files as a converted model's input: what the model takes, and the files read to fit it.
 
-A model with Caffe's preprocessing built in (``convert(..., preprocessing=...)``) takes images of
-0–255 in the channel order its ``CaffePreprocessing`` layer names. A model without it takes Caffe's
-blob as is; it is fed the pixels as Caffe's own tools decoded them (BGR, 0–255), which is right
-only for nets trained without a mean or a scale.
+A model with Caffe's preprocessing built in (``convert(..., preprocessing=...)``) takes RGB images
+of 0–255, whatever order the net was trained on (its ``CaffePreprocessing`` layer reorders them).
+A model without it takes Caffe's blob as is; it is fed the pixels as Caffe's own tools decoded
+them (BGR, 0–255), which is right only for BGR nets trained without a mean or a scale.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from caffe2keras.errors import ConversionWarning, ModelFileError, PreprocessingError
 from caffe2keras.image_files import decode_image
+from caffe2keras.keras_files import check_keras_file
 from caffe2keras.minimum_size import check_input_sizes
 
 
@@ -44,10 +45,7 @@ CAFFE_FILE_KINDS = {
 
 def load_model_file(path: str | os.PathLike):
     """A ``.keras`` file, loaded with ``safe_mode=True`` and caffe2keras' layers registered."""
-    if os.path.isdir(path):
-        raise ModelFileError(path, "is a directory, not a .keras model file.")
-    if not os.path.isfile(path):
-        raise ModelFileError(path, "no such file.")
+    check_keras_file(path)
     kind = next((kind for ending, kind in CAFFE_FILE_KINDS.items() if os.fspath(path).endswith(ending)), None)
     if kind is not None:
         raise ModelFileError(path, f"this is {kind}, not a .keras model; convert it first with caffe2keras convert.")
@@ -85,7 +83,7 @@ def image_input(model) -> ImageInput:
     if channels == 1:
         order = "gray"
     else:
-        order = step.input_order if step is not None and step.input_order else "bgr"
+        order = "rgb" if step is not None and step.channel_order is not None else "bgr"
     preprocessed = step is not None and (step.mean_shape is not None or step.scale != 1.0)
     return ImageInput(height, width, channels, data_format, order, preprocessed)
 
@@ -133,6 +131,27 @@ def predict_images(model, images: Sequence[np.ndarray]) -> np.ndarray:
             f"are not one score per class; give images of one size. Received: output shapes={shapes}"
         )
     return np.stack(outputs)
+
+
+PREDICT_BATCH = 32
+
+
+def predict_files(model, paths: Sequence[str | os.PathLike], spec: ImageInput, batch_size: int = PREDICT_BATCH):
+    """The model's output for the files, ``batch_size`` at a time: decoded, run and dropped per batch.
+
+    Yields one array of outputs per batch, in the files' order. Every output has one shape (one
+    score per class), checked across batches as :func:`predict_images` checks within one.
+    """
+    shape = None
+    for start in range(0, len(paths), batch_size):
+        scores = predict_images(model, read_images(paths[start : start + batch_size], spec))
+        if shape is not None and scores.shape[1:] != shape:
+            raise PreprocessingError(
+                "the images give outputs of different shapes (the output depends on the image size), so they "
+                f"are not one score per class; give images of one size. Received: output shapes={[shape, scores.shape[1:]]}"
+            )
+        shape = scores.shape[1:]
+        yield scores
 
 
 def warn_if_raw(spec: ImageInput, model_path) -> None:

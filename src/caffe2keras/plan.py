@@ -78,7 +78,8 @@ def refusal(op: Op, rule_for: RuleFor = base.rule_for) -> Refusal | None:
             return Refusal("")
         return Refusal(known.reason, known.detail(op) if known.detail else None)
     if rule.check is not None and (reason := rule.check(op)) is not None:
-        return Refusal(reason)
+        known = base.unsupported(op.type)  # a type converted only in part: a Python layer's class
+        return Refusal(reason, known.detail(op) if known and known.detail else None)
     return None
 
 

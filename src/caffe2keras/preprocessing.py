@@ -9,6 +9,12 @@ tools decode images) into the net's blob:
 * ``mean_value``: minus one value per channel (one value serves every channel);
 * then times ``scale``.
 
+The blob's channels are in the order the net was trained on: BGR for nets fed by Caffe's own image
+tools (the BVLC/ImageNet nets), RGB for nets whose data was written from RGB planes (CIFAR-10's
+``convert_cifar_data``, MTCNN from MATLAB). A converted model with preprocessing always takes what
+Keras users hold, RGB 0–255, and reverses the channels when the net was trained on BGR: the one
+choice left to the user is the net's ``channel_order``, declared once, at conversion.
+
 ``mirror`` is random augmentation (a coin flip per image) and is ignored. The Keras side is
 :class:`caffe2keras.layers.CaffePreprocessing`; this module imports no Keras until it runs one.
 """
@@ -30,7 +36,14 @@ from caffe2keras.numeric import require_finite, require_real
 
 # The data layers that run Caffe's DataTransformer (HDF5Data, DummyData and Input do not).
 TRANSFORMING_TYPES = frozenset({"Data", "ImageData", "MemoryData", "WindowData", "AnnotatedData", "VideoData"})
-INPUT_ORDERS = ("rgb", "bgr")
+CHANNEL_ORDERS = ("bgr", "rgb")
+# The option of earlier versions named the order of the model's input, the opposite of what it now
+# declares; it is refused with the translation rather than silently read the new way.
+RENAMED_INPUT_ORDER = (
+    "input_order is replaced by channel_order, the order the net was trained on ('bgr' for the "
+    "BVLC/ImageNet nets, 'rgb' for CIFAR-10 and MTCNN); the model always takes RGB 0-255. The old "
+    "input_order='rgb' is channel_order='bgr', the old input_order='bgr' is channel_order='rgb'."
+)
 
 MeanSpec = str | os.PathLike | Sequence[float] | np.ndarray
 
@@ -40,25 +53,28 @@ class Preprocessing:
     """Options for ``convert(..., preprocessing=...)``. Each None takes the prototxt's ``transform_param``.
 
     Attributes:
-        mean: a ``.binaryproto`` mean image, or one value per channel in Caffe's order (B, G, R),
-            or one value for all channels.
+        mean: a ``.binaryproto`` mean image, or one value per channel in the net's channel order
+            (B, G, R for a BGR net), or one value for all channels.
         scale: Caffe's ``transform_param.scale``.
-        input_order: the channel order the model will be fed: ``"rgb"`` (default for 3-channel
-            inputs; reversed into Caffe's BGR) or ``"bgr"`` (taken as it comes).
+        channel_order: the channel order the net was trained on: ``"bgr"`` (default for 3-channel
+            inputs: Caffe's image tools, the BVLC/ImageNet nets) or ``"rgb"`` (CIFAR-10, MTCNN).
+            Either way the model takes RGB images; a BGR net gets them reversed.
         input: the input blob to preprocess; default: those whose data layer declares a
             ``transform_param``, else the first input.
+        input_order: refused, with its translation to ``channel_order`` (an earlier version's
+            option, which named the order of the model's input instead).
     """
 
     mean: MeanSpec | None = None
     scale: float | None = None
-    input_order: str | None = None
+    channel_order: str | None = None
     input: str | None = None
+    input_order: str | None = None
 
     def __post_init__(self):
-        if self.input_order is not None and self.input_order not in INPUT_ORDERS:
-            raise PreprocessingError(
-                f"input_order must be one of {INPUT_ORDERS}. Received: input_order={self.input_order!r}"
-            )
+        if self.input_order is not None:
+            raise PreprocessingError(f"{RENAMED_INPUT_ORDER} Received: input_order={self.input_order!r}")
+        check_channel_order(self.channel_order)
 
     @classmethod
     def from_argument(cls, value) -> Preprocessing | None:
@@ -70,20 +86,25 @@ class Preprocessing:
         if isinstance(value, cls):
             return value
         if isinstance(value, Mapping):
-            unknown = sorted(set(value) - {"mean", "scale", "input_order", "input"})
+            unknown = sorted(set(value) - {"mean", "scale", "channel_order", "input", "input_order"})
             if unknown:
                 raise PreprocessingError(
-                    f"preprocessing takes the keys mean, scale, input_order and input. Received: keys={unknown}"
+                    f"preprocessing takes the keys mean, scale, channel_order and input. Received: keys={unknown}"
                 )
             return cls(**value)
         raise PreprocessingError(
-            "preprocessing must be True, a dict of mean/scale/input_order/input, or a "
+            "preprocessing must be True, a dict of mean/scale/channel_order/input, or a "
             f"caffe2keras.Preprocessing. Received: preprocessing={value!r}"
         )
 
     @property
     def explicit(self) -> bool:
-        return self.mean is not None or self.scale is not None
+        return self.mean is not None or self.scale is not None or self.channel_order is not None
+
+
+def check_channel_order(order: str | None) -> None:
+    if order is not None and order not in CHANNEL_ORDERS:
+        raise PreprocessingError(f"channel_order must be one of {CHANNEL_ORDERS}. Received: channel_order={order!r}")
 
 
 @dataclass(frozen=True)
@@ -109,7 +130,7 @@ class DataTransform:
             steps.append(f"minus the mean values {', '.join(f'{v:g}' for v in self.mean_values)}")
         if self.scale != 1.0:
             steps.append(f"times {self.scale:g}")
-        return f"Caffe's data layer {self.layer!r} fed blob {self.blob!r} its pixels (0-255; BGR for colour images) {', '.join(steps)}"
+        return f"Caffe's data layer {self.layer!r} fed blob {self.blob!r} its pixels (0-255, in the order the net was trained on) {', '.join(steps)}"
 
 
 @dataclass(frozen=True)
@@ -117,9 +138,9 @@ class InputPreprocessing:
     """The preprocessing of one input blob, resolved: what the Keras layer is made from."""
 
     blob: str
-    mean: np.ndarray | None  # in Caffe's layout, (C, 1, 1) or a whole (C, H, W) image, BGR
+    mean: np.ndarray | None  # in Caffe's layout, (C, 1, 1) or a whole (C, H, W) image, in the net's order
     scale: float
-    input_order: str | None  # None: not a colour image, the channels pass as they are
+    channel_order: str | None  # the net's; None: the blob as it is (not a colour image, or labels alone)
     labels: tuple[str, ...] | None = None
     min_size: tuple[int, int] | None = None  # of a free-size input: the smallest (H, W) the net takes
 
@@ -130,7 +151,7 @@ class InputPreprocessing:
         return CaffePreprocessing(
             mean_shape=None if mean is None else mean.shape,
             scale=self.scale,
-            input_order=self.input_order,
+            channel_order=self.channel_order,
             data_format=data_format,
             labels=self.labels,
             mean=mean,
@@ -186,7 +207,7 @@ def find_mean_file(mean_file: str, prototxt: str | os.PathLike) -> Path:
     raise ModelFileError(
         mean_file,
         f"the mean_file of {prototxt} is not found (looked for {', '.join(map(str, candidates))}). "
-        "Put it next to the prototxt, or give the mean with --mean FILE.binaryproto|B,G,R "
+        "Put it next to the prototxt, or give the mean with --mean FILE.binaryproto|V1,V2,V3 "
         "(API: preprocessing={'mean': ...}).",
     )
 
@@ -219,7 +240,7 @@ def mean_for_input(mean: MeanSpec, caffe_shape: Sequence[int], blob: str) -> np.
         if len(values) not in (1, channels):
             raise PreprocessingError(
                 f"input {blob!r} has {channels} channels; give one mean value, or one per channel "
-                f"in Caffe's order (B,G,R). Received: mean={values.tolist()}"
+                f"in the net's channel order. Received: mean={values.tolist()}"
             )
         return np.broadcast_to(values, (channels,)).reshape(channels, 1, 1).copy()
     if height is None or width is None:
@@ -260,16 +281,16 @@ def resolve_input(
             mean = declared.mean_values
     scale = options.scale if options.scale is not None else declared.scale if declared is not None else 1.0
     require_finite(require_real(scale, "scale", PreprocessingError), "scale", PreprocessingError)
-    order = options.input_order
-    if order == "rgb" and channels != 3:
+    order = options.channel_order
+    if order == "bgr" and channels != 3:
         raise PreprocessingError(
-            f"input_order 'rgb' reverses 3 colour channels; input {blob!r} has {channels}. "
-            f"Received: input_order={order!r}"
+            f"channel_order 'bgr' has the model reverse RGB images into BGR; input {blob!r} has "
+            f"{channels} channels, not 3. Received: channel_order={order!r}"
         )
     if channels != 3:
-        order = None
+        order = None  # not a colour image (gray digits, MTCNN's stacked patches): nothing to reorder
     elif order is None:
-        order = "rgb"
+        order = "bgr"
     return InputPreprocessing(
         blob, None if mean is None else mean_for_input(mean, caffe_shape, blob), float(scale), order
     )
@@ -286,7 +307,8 @@ def plan_inputs(
     """The preprocessing steps a conversion puts in front of its inputs.
 
     Labels ride on the first step, and each free-size input's minimum size on its own; without
-    preprocessing they get a step that passes the pixels on unchanged (in the net's own channel order).
+    preprocessing they get a step that passes the blob on unchanged (channel_order None: the model
+    takes the net's blob, not RGB images).
     """
     inputs = {ref.name: graph.shapes[ref] for ref in graph.inputs}
     transforms = declared_transforms(net)
@@ -311,8 +333,8 @@ def plan_inputs(
             targets = [next(iter(inputs))]
     steps = [resolve_input(b, inputs[b], options, transforms.get(b), prototxt) for b in targets]
     if labels is not None and not steps:
-        steps = [_unchanged(*next(iter(inputs.items())))]
-    steps += [_unchanged(blob, inputs[blob]) for blob in min_sizes or {} if blob not in {s.blob for s in steps}]
+        steps = [_unchanged(next(iter(inputs)))]
+    steps += [_unchanged(blob) for blob in min_sizes or {} if blob not in {s.blob for s in steps}]
     return [
         replace(
             step,
@@ -323,9 +345,9 @@ def plan_inputs(
     ]
 
 
-def _unchanged(blob: str, shape) -> InputPreprocessing:
+def _unchanged(blob: str) -> InputPreprocessing:
     """A step that passes the blob on as it is: a place for the labels or the minimum size."""
-    return InputPreprocessing(blob, None, 1.0, "bgr" if len(shape) == 4 and shape[1] == 3 else None)
+    return InputPreprocessing(blob, None, 1.0, None)
 
 
 def preprocess_input(
@@ -333,16 +355,18 @@ def preprocess_input(
     *,
     mean: MeanSpec | None = None,
     scale: float | None = None,
-    input_order: str | None = None,
+    channel_order: str | None = None,
     data_format: str = "channels_last",
     prototxt: str | os.PathLike | None = None,
+    input_order: str | None = None,
 ) -> np.ndarray:
     """Caffe's preprocessing applied to images outside the model (as ``keras.applications`` does).
 
     Args:
-        x: images, 0–255, one ``(H, W, C)`` or a batch ``(N, H, W, C)`` (``channels_first``:
-            ``(C, H, W)`` / ``(N, C, H, W)``), in ``input_order``.
-        mean, scale, input_order: as :class:`Preprocessing`.
+        x: images, RGB 0–255 (as Keras and PIL hold them), one ``(H, W, C)`` or a batch
+            ``(N, H, W, C)`` (``channels_first``: ``(C, H, W)`` / ``(N, C, H, W)``).
+        mean, scale, channel_order: as :class:`Preprocessing`; ``channel_order`` is the net's.
+        input_order: refused, as by :class:`Preprocessing`.
         data_format: the layout of ``x`` and of the result.
         prototxt: a net whose data layer's ``transform_param`` gives what is not given
             (a relative ``mean_file`` is looked for next to it).
@@ -363,7 +387,9 @@ def preprocess_input(
 
         transforms = [t for t in declared_transforms(read_net(prototxt)).values() if t.declares_preprocessing]
         declared = transforms[0] if transforms else None
-    step = resolve_input("x", caffe_shape, Preprocessing(mean, scale, input_order), declared, prototxt)
+    step = resolve_input(
+        "x", caffe_shape, Preprocessing(mean, scale, channel_order, input_order=input_order), declared, prototxt
+    )
 
     from keras import ops
 

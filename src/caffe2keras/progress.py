@@ -45,11 +45,14 @@ class Progress:
         if self._bars is None:
             yield _ignore
             return
+        from caffe2keras.console import console_text  # details name files: never markup or escapes
+
         bars = self._bars
+        detail = console_text(detail)
         task = bars.add_task(description, total=total, detail=detail)
 
         def advance(amount: float = 1, detail: str | None = None) -> None:
-            bars.update(task, advance=amount, **({} if detail is None else {"detail": detail}))
+            bars.update(task, advance=amount, **({} if detail is None else {"detail": console_text(detail)}))
 
         yield advance
         bars.update(task, total=total or 1, completed=total or 1, detail=detail)

@@ -22,6 +22,7 @@ import numpy as np
 
 import caffe2keras.framework_internals as internals
 from caffe2keras.errors import ArgumentError
+from caffe2keras.outputs import atomic_output
 from caffe2keras.progress import Progress
 from caffe2keras.recursion import recursion_room
 
@@ -31,7 +32,8 @@ CRC_CHUNK = 16 << 20
 def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> None:
     """Write ``model`` to ``path`` (a ``.keras`` file) as ``model.save(path)`` does, streaming its weights.
 
-    ``progress=True`` shows a progress bar on stderr.
+    ``progress=True`` shows a progress bar on stderr. The file is written beside ``path`` and
+    renamed into place when complete (see :mod:`caffe2keras.outputs` for the paths refused).
     """
     path = Path(path)
     if path.suffix != ".keras":
@@ -43,16 +45,18 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
         bars.phase("saving", total) as advance,
         recursion_room(len(model.layers)),
         internals.tensorflow_left_unimported(),
+        atomic_output(path, ".keras") as tmp,
     ):
+        tmp = Path(tmp)
         if internals.has_internal(internals.STREAMING_SAVE):
             try:
-                _save_streaming(model, path, advance)
+                _save_streaming(model, tmp, advance)
                 return
             except OSError:
                 raise  # the file system's refusal (a full disk...) is the user's to see
             except Exception:  # a Keras whose private internals changed shape
-                path.unlink(missing_ok=True)
-        model.save(path)
+                tmp.unlink(missing_ok=True)
+        model.save(tmp)
 
 
 def _save_streaming(model, path: Path, on_bytes) -> None:

@@ -81,8 +81,9 @@ class NetSummary:
 
     def __rich__(self):
         from rich.console import Group
-        from rich.markup import escape
         from rich.table import Table
+
+        from caffe2keras.console import console_text
 
         table = Table(show_edge=False, pad_edge=False)
         for title in ("#", "layer", "type", "bottoms → tops", "top shapes", "params", "Keras", "status"):
@@ -90,18 +91,18 @@ class NetSummary:
         for index, row in enumerate(self.rows):
             label, style = STATUS_STYLE[row.status]
             shapes = ", ".join("?" if s is None else "×".join(map(str, s)) for s in row.top_shapes)
-            status = f"[{style}]{label}[/]" + (f": {escape(row.reason)}" if row.reason else "")
+            status = f"[{style}]{label}[/]" + (f": {console_text(row.reason)}" if row.reason else "")
             table.add_row(
                 str(index),
-                escape(row.name),
-                escape(row.type),
-                escape(f"{', '.join(row.bottoms)} → {', '.join(row.tops)}"),
+                console_text(row.name),
+                console_text(row.type),
+                console_text(f"{', '.join(row.bottoms)} → {', '.join(row.tops)}"),
                 shapes,
                 "" if row.parameters is None else f"{row.parameters:,}",
-                escape(row.keras),
+                console_text(row.keras),
                 status,
             )
-        head = f"[bold]{escape(self.prototxt)}[/]" + (f" + {escape(self.weights)}" if self.weights else "")
+        head = f"[bold]{console_text(self.prototxt)}[/]" + (f" + {console_text(self.weights)}" if self.weights else "")
         return Group(f"{head} (shapes in Caffe's N×C×H×W; Keras layers for {self.data_format})", table, self.totals)
 
     def print(self, console=None) -> None:
@@ -199,6 +200,8 @@ def _op_row(op, graph: Graph, loaded, layout: Layout, shapes_unknown: str | None
     except Caffe2KerasError as exc:
         return row("", "error", str(exc))
     keras = " → ".join(type(step.layer).__name__ for step in steps) or "(identity)"
-    if parameters is None and plan.node.requested:
-        parameters = sum(math.prod(shape) for shape in plan.node.requested.values())
+    if blobs:
+        parameters = sum(b.data.size for i, b in enumerate(blobs) if i not in plan.node.folded) or None
+    elif plan.node.requested:
+        parameters = sum(math.prod(shape) for i, shape in plan.node.requested.items() if i not in plan.node.folded)
     return row(keras, "ok", count=parameters)

@@ -20,6 +20,8 @@ MAX_PROTOTXT_BYTES = 64 * MIB
 # Caffe's own bound on a binary proto (kProtoReadBytesLimit in io.cpp is INT_MAX).
 MAX_CAFFEMODEL_BYTES = (1 << 31) - 1
 MAX_HDF5_BYTES = 8 << 30
+# One BlobProto such as a mean.binaryproto: a 2048×2048 colour mean in doubles takes 100 MB.
+MAX_BLOB_FILE_BYTES = 256 * MIB
 MAX_BLOB_AXES = 32  # Caffe's kMaxBlobAxes
 MAX_BLOB_COUNT = (1 << 31) - 1  # Caffe's Blob::count_ is an int
 

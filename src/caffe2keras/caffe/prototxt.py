@@ -38,12 +38,36 @@ MAX_TOKEN_CHARS = 64 << 10
 MAX_MESSAGE_CHARS = 300
 
 
+# Fields only a solver file (SolverParameter) has at its top level: one of them, and it is no net.
+SOLVER_FIELDS = frozenset(
+    {"net", "train_net", "test_net", "net_param", "train_net_param", "base_lr", "lr_policy", "max_iter"}
+    | {"solver_type", "test_iter", "test_interval", "snapshot", "snapshot_prefix", "solver_mode", "momentum"}
+)
+
+
+def _solver_error(message: str, compact: str, source: str) -> ModelFileError | None:
+    """A solver file given where a net is: say what it is, and where its net is."""
+    unknown = _UNKNOWN_FIELD.search(message)
+    if unknown is None or unknown.group(1) != "NetParameter" or unknown.group(2) not in SOLVER_FIELDS:
+        return None
+    named = re.search(r'(?:^|\s)(?:train_)?net\s*:\s*"([^"]*)"', compact)
+    net = f"; its net is {named.group(1)!r}: convert that prototxt" if named else ""
+    return ModelFileError(
+        source,
+        f"this is a Caffe solver file (SolverParameter: it sets {unknown.group(2)!r}), not a net definition{net}. "
+        f"To train with it, use `caffe2keras train {source}`. Received: field={unknown.group(2)!r}",
+    )
+
+
 def _parse_error_hint(message: str) -> str:
     unknown = _UNKNOWN_FIELD.search(message)
     if unknown is None:
         return ""
     message_type, name = unknown.groups()
-    if message_type != "NetParameter" and name in schema().NetParameter.DESCRIPTOR.fields_by_name:
+    net_fields = schema().NetParameter.DESCRIPTOR.fields_by_name
+    if message_type == "SolverParameter" and name in net_fields:
+        return " This is a net definition; give the solver.prototxt that names it (net: ...)."
+    if message_type != "NetParameter" and name in net_fields:
         # A net-level field ("layer", "input"...) inside a layer: the previous block is unclosed.
         return " A closing '}' is probably missing before this line."
     return (
@@ -112,12 +136,14 @@ def parse_net_text(text: str, source: str = "<prototxt>"):
     return _parse_compact(*compact_text(io.StringIO(text), source), source)
 
 
-def _parse_compact(compact: str, origins, source: str):
-    net = schema().NetParameter()
+def _parse_compact(compact: str, origins, source: str, message_type: str = "NetParameter"):
+    parsed = getattr(schema(), message_type)()
     try:
-        text_format.Parse(compact, net)
+        text_format.Parse(compact, parsed)
     except text_format.ParseError as exc:
         message = re.sub(r"^\d+:\d+ : ", "", str(exc)).rstrip(".")
+        if (solver := _solver_error(message, compact, source)) is not None:
+            raise solver from None
         if len(message) > MAX_MESSAGE_CHARS:
             message = message[:MAX_MESSAGE_CHARS] + "…"
         where = ""
@@ -130,7 +156,7 @@ def _parse_compact(compact: str, origins, source: str):
         ) from None
     except (ValueError, RecursionError) as exc:  # protobuf refusing what its tokenizer let through
         raise ModelFileError(source, f"not a valid Caffe prototxt: {str(exc)[:MAX_MESSAGE_CHARS]}.") from None
-    return upgrade_net(net, source)
+    return upgrade_net(parsed, source) if message_type == "NetParameter" else parsed
 
 
 @contextlib.contextmanager
@@ -169,3 +195,10 @@ def read_net(path: str | os.PathLike):
     with _opened_text(path, "a net definition is a .prototxt (weights go second).") as f:
         compact, origins = compact_text(_bounded_lines(f, path), str(path))
     return _parse_compact(compact, origins, str(path))
+
+
+def read_solver(path: str | os.PathLike):
+    """Read a ``solver.prototxt`` file into a SolverParameter (its nets are not read)."""
+    with _opened_text(path, "a solver definition is a .prototxt.") as f:
+        compact, origins = compact_text(_bounded_lines(f, path), str(path))
+    return _parse_compact(compact, origins, str(path), "SolverParameter")

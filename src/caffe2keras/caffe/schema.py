@@ -65,14 +65,14 @@ _TOKEN = re.compile(
 
 def _tokenize(text: str, source: str) -> list[tuple[str, int]]:
     tokens = []
-    pos = 0
+    pos, line = 0, 1  # the line is counted as the tokens pass: counting from the start each time is quadratic
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:
-            line = text.count("\n", 0, pos) + 1
             raise SchemaError(f"{source}:{line}: unexpected character {text[pos]!r} in the schema.")
         if match.lastgroup != "space":
-            tokens.append((match.group(), text.count("\n", 0, pos) + 1))
+            tokens.append((match.group(), line))
+        line += text.count("\n", pos, match.end())
         pos = match.end()
     return tokens
 

@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from caffe2keras.caffe import wire
 from caffe2keras.caffe.blobs import Blob, LayerWeights, Weights
 from caffe2keras.caffe.limits import (
+    MAX_BLOB_FILE_BYTES,
     MAX_CAFFEMODEL_BYTES,
     MAX_HDF5_BYTES,
     check_path_type,
@@ -155,9 +156,12 @@ def read_blob_file(path: str | os.PathLike) -> np.ndarray:
 
     The shape is the blob's own: Caffe's ``compute_image_mean`` writes ``(1, C, H, W)``.
     """
+    size = checked_input_file(path, "blob file", MAX_BLOB_FILE_BYTES)
     try:
         with open(path, "rb") as f:
-            payload = f.read()
+            payload = f.read(size + 1)
+        if len(payload) != size:
+            raise ModelFileError(path, "changed size while it was read.")
     except FileNotFoundError:
         raise ModelFileError(path, "no such file.") from None
     except OSError as exc:

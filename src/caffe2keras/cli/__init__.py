@@ -27,7 +27,7 @@ from caffe2keras.cli.common import (
 )
 
 # In the order `caffe2keras --help` lists them.
-COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo", "export", "layers")
+COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo", "export", "layers", "train")
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -62,10 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # With the export extra installed, Keras imports TensorFlow even on JAX (its serializer checks
     # for TensorShape); TensorFlow's start-up notes would read as the command's own output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from caffe2keras.console import printable
     from caffe2keras.default_backend import use_default_backend
     from caffe2keras.errors import Caffe2KerasError
+    from caffe2keras.keras_setup import use_compilation_cache
 
     use_default_backend()
+    use_compilation_cache()
 
     # verify keeps exit status 1 for "a blob diverged"; any failure to compare is 2.
     failure_status = getattr(args, "failure_status", EXIT_ERROR)
@@ -73,12 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with termination_as_interrupt(), conversion_warnings_as_lines():
             return args.run(args)
     except UsageError as exc:
-        print(f"caffe2keras: error: {exc}", file=sys.stderr)
+        print(f"caffe2keras: error: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except Caffe2KerasError as exc:
         if args.debug:
             raise
-        print(f"caffe2keras: error: {exc}", file=sys.stderr)
+        print(f"caffe2keras: error: {printable(exc)}", file=sys.stderr)
         return failure_status
     except Terminated as exc:
         print(f"caffe2keras: terminated by {exc}", file=sys.stderr)
@@ -97,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return failure_status
         print(
-            f"caffe2keras: internal error: {type(exc).__name__}: {exc}\n"
+            f"caffe2keras: internal error: {type(exc).__name__}: {printable(exc)}\n"
             "Run again with --debug for the traceback, and please report it.",
             file=sys.stderr,
         )

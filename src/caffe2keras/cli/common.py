@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
-import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+
+from caffe2keras.outputs import atomic_output, replaced_input
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -58,16 +58,9 @@ def termination_as_interrupt():
 
 def refuse_overwriting_inputs(output: str, inputs: Sequence[str | None]) -> None:
     """A UsageError when ``output`` names one of ``inputs`` (by path or as the same file)."""
-    for given in inputs:
-        if given is None:
-            continue
-        same = os.path.realpath(output) == os.path.realpath(given)
-        with contextlib.suppress(OSError):
-            same = same or os.path.samefile(output, given)
-        if same:
-            raise UsageError(
-                f"the output would overwrite the input {given}; choose another path. Received: -o {output}"
-            )
+    given = replaced_input(output, inputs)
+    if given is not None:
+        raise UsageError(f"the output would overwrite the input {given}; choose another path. Received: -o {output}")
 
 
 def parse_shape_args(values: Sequence[str] | None) -> dict[str, tuple[int | None, ...]] | None:
@@ -127,28 +120,39 @@ def add_shape_options(parser: argparse.ArgumentParser) -> None:
 def add_preprocessing_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "Caffe's preprocessing",
-        "Build what Caffe's data layer did to images into the model, which then takes images of "
+        "Build what Caffe's data layer did to images into the model, which then takes RGB images of "
         "0-255. Each option defaults to the prototxt's transform_param; giving one implies --preprocess.",
     )
     group.add_argument(
         "--preprocess", action="store_true", help="put Caffe's preprocessing (channel order, mean, scale) in front"
     )
     group.add_argument(
-        "--mean", metavar="FILE.binaryproto|B,G,R", help="mean image file, or one value per channel in BGR order"
+        "--mean",
+        metavar="FILE.binaryproto|V1,V2,V3",
+        help="mean image file, or one value per channel in the net's channel order (B,G,R for a BGR net)",
     )
     group.add_argument("--scale", type=float, metavar="S", help="multiplies the pixels after the mean is subtracted")
     group.add_argument(
-        "--input-order",
-        choices=("rgb", "bgr"),
-        help="channel order of the images the model will take (default rgb; reversed into Caffe's BGR)",
+        "--channel-order",
+        choices=("bgr", "rgb"),
+        help="the channel order the net was trained on: bgr (default; Caffe's image tools, the BVLC/ImageNet "
+        "nets) or rgb (CIFAR-10, MTCNN). The model takes RGB images either way",
     )
+    # An earlier version's option, with the opposite meaning: refused with its translation.
+    group.add_argument("--input-order", help=argparse.SUPPRESS)
 
 
 def preprocessing_options(args) -> dict | None:
     """The ``preprocessing=`` argument of ``convert`` from the command line, or None."""
-    if not (args.preprocess or args.mean is not None or args.scale is not None or args.input_order):
+    if args.input_order is not None:
+        old = {"rgb": "bgr", "bgr": "rgb"}.get(args.input_order, "bgr|rgb")
+        raise UsageError(
+            "--input-order is replaced by --channel-order, the order the net was trained on; the model "
+            f"takes RGB images either way. Use --channel-order {old}. Received: --input-order={args.input_order}"
+        )
+    if not (args.preprocess or args.mean is not None or args.scale is not None or args.channel_order):
         return None
-    return {"mean": parse_mean_arg(args.mean), "scale": args.scale, "input_order": args.input_order}
+    return {"mean": parse_mean_arg(args.mean), "scale": args.scale, "channel_order": args.channel_order}
 
 
 def parse_mean_arg(value: str | None):
@@ -173,41 +177,6 @@ def wants_progress(args) -> bool:
     return not args.quiet and (args.progress or sys.stderr.isatty())
 
 
-@contextlib.contextmanager
-def atomic_output(path: str, suffix: str):
-    """A temporary path beside ``path``, renamed to it when the block succeeds: no partial file.
-
-    An OSError (an unwritable directory, a full disk...) is the user's to fix, not a bug: it
-    becomes a :class:`ModelFileError` naming the path.
-    """
-    from caffe2keras.errors import ModelFileError
-
-    target = Path(path)
-    tmp = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A short name: the output's own name may already be as long as the file system allows.
-        fd, tmp = tempfile.mkstemp(prefix=".c2k-", suffix=suffix, dir=target.parent)
-        os.close(fd)
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the output should not be
-        os.replace(tmp, target)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.filename:
-            reason += f": {exc.filename}"
-        raise ModelFileError(path, f"cannot write the file: {reason}.") from exc
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 EXPORT_SUFFIXES = (".onnx", ".tflite")
 
 
@@ -223,32 +192,57 @@ def save_atomically(model, path: str, progress: bool = False) -> None:
         return
     if suffix != ".keras":
         raise UsageError(f"the output must be a .keras, .onnx or .tflite file. Received: -o {path}")
-    with atomic_output(path, ".keras") as tmp:
+    with atomic_output(path, ".keras") as tmp:  # the command's own temporary file, whatever writes it
         save_model(model, tmp, progress=progress)
 
 
 def describe(model) -> str:
+    """The summary ``convert`` prints: sizes, inputs, outputs, and what loading the file needs."""
+    from caffe2keras.layers.preprocessing import CaffePreprocessing
+
     def shapes(tensors):
         return ", ".join(f"{t.name.split(':')[0]} {tuple(t.shape)}" for t in tensors)
 
-    params = model.count_params()
+    # An embedded mean is input data, not a parameter of the net.
+    params = model.count_params() - sum(
+        layer.count_params() for layer in model.layers if isinstance(layer, CaffePreprocessing)
+    )
+    custom = custom_layers(model)
+    loading = (
+        f"needs caffe2keras to load (import caffe2keras): {', '.join(custom)}"
+        if custom
+        else "plain Keras: loads with Keras alone"
+    )
     return (
         f"{len(model.layers)} Keras layers, {params:,} parameters\n"
         f"inputs:  {shapes(model.inputs)}\n"
-        f"outputs: {', '.join(f'{n} {tuple(t.shape)}' for n, t in zip(model.output_names, model.outputs))}"
+        f"outputs: {', '.join(f'{n} {tuple(t.shape)}' for n, t in zip(model.output_names, model.outputs))}\n"
+        f"loading: {loading}"
     )
+
+
+def custom_layers(model) -> list[str]:
+    """caffe2keras' registered classes (layers, initializers) that the saved model's config names."""
+    import json
+    import re
+
+    import keras
+
+    config = json.dumps(keras.saving.serialize_keras_object(model))
+    return sorted(set(re.findall(r'"caffe2keras>(\w+)"', config)))
 
 
 @contextlib.contextmanager
 def conversion_warnings_as_lines():
     """Print each ConversionWarning as one ``caffe2keras: warning:`` line; other warnings as usual."""
+    from caffe2keras.console import printable
     from caffe2keras.errors import ConversionWarning
 
     original = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, ConversionWarning):
-            print(f"caffe2keras: warning: {message}", file=sys.stderr)
+            print(f"caffe2keras: warning: {printable(message)}", file=sys.stderr)
         else:
             original(message, category, filename, lineno, file, line)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from caffe2keras.cli.common import (
+    UsageError,
     add_net_parser,
     add_preprocessing_options,
     add_progress_options,
@@ -33,7 +34,8 @@ def register(commands) -> None:
         "-o",
         "--output",
         required=True,
-        help="the file to write: .keras, or .onnx / .tflite to export (needs caffe2keras[export])",
+        help="the file to write: .keras; .onnx (straight from Caffe, needs caffe2keras[onnx]); "
+        ".tflite (needs caffe2keras[export])",
     )
     parser.add_argument(
         "--outputs", metavar="BLOB[,BLOB...]", help="blobs to output, in order (default: the net's outputs)"
@@ -46,9 +48,11 @@ def register(commands) -> None:
 
 
 def run(args) -> int:
+    refuse_overwriting_inputs(args.output, (args.prototxt, args.weights, args.labels, getattr(args, "mean", None)))
+    if args.output.endswith(".onnx"):
+        return _run_onnx(args)
     from caffe2keras.api import convert
 
-    refuse_overwriting_inputs(args.output, (args.prototxt, args.weights, args.labels, getattr(args, "mean", None)))
     progress = wants_progress(args)
     model = convert(
         args.prototxt,
@@ -63,4 +67,25 @@ def run(args) -> int:
     save_atomically(model, args.output, progress)
     if not args.quiet:
         print(f"wrote {args.output}: {describe(model)}")
+    return 0
+
+
+def _run_onnx(args) -> int:
+    """Write the ONNX file straight from the Caffe graph (neither Keras nor TensorFlow is loaded)."""
+    if preprocessing_options(args) is not None or args.labels:
+        raise UsageError(
+            "an .onnx file takes the net as it is: --preprocess, --mean, --scale, --input-order and --labels "
+            f"apply to .keras models. Received: -o {args.output}"
+        )
+    from caffe2keras.onnx import to_onnx
+
+    model = to_onnx(
+        args.prototxt,
+        args.weights,
+        args.output,
+        input_shapes=parse_shape_args(args.input_shape),
+        outputs=parse_list_arg(args.outputs),
+    )
+    if not args.quiet:
+        print(f"wrote {args.output}: {model}")
     return 0

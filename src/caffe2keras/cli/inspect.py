@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from caffe2keras.cli.common import UsageError, add_net_parser, add_shape_options, atomic_output, parse_shape_args
+from caffe2keras.cli.common import (
+    UsageError,
+    add_net_parser,
+    add_shape_options,
+    parse_shape_args,
+    refuse_overwriting_inputs,
+)
+from caffe2keras.outputs import atomic_output
 
 
 def register(commands) -> None:
@@ -31,6 +38,8 @@ def register(commands) -> None:
 def run(args) -> int:
     if args.graph is not None and Path(args.graph).suffix != ".svg":
         raise UsageError(f"--graph writes an .svg file. Received: --graph {args.graph}")
+    if args.graph is not None:
+        refuse_overwriting_inputs(args.graph, (args.prototxt, args.weights))
     from caffe2keras.summary import summarize
 
     summary = summarize(

@@ -32,8 +32,8 @@ def positive_int(value: str) -> int:
 
 
 def run(args) -> int:
-    from caffe2keras.images import image_input, load_model_file, predict_images, read_images, warn_if_raw
-    from caffe2keras.labels import decode_predictions
+    from caffe2keras.images import image_input, load_model_file, predict_files, warn_if_raw
+    from caffe2keras.labels import decode_predictions, read_labels
 
     model = load_model_file(args.model)
     if len(model.outputs) != 1:
@@ -45,10 +45,14 @@ def run(args) -> int:
         )
     spec = image_input(model)
     warn_if_raw(spec, args.model)
-    scores = predict_images(model, read_images(args.images, spec))
-    results = decode_predictions(scores, args.labels, top=args.top, model=model)
+    labels = None if args.labels is None else read_labels(args.labels)
+    results, distribution = [], True
+    # Batch by batch: memory holds one batch of images and scores, however many files are named.
+    for scores in predict_files(model, args.images, spec):
+        results.extend(decode_predictions(scores, labels, top=args.top, model=model))
+        distribution = distribution and is_distribution(scores)
     # Logits (a train_val net's last InnerProduct) are scores, not probabilities: say which.
-    kind = "probability" if is_distribution(scores) else "score"
+    kind = "probability" if distribution else "score"
     if args.json:
         report = [
             {"image": image, "top": [{"class": i, "label": label, kind: p} for i, label, p in top]}
@@ -72,9 +76,12 @@ def print_table(images, results, kind: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from caffe2keras.console import console_text
+
     table = Table("image", "#", "class", "label", kind)
     for image, top in zip(images, results):
         for rank, (index, label, probability) in enumerate(top, 1):
-            table.add_row(image if rank == 1 else "", str(rank), str(index), label, f"{probability:.4f}")
+            shown_image = console_text(image) if rank == 1 else ""
+            table.add_row(shown_image, str(rank), str(index), console_text(label), f"{probability:.4f}")
         table.add_section()
     Console().print(table)

@@ -15,28 +15,40 @@ from caffe2keras.cli.common import (
     UsageError,
     add_net_parser,
     add_shape_options,
-    atomic_output,
+    parse_list_arg,
     parse_shape_args,
     refuse_overwriting_inputs,
 )
+from caffe2keras.outputs import atomic_output
 
 
 def register(commands) -> None:
     parser = add_net_parser(
         commands,
         "verify",
-        help="compare every blob of the converted model with a reference run",
+        help="compare every blob of the converted model (or an .onnx file) with a reference run",
         description="Convert the net with every blob as an output, run it and a reference on the same "
-        "input, and compare blob by blob in network order. Exit status: 0 every compared blob within "
-        "tolerance, 1 one is not, 2 the comparison could not be made.",
-        weights="weights (.caffemodel; .caffemodel.h5 except against OpenCV)",
+        "input, and compare blob by blob in network order. Given an .onnx file instead of the prototxt "
+        "and weights, run it in each --runtime and compare with --against (a .npz of blobs, or another "
+        "runtime). Exit status: 0 every compared blob within tolerance, 1 one is not, 2 the comparison "
+        "could not be made.",
+        weights="weights (.caffemodel; .caffemodel.h5 except against OpenCV); none with an .onnx file",
+        weights_optional=True,
     )
     parser.add_argument(
         "--against",
         default="opencv",
         metavar="opencv|caffe|BLOBS.npz",
         help="the reference: OpenCV 4.x's Caffe runtime (default), pycaffe, or a .npz of "
-        "blobs by Caffe blob name in NCHW layout, whose input blobs are the inputs",
+        "blobs by Caffe blob name in NCHW layout, whose input blobs are the inputs; for an .onnx "
+        "file, a .npz or a runtime (onnxruntime, opencv, opencv-classic)",
+    )
+    parser.add_argument(
+        "--runtime",
+        default="onnxruntime",
+        metavar="RUNTIME[,RUNTIME...]",
+        help="for an .onnx file: the runtimes to check, each against --against (onnxruntime, opencv: the "
+        "installed OpenCV's readNetFromONNX, opencv-classic: OpenCV 5's ENGINE_CLASSIC); default onnxruntime",
     )
     parser.add_argument(
         "--input",
@@ -97,6 +109,10 @@ def non_negative_float(value: str) -> float:
 
 
 def run(args) -> int:
+    if args.prototxt.endswith(".onnx"):
+        return _run_onnx(args)
+    if args.weights is None:
+        raise UsageError(f"verify needs the net's weights. Received: {args.prototxt}")
     from rich.console import Console
 
     from caffe2keras.verification import verify
@@ -128,6 +144,34 @@ def run(args) -> int:
     return 0 if report.ok else EXIT_ERROR
 
 
+def _run_onnx(args) -> int:
+    """Each runtime's outputs of the .onnx file against the reference (neither Keras nor a converter)."""
+    import numpy as np
+
+    from caffe2keras.verification.runtimes import verify_onnx
+
+    if args.weights is not None:
+        raise UsageError(f"an .onnx file holds its weights; give no weights file. Received: {args.weights}")
+    given = parse_input_args(args.input)
+    if given is not None and not isinstance(given, dict):
+        raise UsageError(f"name the input blob of an .onnx file: --input BLOB=FILE.npy. Received: --input {given}")
+    reports = verify_onnx(
+        args.prototxt,
+        against=args.against,
+        runtimes=parse_list_arg(args.runtime),
+        inputs={name: np.load(path) for name, path in (given or {}).items()},
+        atol=args.atol,
+        rtol=args.rtol,
+        seed=args.seed,
+    )
+    for report in reports:
+        report.print()
+    if args.json:
+        with atomic_output(args.json, ".json") as tmp:
+            Path(tmp).write_text(json.dumps([report.to_dict() for report in reports], indent=2) + "\n")
+    return 0 if all(report.ok for report in reports) else EXIT_ERROR
+
+
 def check_writable_location(path: str) -> None:
     """Refuse an output that cannot be written before the long run, not after it; nothing is left behind.
 
@@ -135,10 +179,10 @@ def check_writable_location(path: str) -> None:
     does not tell (a read-only or virtual file system, running as root) shows up too.
     """
     from caffe2keras.errors import ModelFileError
+    from caffe2keras.outputs import check_output_path
 
+    check_output_path(path)
     target = Path(path)
-    if target.is_dir():
-        raise ModelFileError(path, "is a directory; --json takes a file name.")
     folder = target.parent
     while not folder.exists():  # the folders to come are made when the file is written
         folder = folder.parent

@@ -60,6 +60,7 @@ def _add_download_options(parser) -> None:
 
 def run_list(args) -> int:
     from caffe2keras.cli.common import UsageError
+    from caffe2keras.console import printable
     from caffe2keras.zoo import load_catalog
 
     nets = list(load_catalog().values())
@@ -72,8 +73,10 @@ def run_list(args) -> int:
     for net in shown:
         size = net.files.get("weights", net.files.get("archive", {})).get("size")
         print(
-            f"{net.name:<{width}}  {net.task:<16}  {_megabytes(size):>8}  {'yes' if net.verified else 'no':<7}  "
-            f"{'non-commercial' if net.non_commercial else ''}"
+            printable(
+                f"{net.name:<{width}}  {net.task:<16}  {_megabytes(size):>8}  {'yes' if net.verified else 'no':<7}  "
+                f"{net.licence_name}"
+            )
         )
     unverified = sum(not net.verified for net in shown)
     print(f"{len(shown)} nets; {unverified} unverified (no published hash: `zoo download --allow-unverified`)")
@@ -87,11 +90,12 @@ def _megabytes(size: int | None) -> str:
 
 
 def run_info(args) -> int:
+    from caffe2keras.console import printable
     from caffe2keras.zoo import get_net
 
     net = get_net(args.name)
     if args.json:
-        print(json.dumps(net.entry, indent=1, ensure_ascii=False))
+        print(printable(json.dumps(net.entry, indent=1, ensure_ascii=False)))
         return 0
     pre = net.preprocessing
     lines = [
@@ -116,11 +120,12 @@ def run_info(args) -> int:
     lines += [f"conflict:      {conflict}" for conflict in net.conflicts]
     if net.notes:
         lines.append(f"notes:         {net.notes}")
-    print("\n".join(lines))
+    print(printable("\n".join(lines)))
     return 0
 
 
 def _download(args):
+    from caffe2keras.console import printable
     from caffe2keras.zoo import download
 
     quiet = args.quiet
@@ -130,7 +135,7 @@ def _download(args):
         from_dir=args.from_dir,
         allow_unverified=args.allow_unverified,
         progress=wants_progress(args),
-        echo=lambda line: None if quiet else print(line),
+        echo=lambda line: None if quiet else print(printable(line)),
     )
 
 

@@ -160,6 +160,15 @@ def dropout(node: Node):
     """Caffe's Dropout as Keras' Dropout (nothing at all when the ratio is 0)."""
     ratio = node.param.dropout_param.dropout_ratio
     require(0 <= ratio < 1, node.op, "dropout_ratio must be in [0, 1)", "dropout_param.dropout_ratio", ratio)
+    require(
+        not node.param.dropout_param.sample_weights_test,
+        node.op,
+        "Bayesian SegNet's Monte Carlo dropout draws a random mask at test time: its outputs are "
+        "samples, which a deterministic model cannot give; set it to false for the mean",
+        "dropout_param.sample_weights_test",
+        True,
+        kind=UnsupportedParameterError,
+    )
     # Identity at inference; kept so that fine-tuning regularizes as the Caffe net did.
     return Step(layers.Dropout(ratio)) if ratio > 0 else IDENTITY
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from caffe2keras.caffe.schema import schema_snapshot
-from caffe2keras.caffe.weights import Blob
-from caffe2keras.errors import RegistryError, ShapeError, UnsupportedParameterError, WeightsError
-from caffe2keras.graph import Op, Shape, ShapeRule, check_blob_shape
-from caffe2keras.layout import Layout
+from caffe2keras.errors import RegistryError
+from caffe2keras.graph import Op, Shape, ShapeRule
+from caffe2keras.node import Node, require  # noqa: F401  (defined without Keras, for the ONNX writer)
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,120 +52,6 @@ Build = Step | Sequence[Step]
 IDENTITY: Build = ()  # every top is bottom 0 (Split, Dropout at test time...)
 
 
-@dataclass(frozen=True)
-class Node:
-    """A Caffe layer as a converter sees it.
-
-    Attributes:
-        name, type: the Caffe layer's name and type string.
-        param: its ``LayerParameter`` (``node.param.convolution_param.num_output``,
-            or a plugin's own field added with :func:`caffe2keras.extend_schema`).
-        in_shapes, out_shapes: Caffe (N, C, H, W...) shapes of the bottoms and
-            tops, batch included (``out_shapes`` is empty without a shape rule).
-        layout: where Caffe's axes are in the Keras tensors: ``layout.data_format``,
-            ``layout.keras_shape(caffe_shape)``, ``layout.to_keras(caffe_array)``;
-            see also :meth:`keras_axis`.
-        op: the graph node (bottoms and tops as blob references).
-
-    Use :meth:`blob` for weights and :meth:`error` for parameters that cannot
-    be converted.
-    """
-
-    op: Op
-    in_shapes: tuple[Shape, ...]
-    out_shapes: tuple[Shape, ...]
-    layout: Layout
-    # None: architecture only. A tuple (maybe empty): the blobs the weights file holds.
-    weights: tuple[Blob, ...] | None = None
-    _used: set = field(default_factory=set, compare=False, repr=False)
-    # Every blob the converter asked for: index -> the shape the prototxt gives it.
-    requested: dict = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def name(self) -> str:
-        return self.op.name
-
-    @property
-    def type(self) -> str:
-        return self.op.type
-
-    @property
-    def param(self):
-        return self.op.param
-
-    def error(self, message: str, field: str | None = None, value=None, kind=UnsupportedParameterError):
-        """An error naming this layer, ending in ``Received: field=value``; ``raise node.error(...)``."""
-        return kind(self.name, self.type, message, field, value)
-
-    def keras_axis(self, caffe_axis: int, rank: int | None = None) -> int:
-        """The Keras axis holding Caffe axis ``caffe_axis`` of a tensor of ``rank``
-        (default: bottom 0's rank)."""
-        rank = len(self.in_shapes[0]) if rank is None else rank
-        return self.layout.axis(caffe_axis, rank)
-
-    def blob(
-        self, index: int, expected: Shape, field: str | None = None, value=None, *, dims=None
-    ) -> np.ndarray | None:
-        """Weight blob ``index`` as a float32 array of shape ``expected``, in Caffe's layout,
-        or None when converting the architecture only. Every blob the weights file holds
-        for the layer must be asked for.
-
-        ``field``/``value`` name the parameter that sets the shape, for the error when the
-        file disagrees; ``dims`` may name, per dimension, the ``(field, value)`` that sets
-        that dimension, so that a mismatch is reported against the right one.
-        """
-        expected = tuple(int(d) for d in expected)
-        check_blob_shape(expected, self.name, self.type, f"weight blob {index}")
-        if field is None:
-            field, value = f"blobs[{index}].shape", expected
-        self.requested[index] = expected
-        if self.weights is None:
-            return None
-        self._used.add(index)
-        if index >= len(self.weights):
-            held = f"{len(self.weights)} blob(s)" if self.weights else "no blobs"
-            raise WeightsError(
-                self.name,
-                self.type,
-                f"the weights file holds {held} for this layer, but it needs blob {index} of shape {tuple(expected)}",
-                field,
-                value,
-            )
-        blob = self.weights[index]
-        if blob.shape == expected:
-            return blob.data
-        # Caffe's legacy rule: num/channels/height/width match the shape padded to 4-D.
-        if blob.legacy and len(expected) <= 4 and blob.shape == (1,) * (4 - len(expected)) + expected:
-            return blob.data.reshape(expected)
-        if dims is not None and len(blob.shape) == len(expected):
-            differing = next(i for i, (a, b) in enumerate(zip(blob.shape, expected)) if a != b)
-            field, value = dims[differing]
-        raise WeightsError(
-            self.name,
-            self.type,
-            f"weight blob {index} has shape {blob.shape} but the prototxt gives {expected}",
-            field,
-            value,
-        )
-
-    def check_all_blobs_used(self) -> None:
-        if self.weights is not None and len(self.weights) > len(self._used):
-            raise WeightsError(
-                self.name,
-                self.type,
-                f"the weights file holds {len(self.weights)} blobs for this layer, but its "
-                f"parameters use {len(self._used)}",
-                "blobs",
-                len(self.weights),
-            )
-
-
-def require(condition: bool, op: Op, message: str, field: str, value, kind=ShapeError) -> None:
-    """Raise ``kind`` for ``op`` unless ``condition`` holds (for shape rules and converters)."""
-    if not condition:
-        raise kind(op.name, op.type, message, field, value)
-
-
 Converter = Callable[[Node], Build]
 
 
@@ -193,13 +78,16 @@ class LayerRule:
     # converter decides for itself.
     min_bottoms: int = 0
     doc: LayerDoc | None = None  # its row of the layer table; None: a bare row (a plugin's)
+    # A plugin registering this type replaces the built-in rule without replace=True (the built-in
+    # "Python" rule knows a few published classes; a user's converter takes every Python layer).
+    yields_to_plugins: bool = False
 
 
 _RULES: dict[str, LayerRule] = {}
 
 
 def register_rule(rule: LayerRule, *, replace: bool = False) -> LayerRule:
-    if rule.type in _RULES and not replace:
+    if rule.type in _RULES and not replace and not _RULES[rule.type].yields_to_plugins:
         existing = _RULES[rule.type].convert
         raise RegistryError(
             f"a converter for Caffe type {rule.type!r} is already registered "

@@ -10,16 +10,13 @@ import math
 
 from keras import layers
 
-from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.base import IDENTITY, LayerDoc, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
-from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import DetectionOutput, Normalize, PriorBox
+from caffe2keras.layers import DetectionOutput, Normalize, PriorBox, Transpose
 from caffe2keras.layers.detection_output import detection_rows
-from caffe2keras.layers.prior_box import MAX_SIZES, prior_box_sizes
-
-CODE_TYPES = {"CORNER": "corner", "CENTER_SIZE": "center_size", "CORNER_SIZE": "corner_size"}
+from caffe2keras.ssd import detection_output_args, prior_box_args
+from caffe2keras.ssd_boxes import prior_box_sizes
 
 
 def normalize_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -83,110 +80,23 @@ def permute_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     "Permute",
     shapes=permute_shapes,
     doc=LayerDoc(
-        "`Permute`", "`order`, unnamed axes after the named ones; moving the batch axis is unsupported", origin="SSD"
+        "`Permute`; `Transpose`",
+        "`order`, unnamed axes after the named ones; one that moves the batch axis (CRNN) transposes the whole tensor",
+        origin="SSD",
     ),
 )
 def permute(node: Node):
-    """SSD's Permute as Keras' Permute of this layout's axes."""
+    """SSD's Permute as Keras' Permute of this layout's axes, or a Transpose where it moves the batch axis."""
     rank = len(node.in_shapes[0])
     order = permute_order(node.op, rank)
     if order == list(range(rank)):
         return IDENTITY
-    require(
-        order[0] == 0,
-        node.op,
-        "moving the batch axis is not supported",
-        "permute_param.order",
-        list(node.param.permute_param.order),
-        kind=UnsupportedParameterError,
-    )
     perm = node.layout.perm(rank)
     # Keras axis k of the output holds Caffe axis perm[k] of the top = Caffe axis order[perm[k]] of the bottom.
-    return Step(layers.Permute(tuple(perm.index(order[perm[k]]) for k in range(1, rank))))
-
-
-def _both_or_single(op: Op, p, pair: tuple[str, str], single: str, cast) -> tuple | None:
-    """SSD's "either X or X_h/X_w" parameters, as (h, w) or None when unset."""
-    height, width = pair
-    if p.HasField(height) or p.HasField(width):
-        require(
-            not p.HasField(single),
-            op,
-            f"give either {single} or {height}/{width}, not both",
-            f"prior_box_param.{single}",
-            getattr(p, single),
-        )
-        values = (cast(getattr(p, height)), cast(getattr(p, width)))
-        require(min(values) > 0, op, f"{height} and {width} must both be positive", f"prior_box_param.{height}", values)
-        return values
-    if p.HasField(single):
-        value = cast(getattr(p, single))
-        require(value > 0, op, f"{single} must be positive", f"prior_box_param.{single}", value)
-        return (value, value)
-    return None
-
-
-def prior_box_args(op: Op) -> dict:
-    """PriorBox's arguments from prior_box_param, checked as SSD checks them."""
-    p = op.param.prior_box_param
-    min_sizes, max_sizes, variances = list(p.min_size), list(p.max_size), list(p.variance)
-    require(
-        min_sizes and min(min_sizes) > 0,
-        op,
-        "give one or more positive min sizes",
-        "prior_box_param.min_size",
-        min_sizes,
-    )
-    if max_sizes:
-        require(
-            len(max_sizes) == len(min_sizes),
-            op,
-            "give one max size per min size",
-            "prior_box_param.max_size",
-            max_sizes,
-        )
-        require(
-            all(b > a for a, b in zip(min_sizes, max_sizes)),
-            op,
-            "each max size must exceed its min size",
-            "prior_box_param.max_size",
-            max_sizes,
-        )
-    aspect_ratios = list(p.aspect_ratio)
-    require(
-        all(r > 0 for r in aspect_ratios),
-        op,
-        "aspect ratios must be positive (SSD divides by them and takes their square roots)",
-        "prior_box_param.aspect_ratio",
-        aspect_ratios,
-    )
-    for field, values in (("min_size", min_sizes), ("aspect_ratio", aspect_ratios)):
-        require(
-            len(values) <= MAX_SIZES,
-            op,
-            f"caffe2keras takes at most {MAX_SIZES} values of {field}",
-            f"prior_box_param.{field}",
-            f"{len(values)} values",
-            kind=UnsupportedParameterError,
-        )
-    require(
-        len(variances) in (0, 1, 4) and all(v > 0 for v in variances),
-        op,
-        "give one positive variance or four",
-        "prior_box_param.variance",
-        variances,
-    )
-    return dict(
-        min_sizes=min_sizes,
-        max_sizes=max_sizes,
-        aspect_ratios=aspect_ratios,
-        flip=p.flip,
-        clip=p.clip,
-        variances=variances or [0.1],
-        image_size=_both_or_single(op, p, ("img_h", "img_w"), "img_size", int),
-        step=_both_or_single(op, p, ("step_h", "step_w"), "step", float),
-        offset=p.offset,
-    )
+    axes = tuple(perm.index(order[perm[k]]) for k in range(rank))
+    if axes[0] != 0:  # the batch axis moves: only a transpose of the whole tensor does that
+        return Step(Transpose(axes, batch_size=node.in_shapes[0][0]))
+    return Step(layers.Permute(axes[1:]))
 
 
 def prior_box_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -222,33 +132,6 @@ def prior_box_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 def prior_box(node: Node) -> Step:
     """SSD's PriorBox as the PriorBox layer."""
     return Step(PriorBox(**prior_box_args(node.op), data_format=node.layout.data_format))
-
-
-def detection_output_args(op: Op) -> dict:
-    """DetectionOutput's arguments from detection_output_param, checked as SSD checks them."""
-    p = op.param.detection_output_param
-    require(p.HasField("num_classes"), op, "num_classes is required", "detection_output_param.num_classes", None)
-    nms = p.nms_param
-    require(
-        nms.nms_threshold >= 0,
-        op,
-        "nms_threshold must not be negative",
-        "detection_output_param.nms_param.nms_threshold",
-        nms.nms_threshold,
-    )
-    require(0 < nms.eta <= 1, op, "eta must be in (0, 1]", "detection_output_param.nms_param.eta", nms.eta)
-    return dict(
-        num_classes=p.num_classes,
-        share_location=p.share_location,
-        background_label_id=p.background_label_id,
-        code_type=CODE_TYPES[enum_name(p, "code_type")],
-        variance_encoded_in_target=p.variance_encoded_in_target,
-        keep_top_k=p.keep_top_k,
-        confidence_threshold=p.confidence_threshold if p.HasField("confidence_threshold") else None,
-        nms_threshold=nms.nms_threshold,
-        top_k=nms.top_k if nms.HasField("top_k") else -1,
-        eta=nms.eta,
-    )
 
 
 def detection_output_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:

@@ -1,4 +1,4 @@
-"""LRN, BatchNorm, MVN, and PSPNet's BN."""
+"""LRN, BatchNorm, MVN, and the forks' BN (PSPNet's four-blob one and SegNet's two-blob one)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from caffe2keras.converters.axes import caffe_reshape_steps
 from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.transforms import batch_norm_statistics
+from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import LRN, MeanVarianceNormalization
+from caffe2keras.layers import LRN, Affine, MeanVarianceNormalization
 
 NORM_REGIONS = {"ACROSS_CHANNELS": "across_channels", "WITHIN_CHANNEL": "within_channel"}
 
@@ -54,7 +55,7 @@ def batch_norm(node: Node) -> Step:
     field = "bottom_channels"
     mean = node.blob(0, (channels,), field, channels)
     variance = node.blob(1, (channels,), field, channels)
-    factor = node.blob(2, (1,), field, channels)
+    factor = node.blob(2, (1,), field, channels, folded=True)
     rank = len(shape)
     axis = node.keras_axis(1) if rank > 1 else -1
     if p.HasField("use_global_stats") and not p.use_global_stats:
@@ -104,22 +105,69 @@ def bn_shapes(op, in_shapes):
     return same_shapes(op, in_shapes)
 
 
+SEGNET_BN_FIELDS = ("bn_mode", "scale_filler", "shift_filler")
+PSPNET_BN_FIELDS = ("slope_filler", "bias_filler", "momentum", "eps", "frozen", "engine")
+SEGNET_BN_EPSILON = 1e-9  # caffe-segnet's BNLayer::LayerSetUp, var_eps_
+
+
+def _is_segnet_bn(node: Node) -> bool:
+    """SegNet's BN names its own fields or holds two blobs; PSPNet's holds four."""
+    p = node.param.bn_param
+    segnet = [f for f in SEGNET_BN_FIELDS if p.HasField(f)]
+    pspnet = [f for f in PSPNET_BN_FIELDS if p.HasField(f)]
+    require(
+        not (segnet and pspnet),
+        node.op,
+        f"bn_param mixes SegNet's BN fields {segnet} with PSPNet's {pspnet}; they are two different layers",
+        f"bn_param.{segnet[0]}" if segnet else "bn_param",
+        getattr(p, segnet[0]) if segnet else None,
+        kind=UnsupportedParameterError,
+    )
+    return bool(segnet) or (not pspnet and node.weights is not None and len(node.weights) == 2)
+
+
+def segnet_bn(node: Node) -> list[Step]:
+    """alexgkendall/caffe-segnet's BN: ``x * scale + shift`` (bn_mode INFERENCE), after a
+    normalization by the batch's own mean and variance plus 1e-9 in the default LEARN mode."""
+    p = node.param.bn_param
+    shape = node.in_shapes[0]
+    require(len(shape) == 4, node.op, "SegNet's BN takes 4-D (N, C, H, W) inputs", "bottom_shape", tuple(shape))
+    blob_shape = (1, shape[1], 1, 1)
+    keras_shape = node.layout.keras_shape(blob_shape)[1:]
+    scale, shift = (
+        None if b is None else node.layout.to_keras(b)[0]
+        for b in (node.blob(i, blob_shape, "bottom_channels", shape[1]) for i in range(2))
+    )
+    fillers = {
+        f"{name}_initializer": caffe_filler(node.param, f"bn_param.{field}", blob_shape, keras_shape=keras_shape)
+        for name, field in (("gamma", "scale_filler"), ("beta", "shift_filler"))
+    }
+    steps = []
+    if enum_name(p, "bn_mode") == "LEARN":
+        axes = tuple(sorted(node.keras_axis(a) for a in (0, 2, 3)))
+        normalize = MeanVarianceNormalization(axes, epsilon=SEGNET_BN_EPSILON, epsilon_on="variance")
+        steps.append(Step(normalize, suffix="normalize"))
+    return [*steps, Step(Affine(keras_shape, use_scale=True, use_bias=True, **fillers), (scale, shift))]
+
+
 @converts(
     "BN",
     shapes=bn_shapes,
     doc=LayerDoc(
-        "`BatchNormalization`",
-        "hszhao/PSPNet's slope, bias, mean, variance blobs and `eps`, with its CPU formula (its cuDNN engine raises `eps` to 1e-5); SegNet's `BN` has another `bn_param` and is not read",
-        origin="PSPNet",
+        "`BatchNormalization`; `Affine` (+ `MeanVarianceNormalization`)",
+        "hszhao/PSPNet's slope, bias, mean, variance blobs and `eps`, with its CPU formula (its cuDNN engine raises `eps` to 1e-5); alexgkendall/caffe-segnet's two-blob `BN` (`bn_mode`, `scale_filler`, `shift_filler`): `INFERENCE` is `x * scale + shift`, `LEARN` first normalizes by the batch's own statistics (`E[x²] - E[x]²` plus 1e-9)",
+        origin="PSPNet, SegNet",
     ),
 )
-def bn(node: Node) -> Step:
-    """PSPNet's BN at test time: ``(x - mean) / sqrt(variance + eps) * slope + bias``.
+def bn(node: Node) -> Step | list[Step]:
+    """The forks' BN: SegNet's (see :func:`segnet_bn`) or PSPNet's at test time: ``(x - mean) / sqrt(variance + eps) * slope + bias``.
 
     Its four blobs (slope, bias, mean, variance) have shape (1, C, 1, 1); unlike
     BatchNorm there is no scale-factor blob. The CPU formula is used: the fork's
     cuDNN engine raises eps to at least 1e-5.
     """
+    if _is_segnet_bn(node):
+        return segnet_bn(node)
     p = node.param.bn_param
     channels = node.in_shapes[0][1]
     blob_shape = (1, channels, 1, 1)

@@ -265,6 +265,13 @@ def roi_pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     return [(rois[0], features[1], p.pooled_h, p.pooled_w)]
 
 
+def roi_rows_steps(node: Node) -> list[Step]:
+    """Bottom 1 as (R, 5) rows: (R, 5, 1, 1) and the like hold five numbers per ROI, whatever the layout."""
+    if len(node.in_shapes[1]) == 2:
+        return []
+    return [Step(layers.Reshape((5,)), inputs=[1], suffix="rois")]
+
+
 @converts(
     "ROIPooling",
     shapes=roi_pooling_shapes,
@@ -277,9 +284,6 @@ def roi_pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 def roi_pooling(node: Node) -> list[Step]:
     """Fast R-CNN's ROIPooling as the ROIPooling layer."""
     p = node.param.roi_pooling_param
-    steps = []
-    if len(node.in_shapes[1]) != 2:
-        # (R, 5, 1, 1) and the like: five numbers per ROI, whatever the layout.
-        steps.append(Step(layers.Reshape((5,)), inputs=[1], suffix="rois"))
+    steps = roi_rows_steps(node)
     pool = ROIPooling((p.pooled_h, p.pooled_w), p.spatial_scale, data_format=node.layout.data_format)
     return [*steps, Step(pool, inputs=[0, steps[-1] if steps else 1])]

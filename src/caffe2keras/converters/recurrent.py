@@ -1,4 +1,5 @@
-"""LSTM, RNN and LSTMUnit at inference, in Caffe's (time, stream, ...) layout with its ``cont`` input.
+"""LSTM, RNN and LSTMUnit at inference, in Caffe's (time, stream, ...) layout with its ``cont`` input,
+and CRNN's ContinuationIndicator, which makes that input.
 
 Caffe unrolls these layers into a net of InnerProduct, Eltwise and LSTMUnit
 layers whose parameters are, in order: the input weights and bias, the static
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import CaffeLSTM, CaffeRNN, LSTMUnit
+from caffe2keras.layers import CaffeLSTM, CaffeRNN, LearnedTensor, LSTMUnit
 
 STATES = {"LSTM": 2, "RNN": 1}
 GATES = {"LSTM": 4, "RNN": 1}
@@ -143,3 +146,32 @@ def lstm_unit_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 def lstm_unit(node: Node) -> Step:
     """Caffe's LSTMUnit as the LSTMUnit layer."""
     return Step(LSTMUnit(data_format=node.layout.data_format))
+
+
+def continuation_indicator_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    p = op.param.continuation_indicator_param
+    require(not in_shapes, op, "ContinuationIndicator takes no bottoms", "bottom", [b.name for b in op.bottoms])
+    field = "continuation_indicator_param.time_step"
+    require(p.time_step > 0, op, "time_step must be positive", field, p.time_step)
+    field = "continuation_indicator_param.batch_size"
+    require(p.batch_size > 0, op, "batch_size must be positive", field, p.batch_size)
+    return [(p.time_step, p.batch_size)]
+
+
+@converts(
+    "ContinuationIndicator",
+    shapes=continuation_indicator_shapes,
+    min_bottoms=0,
+    doc=LayerDoc(
+        "`LearnedTensor` (frozen)",
+        "`time_step`, `batch_size`: the `cont` blob `(T, N)`, 0 at `t = 0` and 1 after",
+        origin="CRNN",
+    ),
+)
+def continuation_indicator(node: Node) -> Step:
+    """CRNN's ContinuationIndicator: the cont blob (time_step, batch_size) of a recurrent layer that
+    starts every stream at t = 0 -- 0 in the first row, 1 elsewhere -- as a fixed tensor."""
+    steps, streams = node.out_shapes[0]
+    cont = np.ones((steps, streams), np.float32)
+    cont[0] = 0.0
+    return Step(LearnedTensor((steps, streams), trainable=False), (cont,))

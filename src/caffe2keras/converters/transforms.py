@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from caffe2keras.arrays import owned_copy
+from caffe2keras.node import batch_norm_statistics  # noqa: F401  (shared with the ONNX writer)
 
 
 def kernel_to_keras(kernel: np.ndarray) -> np.ndarray:
@@ -54,14 +55,3 @@ def dense_kernel_to_keras(
         weight.reshape(*features, outputs) if transpose else np.moveaxis(weight.reshape(outputs, *features), 0, -1)
     )
     return owned_copy(by_axis.transpose(*order, len(features))).reshape(-1, outputs)
-
-
-def batch_norm_statistics(
-    mean: np.ndarray, variance: np.ndarray, factor: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Caffe BatchNorm's running mean and variance, divided by its third blob, the running-average
-    normalizer, as Caffe does (multiplied by its float32 inverse; a factor of 0 gives 0)."""
-    if factor is None:
-        return mean, variance
-    inverse = np.float32(0.0) if factor.flat[0] == 0 else np.float32(1.0) / np.float32(factor.flat[0])
-    return mean * inverse, variance * inverse

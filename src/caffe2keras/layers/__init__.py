@@ -16,15 +16,28 @@ from caffe2keras.layers.convolution import GroupedConv2DTranspose
 from caffe2keras.layers.detection_output import DetectionOutput
 from caffe2keras.layers.elementwise import AbsVal, Clip, Exp, Log, Power, Swish, Threshold
 from caffe2keras.layers.initializers import CaffeFiller
-from caffe2keras.layers.normalization import LRN, MeanVarianceNormalization
+from caffe2keras.layers.losses import (
+    Accuracy,
+    ContrastiveLoss,
+    EuclideanLoss,
+    HingeLoss,
+    InfogainLoss,
+    SigmoidCrossEntropyLoss,
+    SoftmaxWithLoss,
+)
+from caffe2keras.layers.normalization import LRN, CaffeBatchNorm, MeanVarianceNormalization
 from caffe2keras.layers.normalize import Normalize
 from caffe2keras.layers.pooling import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
 from caffe2keras.layers.preprocessing import CaffePreprocessing
 from caffe2keras.layers.prior_box import PriorBox
+from caffe2keras.layers.proposal import Proposal
+from caffe2keras.layers.psroi_pooling import PSROIPooling
 from caffe2keras.layers.recurrent import CaffeLSTM, CaffeRNN, LSTMUnit
 from caffe2keras.layers.reduction import ArgMax, Reduction
 from caffe2keras.layers.resampling import BilinearInterp, MaxUnpooling2D
-from caffe2keras.layers.tensor import Affine, BatchReindex, Crop, LearnedTensor, Slice, Tile, WeightedSum
+from caffe2keras.layers.solver import CaffeLearningRate, CaffeSolver
+from caffe2keras.layers.tensor import Affine, BatchReindex, Crop, LearnedTensor, Slice, Tile, Transpose, WeightedSum
+from caffe2keras.layers.training_model import CaffeTrainingModel
 
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.endswith("_test") and _module.name != "conftest":
@@ -33,20 +46,29 @@ for _module in pkgutil.iter_modules(__path__):
 __all__ = [
     "LRN",
     "AbsVal",
+    "Accuracy",
     "Affine",
     "ArgMax",
     "BatchReindex",
     "BilinearInterp",
+    "CaffeBatchNorm",
     "CaffeFiller",
     "CaffeLSTM",
+    "CaffeLearningRate",
     "CaffePooling2D",
     "CaffePreprocessing",
     "CaffeRNN",
+    "CaffeSolver",
+    "CaffeTrainingModel",
     "Clip",
+    "ContrastiveLoss",
     "Crop",
     "DetectionOutput",
+    "EuclideanLoss",
     "Exp",
     "GroupedConv2DTranspose",
+    "HingeLoss",
+    "InfogainLoss",
     "LSTMUnit",
     "LearnedTensor",
     "Log",
@@ -54,13 +76,18 @@ __all__ = [
     "MaxUnpooling2D",
     "MeanVarianceNormalization",
     "Normalize",
+    "PSROIPooling",
     "Power",
     "PriorBox",
+    "Proposal",
     "ROIPooling",
     "Reduction",
+    "SigmoidCrossEntropyLoss",
     "Slice",
+    "SoftmaxWithLoss",
     "Swish",
     "Threshold",
     "Tile",
+    "Transpose",
     "WeightedSum",
 ]

@@ -134,3 +134,79 @@ class MeanVarianceNormalization(layers.Layer):
             axes=self.axes, normalize_variance=self.normalize_variance, epsilon=self.epsilon, epsilon_on=self.epsilon_on
         )
         return config
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class CaffeBatchNorm(layers.Layer):
+    """Caffe's BatchNorm with its three blobs as they are: un-normalised sums of the batch means
+    and variances, and the scale factor they are divided by.
+
+    In training (unless ``use_global_stats``) each call normalises with the batch's mean and
+    biased variance over every axis but ``axis``, and updates the blobs as Caffe does:
+    ``factor = f * factor + 1``, ``mean = f * mean + batch_mean``,
+    ``variance = f * variance + m / (m - 1) * batch_variance`` (f: ``moving_average_fraction``,
+    m: values per channel). Otherwise it normalises with ``blob / factor`` (0 when factor is 0).
+    The blobs are not trainable: Caffe forces their ``lr_mult`` to 0.
+
+    Args:
+        axis: the channel axis.
+        epsilon: added to the variance.
+        moving_average_fraction: f above.
+        use_global_stats: None (batch statistics in training only), True or False (always).
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-5, moving_average_fraction=0.999, use_global_stats=None, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = int(axis)
+        self.epsilon = float(epsilon)
+        self.moving_average_fraction = float(moving_average_fraction)
+        self.use_global_stats = None if use_global_stats is None else bool(use_global_stats)
+
+    def build(self, input_shape):
+        channels = (input_shape[self.axis],)
+        self.mean = self.add_weight(shape=channels, initializer="zeros", trainable=False, name="mean")
+        self.variance = self.add_weight(shape=channels, initializer="zeros", trainable=False, name="variance")
+        self.factor = self.add_weight(shape=(1,), initializer="zeros", trainable=False, name="factor")
+
+    def call(self, inputs, training=None):
+        rank = len(inputs.shape)
+        axis = self.axis % rank
+        reduced = tuple(a for a in range(rank) if a != axis)
+        shape = [1] * rank
+        shape[axis] = inputs.shape[axis]
+        use_global = self.use_global_stats if self.use_global_stats is not None else not training
+        if use_global:
+            factor = ops.convert_to_tensor(self.factor)
+            scale = ops.where(factor == 0, 0.0, 1.0 / ops.where(factor == 0, 1.0, factor))
+            mean, variance = ops.convert_to_tensor(self.mean) * scale, ops.convert_to_tensor(self.variance) * scale
+        else:
+            mean = ops.mean(inputs, axis=reduced)
+            variance = ops.mean(ops.square(inputs - ops.reshape(mean, shape)), axis=reduced)
+            if training:
+                self._update_statistics(inputs, reduced, mean, variance)
+        centred = inputs - ops.reshape(mean, shape)
+        return centred / ops.sqrt(ops.reshape(variance, shape) + self.epsilon)
+
+    def _update_statistics(self, inputs, reduced, mean, variance):
+        count = 1
+        for a in reduced:
+            count = count * ops.shape(inputs)[a]
+        count = ops.cast(count, "float32")
+        correction = ops.where(count > 1, count / ops.maximum(count - 1.0, 1.0), 1.0)
+        fraction = self.moving_average_fraction
+        self.factor.assign(self.factor * fraction + 1.0)
+        self.mean.assign(self.mean * fraction + ops.stop_gradient(mean))
+        self.variance.assign(self.variance * fraction + correction * ops.stop_gradient(variance))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            axis=self.axis,
+            epsilon=self.epsilon,
+            moving_average_fraction=self.moving_average_fraction,
+            use_global_stats=self.use_global_stats,
+        )
+        return config

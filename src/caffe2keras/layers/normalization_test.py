@@ -57,3 +57,28 @@ def test_rejects_bad_arguments(arguments, message):
     with pytest.raises(ValueError, match=message) as raised:
         LRN(**arguments)
     assert "Received:" in str(raised.value)
+
+
+def test_caffe_batch_norm_trains_with_batch_statistics_and_updates_its_blobs_as_caffe():
+    from caffe2keras.layers.normalization import CaffeBatchNorm
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 3, 3, 2)).astype(np.float32)  # N, H, W, C
+    layer = CaffeBatchNorm(axis=-1, epsilon=1e-5, moving_average_fraction=0.9)
+    y = np.asarray(layer(x, training=True))
+    mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-5), atol=1e-5)
+    layer(x, training=True)
+    m = 4 * 3 * 3
+    np.testing.assert_allclose(layer.factor.numpy(), [1.9])  # 0.9 * 1 + 1
+    np.testing.assert_allclose(layer.mean.numpy(), 1.9 * mean, rtol=1e-5)
+    np.testing.assert_allclose(layer.variance.numpy(), 1.9 * m / (m - 1) * var, rtol=1e-5)
+    # Inference divides the blobs by the factor.
+    y = np.asarray(layer(x, training=False))
+    np.testing.assert_allclose(y, (x - mean) / np.sqrt(m / (m - 1) * var + 1e-5), atol=1e-5)
+
+
+def test_caffe_batch_norm_config_round_trip(config_round_trip):
+    from caffe2keras.layers.normalization import CaffeBatchNorm
+
+    config_round_trip(CaffeBatchNorm(axis=1, epsilon=1e-3, moving_average_fraction=0.5, use_global_stats=True))

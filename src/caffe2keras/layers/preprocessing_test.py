@@ -23,9 +23,16 @@ def test_rgb_input_becomes_caffes_blob(mean, reloaded_outputs):
     np.testing.assert_array_equal(reloaded_outputs(layer, IMAGES), caffe_blob(IMAGES, mean, 0.017))
 
 
-def test_bgr_input_is_kept_in_order(reloaded_outputs):
-    layer = CaffePreprocessing(mean_shape=(3,), input_order="bgr", mean=np.array([1.0, 2.0, 3.0], np.float32))
+def test_rgb_net_takes_the_images_in_order(reloaded_outputs):
+    layer = CaffePreprocessing(mean_shape=(3,), channel_order="rgb", mean=np.array([1.0, 2.0, 3.0], np.float32))
     np.testing.assert_array_equal(reloaded_outputs(layer, IMAGES), IMAGES - [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("input_order, channel_order", [("rgb", "bgr"), ("bgr", "rgb"), (None, None)])
+def test_earlier_files_input_order_computes_the_same(input_order, channel_order):
+    layer = CaffePreprocessing.from_config({"input_order": input_order, "name": "data_preprocess"})
+    assert layer.channel_order == channel_order
+    assert "input_order" not in layer.get_config()
 
 
 def test_channels_first(reloaded_outputs):
@@ -38,7 +45,7 @@ def test_channels_first(reloaded_outputs):
 
 def test_gray_scale_only(reloaded_outputs):
     gray = IMAGES[..., :1]
-    layer = CaffePreprocessing(scale=0.00390625, input_order=None)
+    layer = CaffePreprocessing(scale=0.00390625, channel_order=None)
     np.testing.assert_array_equal(reloaded_outputs(layer, gray), gray * np.float32(0.00390625))
 
 
@@ -50,7 +57,7 @@ def test_uint8_input_is_cast():
 
 
 def test_config_round_trip_keeps_labels(config_round_trip):
-    layer = CaffePreprocessing(mean_shape=(5, 4, 3), scale=2.0, input_order="bgr", labels=["cat", "dog"])
+    layer = CaffePreprocessing(mean_shape=(5, 4, 3), scale=2.0, channel_order="rgb", labels=["cat", "dog"])
     config_round_trip(layer)
     assert layer.get_config()["labels"] == ["cat", "dog"]
 
@@ -65,8 +72,9 @@ def test_mean_is_a_non_trainable_weight():
 @pytest.mark.parametrize(
     "kwargs, shape, message",
     [
-        ({"input_order": "rgb"}, (None, 5, 4, 1), "reverses 3 colour channels"),
+        ({"channel_order": "bgr"}, (None, 5, 4, 1), "reverses 3 colour channels"),
         ({"mean_shape": (6, 4, 3)}, (None, 5, 4, 3), "does not fit"),
+        ({"channel_order": "yuv"}, None, "channel_order must be"),
         ({"input_order": "yuv"}, None, "input_order must be"),
         ({"mean_shape": (3,), "mean": np.zeros(4)}, None, "must have shape"),
     ],

@@ -244,6 +244,37 @@ class BatchReindex(layers.Layer):
 
 
 @saving.register_keras_serializable(package=PACKAGE)
+class Transpose(layers.Layer):
+    """Permute every axis, the batch axis included (Caffe's Permute where it moves axis 0, as
+    CRNN's nets do to turn (N, C, T) features into (T, N, C) sequences).
+
+    Args:
+        axes: output axis ``k`` is input axis ``axes[k]``; a permutation of all the axes.
+        batch_size: the input's batch size where the net fixes it (Caffe's shapes do): Keras
+            leaves a model's batch free, and the moved batch axis is then known.
+    """
+
+    def __init__(self, axes, batch_size=None, **kwargs):
+        super().__init__(**kwargs)
+        self.axes = tuple(int(a) for a in axes)
+        if sorted(self.axes) != list(range(len(self.axes))):
+            raise ValueError(f"axes must be a permutation of 0..rank-1. Received: axes={axes}")
+        self.batch_size = None if batch_size is None else int(batch_size)
+
+    def call(self, inputs):
+        return ops.transpose(inputs, self.axes)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        if shape[0] is None:
+            shape[0] = self.batch_size
+        return tuple(shape[a] for a in self.axes)
+
+    def get_config(self):
+        return {**super().get_config(), "axes": self.axes, "batch_size": self.batch_size}
+
+
+@saving.register_keras_serializable(package=PACKAGE)
 class LearnedTensor(layers.Layer):
     """A learned tensor of a fixed ``value_shape`` as the output (Caffe's Parameter layer).
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from caffe2keras.layers.tensor import Affine, Crop, Slice, WeightedSum
+from caffe2keras.layers.tensor import Affine, Crop, Slice, Transpose, WeightedSum
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)
@@ -53,6 +53,7 @@ def test_crop(begin, size, reloaded_outputs):
         WeightedSum([1.0, -2.0]),
         Slice(2, (1, 3)),
         Crop((0, 1), (2, 2)),
+        Transpose((2, 0, 1), batch_size=1),
     ],
     ids=lambda layer: type(layer).__name__,
 )
@@ -70,6 +71,7 @@ def test_config_round_trip(layer, config_round_trip):
         (lambda: Crop((0, 1), (2,)), "one value per non-batch axis"),
         (lambda: Crop((-1,), (2,)), "begin >= 0"),
         (lambda: Crop((0,), (0,)), "size >= 1"),
+        (lambda: Transpose((0, 0, 1)), "permutation"),
     ],
 )
 def test_rejects_bad_arguments(make, message):
@@ -94,3 +96,10 @@ def test_crop_of_free_sizes_reads_them_when_it_runs(free_size_model):
         np.testing.assert_array_equal(
             like_reference.predict_on_batch([x, reference]), x[:, 1 : height - 3, 2 : width - 1]
         )
+
+
+def test_transpose_moves_the_batch_axis(reloaded_outputs):
+    x = RNG.standard_normal((1, 4, 3)).astype(np.float32)
+    layer = Transpose((2, 0, 1), batch_size=1)
+    assert layer.compute_output_shape((None, 4, 3)) == (3, 1, 4)
+    np.testing.assert_array_equal(reloaded_outputs(layer, x), x.transpose(2, 0, 1))

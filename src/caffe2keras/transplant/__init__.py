@@ -70,8 +70,9 @@ class WeightsReport:
 
     def __rich__(self):
         from rich.console import Group
-        from rich.markup import escape
         from rich.table import Table
+
+        from caffe2keras.console import console_text
 
         table = Table(show_edge=False, pad_edge=False)
         for title in ("#", "Caffe layer", "type", "Keras layer", "class", "by", "shapes", "notes"):
@@ -79,15 +80,15 @@ class WeightsReport:
         for index, p in enumerate(self.pairings):
             table.add_row(
                 str(index),
-                escape(" + ".join(p.caffe_layers)),
-                escape(p.caffe_type),
-                escape(p.keras_layer),
+                console_text(" + ".join(p.caffe_layers)),
+                console_text(p.caffe_type),
+                console_text(p.keras_layer),
                 p.keras_class,
                 p.paired_by,
                 ", ".join("×".join(map(str, s)) for s in p.shapes),
-                escape("; ".join(p.notes)),
+                console_text("; ".join(p.notes)),
             )
-        return Group(table, escape(self.summary))
+        return Group(table, console_text(self.summary))
 
     def print(self, console=None) -> None:
         """Print the pairing table with ``rich`` (also in notebooks)."""
@@ -131,8 +132,14 @@ def load_caffe_weights(
             unpaired, or a pair's shapes do not fit; every such problem is listed, and no
             weight is changed.
     """
-    if epsilon not in EPSILON_MODES:
+    import keras
+
+    if not isinstance(epsilon, str) or epsilon not in EPSILON_MODES:
         raise ArgumentError(f"epsilon must be one of {EPSILON_MODES}. Received: epsilon={epsilon!r}")
+    if not isinstance(keras_model, keras.Model):
+        raise ArgumentError(
+            f"keras_model must be a built keras.Model. Received: keras_model={type(keras_model).__name__}"
+        )
     graph = build_graph(read_net(prototxt), input_shapes, require_input_shapes=False)
     infer_known_shapes(graph, lambda op: getattr(rule_for(op.type), "shapes", None))
     units = caffe_units(graph, read_weights(weights))

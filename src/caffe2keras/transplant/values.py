@@ -145,14 +145,18 @@ def assignment(unit: CaffeUnit, target: KerasTarget, epsilon_mode: str) -> Assig
         raise Mismatch(f"a {unit.type_label} layer's weights do not fit a Keras {type(target.layer).__name__}")
     notes: list[str] = []
     epsilon = None
-    if unit.kind in ("conv", "deconv"):
-        values = _convolution(unit, target, notes)
-    elif unit.kind == "dense":
-        values = _dense(unit, target, notes)
-    elif unit.kind == "batchnorm":
-        values, epsilon = _batch_norm(unit, target, notes, epsilon_mode)
-    else:
-        values = _prelu(unit, target, notes)
+    try:
+        if unit.kind in ("conv", "deconv"):
+            values = _convolution(unit, target, notes)
+        elif unit.kind == "dense":
+            values = _dense(unit, target, notes)
+        elif unit.kind == "batchnorm":
+            values, epsilon = _batch_norm(unit, target, notes, epsilon_mode)
+        else:
+            values = _prelu(unit, target, notes)
+    except (ValueError, IndexError) as exc:  # a reshape or an axis of blobs that cannot fit the layer
+        blobs = ", ".join(str(_shape(blob)) for blob in unit.blobs[0])
+        raise Mismatch(f"Caffe's blobs {blobs} cannot take the layer's layout ({exc})") from None
     problems = [
         f"{variable.path}: Caffe gives {_shape(value)} in Keras' layout, the layer has {_shape(variable)}"
         for variable, value in values

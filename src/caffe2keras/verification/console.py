@@ -32,19 +32,19 @@ def _error_text(value: float | None) -> str:
 
 
 def print_report(report: VerifyReport, console=None) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
-    from caffe2keras.console import report_console
+    from caffe2keras.console import console_text, report_console
 
     if console is None:
         console = report_console()
     console.print(
-        f"[bold]{escape(report.prototxt)}[/] + {escape(str(report.weights))} "
-        f"against {escape(report.reference)}, {report.data_format}"
+        f"[bold]{console_text(report.prototxt)}[/]"
+        + ("" if report.weights is None else f" + {console_text(report.weights)}")
+        + f" against {console_text(report.reference)}, {report.data_format}"
     )
     for info in report.inputs:
-        console.print(f"input {escape(info.blob)} {info.shape}: {escape(info.source)}")
+        console.print(f"input {console_text(info.blob)} {info.shape}: {console_text(info.source)}")
     table = Table(show_edge=False, pad_edge=False)
     for title, justify in (
         ("#", "right"),
@@ -65,17 +65,17 @@ def print_report(report: VerifyReport, console=None) -> None:
         c = row.comparison
         cells = [
             str(index),
-            escape(row.blob),
-            escape(" → ".join(w.layer for w in row.writers)),
-            escape(" → ".join(w.type for w in row.writers)),
+            console_text(row.blob),
+            console_text(" → ".join(w.layer for w in row.writers)),
+            console_text(" → ".join(w.type for w in row.writers)),
             "×".join(map(str, row.shape)),
             _error_text(c.max_abs_error if c else None),
             _error_text(c.max_rel_error if c else None),
             f"[{style}]{label}[/]",
         ]
-        table.add_row(*cells, *([escape(row.note)] if with_notes else []))
+        table.add_row(*cells, *([console_text(row.note)] if with_notes else []))
     console.print(table)
     style = "bold green" if report.ok else "bold red"
-    console.print(f"[{style}]{escape(report.verdict)}[/]")
+    console.print(f"[{style}]{console_text(report.verdict)}[/]")
     for line in report.describe_first_divergence():
-        console.print(escape(line))
+        console.print(console_text(line))

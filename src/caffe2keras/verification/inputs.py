@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from caffe2keras.caffe import read_net
-from caffe2keras.errors import InputShapeError, VerifyError
+from caffe2keras.errors import InputShapeError, ModelFileError, VerifyError
 from caffe2keras.graph import BlobRef, Graph, Shape, build_graph
 from caffe2keras.image_files import decode_image
 from caffe2keras.numeric import require_real
+from caffe2keras.numpy_files import read_npy
 from caffe2keras.verification.references import Reference
 from caffe2keras.verification.report import InputInfo, name_list
 
@@ -39,10 +40,10 @@ def read_input(spec: InputSpec, shape: Shape | None, blob: str) -> tuple[np.ndar
         raise VerifyError(f"input file {str(path)!r} for blob {blob!r} does not exist. Received: input={str(path)!r}")
     if path.suffix == ".npy":
         try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+            array = read_npy(path)
+        except ModelFileError as exc:
             raise VerifyError(
-                f"cannot read input {str(path)!r} as a .npy array: {exc}. Received: input={str(path)!r}"
+                f"cannot read input {str(path)!r} as a .npy array: {exc.reason} Received: input={str(path)!r}"
             ) from None
         array = require_real(array, blob, VerifyError, f"input {str(path)!r} for blob {blob!r}").astype(np.float32)
         return _with_rank(array, shape, blob, str(path)), str(path)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from caffe2keras.errors import VerifyError
+from caffe2keras.errors import ModelFileError, VerifyError
 from caffe2keras.graph import BlobRef, Graph
+from caffe2keras.numpy_files import read_npz
 
 PathLike = str | os.PathLike
 InputSpec = np.ndarray | PathLike
@@ -53,27 +53,16 @@ class BlobsReference(Reference):
     @classmethod
     def from_file(cls, path: PathLike) -> BlobsReference:
         received = f"Received: against={str(path)!r}"
-        try:
-            data = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise VerifyError(f"reference blob file {str(path)!r} does not exist. {received}") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise VerifyError(f"cannot read the reference blobs from {str(path)!r}: {exc}. {received}") from None
-        if not hasattr(data, "files"):
+        if not os.path.lexists(path):
+            raise VerifyError(f"reference blob file {str(path)!r} does not exist. {received}")
+        if str(path).endswith(".npy"):
             raise VerifyError(
                 f"{str(path)!r} holds one array, not blobs by name; write them with numpy.savez. {received}"
             )
-        blobs = {}
-        with data:
-            for name in data.files:
-                try:
-                    blobs[name] = data[name]
-                except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # object arrays, corrupt members
-                    raise VerifyError(f"cannot read blob {name!r} from {str(path)!r}: {exc}. {received}") from None
-                if blobs[name].dtype.kind not in "biuf":
-                    raise VerifyError(
-                        f"blob {name!r} in {str(path)!r} holds {blobs[name].dtype} values, not numbers. {received}"
-                    )
+        try:
+            blobs = read_npz(path)
+        except ModelFileError as exc:
+            raise VerifyError(f"cannot read the reference blobs from {str(path)!r}: {exc.reason} {received}") from None
         return cls(blobs, str(path))
 
     def key(self, name: str) -> str | None:

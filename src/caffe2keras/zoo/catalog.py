@@ -32,6 +32,9 @@ ROLES = ("archive", "prototxt", "weights", "mean", "labels", "extra")
 LABEL_FORMATS = ("inline", "lines", "first_token", "labelmap")
 CHANNEL_ORDERS = ("BGR", "RGB", "L", None)
 HASH = re.compile(r"^(sha1:[0-9a-f]{40}|sha256:[0-9a-f]{64}|md5:[0-9a-f]{32})$")
+# A net's name is its cache folder and a file name is a path in it: plain names only, never a path
+# (`../`), a hidden file or anything a shell or a terminal would read otherwise.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 _NET_FIELDS = {
     "name": str,
@@ -51,6 +54,19 @@ _NET_FIELDS = {
 }
 
 
+# The licences the catalog's facts name, first match wins: the models' own licence before the code's.
+LICENCE_NAMES = (
+    (r"^unknown|^no explicit license", "unknown"),
+    (r"^models: Creative Commons Attribution|CC BY 4\.0", "CC BY"),
+    (r"unrestricted", "unrestricted"),
+    (r"^MIT\b", "MIT"),
+    (r"^Apache-2\.0", "Apache-2.0"),
+    (r"BSD-3-Clause", "BSD-3-Clause"),
+    (r"BSD-2", "BSD-2-Clause"),
+    (r"^BSD\b", "BSD"),
+)
+
+
 @dataclass(frozen=True)
 class Net:
     """One catalog entry; ``entry`` is its JSON object, as the catalog holds it."""
@@ -66,6 +82,14 @@ class Net:
     @property
     def non_commercial(self) -> bool:
         return self.entry["license"]["non_commercial"]
+
+    @property
+    def licence_name(self) -> str:
+        """The licence in a word or two, for ``zoo list``; ``licence: TEXT`` of ``zoo info`` has the whole fact."""
+        if self.non_commercial:
+            return "non-commercial"
+        text = self.entry["license"]["text"]
+        return next((name for pattern, name in LICENCE_NAMES if re.search(pattern, text)), "see zoo info")
 
 
 def validate_catalog(data, source: str = "catalog") -> list[Net]:
@@ -93,6 +117,12 @@ def _problems(entry):
         if not isinstance(entry.get(field, ...), kind):
             yield f"field {field!r} is missing or of the wrong type. Received: {field}={entry.get(field)!r}"
             return
+    if not SAFE_NAME.match(entry["name"]):
+        yield (
+            "a net's name is letters, digits and . _ + - (it names the net's cache folder), starting with "
+            f"a letter or a digit. Received: name={entry['name']!r}"
+        )
+        return
     for role, file in entry["files"].items():
         yield from _file_problems(role, file, entry["files"])
     if entry["verified"] == (entry["unverified_reason"] is not None):
@@ -118,10 +148,23 @@ def _problems(entry):
 def _file_problems(role, file, files):
     if role not in ROLES:
         yield f"unknown file role. Received: role={role!r}"
-    elif not isinstance(file, dict) or not isinstance(file.get("filename"), str) or "/" in file["filename"]:
-        yield f"files.{role} needs a plain 'filename'. Received: {role}={file!r}"
+    elif (
+        not isinstance(file, dict) or not isinstance(file.get("filename"), str) or not SAFE_NAME.match(file["filename"])
+    ):
+        yield (
+            f"files.{role} needs a plain 'filename': letters, digits and . _ + -, starting with a letter or "
+            f"a digit (no folder, no '..'). Received: {role}={file!r}"
+        )
+    elif file.get("size") is not None and (
+        isinstance(file["size"], bool) or not isinstance(file["size"], int) or file["size"] < 0
+    ):
+        yield f"files.{role}.size must be a byte count or null. Received: size={file['size']!r}"
+    elif not isinstance(file.get("urls", []), list) or not all(isinstance(url, str) for url in file.get("urls", [])):
+        yield f"files.{role}.urls must be a list of strings. Received: urls={file.get('urls')!r}"
     elif file.get("hash") is not None and not HASH.match(file["hash"]):
         yield f"files.{role}.hash must be sha1:, sha256: or md5: and hex digits. Received: hash={file['hash']!r}"
+    elif not isinstance(file.get("member", ""), str):
+        yield f"files.{role}.member must be a path in the archive. Received: member={file['member']!r}"
     elif "member" in file and "archive" not in files:
         yield f"files.{role} is an archive member, but the net has no archive. Received: member={file['member']!r}"
     elif "member" not in file and not file.get("urls"):
@@ -144,12 +187,9 @@ def _load(path: Path | None) -> dict[str, Net]:
     if path is None:
         text, source = resources.files("caffe2keras.zoo").joinpath("catalog.json").read_text(), "catalog.json"
     else:
-        try:
-            text, source = path.read_text(), str(path)
-        except OSError as exc:
-            raise ZooError(
-                f"cannot read the zoo catalog {path}: {exc.strerror}. Received: {CATALOG_ENV}={path}"
-            ) from exc
+        from caffe2keras.caffe.prototxt import read_text
+
+        text, source = read_text(path, f"a zoo catalog is JSON text (set by {CATALOG_ENV})."), str(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -173,7 +213,9 @@ def read_labels(net: Net, path: str | os.PathLike | None) -> list[str] | None:
         return None
     if labels["format"] == "inline":
         return list(labels["inline"])
-    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines()]
+    from caffe2keras.labels import read_label_lines
+
+    lines = [line.strip() for line in read_label_lines(path)]
     lines = [line for line in lines if line]
     if labels["format"] == "first_token":  # "/a/airfield 0", "aeroplane 128 0 0"
         return [line.split()[0] for line in lines]

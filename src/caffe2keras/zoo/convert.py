@@ -14,12 +14,13 @@ def preprocessing_options(net: Net, paths: Mapping[str, object]) -> dict | None:
     mean = str(paths["mean"]) if given["mean_file"] else given["mean"]
     if mean is None and given["scale"] is None:
         return None
+    if isinstance(mean, list) and len(set(mean)) == 1:
+        # One value for every channel fits inputs of any channel count (MTCNN's L-Net stacks 5 patches).
+        mean = mean[:1]
     options = {"mean": mean, "scale": given["scale"]}
-    # The model takes RGB images, as Keras users hold them. A BGR net has them reversed; an RGB net
-    # takes them as they come, which the preprocessing step calls input_order="bgr" (no reversal).
-    order = {"BGR": "rgb", "RGB": "bgr"}.get(given["channel_order"])
+    order = {"BGR": "bgr", "RGB": "rgb"}.get(given["channel_order"])
     if order:
-        options["input_order"] = order
+        options["channel_order"] = order
     return options
 
 

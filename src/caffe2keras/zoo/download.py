@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from caffe2keras.caffe.limits import MAX_HDF5_BYTES, MAX_PROTOTXT_BYTES
+from caffe2keras.console import printable
 from caffe2keras.errors import (
     CacheError,
     ConversionWarning,
@@ -28,15 +30,24 @@ from caffe2keras.errors import (
     UnverifiedNetError,
     ZooError,
 )
+from caffe2keras.labels import MAX_LABELS_BYTES
 from caffe2keras.progress import Progress
 from caffe2keras.zoo.catalog import ROLES, Net, get_net
+from caffe2keras.zoo.transfer import CHUNK, FROM_ENV, ResumableDownloader
 
 CACHE_ENV = "CAFFE2KERAS_ZOO_CACHE"
-FROM_ENV = "CAFFE2KERAS_ZOO_FROM"
 PARTIAL_DIR = ".partial"
 LOCK_FILE = ".caffe2keras-zoo.lock"
-TIMEOUT_S = (15, 60)  # connect, and silence between two reads
-CHUNK = 1 << 16
+# The most bytes a file of each role may have where the catalog gives no size (it is refused past
+# the catalogued size otherwise): a server that never ends its body cannot fill the disk.
+ROLE_LIMITS = {
+    "prototxt": MAX_PROTOTXT_BYTES,
+    "labels": MAX_LABELS_BYTES,
+    "mean": MAX_PROTOTXT_BYTES,
+    "weights": MAX_HDF5_BYTES,
+    "archive": MAX_HDF5_BYTES,
+    "extra": MAX_HDF5_BYTES,
+}
 
 
 def cache_dir() -> Path:
@@ -74,7 +85,7 @@ def download(
     network. A dropped connection is resumed up to ``retries`` times, and again on the next call.
     """
     net = get_net(name)
-    echo = echo or (lambda line: print(line, file=sys.stderr))
+    echo = echo or (lambda line: print(printable(line), file=sys.stderr))
     if not net.verified and not allow_unverified:
         raise UnverifiedNetError(
             f"{net.name} is unverified ({net.unverified_reason}): its files cannot be checked against a "
@@ -85,25 +96,82 @@ def download(
     if net.non_commercial:
         echo(f"{net.name}: NOTE: licensed for NON-COMMERCIAL use only.")
     source = from_dir or os.environ.get(FROM_ENV) or None
-    target = Path(directory) if directory is not None else cache_dir() / net.name
+    target = Path(directory) if directory is not None else _cache_folder(net)
     result = Downloaded(net, target)
     if _all_present(net, target, result):  # a read-only cache that holds the net still serves it
         return result
+    made = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
-        import filelock
-
-        with filelock.FileLock(target / LOCK_FILE), Progress(progress) as bars:
+        with _locked(target), Progress(progress) as bars:
             for role in ROLES:
                 if role in net.files:
                     _fetch_role(net, role, target, result, Path(source) if source else None, bars, retries, echo)
-    except OSError as exc:
-        raise CacheError(
-            f"cannot write to {target}: {exc.strerror or exc}. Free some space, or choose another directory "
-            f"with --dir or ${CACHE_ENV}. Received: directory={str(target)!r}"
-        ) from exc
+    except BaseException as exc:
+        if made:  # a failed first download leaves no folder behind
+            _remove_if_empty(target)
+        if isinstance(exc, OSError):
+            raise CacheError(
+                f"cannot write to {target}: {exc.strerror or exc}. Free some space, or choose another directory "
+                f"with --dir or ${CACHE_ENV}. Received: directory={str(target)!r}"
+            ) from exc
+        raise
     _extract_unlisted_archive(net, target, result)
     return result
+
+
+def _cache_folder(net: Net) -> Path:
+    """The net's folder in the cache, checked to stay there (a link in the cache may point elsewhere)."""
+    root = cache_dir()
+    folder = root / net.name
+    resolved_root = root.resolve()
+    if not folder.resolve().is_relative_to(resolved_root) or folder.resolve() == resolved_root:
+        raise CacheError(
+            f"the cache folder of {net.name} leads out of the cache {root}; remove it. Received: folder={str(folder)!r}"
+        )
+    return folder
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # another process may be filling it meanwhile
+        (folder / PARTIAL_DIR).rmdir()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """Hold the net folder's lock file while the block runs, and remove the file when done.
+
+    A process that was waiting on a file removed meanwhile (or replaced by a newer one) finds it
+    is no longer the folder's lock file and takes the lock again on the current one. Where there is
+    no ``flock`` (Windows), filelock's own lock removes its file itself.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        import filelock
+
+        with filelock.FileLock(folder / LOCK_FILE):
+            yield
+        return
+    path = folder / LOCK_FILE
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            try:
+                current = os.path.samestat(os.fstat(descriptor), os.stat(path))
+            except FileNotFoundError:
+                current = False
+            if current:
+                try:
+                    yield
+                finally:
+                    path.unlink(missing_ok=True)  # while still locked: waiters see the file gone
+                return
+        finally:
+            os.close(descriptor)  # and with it the lock
 
 
 def _all_present(net: Net, target: Path, result: Downloaded) -> bool:
@@ -121,9 +189,9 @@ def _fetch_role(net, role, target, result, source, bars, retries, echo) -> None:
     file = net.files[role]
     try:
         if "member" in file:
-            result.paths[role] = _extract_member(file, result.paths["archive"], target)
+            result.paths[role] = _extract_member(file, role, result.paths["archive"], target)
         else:
-            result.paths[role] = _fetch_file(net, file, target, source, bars, retries)
+            result.paths[role] = _fetch_file(net, role, target, source, bars, retries)
     except DownloadError as exc:
         if role != "labels":
             raise
@@ -146,17 +214,24 @@ def _sources(net: Net, file: dict, source: Path | None) -> list[str]:
     )
 
 
-def _fetch_file(net, file, target, source, bars, retries) -> Path:
+def max_bytes(file: dict, role: str) -> int:
+    """The most bytes a download of ``file`` may bring: the catalogued size, else the role's limit."""
+    return file["size"] if file.get("size") is not None else ROLE_LIMITS[role]
+
+
+def _fetch_file(net, role, target, source, bars, retries) -> Path:
     import pooch
 
     pooch.get_logger().setLevel("WARNING")
+    file = net.files[role]
     failures = []
     for url in _sources(net, file, source):
         if source is not None and file["hash"] and not pooch.hashes.hash_matches(url, file["hash"]):
             # Checked here, before pooch copies it: its message would speak of a download it deleted.
             failures.append(local_mismatch(url, file, net, pooch))
             continue
-        downloader = ResumableDownloader(target / PARTIAL_DIR / f"{file['filename']}.part", bars, retries)
+        partial = target / PARTIAL_DIR / f"{file['filename']}.part"
+        downloader = ResumableDownloader(partial, bars, retries, max_bytes(file, role))
         try:
             return Path(pooch.retrieve(url, file["hash"], fname=file["filename"], path=target, downloader=downloader))
         except ValueError as exc:  # pooch's hash mismatch; it has deleted the file
@@ -182,76 +257,7 @@ def local_mismatch(path: str, file: dict, net: Net, pooch) -> HashMismatchError:
     )
 
 
-class ResumableDownloader:
-    """A pooch downloader that resumes: bytes received so far stay in ``partial`` across drops and runs.
-
-    Plain paths (offline sources) are copied. A server that ignores ``Range`` sends the whole
-    file again, which replaces the partial one.
-    """
-
-    def __init__(self, partial: Path, bars: Progress, retries: int):
-        self.partial = partial
-        self.bars = bars
-        self.retries = retries
-
-    def __call__(self, url: str, output_file: str, pooch=None, check_only: bool = False) -> None:
-        if not url.startswith(("http://", "https://")):
-            shutil.copyfile(url, output_file)
-            return
-        import requests
-
-        self.partial.parent.mkdir(exist_ok=True)
-        for attempt in range(self.retries + 1):
-            try:
-                self._get(url, requests)
-                break
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                if attempt == self.retries:
-                    raise self._failure(url, exc) from exc
-            except OSError:
-                self.partial.unlink(missing_ok=True)  # a full or failing disk: keep nothing half-written
-                raise
-        os.replace(self.partial, output_file)
-
-    def _failure(self, url: str, exc: Exception) -> DownloadError:
-        have = self.partial.stat().st_size if self.partial.exists() else 0
-        if have == 0:  # nothing ever arrived: an offline machine or a host that is down, not a drop
-            return DownloadError(
-                f"{url}: cannot reach the host ({type(exc).__name__}). Check the network, or take the files "
-                f"from a folder with --from DIR (or ${FROM_ENV}). Received: url={url!r}"
-            )
-        return DownloadError(
-            f"{url}: the connection dropped after {have:,} bytes ({type(exc).__name__}); "
-            f"run the same command again to resume. Received: url={url!r}"
-        )
-
-    def _get(self, url: str, requests) -> None:
-        offset = self.partial.stat().st_size if self.partial.exists() else 0
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        with requests.get(url, headers=headers, stream=True, timeout=TIMEOUT_S) as response:
-            if response.status_code == 416:  # the partial file is stale (longer than the file)
-                self.partial.unlink()
-                return self._get(url, requests)
-            if response.status_code >= 400:
-                raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}. Received: url={url!r}")
-            resumed = response.status_code == 206 and response.headers.get("Content-Range", "").startswith(
-                f"bytes {offset}-"
-            )
-            offset = offset if resumed else 0
-            length = response.headers.get("Content-Length")
-            total = offset + int(length) if length else None
-            with open(self.partial, "ab" if resumed else "wb") as out:
-                with self.bars.phase("download", total, self.partial.stem) as advance:
-                    advance(offset)
-                    for chunk in response.iter_content(CHUNK):
-                        out.write(chunk)
-                        advance(len(chunk))
-            if total is not None and self.partial.stat().st_size < total:
-                raise requests.exceptions.ChunkedEncodingError(f"{self.partial.stat().st_size} of {total} bytes")
-        return None
-
-
-def _extract_member(file: dict, archive: Path, target: Path) -> Path:
+def _extract_member(file: dict, role: str, archive: Path, target: Path) -> Path:
     """Stream one archive member to a temporary file, check its hash, then rename it into place."""
     import pooch
 
@@ -264,6 +270,12 @@ def _extract_member(file: dict, archive: Path, target: Path) -> Path:
         member = member or next((n for n in names if n.rsplit("/", 1)[-1] == file["filename"]), None)
         if member is None:
             raise DownloadError(f"{archive.name} has no member {file['member']}. Received: member={file['member']!r}")
+        info = packed.getmember(member)
+        if not info.isfile() or info.size > max_bytes(file, role):
+            raise HashMismatchError(
+                f"{archive.name}: member {member} is not the catalogued file: a regular file of at most "
+                f"{max_bytes(file, role):,} bytes. Received: size={info.size}"
+            )
         with _temporary(target) as tmp, packed.extractfile(member) as data, open(tmp, "wb") as out:
             shutil.copyfileobj(data, out, CHUNK)
             out.close()
@@ -286,6 +298,12 @@ def _extract_unlisted_archive(net: Net, target: Path, result: Downloaded) -> Non
         return
     try:
         with tarfile.open(archive) as packed, tempfile.TemporaryDirectory(dir=target) as tmp:
+            unpacked_bytes = sum(member.size for member in packed.getmembers())
+            if unpacked_bytes > ROLE_LIMITS["archive"]:
+                raise ZooError(
+                    f"{archive} would unpack to {unpacked_bytes:,} bytes; at most {ROLE_LIMITS['archive']:,} are "
+                    f"unpacked. Received: archive={str(archive)!r}"
+                )
             packed.extractall(tmp, filter="data")
             os.replace(tmp, unpacked)
             os.mkdir(tmp)  # TemporaryDirectory removes its own path on exit

@@ -1,0 +1,219 @@
+"""Caffe's solvers as Keras objects: :class:`CaffeLearningRate` and :class:`CaffeSolver`.
+
+Both follow ``sgd_solver.cpp`` and its siblings step by step; see docs/training.md. A Keras
+step is one forward and backward pass; with ``iter_size`` k, Caffe's iteration is the Keras
+step // k, and the optimizer accumulates k gradients (Keras' ``gradient_accumulation_steps``).
+"""
+
+from __future__ import annotations
+
+from keras import ops, optimizers, saving
+
+from caffe2keras.layers.common import PACKAGE
+
+LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
+SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
+REGULARIZATIONS = ("L2", "L1")
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class CaffeLearningRate(optimizers.schedules.LearningRateSchedule):
+    """``SGDSolver::GetLearningRate`` for every ``lr_policy``, at Caffe's iteration ``step // iter_size``.
+
+    fixed: ``base_lr``; step: ``base_lr * gamma^floor(iter / stepsize)``; exp: ``base_lr * gamma^iter``;
+    inv: ``base_lr * (1 + gamma * iter)^-power``; multistep: ``base_lr * gamma^(stepvalues <= iter)``;
+    poly: ``base_lr * (1 - iter / max_iter)^power``; sigmoid: ``base_lr / (1 + exp(-gamma * (iter - stepsize)))``.
+    """
+
+    def __init__(
+        self,
+        base_lr,
+        lr_policy="fixed",
+        gamma=0.0,
+        power=0.0,
+        stepsize=0,
+        stepvalue=(),
+        max_iter=0,
+        iter_size=1,
+    ):
+        if lr_policy not in LR_POLICIES:
+            raise ValueError(f"lr_policy must be one of {LR_POLICIES}. Received: lr_policy={lr_policy!r}")
+        self.base_lr = float(base_lr)
+        self.lr_policy = lr_policy
+        self.gamma = float(gamma)
+        self.power = float(power)
+        self.stepsize = int(stepsize)
+        self.stepvalue = tuple(int(v) for v in stepvalue)
+        self.max_iter = int(max_iter)
+        self.iter_size = int(iter_size)
+        if lr_policy == "step" and self.stepsize <= 0:
+            raise ValueError(f"the step policy needs stepsize > 0. Received: stepsize={stepsize}")
+        if lr_policy == "poly" and self.max_iter <= 0:
+            raise ValueError(f"the poly policy needs max_iter > 0. Received: max_iter={max_iter}")
+
+    def __call__(self, step):
+        it = ops.cast(ops.floor_divide(ops.cast(step, "int32"), self.iter_size), "float32")
+        base, gamma = self.base_lr, self.gamma
+        policy = self.lr_policy
+        if policy == "fixed":
+            rate = ops.ones_like(it) * base
+        elif policy == "step":
+            rate = base * ops.power(gamma, ops.floor(it / self.stepsize))
+        elif policy == "exp":
+            rate = base * ops.power(gamma, it)
+        elif policy == "inv":
+            rate = base * ops.power(1.0 + gamma * it, -self.power)
+        elif policy == "multistep":
+            passed = sum(ops.cast(it >= v, "float32") for v in self.stepvalue) if self.stepvalue else 0.0
+            rate = base * ops.power(gamma, passed)
+        elif policy == "poly":
+            rate = base * ops.power(1.0 - it / self.max_iter, self.power)
+        else:
+            rate = base / (1.0 + ops.exp(-gamma * (it - self.stepsize)))
+        return ops.cast(rate, "float32")
+
+    def get_config(self):
+        return {
+            "base_lr": self.base_lr,
+            "lr_policy": self.lr_policy,
+            "gamma": self.gamma,
+            "power": self.power,
+            "stepsize": self.stepsize,
+            "stepvalue": self.stepvalue,
+            "max_iter": self.max_iter,
+            "iter_size": self.iter_size,
+        }
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class CaffeSolver(optimizers.Optimizer):
+    """Caffe's ``ApplyUpdate``: per-parameter rates and decays, weight decay in the gradient, and
+    the update of SGD, Nesterov, AdaGrad, RMSProp, AdaDelta or Adam as Caffe writes it.
+
+    For each variable, with ``rate`` the schedule's, ``lr_mult``/``decay_mult`` its multipliers
+    (``multipliers[variable.path]``, default 1 and 1) and g the gradient (averaged over
+    ``iter_size`` passes): ``g += weight_decay * decay_mult * w`` (L2) or ``* sign(w)`` (L1), then
+    the solver's history update with ``local_rate = rate * lr_mult`` and ``w -= update``.
+    ``clip_gradients`` >= 0 scales all gradients together down to that global L2 norm, Caffe's
+    ClipGradients (applied to the accumulated sum: the mean is clipped at ``clip / iter_size``).
+
+    Args:
+        learning_rate: a float or a schedule (:class:`CaffeLearningRate`).
+        solver_type: one of ``SOLVER_TYPES``.
+        momentum: SGD's and Nesterov's momentum, AdaDelta's decay, Adam's beta1.
+        momentum2: Adam's beta2.
+        delta: the AdaGrad, RMSProp, AdaDelta and Adam epsilon.
+        rms_decay: RMSProp's decay.
+        weight_decay, regularization_type: Caffe's ``weight_decay`` and ``"L2"`` or ``"L1"``.
+        multipliers: ``{variable.path: (lr_mult, decay_mult)}``.
+        clip_gradients: Caffe's threshold, or -1 for none.
+        iter_size: passes accumulated into one update.
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.01,
+        solver_type="SGD",
+        momentum=0.0,
+        momentum2=0.999,
+        delta=1e-8,
+        rms_decay=0.99,
+        weight_decay=0.0,
+        regularization_type="L2",
+        multipliers=None,
+        clip_gradients=-1.0,
+        iter_size=1,
+        name="caffe_solver",
+        **kwargs,
+    ):
+        if solver_type not in SOLVER_TYPES:
+            raise ValueError(f"solver_type must be one of {SOLVER_TYPES}. Received: solver_type={solver_type!r}")
+        if regularization_type not in REGULARIZATIONS:
+            raise ValueError(
+                f"regularization_type must be one of {REGULARIZATIONS}. Received: regularization_type={regularization_type!r}"
+            )
+        iter_size = int(iter_size)
+        for key in ("global_clipnorm", "gradient_accumulation_steps", "weight_decay"):
+            kwargs.pop(key, None)  # derived from Caffe's own fields (a reloaded config holds them)
+        clip = float(clip_gradients)
+        super().__init__(
+            learning_rate=learning_rate,
+            name=name,
+            global_clipnorm=clip / iter_size if clip >= 0 else None,
+            gradient_accumulation_steps=iter_size if iter_size > 1 else None,
+            **kwargs,
+        )
+        self.solver_type = solver_type
+        self.momentum = float(momentum)
+        self.momentum2 = float(momentum2)
+        self.delta = float(delta)
+        self.rms_decay = float(rms_decay)
+        self.caffe_weight_decay = float(weight_decay)
+        self.regularization_type = regularization_type
+        self.multipliers = {str(k): (float(v[0]), float(v[1])) for k, v in (multipliers or {}).items()}
+        self.clip_gradients = clip
+        self.iter_size = iter_size
+
+    @property
+    def schedule(self):
+        """The learning-rate schedule (or the constant rate) the optimizer was made with."""
+        return self._learning_rate
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        slots = {"AdaDelta": 2, "Adam": 2}.get(self.solver_type, 1)
+        self.histories = [self.add_optimizer_variables(var_list, f"history{i}") for i in range(slots)]
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        lr_mult, decay_mult = self.multipliers.get(variable.path, (1.0, 1.0))
+        g = ops.cast(gradient, variable.dtype)
+        decay = self.caffe_weight_decay * decay_mult
+        if decay:
+            g = g + decay * (variable if self.regularization_type == "L2" else ops.sign(variable))
+        rate = ops.cast(learning_rate, variable.dtype) * lr_mult
+        h = self.histories[0][index]
+        m = self.momentum
+        kind = self.solver_type
+        if kind in ("SGD", "Nesterov"):
+            previous = ops.convert_to_tensor(h)
+            self.assign(h, m * h + rate * g)
+            step = h if kind == "SGD" else (1.0 + m) * h - m * previous
+        elif kind == "AdaGrad":
+            self.assign(h, h + ops.square(g))
+            step = rate * g / (ops.sqrt(h) + self.delta)
+        elif kind == "RMSProp":
+            self.assign(h, self.rms_decay * h + (1.0 - self.rms_decay) * ops.square(g))
+            step = rate * g / (ops.sqrt(h) + self.delta)
+        elif kind == "AdaDelta":
+            h2 = self.histories[1][index]
+            self.assign(h, m * h + (1.0 - m) * ops.square(g))
+            d = g * ops.sqrt((h2 + self.delta) / (h + self.delta))
+            self.assign(h2, m * h2 + (1.0 - m) * ops.square(d))
+            step = rate * d
+        else:
+            v = self.histories[1][index]
+            t = ops.cast(self.iterations + 1, variable.dtype)
+            self.assign(h, m * h + (1.0 - m) * g)
+            self.assign(v, self.momentum2 * v + (1.0 - self.momentum2) * ops.square(g))
+            correction = ops.sqrt(1.0 - ops.power(self.momentum2, t)) / (1.0 - ops.power(m, t))
+            step = rate * correction * h / (ops.sqrt(v) + self.delta)
+        self.assign_sub(variable, step)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            solver_type=self.solver_type,
+            momentum=self.momentum,
+            momentum2=self.momentum2,
+            delta=self.delta,
+            rms_decay=self.rms_decay,
+            weight_decay=self.caffe_weight_decay,
+            regularization_type=self.regularization_type,
+            multipliers={k: list(v) for k, v in self.multipliers.items()},
+            clip_gradients=self.clip_gradients,
+            iter_size=self.iter_size,
+        )
+        return config

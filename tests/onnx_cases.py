@@ -1,0 +1,50 @@
+"""Golden cases written straight to ONNX (imported by the ONNX tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from caffe2keras.caffe import read_net
+from caffe2keras.graph import build_graph
+from tests.golden import Case
+from tests.shared import SHARED
+
+# Zoo nets whose weights take long to generate or run: the slow tier.
+HEAVY_ZOO = {
+    "bvlc_alexnet",
+    "bvlc_reference_caffenet",
+    "bvlc_reference_rcnn_ilsvrc13",
+    "caffenet_full_conv",
+    "densenet161",
+    "densenet169",
+    "densenet201",
+    "fcn8s_voc",
+    "finetune_flickr_style",
+    "net_surgery_conv",
+    "resnet101",
+    "resnet152",
+    "vgg16",
+    "vgg19",
+}
+
+
+def prototxt_of(case: Case) -> Path:
+    source = case.spec["source"]
+    if source["kind"] == "rand":
+        return case.path / "deploy.prototxt"
+    folder = {"zoo": "models", "trained": "trained"}[source["kind"]]
+    return SHARED / "caffe" / folder / source["dir"] / source["prototxt"]
+
+
+def checked_blobs(case: Case, prototxt: Path, every_blob: bool) -> list[str]:
+    """The net's outputs and probes, then (``every_blob``) every other blob Caffe recorded."""
+    blobs = case.checked_blobs
+    if every_blob:
+        graph = build_graph(read_net(prototxt))
+        names = dict.fromkeys(r.name for r in graph.blob_order() if r not in graph.inputs)
+        blobs += [name for name in names if name not in blobs and case.has_blob(name)]
+    return blobs
+
+
+def reference(case: Case, blob: str):
+    return case.reference(blob, "out" if blob in case.checked_blobs else "blob")
