@@ -139,7 +139,7 @@ def test_preprocess_input_refuses_arrays_that_are_not_real_numbers(array):
 def test_verify_refuses_inputs_that_are_not_real_numbers(tiny, tmp_path, capsys, dtype):
     np.save(tmp_path / "x.npy", np.zeros((1, 3, 6, 5), dtype))
     status, err = cli(["verify", *tiny, "--input", tmp_path / "x.npy"], capsys)
-    assert_one_error_line(status, err, "must hold real numbers", "Received: data.dtype=")
+    assert_one_error_line(status, err, "x.npy", "Received: ")
     with pytest.raises(VerifyError, match="must hold real numbers"):
         caffe2keras.verify(*tiny, against={"data": np.zeros((1, 3, 6, 5), dtype), "fc": np.zeros((1, 4))})
     with pytest.raises(VerifyError, match="must hold real numbers"):
