@@ -65,6 +65,24 @@ def choose_backend() -> None:
         use_default_backend()
 
 
+class _KerasThenLayers:
+    """Keras' own loader, then ``caffe2keras.layers`` once Keras has run: a wrapper, so that
+    nothing of Keras' is patched; everything else (resources, file names) is Keras' loader's."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        importlib.import_module("caffe2keras.layers")
+
+
 class _RegisterAfterKeras:
     """A meta path finder that lets ``keras`` load as usual, then imports caffe2keras' layers."""
 
@@ -73,15 +91,8 @@ class _RegisterAfterKeras:
             return None
         sys.meta_path.remove(self)  # once is enough, and the look-up below must not find us again
         spec = importlib.util.find_spec("keras")
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        load = spec.loader.exec_module
-
-        def load_then_register(module):
-            load(module)
-            importlib.import_module("caffe2keras.layers")
-
-        spec.loader.exec_module = load_then_register
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _KerasThenLayers(spec.loader)
         return spec
 
 

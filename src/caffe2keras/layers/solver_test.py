@@ -29,6 +29,18 @@ def test_every_lr_policy(policy):
         assert float(schedule(it)) == pytest.approx(caffe_rate(policy, it), rel=1e-6)
 
 
+def test_the_sigmoid_rate_rounds_as_caffes_float_arithmetic():
+    # GetLearningRate in float: base * (1 / (1 + exp(-gamma * (iter - stepsize)))); real Caffe's
+    # lrs for these settings (golden lenet_lr_sigmoid) are these bits, and base / (1 + ...)
+    # differs from them in the last bit at 7 of the 30 iterations.
+    f32 = np.float32
+    base, gamma, stepsize = f32(0.01), f32(0.2), f32(15)
+    schedule = CaffeLearningRate(base, "sigmoid", gamma=gamma, stepsize=15)
+    for it in range(30):
+        exp = f32(math.exp(-gamma * (f32(it) - stepsize)))
+        assert np.float32(schedule(it)) == base * (f32(1) / (f32(1) + exp))
+
+
 def test_the_rate_counts_caffe_iterations_of_iter_size_steps():
     schedule = CaffeLearningRate(BASE, "exp", gamma=0.5, iter_size=3)
     assert [float(schedule(step)) for step in (0, 2, 3, 5, 6)] == pytest.approx([0.01, 0.01, 0.005, 0.005, 0.0025])
