@@ -94,7 +94,7 @@ def test_two_bottom_scale_at_any_axis(axis, dims, data_format, tmp_path):
         ),
         (
             'layer { name: "d" type: "DetectionOutput" bottom: "x" bottom: "x" bottom: "x" top: "y" '
-            "detection_output_param { num_classes: 2 normalized_bbox: false } }",
+            "detection_output_param { num_classes: 2 normalized_bbox: false clip: true } }",
             "detection_output_param.normalized_bbox",
         ),
     ],

@@ -17,6 +17,8 @@ from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.layers.proposal import faster_rcnn_anchors
 from caffe2keras.layers.proposal_test import PUBLISHED_ANCHORS, proposals_reference
 from caffe2keras.synthetic import synthetic_weights
+from caffe2keras.tolerance import compare
+from caffe2keras.verification.detections import align_detections, caffe_detections, reference_detections
 from tests import oracle
 from tests.golden import assert_matches, run, save_and_reload
 from tests.nets import convert_and_run, layer, net, opencv_forward, write_net
@@ -160,6 +162,59 @@ def test_psroi_pooling_refuses_what_the_fork_refuses(params, field, tmp_path):
     prototxt.write_text(text)
     with pytest.raises(caffe2keras.Caffe2KerasError, match=f"psroi_pooling_param.{field}"):
         caffe2keras.convert(prototxt)
+
+
+# ---------------------------------------------------------------- OpenCV's DetectionOutput on pixel boxes
+
+
+def pixel_boxes(rng, count, size):
+    """``count`` proposals ``(xmin, ymin, xmax, ymax)`` in a ``size`` x ``size`` image, some on whole pixels."""
+    corners = np.sort(rng.uniform(0, size, (count, 2, 2)), axis=1)
+    corners[: count // 2] = np.round(corners[: count // 2])  # whole pixels: some boxes touch
+    return corners.transpose(0, 2, 1).reshape(count, 4)[:, [0, 2, 1, 3]].astype(np.float32)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_detection_output_on_pixel_boxes_matches_opencv(data_format, tmp_path):
+    """OpenCV's Faster R-CNN and R-FCN prototxts end in a DetectionOutput on the proposals, in pixels
+    (normalized_bbox: false): widths count the last pixel in decoding, box sizes and overlaps."""
+    rng = np.random.default_rng(3)
+    proposals, classes = 40, 5
+    logits = rng.standard_normal((proposals, classes)) * 2
+    inputs = {
+        "loc": (0.2 * rng.standard_normal((1, proposals * classes * 4))).astype(np.float32),
+        "loc_shared": (0.2 * rng.standard_normal((1, proposals * 4))).astype(np.float32),
+        "conf": (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).reshape(1, -1).astype(np.float32),
+        "priors": pixel_boxes(rng, proposals, 60).reshape(1, 1, -1),
+    }
+    common = "variance_encoded_in_target: true normalized_bbox: false background_label_id: 0"
+    text = net(
+        {name: array.shape for name, array in inputs.items()},
+        layer(
+            "DetectionOutput",
+            f"detection_output_param {{ num_classes: {classes} share_location: false code_type: CENTER_SIZE "
+            f"keep_top_k: 100 nms_param {{ nms_threshold: 0.3 }} {common} }}",
+            ("loc", "conf", "priors"),
+            ("faster_rcnn",),
+            name="faster_rcnn",
+        )
+        + layer(
+            "DetectionOutput",
+            f"detection_output_param {{ num_classes: {classes} share_location: true code_type: CORNER "
+            f"keep_top_k: 30 confidence_threshold: 0.1 nms_param {{ nms_threshold: 0.2 }} {common} }}",
+            ("loc_shared", "conf", "priors"),
+            ("corner",),
+            name="corner",
+        ),
+    )
+    names = ["faster_rcnn", "corner"]
+    references = opencv_forward(tmp_path, text, inputs, names)
+    outputs = convert_and_run(tmp_path, text, list(inputs.values()), data_format, outputs=names)
+    for name, output, reference in zip(names, outputs, references):
+        expected = reference_detections(reference, "opencv")
+        actual = caffe_detections(output)
+        assert actual.shape == expected.shape and len(expected), f"{name}: {len(actual)} rows, OpenCV {len(expected)}"
+        assert_matches(align_detections(actual, expected, compare(expected, expected).allowed), expected, name)
 
 
 # ---------------------------------------------------------------- the published nets

@@ -118,11 +118,14 @@ def detection_output_args(op: Op) -> dict:
         nms.nms_threshold,
     )
     require(0 < nms.eta <= 1, op, "eta must be in (0, 1]", "detection_output_param.nms_param.eta", nms.eta)
+    code_type = CODE_TYPES[enum_name(p, "code_type")]
+    # OpenCV's pixel boxes (Faster R-CNN, R-FCN) decode CORNER and CENTER_SIZE only, and clip to
+    # the size of a fourth bottom, which caffe2keras does not take.
     require(
-        p.normalized_bbox,
+        p.normalized_bbox or (code_type != "corner_size" and not p.clip),
         op,
-        "caffe2keras decodes boxes normalized to [0, 1] only (OpenCV's normalized_bbox: false adds 1 to "
-        "every width and height and clips to a fourth bottom's size)",
+        "pixel boxes (normalized_bbox: false) are decoded with code_type CORNER or CENTER_SIZE and without "
+        "clip, as OpenCV decodes them",
         "detection_output_param.normalized_bbox",
         False,
         kind=UnsupportedParameterError,
@@ -131,7 +134,7 @@ def detection_output_args(op: Op) -> dict:
         num_classes=p.num_classes,
         share_location=p.share_location,
         background_label_id=p.background_label_id,
-        code_type=CODE_TYPES[enum_name(p, "code_type")],
+        code_type=code_type,
         variance_encoded_in_target=p.variance_encoded_in_target,
         keep_top_k=p.keep_top_k,
         confidence_threshold=p.confidence_threshold if p.HasField("confidence_threshold") else None,
@@ -139,4 +142,5 @@ def detection_output_args(op: Op) -> dict:
         top_k=nms.top_k if nms.HasField("top_k") else -1,
         eta=nms.eta,
         clip=p.clip,
+        normalized_bbox=p.normalized_bbox,
     )

@@ -63,27 +63,34 @@ def _stable_top_k(values, k: int):
     )
 
 
-def _jaccard(candidate, others):
+def _jaccard(candidate, others, normalized: bool):
     """Caffe's JaccardOverlap of a candidate box with each of ``others`` (tuples of
-    xmin, ymin, xmax, ymax, size), in float32."""
+    xmin, ymin, xmax, ymax, size), in float32; pixel boxes (``normalized`` false) count
+    their last row and column, so boxes that touch overlap."""
     xmin1, ymin1, xmax1, ymax1, size1 = candidate
     xmin2, ymin2, xmax2, ymax2, size2 = others
-    disjoint = (xmin2 > xmax1) | (xmax2 < xmin1) | (ymin2 > ymax1) | (ymax2 < ymin1)
     width = ops.minimum(xmax1, xmax2) - ops.maximum(xmin1, xmin2)
     height = ops.minimum(ymax1, ymax2) - ops.maximum(ymin1, ymin2)
-    overlapping = ~disjoint & (width > 0) & (height > 0)
-    intersection = width * height
+    if normalized:
+        disjoint = (xmin2 > xmax1) | (xmax2 < xmin1) | (ymin2 > ymax1) | (ymax2 < ymin1)
+        overlapping = ~disjoint & (width > 0) & (height > 0)
+        intersection = width * height
+    else:
+        overlapping = (width >= 0) & (height >= 0)
+        intersection = (width + 1) * (height + 1)
     union = size1 + size2 - intersection
     return ops.where(overlapping, intersection / ops.where(overlapping, union, 1.0), 0.0)
 
 
-def _box_size(xmin, ymin, xmax, ymax):
-    """Caffe's BBoxSize of a normalized box: 0 when xmax < xmin or ymax < ymin."""
+def _box_size(xmin, ymin, xmax, ymax, normalized: bool):
+    """Caffe's BBoxSize: 0 when xmax < xmin or ymax < ymin; a pixel box (``normalized``
+    false) counts its last row and column."""
     invalid = (xmax < xmin) | (ymax < ymin)
-    return ops.where(invalid, 0.0, (xmax - xmin) * (ymax - ymin))
+    pad = 0.0 if normalized else 1.0
+    return ops.where(invalid, 0.0, (xmax - xmin + pad) * (ymax - ymin + pad))
 
 
-def _nms(boxes, valid, threshold: float, eta: float):
+def _nms(boxes, valid, threshold: float, eta: float, normalized: bool):
     """Caffe's ApplyNMSFast over candidates sorted by score (last axis).
 
     A candidate is kept when its overlap with every box kept before it is at most the
@@ -96,7 +103,7 @@ def _nms(boxes, valid, threshold: float, eta: float):
     def step(i, state):
         keep, limit = state
         candidate = tuple(ops.take(b, i, axis=-1)[..., None] for b in boxes)
-        overlap = _jaccard(candidate, boxes)
+        overlap = _jaccard(candidate, boxes, normalized)
         blocked = ops.any(keep & ~(overlap <= limit[..., None]), axis=-1)
         kept = ops.take(valid, i, axis=-1) & ~blocked
         keep = ops.where(position == i, kept[..., None], keep)
@@ -142,6 +149,8 @@ class DetectionOutput(layers.Layer):
         nms_threshold, top_k, eta: NMS overlap limit, candidates per class (-1: all),
             adaptive factor.
         clip: clip the decoded boxes to [0, 1] before NMS (OpenCV's ``clip``).
+        normalized_bbox: boxes in [0, 1] (else in pixels, OpenCV's ``normalized_bbox: false``:
+            a box's width and height count its last pixel, ``xmax - xmin + 1``).
         data_format: ``"channels_last"`` or ``"channels_first"`` (the priors' and output's layout).
     """
 
@@ -158,12 +167,18 @@ class DetectionOutput(layers.Layer):
         top_k=-1,
         eta=1.0,
         clip=False,
+        normalized_bbox=True,
         data_format="channels_last",
         **kwargs,
     ):
         super().__init__(**kwargs)
         if code_type not in CODE_TYPES:
             raise ValueError(f"code_type must be one of {CODE_TYPES}. Received: code_type={code_type!r}")
+        if not normalized_bbox and (code_type == "corner_size" or clip):
+            raise ValueError(
+                "pixel boxes (normalized_bbox=False) take code_type 'corner' or 'center_size' and no clip. "
+                f"Received: code_type={code_type!r}, clip={clip}"
+            )
         if not 0 < float(eta) <= 1:
             raise ValueError(f"eta must be in (0, 1]. Received: eta={eta}")
         self.num_classes = int(num_classes)
@@ -177,6 +192,7 @@ class DetectionOutput(layers.Layer):
         self.top_k = int(top_k)
         self.eta = float(eta)
         self.clip = bool(clip)
+        self.normalized_bbox = bool(normalized_bbox)
         self.data_format = check_data_format(data_format)
         self.classes = foreground_classes(self.num_classes, self.background_label_id)
 
@@ -226,8 +242,13 @@ class DetectionOutput(layers.Layer):
                 pxmax + scaled[2] * width,
                 pymax + scaled[3] * height,
             )
-        center_x = scaled[0] * width + (pxmin + pxmax) * 0.5
-        center_y = scaled[1] * height + (pymin + pymax) * 0.5
+        if self.normalized_bbox:
+            center_x = scaled[0] * width + (pxmin + pxmax) * 0.5
+            center_y = scaled[1] * height + (pymin + pymax) * 0.5
+        else:  # OpenCV's DecodeBBox: the prior's last pixel counts, so its center is half a pixel on
+            width, height = width + 1.0, height + 1.0
+            center_x = scaled[0] * width + (pxmin + width * 0.5)
+            center_y = scaled[1] * height + (pymin + height * 0.5)
         half_w = ops.exp(scaled[2]) * width * 0.5
         half_h = ops.exp(scaled[3]) * height * 0.5
         return center_x - half_w, center_y - half_h, center_x + half_w, center_y + half_h
@@ -254,7 +275,7 @@ class DetectionOutput(layers.Layer):
             decoded = [ops.clip(c, 0.0, 1.0) for c in decoded]
         loc_index = [0] * len(classes) if self.share_location else classes
         coords = [ops.transpose(ops.take(c, loc_index, axis=2), (0, 2, 1)) for c in decoded]
-        coords.append(_box_size(*coords))
+        coords.append(_box_size(*coords, self.normalized_bbox))
         scores = ops.transpose(ops.take(conf, classes, axis=2), (0, 2, 1))
 
         threshold = LOWEST_FLOAT32 if self.confidence_threshold is None else self.confidence_threshold
@@ -263,7 +284,7 @@ class DetectionOutput(layers.Layer):
         filled = ops.arange(candidates, dtype="int32") < _count(valid)
         boxes = [ops.take_along_axis(c, order, axis=-1) for c in coords]
         ranked_scores = ops.take_along_axis(scores, order, axis=-1)
-        keep = _nms(boxes, filled, self.nms_threshold, self.eta)
+        keep = _nms(boxes, filled, self.nms_threshold, self.eta, self.normalized_bbox)
 
         # Flattened (class, rank) is Caffe's output order: label, then score. keep_top_k takes the
         # best scores (equal ones by that order); the chosen then go out in that order.
@@ -309,6 +330,7 @@ class DetectionOutput(layers.Layer):
             top_k=self.top_k,
             eta=self.eta,
             clip=self.clip,
+            normalized_bbox=self.normalized_bbox,
             data_format=self.data_format,
         )
         return config

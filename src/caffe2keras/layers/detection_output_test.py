@@ -291,3 +291,14 @@ def test_detection_output_rejects_mismatched_predictions():
     layer = DetectionOutput(3)
     with pytest.raises(ValueError, match="conf must hold 3 values for each of the 12 priors"):
         layer([np.zeros((1, 48), F32), np.zeros((1, 30), F32), Layout("channels_last").to_keras(priors)])
+
+
+def test_detection_output_pixel_boxes_round_trip_their_config():
+    layer = DetectionOutput(3, code_type="center_size", normalized_bbox=False)
+    assert DetectionOutput.from_config(layer.get_config()).normalized_bbox is False
+
+
+@pytest.mark.parametrize("args", [dict(code_type="corner_size"), dict(code_type="corner", clip=True)])
+def test_detection_output_pixel_boxes_refuse_what_opencv_does_not_decode(args):
+    with pytest.raises(ValueError, match="pixel boxes"):
+        DetectionOutput(3, normalized_bbox=False, **args)

@@ -117,6 +117,15 @@ def detection_output(node: Node, out: Emission) -> None:
         kind=UnsupportedParameterError,
     )
     require(
+        a["normalized_bbox"],
+        node.op,
+        "only boxes normalized to [0, 1] are written to ONNX (its NonMaxSuppression does not count a pixel box's "
+        "last row and column)",
+        "detection_output_param.normalized_bbox",
+        False,
+        kind=UnsupportedParameterError,
+    )
+    require(
         a["eta"] == 1,
         node.op,
         "adaptive NMS (eta < 1) is not written to ONNX",
