@@ -89,6 +89,11 @@ def test_in_caffe_order_wraps_steps_in_the_permutes_each_rank_needs():
     assert in_caffe_order(reshape_node((2, 3, 4), (2, 3, 4), CHANNELS_FIRST), 4, 4, [inner]) == [inner]
 
 
-def test_reshape_across_the_batch_axis_is_refused():
-    with pytest.raises(UnsupportedParameterError, match=r"Received: reshape_param.shape=\(4, 30\)"):
-        caffe_reshape_steps(reshape_node((2, 60), (4, 30)), (2, 60), (4, 30), "reshape_param.shape")
+def test_reshape_across_the_batch_axis_reshapes_the_whole_blob():
+    (step,) = caffe_reshape_steps(reshape_node((2, 60), (4, 30)), (2, 60), (4, 30), "reshape_param.shape")
+    assert step.layer.target_shape == (4, 30)
+
+
+def test_reshape_across_a_free_batch_axis_is_refused():
+    with pytest.raises(UnsupportedParameterError, match=r"needs fixed sizes.*Received: reshape_param.shape=\(4, 30\)"):
+        caffe_reshape_steps(reshape_node((None, 60), (4, 30)), (None, 60), (4, 30), "reshape_param.shape")

@@ -217,6 +217,44 @@ def test_detection_output_on_pixel_boxes_matches_opencv(data_format, tmp_path):
         assert_matches(align_detections(actual, expected, compare(expected, expected).allowed), expected, name)
 
 
+# OpenCV's Faster R-CNN post-processing (opencv_extra's faster_rcnn_vgg16.prototxt): every ROI's
+# scores and boxes gathered into one row across the batch axis, then a DetectionOutput on pixel boxes.
+OPENCV_POSTPROCESSING = """
+layer { name: "cls_prob_reshape" type: "Reshape" bottom: "cls_prob" top: "cls_prob_reshape"
+        reshape_param { shape { dim: 1 dim: -1 } } }
+layer { name: "bbox_pred_reshape" type: "Reshape" bottom: "bbox_pred" top: "bbox_pred_reshape"
+        reshape_param { shape { dim: 1 dim: -1 } } }
+layer { name: "proposal_crop" type: "Slice" bottom: "rois" top: "proposal_batch_ids" top: "proposal_bboxes"
+        slice_param { axis: 1 slice_point: 1 } }
+layer { name: "proposal_reshape" type: "Reshape" bottom: "proposal_bboxes" top: "proposal_reshape"
+        reshape_param { shape { dim: 1 dim: 1 dim: -1 } } }
+layer { name: "detection_out" type: "DetectionOutput" bottom: "bbox_pred_reshape" bottom: "cls_prob_reshape"
+        bottom: "proposal_reshape" top: "detection_out"
+        detection_output_param { num_classes: 21 share_location: false background_label_id: 0
+                                 nms_param { nms_threshold: 0.3 } code_type: CENTER_SIZE keep_top_k: 100
+                                 variance_encoded_in_target: true normalized_bbox: false } }
+"""
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_opencv_faster_rcnn_postprocessing_matches_opencv(data_format, tmp_path):
+    rng = np.random.default_rng(4)
+    rois = 50
+    logits = rng.standard_normal((rois, 21)) * 2
+    inputs = {
+        "cls_prob": (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32),
+        "bbox_pred": (0.2 * rng.standard_normal((rois, 84))).astype(np.float32),
+        "rois": np.concatenate([np.zeros((rois, 1), np.float32), pixel_boxes(rng, rois, 200)], axis=1),
+    }
+    text = net({name: array.shape for name, array in inputs.items()}, OPENCV_POSTPROCESSING)
+    (reference,) = opencv_forward(tmp_path, text, inputs, ["detection_out"])
+    (output,) = convert_and_run(tmp_path, text, list(inputs.values()), data_format, outputs=["detection_out"])
+    expected = reference_detections(reference, "opencv")
+    actual = caffe_detections(output)
+    assert actual.shape == expected.shape and len(expected), f"{len(actual)} rows, OpenCV {len(expected)}"
+    assert_matches(align_detections(actual, expected, compare(expected, expected).allowed), expected, "detection_out")
+
+
 # ---------------------------------------------------------------- the published nets
 
 

@@ -12,6 +12,7 @@ from keras import layers
 from caffe2keras.converters.base import Node, Step, require
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
+from caffe2keras.layers.tensor import BatchReshape
 from caffe2keras.layout import Layout
 
 
@@ -51,14 +52,17 @@ def in_caffe_order(node: Node, in_rank: int, out_rank: int, steps: list[Step]) -
 
 def caffe_reshape_steps(node: Node, in_shape: Shape, out_shape: Shape, field: str) -> list[Step]:
     """Steps that reshape in Caffe's element order, from and to this layout."""
-    require(
-        in_shape[0] == out_shape[0],
-        node.op,
-        "reshaping across the batch axis is not supported",
-        field,
-        tuple(out_shape),
-        kind=UnsupportedParameterError,
-    )
+    if in_shape[0] != out_shape[0]:
+        # Values cross the batch axis (ROIs gathered into one row): only with every size known.
+        require(
+            None not in (*in_shape, *out_shape),
+            node.op,
+            "reshaping across the batch axis needs fixed sizes; convert with fixed input_shapes",
+            field,
+            tuple(out_shape),
+            kind=UnsupportedParameterError,
+        )
+        return in_caffe_order(node, len(in_shape), len(out_shape), [Step(BatchReshape(out_shape), suffix="reshape")])
     target = tuple(out_shape[1:])
     if None in target:
         # Keras infers one free dimension (-1) when the model runs; Caffe's element order fixes the rest.

@@ -275,6 +275,30 @@ class Transpose(layers.Layer):
 
 
 @saving.register_keras_serializable(package=PACKAGE)
+class BatchReshape(layers.Layer):
+    """Reshape every axis, the batch axis included (Caffe's Reshape where the batch changes, as
+    OpenCV's Faster R-CNN and R-FCN prototxts gather the scores of every ROI into one row).
+
+    Args:
+        target_shape: the whole output shape, batch included: fixed, as the net's shapes are
+            wherever Caffe moves values across its batch axis.
+    """
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = checked_shape("target_shape", target_shape, minimum=1)
+
+    def call(self, inputs):
+        return ops.reshape(inputs, self.target_shape)
+
+    def compute_output_shape(self, input_shape):
+        return self.target_shape
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": self.target_shape}
+
+
+@saving.register_keras_serializable(package=PACKAGE)
 class LearnedTensor(layers.Layer):
     """A learned tensor of a fixed ``value_shape`` as the output (Caffe's Parameter layer).
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from caffe2keras.layers.tensor import Affine, BroadcastOperand, Crop, Slice, Transpose, WeightedSum
+from caffe2keras.layers.tensor import Affine, BatchReshape, BroadcastOperand, Crop, Slice, Transpose, WeightedSum
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)
@@ -118,3 +118,15 @@ def test_transpose_moves_the_batch_axis(reloaded_outputs):
     layer = Transpose((2, 0, 1), batch_size=1)
     assert layer.compute_output_shape((None, 4, 3)) == (3, 1, 4)
     np.testing.assert_array_equal(reloaded_outputs(layer, x), x.transpose(2, 0, 1))
+
+
+def test_batch_reshape_moves_values_across_the_batch(tmp_path):
+    import keras
+
+    x = RNG.standard_normal((6, 4)).astype(np.float32)
+    inputs = keras.Input(batch_shape=(6, 4))
+    model = keras.Model(inputs, BatchReshape((1, 2, 12))(inputs))
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_array_equal(np.asarray(reloaded(x)), x.reshape(1, 2, 12))
+    assert reloaded.outputs[0].shape == (1, 2, 12)
