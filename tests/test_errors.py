@@ -82,16 +82,25 @@ def truncated_ours(d: Path, fraction: float) -> Broken:
 
 
 def truncated_at_layer_boundary(d: Path) -> Broken:
-    # Cut exactly after conv1: the prefix parses, and fc's weights are missing.
-    prototxt, weights = _net_with(d, GOOD_WEIGHTS)
+    # Cut exactly after conv1: the prefix parses, and fc's weights are missing. Caffe would keep
+    # what fc's filler made; a random filler is refused (a constant one would convert, with a warning).
+    _, weights = _net_with(d, GOOD_WEIGHTS)
+    prototxt = _write(
+        d, "net.prototxt", NET.replace("num_output: 5", 'num_output: 5 weight_filler { type: "gaussian" }')
+    )
     boundary = len(layer_bytes(*GOOD_WEIGHTS[0]))
     cut = _write(d, "cut.caffemodel", weights.read_bytes()[:boundary])
     return Broken(
         prototxt,
         cut,
         WeightsError,
-        ("'fc'", "InnerProduct", "no blobs", "inner_product_param.num_output=5"),
-        {"layer": "fc", "layer_type": "InnerProduct", "field": "inner_product_param.num_output", "value": 5},
+        ("'fc'", "InnerProduct", "random 'gaussian' filler", "inner_product_param.weight_filler='gaussian'"),
+        {
+            "layer": "fc",
+            "layer_type": "InnerProduct",
+            "field": "inner_product_param.weight_filler",
+            "value": "gaussian",
+        },
     )
 
 
@@ -139,7 +148,9 @@ def num_output_mismatch(d: Path) -> Broken:
 
 
 def missing_layer(d: Path) -> Broken:
-    prototxt, weights = _net_with(d, GOOD_WEIGHTS[:1])
+    # fc is in the file with no blobs: Caffe refuses the count (a layer absent from the file
+    # would keep its fillers' values instead).
+    prototxt, weights = _net_with(d, [GOOD_WEIGHTS[0], ("fc", "InnerProduct", [])])
     return Broken(
         prototxt,
         weights,

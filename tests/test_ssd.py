@@ -303,6 +303,13 @@ layer { name: "per_class" type: "DetectionOutput" bottom: "loc_per_class" bottom
         detection_output_param { num_classes: 4 share_location: false background_label_id: -1 code_type: CENTER_SIZE
                                  keep_top_k: 30 confidence_threshold: 0.25
                                  nms_param { nms_threshold: 0.5 top_k: 16 } } }
+layer { name: "clipped" type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "priors" top: "clipped"
+        detection_output_param { num_classes: 4 share_location: true background_label_id: 0 code_type: CENTER_SIZE
+                                 keep_top_k: 200 confidence_threshold: 0.2 nms_param { nms_threshold: 0.45 }
+                                 clip: true } }
+layer { name: "unclipped" type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "priors" top: "unclipped"
+        detection_output_param { num_classes: 4 share_location: true background_label_id: 0 code_type: CENTER_SIZE
+                                 keep_top_k: 200 confidence_threshold: 0.2 nms_param { nms_threshold: 0.45 } } }
 """
 
 
@@ -319,13 +326,17 @@ def test_detection_output_matches_opencv(data_format, tmp_path):
         "loc_per_class": (rng.standard_normal((2, 1024)) * 0.1).astype(np.float32),
         "conf": (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).reshape(2, 256).astype(np.float32),
     }
-    names = ["center_size", "corner", "per_class"]
+    names = ["center_size", "corner", "per_class", "clipped", "unclipped"]
     references = opencv_forward(prototxt, None, inputs, names)
     outputs = convert_and_run(prototxt, None, inputs, names, data_format, tmp_path)
     for name, actual, reference in zip(names, outputs, references):
         expected = opencv_detections(reference)
         assert set(expected[:, 0]) == {0, 1}, name
         assert_detections_match(actual, expected, name)
+    # OpenCV's clip (its dialect of DetectionOutput) clamps the decoded boxes before NMS: here it
+    # changes boxes that leave the image, so the two layers differ.
+    clipped, unclipped = (caffe_detections(o)[:, 3:] for o in outputs[3:])
+    assert clipped.min() >= 0 and clipped.max() <= 1 and (unclipped.min() < 0 or unclipped.max() > 1)
 
 
 def test_verify_compares_detections_as_caffe_orders_them(tmp_path):

@@ -15,6 +15,7 @@ from caffe2keras.errors import ArgumentError, ConversionWarning, NetError, Regis
 from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, infer_shapes, is_dropped_type
 from caffe2keras.labels import check_label_count, read_labels
 from caffe2keras.layout import Layout
+from caffe2keras.minimum_size import minimum_sizes
 from caffe2keras.plan import check_supported, plan_layer
 from caffe2keras.preprocessing import Preprocessing, declared_transforms, plan_inputs, unembedded_warning
 from caffe2keras.progress import Progress
@@ -32,6 +33,7 @@ def convert(
     progress: bool = False,
     preprocessing=None,
     labels=None,
+    allow_random: bool = False,
 ):
     """Convert a Caffe net to a Keras functional model.
 
@@ -52,6 +54,9 @@ def convert(
             :class:`ConversionWarning` says what Caffe's data layers did.
         labels: class labels (a file of one per line, or a sequence) for the model to carry;
             ``caffe2keras predict`` and :func:`model_labels` read them back.
+        allow_random: a layer the weights file lacks starts, as in Caffe, from its prototxt's
+            fillers; constant ones always, random ones (xavier, gaussian...) only when True.
+            A :class:`ConversionWarning` names such layers.
 
     Returns:
         A ``keras.Model`` whose inputs are named and ordered as the net's input blobs and whose
@@ -67,7 +72,7 @@ def convert(
             graph.blob(name)
     options = Preprocessing.from_argument(preprocessing)
     label_list = None if labels is None else read_labels(labels)
-    steps = plan_inputs(net, prototxt, graph, options, label_list)
+    steps = plan_inputs(net, prototxt, graph, options, label_list, minimum_sizes(graph, shape_rule_or_none))
     if options is None and (message := unembedded_warning(declared_transforms(net))):
         warnings.warn(message, ConversionWarning, stacklevel=2)
     with Progress(progress) as bars:
@@ -85,11 +90,16 @@ def convert(
                 outputs,
                 on_layer=lambda op: advance(detail=f"{op.name} ({op.type})"),
                 input_layers={step.blob: step.layer(layout.data_format) for step in steps},
+                allow_random=allow_random,
             )
     if label_list is not None:
         output = model.outputs[0]
         check_label_count(label_list, math.prod(output.shape[1:]), model.output_names[0])
     return model
+
+
+def shape_rule_or_none(op) -> ShapeRule | None:
+    return rule_for(op.type).shapes
 
 
 def load_graph(prototxt: PathLike, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:

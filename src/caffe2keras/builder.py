@@ -7,6 +7,7 @@ builder only wires, names and calls the Keras layers, creating their variables f
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 from caffe2keras.default_backend import use_default_backend
@@ -20,7 +21,15 @@ from caffe2keras.arrays import is_owned, owned_copy, release_pages  # noqa: E402
 from caffe2keras.caffe.weights import Weights  # noqa: E402
 from caffe2keras.converters import base  # noqa: E402
 from caffe2keras.converters.base import Step  # noqa: E402
-from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, WeightsError  # noqa: E402
+from caffe2keras.converters.pooling import shrinking_pools_upstream  # noqa: E402
+from caffe2keras.errors import (  # noqa: E402
+    Caffe2KerasError,
+    ConversionWarning,
+    LayerError,
+    NetError,
+    ShapeError,
+    WeightsError,
+)
 from caffe2keras.framework_internals import call_creating_variables  # noqa: E402
 from caffe2keras.graph import BlobRef, Graph, Op, check_top_count, needed_ops  # noqa: E402
 from caffe2keras.keras_names import keras_name  # noqa: E402
@@ -112,8 +121,12 @@ def build_model(
     model_class: type = keras.Model,
     fill_missing: bool = False,
     on_steps: Callable[[Op, list[Step]], None] | None = None,
+    allow_random: bool = False,
 ) -> keras.Model:
     """The Keras model of ``graph``; ``weights=None`` builds the architecture only.
+
+    A layer the weights file lacks starts, as in Caffe, from its prototxt's fillers: constant
+    ones, or random ones with ``allow_random``; a :class:`ConversionWarning` lists such layers.
 
     ``input_layers`` puts a layer between an input blob's ``keras.Input`` and the net (Caffe's
     preprocessing); it is named ``<input>_preprocess``. Training uses the rest: ``model_class``
@@ -126,13 +139,17 @@ def build_model(
         )
     output_refs = graph.outputs if outputs is None else [graph.blob(name) for name in outputs]
     if not output_refs:
-        raise NetError("the net has no outputs: every blob is consumed by a layer.")
+        raise NetError(
+            "the net has no outputs: every blob is consumed by a layer. Name the blobs you want with "
+            "outputs=[...] (CLI: --outputs NAME,...). Received: outputs=None"
+        )
     if len({ref.name for ref in output_refs}) != len(output_refs):
         raise NetError(f"outputs must be distinct. Received: outputs={[r.name for r in output_refs]}")
     needed = needed_ops(graph, output_refs)
     ops = [op for op in graph.ops if id(op) in needed]
     builder = _Builder(graph, weights, layout, rule_for, ops, input_layers or {})
     builder.fill_missing, builder.on_steps = fill_missing, on_steps
+    builder.allow_random = allow_random
     for op in graph.ops:
         if id(op) not in needed:
             builder.validate(op)
@@ -141,6 +158,13 @@ def build_model(
             on_layer(op)
         builder.convert(op)
     model_outputs = builder.outputs(output_refs)
+    if builder.filled:
+        warnings.warn(
+            "the weights file lacks these layers; as in Caffe, they start from their prototxt's fillers: "
+            + "; ".join(builder.filled.values()),
+            ConversionWarning,
+            stacklevel=3,
+        )
     # One input or output is a tensor, as in keras.applications; several stay a list.
     with recursion_room(len(graph.ops)):
         return model_class(
@@ -157,8 +181,10 @@ def _single_or_list(tensors: list):
 class _Builder:
     """The Keras tensors of a graph's blob values, made op by op."""
 
-    def __init__(self, graph, weights, layout, rule_for, ops: Sequence[Op], input_layers):
+    def __init__(self, graph, weights, layout, rule_for, ops: Sequence[Op], input_layers, allow_random=False):
         self.graph, self.weights, self.layout, self.rule_for = graph, weights, layout, rule_for
+        self.allow_random = allow_random
+        self.filled: dict[str, str] = {}  # layer name -> what its fillers made
         self.names = NameTable()
         self.tensors: dict[BlobRef, object] = {}
         self.producer_name: dict[BlobRef, str] = {}  # the Keras layer that made each blob value
@@ -183,21 +209,47 @@ class _Builder:
         # Caffe's copy_from leaves a layer the weights file lacks as its fillers made it.
         missing = self.fill_missing and self.weights is not None and op.name not in self.weights
         weights = None if missing else self.weights
-        return plan_layer(op, [self.graph.shapes[b] for b in op.bottoms], self.layout, weights, rule_for=self.rule_for)
+        try:
+            return plan_layer(
+                op,
+                [self.graph.shapes[b] for b in op.bottoms],
+                self.layout,
+                weights,
+                rule_for=self.rule_for,
+                allow_random=self.allow_random,
+            )
+        except ShapeError as error:
+            if len(op.bottoms) > 1 and (pools := shrinking_pools_upstream(self.graph, op)):
+                raise ShapeError(
+                    op.name,
+                    op.type,
+                    f"{error.detail.rstrip('.')}. {'; '.join(pools)}, as Caffe computes pooling. Darknet pads "
+                    "its stride-1 max pooling to keep the size, and YOLOv3-tiny's Caffe ports patch Caffe's "
+                    "pooling code in C++ to match it: stock Caffe refuses this net too",
+                    error.field,
+                    error.value,
+                ) from None
+            raise
+
+    def _steps(self, plan: LayerPlan) -> list[Step]:
+        steps = plan.steps
+        if plan.node.filled:
+            self.filled[plan.op.name] = f"{plan.op.name} ({plan.op.type}: {', '.join(plan.node.filled)})"
+        return steps
 
     def validate(self, op: Op) -> None:
         """Check a layer no output needs, as Caffe sets up every layer: parameters, shapes, weights."""
         if self.rule_for(op.type).shapes is None or any(b not in self.graph.shapes for b in op.bottoms):
             return  # a plugin without a shape rule, or downstream of one: nothing to check against
         plan = self._plan(op)
-        plan.steps  # noqa: B018 (the converter checks the parameters and weights)
+        self._steps(plan)  # the converter checks the parameters and weights
         self.graph.shapes.update(zip(op.tops, plan.out_shapes))
 
     def convert(self, op: Op) -> None:
         plan = self._plan(op)
         node, out_shapes = plan.node, plan.out_shapes
         in_shapes, layer_weights = node.in_shapes, node.weights
-        steps = self.shared.apply(node, plan.steps)
+        steps = self.shared.apply(node, self._steps(plan))
         # A layer without bottoms (Parameter) is wired to the first net input, which it ignores.
         bottoms = [self.tensors[b] for b in op.bottoms] or self.inputs[:1]
         if steps:

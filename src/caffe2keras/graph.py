@@ -10,7 +10,8 @@
   would see in Caffe, and the last version is what pycaffe shows after a
   forward pass.
 * The net's outputs are, as in Caffe, the blobs nobody consumes, sorted by
-  name (Caffe keeps them in a ``std::set``).
+  name (Caffe keeps them in a ``std::set``); blobs only ``Silence`` consumes
+  count when there is no other.
 
 Shape inference takes its per-type rules from the caller, so this module
 knows nothing of converters. A dimension may be free (``None``): the net is
@@ -351,7 +352,7 @@ class _Wiring:
 
     def graph(self, name: str) -> Graph:
         """The graph of the layers added: inputs are the declared inputs some layer reads, outputs
-        the final blob values no layer reads (nor Silence)."""
+        the final blob values no layer reads (nor Silence, unless Silence reads them all)."""
         consumed = {b for op in self.ops for b in op.bottoms}
         graph = Graph(
             name=name,
@@ -362,10 +363,10 @@ class _Wiring:
         )
         graph.producers = {top: op for op in self.ops for top in op.tops}
         produced_final = {ref for ref in graph.final.values() if ref in graph.producers}
-        graph.outputs = sorted(
-            (ref for ref in produced_final if ref not in consumed and ref.name not in self.silenced),
-            key=lambda ref: ref.name,
-        )
+        unconsumed = sorted((ref for ref in produced_final if ref not in consumed), key=lambda ref: ref.name)
+        # Silence marks a blob as not wanted; a deploy net whose only result is silenced (colorization
+        # silences class8_ab) would otherwise have nothing to give, so those blobs are its outputs.
+        graph.outputs = [ref for ref in unconsumed if ref.name not in self.silenced] or unconsumed
         return graph
 
 

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from caffe2keras.errors import ConversionWarning, ModelFileError, PreprocessingError
+from caffe2keras.image_files import decode_image
 from caffe2keras.keras_files import check_keras_file
+from caffe2keras.minimum_size import check_input_sizes
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,7 @@ def read_images(paths: Sequence[str | os.PathLike], spec: ImageInput) -> list[np
         raise ModelFileError(paths[0], "reading images needs OpenCV: pip install 'caffe2keras[images]'.") from None
     images = []
     for path in paths:
-        flag = cv2.IMREAD_GRAYSCALE if spec.order == "gray" else cv2.IMREAD_COLOR
-        image = cv2.imread(os.fspath(path), flag) if os.path.isfile(path) else None
-        if image is None:
-            raise ModelFileError(path, unreadable_image_reason(path))
+        image = decode_image(path, cv2.IMREAD_GRAYSCALE if spec.order == "gray" else cv2.IMREAD_COLOR)
         size = (spec.width or image.shape[1], spec.height or image.shape[0])
         image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
         image = image[:, :, None] if image.ndim == 2 else image
@@ -121,6 +120,7 @@ def predict_images(model, images: Sequence[np.ndarray]) -> np.ndarray:
         batches.setdefault(image.shape, []).append(index)
     outputs: list[np.ndarray | None] = [None] * len(images)
     for indices in batches.values():
+        check_input_sizes(model, [(len(indices), *images[indices[0]].shape)])
         predicted = model.predict(np.stack([images[i] for i in indices]), verbose=0)
         for index, output in zip(indices, predicted):
             outputs[index] = output
@@ -152,14 +152,6 @@ def predict_files(model, paths: Sequence[str | os.PathLike], spec: ImageInput, b
             )
         shape = scores.shape[1:]
         yield scores
-
-
-def unreadable_image_reason(path) -> str:
-    if os.path.isdir(path):
-        return "is a directory, not an image file."
-    if not os.path.exists(path):
-        return "no such file."
-    return "OpenCV cannot read it as an image."
 
 
 def warn_if_raw(spec: ImageInput, model_path) -> None:

@@ -46,6 +46,12 @@ class Node:
     requested: dict = field(default_factory=dict, compare=False, repr=False)
     # Blobs folded into others (BatchNorm's scale factor): the Keras layer holds no weight for them.
     folded: set = field(default_factory=set, compare=False, repr=False)
+    # The weights file has no entry for this layer: as in Caffe, its blobs are what its fillers make.
+    from_fillers: bool = False
+    # Whether a random filler may make them (else such a layer is refused).
+    allow_random: bool = False
+    # "blob i: filler" for each blob made from a filler, for the conversion's summary.
+    filled: list = field(default_factory=list, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -90,6 +96,8 @@ class Node:
             self.folded.add(index)
         if self.weights is None:
             return None
+        if self.from_fillers:
+            return self._filled_blob(index, expected)
         self._used.add(index)
         if index >= len(self.weights):
             held = f"{len(self.weights)} blob(s)" if self.weights else "no blobs"
@@ -116,6 +124,45 @@ class Node:
             field,
             value,
         )
+
+    def _filled_blob(self, index: int, expected: Shape) -> np.ndarray:
+        """Blob ``index`` as the prototxt's filler makes it, as Caffe keeps it for a layer the
+        weights file lacks."""
+        from caffe2keras.converters.fillers import RANDOM_FILLERS, blob_filler, filler_values  # Keras initializers
+
+        filler = blob_filler(self.type, self.param, index)
+        if filler is None:
+            raise WeightsError(
+                self.name,
+                self.type,
+                "the weights file has no blobs for this layer, and caffe2keras does not know which "
+                f"filler Caffe would start {self.type}'s blob {index} from",
+                "blobs",
+                0,
+            )
+        filler_field, default, kind = filler
+        if kind in RANDOM_FILLERS and not self.allow_random:
+            raise WeightsError(
+                self.name,
+                self.type,
+                f"the weights file has no blobs for this layer and its prototxt starts blob {index} from a "
+                f"random {kind!r} filler, so every conversion would differ; pass allow_random=True "
+                "(CLI: --allow-random-init) to accept random values",
+                filler_field,
+                kind,
+            )
+        if kind != "constant" and kind not in RANDOM_FILLERS:
+            raise WeightsError(
+                self.name,
+                self.type,
+                f"the weights file has no blobs for this layer and caffe2keras cannot draw its {kind!r} filler",
+                filler_field,
+                kind,
+            )
+        values = filler_values(self.param, filler_field, default, expected)
+        constant = kind == "constant" and values.size and np.all(values == values.flat[0])
+        self.filled.append(f"blob {index} {kind} {values.flat[0]:g}" if constant else f"blob {index} {kind}")
+        return values
 
     def check_all_blobs_used(self) -> None:
         if self.weights is not None and len(self.weights) > len(self._used):

@@ -145,8 +145,13 @@ def plan_layer(
     weights: Weights | None = None,
     *,
     rule_for: RuleFor = base.rule_for,
+    allow_random: bool = False,
 ) -> LayerPlan:
-    """Plan ``op`` given its bottoms' Caffe shapes; ``weights=None`` plans the architecture only."""
+    """Plan ``op`` given its bottoms' Caffe shapes; ``weights=None`` plans the architecture only.
+
+    A layer the weights file lacks reads its blobs, as Caffe keeps them, from its prototxt's
+    fillers: constant ones, or random ones with ``allow_random`` (``node.filled`` says which).
+    """
     rule = rule_for(op.type)
     refused = refusal(op, rule_for)
     if refused is not None:
@@ -167,7 +172,15 @@ def plan_layer(
         check_top_count(op, len(out_shapes))
         for top, shape in zip(op.tops, out_shapes):
             check_blob_shape(shape, op.name, op.type, f"top {top.name!r}")
-    node = Node(op, in_shapes, out_shapes or (), layout, layer_blobs(weights, op))
+    node = Node(
+        op,
+        in_shapes,
+        out_shapes or (),
+        layout,
+        layer_blobs(weights, op),
+        from_fillers=weights is not None and weights.get(op.name) is None,
+        allow_random=allow_random,
+    )
     return LayerPlan(op, rule, None, node, out_shapes)
 
 

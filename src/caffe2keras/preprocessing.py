@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from caffe2keras.caffe import read_blob_file
 from caffe2keras.errors import ModelFileError, PreprocessingError
 from caffe2keras.graph import Graph, layer_is_kept
 from caffe2keras.layout import Layout
+from caffe2keras.numeric import require_finite, require_real
 
 # The data layers that run Caffe's DataTransformer (HDF5Data, DummyData and Input do not).
 TRANSFORMING_TYPES = frozenset({"Data", "ImageData", "MemoryData", "WindowData", "AnnotatedData", "VideoData"})
@@ -141,6 +142,7 @@ class InputPreprocessing:
     scale: float
     channel_order: str | None  # the net's; None: the blob as it is (not a colour image, or labels alone)
     labels: tuple[str, ...] | None = None
+    min_size: tuple[int, int] | None = None  # of a free-size input: the smallest (H, W) the net takes
 
     def layer(self, data_format: str, name: str | None = None):
         from caffe2keras.layers.preprocessing import CaffePreprocessing
@@ -153,6 +155,7 @@ class InputPreprocessing:
             data_format=data_format,
             labels=self.labels,
             mean=mean,
+            min_size=self.min_size,
             name=name,
         )
 
@@ -212,6 +215,7 @@ def find_mean_file(mean_file: str, prototxt: str | os.PathLike) -> Path:
 def read_mean_image(path: str | os.PathLike) -> np.ndarray:
     """A ``mean.binaryproto`` as a (C, H, W) float32 image (Caffe writes it as (1, C, H, W))."""
     image = read_blob_file(path)
+    require_finite(image, "mean", lambda message: ModelFileError(path, message))
     while image.ndim > 3 and image.shape[0] == 1:
         image = image[0]
     if image.ndim != 3:
@@ -228,7 +232,9 @@ def mean_for_input(mean: MeanSpec, caffe_shape: Sequence[int], blob: str) -> np.
     channels, height, width = caffe_shape[1:]
     if isinstance(mean, (str, os.PathLike)):
         mean = read_mean_image(mean)
-    mean = np.asarray(mean, dtype=np.float32)
+    mean = require_real(mean, "mean", PreprocessingError)
+    require_finite(mean, "mean", PreprocessingError)
+    mean = mean.astype(np.float32)
     if mean.ndim <= 1:
         values = mean.reshape(-1)
         if len(values) not in (1, channels):
@@ -237,6 +243,12 @@ def mean_for_input(mean: MeanSpec, caffe_shape: Sequence[int], blob: str) -> np.
                 f"in the net's channel order. Received: mean={values.tolist()}"
             )
         return np.broadcast_to(values, (channels,)).reshape(channels, 1, 1).copy()
+    if height is None or width is None:
+        # Caffe's DataTransformer subtracts a mean image only from images of its own size.
+        raise PreprocessingError(
+            f"a mean image fits one input size, but input {blob!r} has a free size ({height}x{width}); give one "
+            f"mean value per channel instead (--mean B,G,R), or convert at a fixed size. Received: mean.shape={mean.shape}"
+        )
     if mean.ndim != 3 or mean.shape[0] != channels or mean.shape[1] < height or mean.shape[2] < width:
         raise PreprocessingError(
             f"a mean image must have the input's {channels} channels and at least its {height}x{width} "
@@ -268,6 +280,7 @@ def resolve_input(
         elif declared.mean_values:
             mean = declared.mean_values
     scale = options.scale if options.scale is not None else declared.scale if declared is not None else 1.0
+    require_finite(require_real(scale, "scale", PreprocessingError), "scale", PreprocessingError)
     order = options.channel_order
     if order == "bgr" and channels != 3:
         raise PreprocessingError(
@@ -289,11 +302,13 @@ def plan_inputs(
     graph: Graph,
     options: Preprocessing | None,
     labels: Sequence[str] | None,
+    min_sizes: Mapping[str, tuple[int, int]] | None = None,
 ) -> list[InputPreprocessing]:
     """The preprocessing steps a conversion puts in front of its inputs.
 
-    Labels ride on the first step; without preprocessing they get one that passes the blob on
-    unchanged (channel_order None: the model takes the net's blob, not RGB images).
+    Labels ride on the first step, and each free-size input's minimum size on its own; without
+    preprocessing they get a step that passes the blob on unchanged (channel_order None: the model
+    takes the net's blob, not RGB images).
     """
     inputs = {ref.name: graph.shapes[ref] for ref in graph.inputs}
     transforms = declared_transforms(net)
@@ -317,12 +332,22 @@ def plan_inputs(
                 )
             targets = [next(iter(inputs))]
     steps = [resolve_input(b, inputs[b], options, transforms.get(b), prototxt) for b in targets]
-    if labels is not None:
-        if not steps:
-            steps = [InputPreprocessing(next(iter(inputs)), None, 1.0, None)]
-        head = steps[0]
-        steps[0] = InputPreprocessing(head.blob, head.mean, head.scale, head.channel_order, tuple(labels))
-    return steps
+    if labels is not None and not steps:
+        steps = [_unchanged(next(iter(inputs)))]
+    steps += [_unchanged(blob) for blob in min_sizes or {} if blob not in {s.blob for s in steps}]
+    return [
+        replace(
+            step,
+            labels=tuple(labels) if labels is not None and index == 0 else None,
+            min_size=(min_sizes or {}).get(step.blob),
+        )
+        for index, step in enumerate(steps)
+    ]
+
+
+def _unchanged(blob: str) -> InputPreprocessing:
+    """A step that passes the blob on as it is: a place for the labels or the minimum size."""
+    return InputPreprocessing(blob, None, 1.0, None)
 
 
 def preprocess_input(
@@ -349,7 +374,7 @@ def preprocess_input(
     Returns:
         The float32 blob Caffe's data layer made, in ``data_format`` and x's rank.
     """
-    array = np.asarray(x)
+    array = require_real(x, "x", PreprocessingError)
     single = array.ndim == 3
     batch = array[None] if single else array
     if batch.ndim != 4:

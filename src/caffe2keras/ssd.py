@@ -36,6 +36,15 @@ def _both_or_single(op: Op, p, pair: tuple[str, str], single: str, cast) -> tupl
 def prior_box_args(op: Op) -> dict:
     """PriorBox's arguments from prior_box_param, checked as SSD checks them."""
     p = op.param.prior_box_param
+    for field in ("offset_h", "offset_w", "width", "height"):
+        require(
+            not getattr(p, field),
+            op,
+            "OpenCV's explicit prior offsets and sizes are not supported (SSD's Caffe has no such field)",
+            f"prior_box_param.{field}",
+            list(getattr(p, field)),
+            kind=UnsupportedParameterError,
+        )
     min_sizes, max_sizes, variances = list(p.min_size), list(p.max_size), list(p.variance)
     require(
         min_sizes and min(min_sizes) > 0,
@@ -109,6 +118,15 @@ def detection_output_args(op: Op) -> dict:
         nms.nms_threshold,
     )
     require(0 < nms.eta <= 1, op, "eta must be in (0, 1]", "detection_output_param.nms_param.eta", nms.eta)
+    require(
+        p.normalized_bbox,
+        op,
+        "caffe2keras decodes boxes normalized to [0, 1] only (OpenCV's normalized_bbox: false adds 1 to "
+        "every width and height and clips to a fourth bottom's size)",
+        "detection_output_param.normalized_bbox",
+        False,
+        kind=UnsupportedParameterError,
+    )
     return dict(
         num_classes=p.num_classes,
         share_location=p.share_location,
@@ -120,4 +138,5 @@ def detection_output_args(op: Op) -> dict:
         nms_threshold=nms.nms_threshold,
         top_k=nms.top_k if nms.HasField("top_k") else -1,
         eta=nms.eta,
+        clip=p.clip,
     )

@@ -79,6 +79,10 @@ def scale_bias_cases() -> list[Case]:
             two_bottom_case(m, f"{t}_bottom_nc", layer_type, (2, 3, 4, 5), (2, 3), 0, opencv=no_bias),
             two_bottom_case(m, f"{t}_bottom_full", layer_type, (2, 3, 4, 5), (2, 3, 4, 5), 0, opencv=no_bias),
             two_bottom_case(m, f"{t}_bottom_2d", layer_type, (2, 6), (2, 6), 0, opencv=no_bias),
+            # bottom 1 past the batch axis: its own axis 0 is not a batch (BVLC allows any axis)
+            two_bottom_case(m, f"{t}_bottom_ch_at_axis1", layer_type, (2, 3, 4, 5), (3, 4), 1, opencv=no_bias),
+            two_bottom_case(m, f"{t}_bottom_chw_at_axis1", layer_type, (2, 3, 4, 5), (3, 4, 5), 1, opencv=no_bias),
+            two_bottom_case(m, f"{t}_bottom_w_at_axis3", layer_type, (2, 3, 4, 5), (5,), 3, opencv=no_bias),
         ]
     cases += [
         affine_case(m, "scale_channel_bias", "Scale", (2, 4, 3, 5), bias_term=True),

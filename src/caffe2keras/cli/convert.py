@@ -43,6 +43,11 @@ def register(commands) -> None:
     add_shape_options(parser)
     add_preprocessing_options(parser)
     parser.add_argument("--labels", metavar="FILE", help="class labels, one per line, for the model to carry")
+    parser.add_argument(
+        "--allow-random-init",
+        action="store_true",
+        help="layers the weights file lacks may start from random prototxt fillers (constant ones always do)",
+    )
     add_progress_options(parser)
     parser.set_defaults(run=run)
 
@@ -63,6 +68,7 @@ def run(args) -> int:
         progress=progress,
         preprocessing=preprocessing_options(args),
         labels=args.labels,
+        allow_random=args.allow_random_init,
     )
     save_atomically(model, args.output, progress)
     if not args.quiet:

@@ -155,10 +155,22 @@ def threshold(node: Node) -> Step:
     return Step(caffe_layers.Threshold(threshold=node.param.threshold_param.threshold))
 
 
-@converts("Dropout", shapes=same_shapes, doc=LayerDoc("`Dropout`", ""))
+@converts(
+    "Dropout",
+    shapes=same_shapes,
+    doc=LayerDoc(
+        "`Dropout` (+ `Rescaling`)",
+        "`dropout_ratio`; caffe-fast-rcnn's `scale_train: false` (scaled by 1 - ratio at test time)",
+    ),
+)
 def dropout(node: Node):
-    """Caffe's Dropout as Keras' Dropout (nothing at all when the ratio is 0)."""
-    ratio = node.param.dropout_param.dropout_ratio
+    """Caffe's Dropout as Keras' Dropout (nothing at all when the ratio is 0).
+
+    caffe-fast-rcnn's ``scale_train: false`` keeps the kept values unscaled in training and
+    multiplies by ``1 / scale`` at test time: Keras' Dropout followed by that factor does both.
+    """
+    p = node.param.dropout_param
+    ratio = p.dropout_ratio
     require(0 <= ratio < 1, node.op, "dropout_ratio must be in [0, 1)", "dropout_param.dropout_ratio", ratio)
     require(
         not node.param.dropout_param.sample_weights_test,
@@ -170,7 +182,14 @@ def dropout(node: Node):
         kind=UnsupportedParameterError,
     )
     # Identity at inference; kept so that fine-tuning regularizes as the Caffe net did.
-    return Step(layers.Dropout(ratio)) if ratio > 0 else IDENTITY
+    steps = [Step(layers.Dropout(ratio), suffix="dropout")] if ratio > 0 else []
+    if not p.scale_train and ratio > 0:
+        # The fork's float arithmetic: scale_ = 1 / (1 - threshold_) stored as a float, then 1 / scale_.
+        scale = np.float32(1.0 / (1.0 - np.float64(np.float32(ratio))))
+        steps.append(Step(layers.Rescaling(float(np.float32(1.0 / np.float64(scale))))))
+    if len(steps) == 1:
+        return Step(steps[0].layer)
+    return steps or IDENTITY
 
 
 @converts("Softmax", shapes=same_shapes, doc=LayerDoc("`Softmax`", "`axis`"))

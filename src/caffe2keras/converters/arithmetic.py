@@ -10,7 +10,7 @@ from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import Affine, WeightedSum
+from caffe2keras.layers import Affine, BroadcastOperand, WeightedSum
 
 
 def eltwise_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -121,15 +121,9 @@ def _affine_param_shape(node: Node, start: int, param_shape: Shape) -> tuple[int
 
 def _merge_bottoms(node: Node, start: int, param_shape: Shape, merge: layers.Layer) -> list[Step]:
     """Steps that reshape bottom 1 to broadcast against bottom 0 in this layout, then ``merge`` the two."""
-    require(
-        start == 0,
-        node.op,
-        "a second bottom must cover the batch axis (axis: 0), since every Keras tensor is batched",
-        f"{node.type.lower()}_param.axis",
-        start,
-        kind=UnsupportedParameterError,
-    )
     rank = len(node.in_shapes[0])
+    if start > 0:
+        return _merge_unbatched(node, start, param_shape, merge)
     target = broadcast_shape(node.in_shapes[0], 0, param_shape)
     steps = []
     to_caffe = to_caffe_order(node.layout, len(param_shape))
@@ -142,7 +136,10 @@ def _merge_bottoms(node: Node, start: int, param_shape: Shape, merge: layers.Lay
     return [*steps, Step(merge, inputs=[0, steps[-1]])]
 
 
-AFFINE = LayerDoc("`Affine`; `Multiply`/`Add` with a second bottom", "`axis`, `num_axes`, `bias_term`")
+AFFINE = LayerDoc(
+    "`Affine`; `Multiply`/`Add` with a second bottom (`BroadcastOperand` when it starts past axis 0)",
+    "`axis`, `num_axes`, `bias_term`; a second bottom at any axis",
+)
 
 
 @converts("Scale", shapes=scale_shapes, doc=AFFINE)
@@ -185,6 +182,29 @@ def bias(node: Node) -> list[Step]:
     keras_shape = _affine_param_shape(node, start, param_shape)
     filler = caffe_filler(node.param, "bias_param.filler", param_shape, keras_shape=keras_shape)
     return [Step(Affine(keras_shape, use_scale=False, use_bias=True, beta_initializer=filler), [beta])]
+
+
+def _merge_unbatched(node: Node, start: int, param_shape: Shape, merge: layers.Layer) -> list[Step]:
+    """Bottom 1 covers axes ``start..`` (>= 1) of bottom 0: its own axis 0 is not a batch. It is
+    put in Caffe's order, given bottom 0's rank with a leading 1, and moved to this layout."""
+    rank = len(node.in_shapes[0])
+    require(
+        None not in param_shape,
+        node.op,
+        "a second bottom that does not cover the batch axis needs a fixed shape",
+        "bottom_shapes",
+        [tuple(s) for s in node.in_shapes],
+        kind=UnsupportedParameterError,
+    )
+    steps = []
+    to_caffe = to_caffe_order(node.layout, len(param_shape))
+    if to_caffe:
+        steps.append(Step(to_caffe.layer, inputs=[1], suffix="operand_to_nchw"))
+    target = [1, *broadcast_shape(node.in_shapes[0], start, param_shape)[1:]]
+    perm = node.layout.perm(rank)
+    operand = BroadcastOperand(target, None if perm == tuple(range(rank)) else perm)
+    steps.append(Step(operand, inputs=[steps[-1]] if steps else [1], suffix="operand"))
+    return [*steps, Step(merge, inputs=[0, steps[-1]])]
 
 
 def axpy_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:

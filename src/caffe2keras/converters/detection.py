@@ -188,7 +188,7 @@ def detection_output_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     shapes=detection_output_shapes,
     doc=LayerDoc(
         "`DetectionOutput`",
-        "CENTER_SIZE/CORNER/CORNER_SIZE, `variance_encoded_in_target`, `share_location`, `background_label_id`, `confidence_threshold`, per-class NMS (`nms_threshold`, `top_k`, adaptive `eta`), `keep_top_k`; see below for the output's static shape",
+        "CENTER_SIZE/CORNER/CORNER_SIZE, `variance_encoded_in_target`, `share_location`, `background_label_id`, `confidence_threshold`, per-class NMS (`nms_threshold`, `top_k`, adaptive `eta`), `keep_top_k`, OpenCV's `clip`; see below for the output's static shape",
         origin="SSD",
     ),
 )

@@ -50,6 +50,13 @@ def lrn(node: Node) -> Step:
 def batch_norm(node: Node) -> Step:
     """Caffe's BatchNorm as Keras' BatchNormalization over its stored statistics."""
     p = node.param.batch_norm_param
+    if p.scale_bias:
+        raise node.error(
+            "NVIDIA Caffe's scale_bias (a scale and a shift blob after the statistics) is not supported; "
+            "BVLC nets follow BatchNorm with a Scale layer instead",
+            "batch_norm_param.scale_bias",
+            True,
+        )
     shape = node.in_shapes[0]
     channels = shape[1] if len(shape) > 1 else 1
     field = "bottom_channels"

@@ -287,3 +287,29 @@ def roi_pooling(node: Node) -> list[Step]:
     steps = roi_rows_steps(node)
     pool = ROIPooling((p.pooled_h, p.pooled_w), p.spatial_scale, data_format=node.layout.data_format)
     return [*steps, Step(pool, inputs=[0, steps[-1] if steps else 1])]
+
+
+def shrinking_pools_upstream(graph, op: Op) -> list[str]:
+    """Stride-1 Pooling layers feeding ``op`` whose output is smaller than their input, described.
+
+    Darknet pads its stride-1 max pooling so that YOLOv3-tiny keeps 13x13; Caffe's arithmetic gives
+    12x12, and the nets' Caffe ports patch Caffe's pooling code in C++ to match darknet. Stock Caffe
+    then refuses the net where the shrunken branch meets another: that is where this is reported.
+    """
+    found, seen, pending = [], set(), list(op.bottoms)
+    while pending:
+        producer = graph.producers.get(pending.pop())
+        if producer is None or id(producer) in seen:
+            continue
+        seen.add(id(producer))
+        pending.extend(producer.bottoms)
+        if producer.type != "Pooling" or not producer.bottoms:
+            continue
+        p = producer.param.pooling_param
+        strides = (p.stride_h, p.stride_w) if p.HasField("stride_h") or p.HasField("stride_w") else (p.stride,) * 2
+        before, after = graph.shapes.get(producer.bottoms[0]), graph.shapes.get(producer.tops[0])
+        if strides == (1, 1) and before and after and len(before) == 4 and tuple(after[2:]) != tuple(before[2:]):
+            found.append(
+                f"Pooling layer {producer.name!r} (stride 1) gives {after[2]}x{after[3]} from {before[2]}x{before[3]}"
+            )
+    return found

@@ -36,7 +36,17 @@ from caffe2keras.layers.recurrent import CaffeLSTM, CaffeRNN, LSTMUnit
 from caffe2keras.layers.reduction import ArgMax, Reduction
 from caffe2keras.layers.resampling import BilinearInterp, MaxUnpooling2D
 from caffe2keras.layers.solver import CaffeLearningRate, CaffeSolver
-from caffe2keras.layers.tensor import Affine, BatchReindex, Crop, LearnedTensor, Slice, Tile, Transpose, WeightedSum
+from caffe2keras.layers.tensor import (
+    Affine,
+    BatchReindex,
+    BroadcastOperand,
+    Crop,
+    LearnedTensor,
+    Slice,
+    Tile,
+    Transpose,
+    WeightedSum,
+)
 from caffe2keras.layers.training_model import CaffeTrainingModel
 
 for _module in pkgutil.iter_modules(__path__):
@@ -51,6 +61,7 @@ __all__ = [
     "ArgMax",
     "BatchReindex",
     "BilinearInterp",
+    "BroadcastOperand",
     "CaffeBatchNorm",
     "CaffeFiller",
     "CaffeLSTM",

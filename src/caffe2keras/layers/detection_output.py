@@ -141,6 +141,7 @@ class DetectionOutput(layers.Layer):
         confidence_threshold: scores must exceed it (None: every score counts).
         nms_threshold, top_k, eta: NMS overlap limit, candidates per class (-1: all),
             adaptive factor.
+        clip: clip the decoded boxes to [0, 1] before NMS (OpenCV's ``clip``).
         data_format: ``"channels_last"`` or ``"channels_first"`` (the priors' and output's layout).
     """
 
@@ -156,6 +157,7 @@ class DetectionOutput(layers.Layer):
         nms_threshold=0.3,
         top_k=-1,
         eta=1.0,
+        clip=False,
         data_format="channels_last",
         **kwargs,
     ):
@@ -174,6 +176,7 @@ class DetectionOutput(layers.Layer):
         self.nms_threshold = float(nms_threshold)
         self.top_k = int(top_k)
         self.eta = float(eta)
+        self.clip = bool(clip)
         self.data_format = check_data_format(data_format)
         self.classes = foreground_classes(self.num_classes, self.background_label_id)
 
@@ -247,6 +250,8 @@ class DetectionOutput(layers.Layer):
 
         # (N, classes, priors) per coordinate: each foreground class with its location class.
         decoded = self._decode(loc, priors)
+        if self.clip:
+            decoded = [ops.clip(c, 0.0, 1.0) for c in decoded]
         loc_index = [0] * len(classes) if self.share_location else classes
         coords = [ops.transpose(ops.take(c, loc_index, axis=2), (0, 2, 1)) for c in decoded]
         coords.append(_box_size(*coords))
@@ -303,6 +308,7 @@ class DetectionOutput(layers.Layer):
             nms_threshold=self.nms_threshold,
             top_k=self.top_k,
             eta=self.eta,
+            clip=self.clip,
             data_format=self.data_format,
         )
         return config

@@ -38,6 +38,8 @@ class CaffePreprocessing(keras.layers.Layer):
             ``caffe2keras predict`` and ``decode_predictions``; they take no part in the computation.
         mean: the mean's values (shape ``mean_shape``), set when the layer is built. They are
             saved with the weights, not in the config.
+        min_size: the smallest (height, width) the net takes, for an input of free size: below
+            it a strided layer of the net has no pixels left. A smaller input is refused.
         input_order: read from files saved by earlier versions (the order of the model's input,
             ``"rgb"`` reversed, ``"bgr"`` not) and turned into the ``channel_order`` that computes
             the same.
@@ -51,6 +53,7 @@ class CaffePreprocessing(keras.layers.Layer):
         data_format: str = "channels_last",
         labels: Sequence[str] | None = None,
         mean=None,
+        min_size: Sequence[int] | None = None,
         **kwargs,
     ):
         if "input_order" in kwargs:
@@ -69,6 +72,9 @@ class CaffePreprocessing(keras.layers.Layer):
                 f"the mean's values must have shape mean_shape={self.mean_shape}. Received: mean.shape={np.shape(mean)}"
             )
         self.scale = float(scale)
+        if not np.isfinite(self.scale):
+            raise ValueError(f"scale must be a finite number. Received: scale={scale}")
+        self.min_size = None if min_size is None else tuple(int(d) for d in min_size)
         self.channel_order = channel_order
         self.data_format = check_data_format(data_format)
         self.labels = None if labels is None else [str(label) for label in labels]
@@ -97,6 +103,7 @@ class CaffePreprocessing(keras.layers.Layer):
                 self._initial_mean = None
 
     def call(self, inputs):
+        self._check_size(inputs.shape)
         x = ops.cast(inputs, self.compute_dtype)
         if self.channel_order == "bgr":
             x = ops.flip(x, axis=channel_axis(len(x.shape), self.data_format))
@@ -106,7 +113,18 @@ class CaffePreprocessing(keras.layers.Layer):
             x = x * self.scale
         return x
 
+    def _check_size(self, shape):
+        if self.min_size is None:
+            return
+        size = tuple(shape[1:3] if self.data_format == "channels_last" else shape[2:4])
+        if any(s is not None and s < m for s, m in zip(size, self.min_size)):
+            raise ValueError(
+                f"the input is {size[0]}x{size[1]}, smaller than the {self.min_size[0]}x{self.min_size[1]} the "
+                f"net needs (below it, a strided layer has no pixels left). Received: input size={size}"
+            )
+
     def compute_output_shape(self, input_shape):
+        self._check_size(input_shape)
         return tuple(input_shape)
 
     def get_config(self):
@@ -117,5 +135,6 @@ class CaffePreprocessing(keras.layers.Layer):
             channel_order=self.channel_order,
             data_format=self.data_format,
             labels=self.labels,
+            min_size=None if self.min_size is None else list(self.min_size),
         )
         return config

@@ -165,12 +165,15 @@ class CaffeSolver(optimizers.Optimizer):
         if self.built:
             return
         super().build(var_list)
+        # By the variable's index: update_step gets a backend variable, which on TensorFlow has no
+        # Keras path to look the multipliers up by.
+        self.variable_multipliers = [self.multipliers.get(v.path, (1.0, 1.0)) for v in var_list]
         slots = {"AdaDelta": 2, "Adam": 2}.get(self.solver_type, 1)
         self.histories = [self.add_optimizer_variables(var_list, f"history{i}") for i in range(slots)]
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
-        lr_mult, decay_mult = self.multipliers.get(variable.path, (1.0, 1.0))
+        lr_mult, decay_mult = self.variable_multipliers[index]
         g = ops.cast(gradient, variable.dtype)
         decay = self.caffe_weight_decay * decay_mult
         if decay:
@@ -180,9 +183,12 @@ class CaffeSolver(optimizers.Optimizer):
         m = self.momentum
         kind = self.solver_type
         if kind in ("SGD", "Nesterov"):
-            previous = ops.convert_to_tensor(h)
-            self.assign(h, m * h + rate * g)
-            step = h if kind == "SGD" else (1.0 + m) * h - m * previous
+            # momentum * history, read before the assignment: Nesterov steps back by it. On TensorFlow
+            # convert_to_tensor(h) gave the variable itself, which then read the new value.
+            carried = m * h
+            updated = carried + rate * g
+            self.assign(h, updated)
+            step = updated if kind == "SGD" else (1.0 + m) * updated - carried
         elif kind == "AdaGrad":
             self.assign(h, h + ops.square(g))
             step = rate * g / (ops.sqrt(h) + self.delta)

@@ -299,3 +299,37 @@ class LearnedTensor(layers.Layer):
         config = super().get_config()
         config.update(value_shape=self.value_shape)
         return config
+
+
+@saving.register_keras_serializable(package=PACKAGE)
+class BroadcastOperand(layers.Layer):
+    """A tensor whose first axis is not a batch, reshaped whole to ``target_shape`` and then
+    transposed by ``perm`` (None: not at all).
+
+    Caffe's two-bottom Scale and Bias take a second blob covering axes ``axis..`` of the first,
+    such as (C,) or (C, H) at axis 1. In Keras that blob's first axis sits where a batch would;
+    this layer gives it the rank of the first blob with a leading 1 that broadcasts over the batch.
+    """
+
+    def __init__(self, target_shape, perm=None, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = checked_shape("target_shape", target_shape)
+        self.perm = None if perm is None else tuple(int(a) for a in perm)
+        if self.perm is not None and sorted(self.perm) != list(range(len(self.target_shape))):
+            raise ValueError(
+                f"perm must order the {len(self.target_shape)} axes of target_shape. Received: perm={perm}"
+            )
+
+    def call(self, inputs):
+        value = ops.reshape(inputs, self.target_shape)
+        return value if self.perm is None else ops.transpose(value, self.perm)
+
+    def compute_output_shape(self, input_shape):
+        if self.perm is None:
+            return self.target_shape
+        return tuple(self.target_shape[a] for a in self.perm)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(target_shape=self.target_shape, perm=self.perm)
+        return config

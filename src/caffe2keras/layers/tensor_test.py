@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from caffe2keras.layers.tensor import Affine, Crop, Slice, Transpose, WeightedSum
+from caffe2keras.layers.tensor import Affine, BroadcastOperand, Crop, Slice, Transpose, WeightedSum
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)
@@ -96,6 +96,21 @@ def test_crop_of_free_sizes_reads_them_when_it_runs(free_size_model):
         np.testing.assert_array_equal(
             like_reference.predict_on_batch([x, reference]), x[:, 1 : height - 3, 2 : width - 1]
         )
+
+
+@pytest.mark.parametrize("perm", [None, (0, 2, 3, 1)])
+def test_broadcast_operand_reshapes_the_whole_tensor(perm, reloaded_outputs, assert_close):
+    """A (3, 4) blob (its axis 0 is not a batch) as (1, 3, 4, 1), then in the layout's order."""
+    value = RNG.standard_normal((3, 4)).astype(np.float32)
+    expected = value.reshape(1, 3, 4, 1)
+    if perm is not None:
+        expected = expected.transpose(perm)
+    assert_close(reloaded_outputs(BroadcastOperand((1, 3, 4, 1), perm), value), expected)
+
+
+def test_broadcast_operand_checks_its_perm():
+    with pytest.raises(ValueError, match="perm must order the 4 axes"):
+        BroadcastOperand((1, 3, 4, 1), (0, 1, 2))
 
 
 def test_transpose_moves_the_batch_axis(reloaded_outputs):

@@ -28,6 +28,7 @@ from caffe2keras.api import convert, load_graph
 from caffe2keras.errors import ArgumentError
 from caffe2keras.graph import BlobRef, Graph
 from caffe2keras.layout import Layout, check_data_format
+from caffe2keras.minimum_size import check_input_sizes
 from caffe2keras.tolerance import ATOL, RTOL, compare
 from caffe2keras.verification.detections import DETECTION_TYPES, detection_row
 from caffe2keras.verification.inputs import prepare_inputs
@@ -139,8 +140,10 @@ def verify(
         outputs=[ref.name for ref in outputs],
         data_format=data_format,
     )
+    layout = Layout(data_format)
+    check_input_sizes(model, {name: layout.keras_shape(array.shape) for name, array in arrays.items()})
     step("running the Keras model")
-    ours = dict(zip(outputs, _keras_blobs(model, graph, arrays, Layout(data_format))))
+    ours = dict(zip(outputs, _keras_blobs(model, graph, arrays, layout)))
     step(f"running the reference ({reference.description})")
     theirs = reference.run(graph, arrays, outputs)
 

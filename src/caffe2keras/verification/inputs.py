@@ -11,6 +11,8 @@ import numpy as np
 from caffe2keras.caffe import read_net
 from caffe2keras.errors import InputShapeError, ModelFileError, VerifyError
 from caffe2keras.graph import BlobRef, Graph, Shape, build_graph
+from caffe2keras.image_files import decode_image
+from caffe2keras.numeric import require_real
 from caffe2keras.numpy_files import read_npy
 from caffe2keras.verification.references import Reference
 from caffe2keras.verification.report import InputInfo, name_list
@@ -31,7 +33,8 @@ def read_input(spec: InputSpec, shape: Shape | None, blob: str) -> tuple[np.ndar
       scaling, as ``convert`` adds no preprocessing — and transposed HWC → CHW, batch 1.
     """
     if isinstance(spec, np.ndarray):
-        return _with_rank(spec.astype(np.float32, copy=False), shape, blob, "array"), "array"
+        array = require_real(spec, blob, VerifyError, f"input {blob!r}").astype(np.float32, copy=False)
+        return _with_rank(array, shape, blob, "array"), "array"
     path = Path(spec)
     if not path.is_file():
         raise VerifyError(f"input file {str(path)!r} for blob {blob!r} does not exist. Received: input={str(path)!r}")
@@ -42,7 +45,8 @@ def read_input(spec: InputSpec, shape: Shape | None, blob: str) -> tuple[np.ndar
             raise VerifyError(
                 f"cannot read input {str(path)!r} as a .npy array: {exc.reason} Received: input={str(path)!r}"
             ) from None
-        return _with_rank(np.asarray(array, dtype=np.float32), shape, blob, str(path)), str(path)
+        array = require_real(array, blob, VerifyError, f"input {str(path)!r} for blob {blob!r}").astype(np.float32)
+        return _with_rank(array, shape, blob, str(path)), str(path)
     return _read_image(path, shape, blob)
 
 
@@ -71,11 +75,7 @@ def _read_image(path: Path, shape: Shape | None, blob: str) -> tuple[np.ndarray,
             f"has shape {shape} (give one with --input-shape {blob}=1,3,H,W). Received: input={str(path)!r}"
         )
     channels, height, width = shape[1:]
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
-    if image is None:
-        raise VerifyError(
-            f"OpenCV cannot read {str(path)!r} as an image (nor is it a .npy file). Received: input={str(path)!r}"
-        )
+    image = decode_image(path, cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
     # A free size (None) takes the image's own.
     height, width = (own if wanted is None else wanted for wanted, own in zip((height, width), image.shape[:2]))
     image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
@@ -119,7 +119,7 @@ def _dictated_input(graph: Graph, ref: BlobRef, dictated: Mapping[str, np.ndarra
             f"reference blobs hold its final value, not the input; give the input (--input {name}=FILE). "
             f"Received: input={name!r}"
         )
-    return np.asarray(dictated[name], dtype=np.float32)
+    return require_real(dictated[name], name, VerifyError, f"the reference's input blob {name!r}").astype(np.float32)
 
 
 def prepare_inputs(

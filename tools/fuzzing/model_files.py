@@ -1,21 +1,12 @@
-"""A fuzzing harness: hostile prototxts, caffemodels, HDF5 weights and ``.keras`` configs, run
-through the CLI in subprocesses held to a memory bound (``RLIMIT_AS``) and a time limit per input.
+"""Fuzzing the model files: hostile prototxts, caffemodels, HDF5 weights and ``.keras`` configs,
+converted through the CLI (see :mod:`tools.fuzzing.harness` for the outcomes).
 
-:func:`generate` draws cases with hypothesis (mutations of real files: the small net below and,
-when ``../shared`` is there, the trained LeNet and CIFAR-10 models); :func:`run` hands them in
-batches to worker processes (``python -m tests.fuzzing CASES RESULTS``), which record one outcome
-per case:
-
-* ``refused``: one ``caffe2keras: error:`` line, exit status 1 or 2, nothing left behind;
-* ``converted``: exit 0 and the ``.keras`` file, nothing else; when the case has a canonical
-  twin (the same net re-serialized by protobuf, or with whitespace and comments added) the two
-  ``.keras`` files hold the same config and weights; a truncated weights file either is refused
-  or converts to the model of the whole file;
-* ``loaded``/``load-refused``: a mutated ``.keras`` config loads or raises (Keras' own errors);
-* ``internal``, ``traceback``, ``property``, ``leftovers``: a bug; ``hang``, ``over-memory``,
-  ``crash``: the worker was killed, ran out of its address space, or died.
-
-Used by ``tests/test_fuzz.py`` (a short run) and ``tools/fuzz.py`` (the long one).
+Cases are mutations of real files: the small net below and, when ``../shared`` is there, the
+trained LeNet and CIFAR-10 models. A conversion must be a clean refusal or exit 0 with the
+``.keras`` file and nothing else; when the case has a canonical twin (the same net re-serialized
+by protobuf, or with whitespace and comments added) the two ``.keras`` files hold the same config
+and weights; a truncated weights file either is refused or converts to the model of the whole
+file. A mutated ``.keras`` config loads or raises (Keras' own errors).
 """
 
 from __future__ import annotations
@@ -23,28 +14,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import json
 import math
-import os
-import pickle
-import resource
-import subprocess
-import sys
 import tempfile
-import time
 import zipfile
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CAFFE2KERAS_SHARED", REPO.parent / "shared"))
-MEMORY_LIMIT = 2 << 30
-CASE_TIMEOUT_S = 60.0
+from tools.fuzzing.harness import SHARED, Case
+
 # Writing a crafted HDF5 dataset of 70**4 values (gzip, checksums) takes seconds, and hypothesis
 # draws larger ones as a run goes on: past this size they are declared, not filled.
 FILLED_VALUES_AT_MOST = 1 << 20
-BUGS = ("internal", "traceback", "property", "leftovers", "hang", "over-memory", "crash")
 
 TINY_NET = """name: "tiny"
 input: "data"
@@ -56,23 +36,6 @@ layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool" pooling_param { 
 layer { name: "fc" type: "InnerProduct" bottom: "pool" top: "fc" inner_product_param { num_output: 5 } }
 layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
 """
-
-
-@dataclass
-class Case:
-    """One input: files by role (prototxt, weights or keras), and what must hold for it.
-
-    A file given as a :class:`SeedFile` is a seed's, unchanged: cases stay small to pickle."""
-
-    kind: str
-    files: dict[str, bytes]
-    weights_suffix: str = ".caffemodel"
-    twin: dict[str, bytes] | None = None  # a canonical form that must convert to the same model
-    truncated_from: bytes | None = None  # the whole weights file, when ``files`` holds a cut one
-    notes: dict = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------------------------------- seeds
 
 
 @dataclass(frozen=True)
@@ -338,13 +301,19 @@ def _strategies():
                 target_zip.writestr(member, data)
         return Case("keras-config", {"keras": buffer.getvalue()}, notes={"layer": key})
 
-    return st.one_of(
-        prototxt_mutation(),
-        prototxt_canonical(),
-        caffemodel_mutation(),
-        hdf5_mutation(),
-        keras_mutation(),
-    )
+    return {
+        "prototxt": st.one_of(prototxt_mutation(), prototxt_canonical()),
+        "caffemodel": caffemodel_mutation(),
+        "hdf5": hdf5_mutation(),
+        "keras": keras_mutation(),
+    }
+
+
+def strategies(chosen) -> dict:
+    """The strategy of each model-file family in ``chosen``, by family name."""
+    if not set(chosen) & {"prototxt", "caffemodel", "hdf5", "keras"}:
+        return {}  # the seeds take seconds to make
+    return {name: strategy for name, strategy in _strategies().items() if name in chosen}
 
 
 _KERAS_SEED: list[bytes] = []
@@ -370,32 +339,6 @@ def keras_seed() -> bytes:
             caffe2keras.save_model(caffe2keras.convert(prototxt), path)
             _KERAS_SEED.append(path.read_bytes())
     return _KERAS_SEED[0]
-
-
-def generate(count: int, seed: int = 0) -> list[Case]:
-    """``count`` cases drawn by hypothesis (no shrinking: every draw is kept)."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hypothesis_seed
-
-    cases: list[Case] = []
-
-    @hypothesis_seed(seed)
-    @settings(
-        max_examples=count,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(_strategies())
-    def collect(case):
-        cases.append(case)
-
-    collect()
-    return cases[:count]
-
-
-# ---------------------------------------------------------------------------------------- the worker
 
 
 def _convert(folder: Path, files: dict[str, bytes], suffix: str) -> tuple[int, str, Path]:
@@ -452,7 +395,7 @@ def _same_model(a: Path, b: Path) -> bool:
     )
 
 
-def run_case(case: Case) -> tuple[str, str]:
+def run_model_case(case: Case) -> tuple[str, str]:
     """The outcome of one case and a detail (the message, or what went wrong)."""
     with tempfile.TemporaryDirectory(prefix="c2k-fuzz-") as name:
         folder = Path(name)
@@ -497,137 +440,3 @@ def _load_keras(folder: Path, case: Case) -> tuple[str, str]:
     except Exception as exc:  # Keras' own errors are the clean refusal here
         return "load-refused", f"{type(exc).__name__}: {str(exc)[-200:]}"
     return "loaded", ""
-
-
-def worker(cases_path: str, results_path: str) -> None:
-    """Run each case, appending ``{"index", "outcome", "detail"}`` lines; a ``start`` line before
-    each lets the parent tell which case hung or killed the process."""
-    import warnings
-
-    warnings.simplefilter("ignore")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with open(cases_path, "rb") as f:
-        first, cases = pickle.load(f)
-    with open(results_path, "a") as out:
-        for index, case in enumerate(cases, start=first):
-            out.write(json.dumps({"index": index, "start": time.time(), "cpu": time.process_time()}) + "\n")
-            out.flush()
-            try:
-                outcome, detail = run_case(case)
-            except MemoryError:
-                outcome, detail = "over-memory", "MemoryError"
-            except Exception as exc:  # the harness itself, or a bug outside the CLI's guard
-                import traceback
-
-                outcome, detail = "traceback", "".join(traceback.format_exception(exc))[-600:]
-            out.write(json.dumps({"index": index, "outcome": outcome, "detail": detail, "kind": case.kind}) + "\n")
-            out.flush()
-
-
-# ---------------------------------------------------------------------------------------- the parent
-
-
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-
-
-@dataclass
-class Report:
-    outcomes: Counter
-    failures: list[dict]
-    seconds: float
-
-    @property
-    def tried(self) -> int:
-        return sum(self.outcomes.values())
-
-
-def run(cases: list[Case], batch: int = 200, timeout_s: float = CASE_TIMEOUT_S, nice: int = 0, log=None) -> Report:
-    """Run ``cases`` in worker processes of ``batch`` cases each, under the memory bound."""
-    outcomes: Counter = Counter()
-    failures: list[dict] = []
-    started = time.time()
-    with tempfile.TemporaryDirectory(prefix="c2k-fuzz-run-") as name:
-        folder = Path(name)
-        position = 0
-        while position < len(cases):
-            chunk = cases[position : position + batch]
-            cases_path, results_path = folder / "cases.pkl", folder / "results.jsonl"
-            with open(cases_path, "wb") as f:
-                pickle.dump((position, chunk), f)
-            results_path.write_text("")
-            done = _run_worker(cases_path, results_path, timeout_s, nice)
-            finished = {r["index"]: r for r in done if "outcome" in r}
-            starts = [r for r in done if "start" in r]
-            for index in range(position, position + len(chunk)):
-                if index in finished:
-                    record = finished[index]
-                elif starts and starts[-1]["index"] == index:
-                    record = {"index": index, "outcome": starts[-1].get("fate", "crash"), "detail": "", "kind": ""}
-                else:
-                    break
-                record["kind"] = record.get("kind") or cases[index].kind
-                outcomes[record["outcome"]] += 1
-                if record["outcome"] in BUGS:
-                    failures.append(record)
-                position = index + 1
-            if log is not None:
-                log(position, outcomes, time.time() - started)
-    return Report(outcomes, failures, time.time() - started)
-
-
-def _run_worker(cases_path: Path, results_path: Path, timeout_s: float, nice: int) -> list[dict]:
-    command = [sys.executable, "-m", "tests.fuzzing", str(cases_path), str(results_path)]
-    if nice:
-        command = ["nice", "-n", str(nice), *command]
-    stderr_path = results_path.with_suffix(".stderr")
-    with open(stderr_path, "wb") as stderr_file:  # a file, not a pipe: a full pipe would stall the worker
-        process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            preexec_fn=_limit_memory,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr_file,
-            env={
-                "KERAS_BACKEND": "jax",
-                **os.environ,
-                "JAX_PLATFORMS": "cpu",
-                "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]),
-            },
-        )
-        while process.poll() is None:
-            time.sleep(0.2)
-            records = _records(results_path)
-            if records and "start" in records[-1] and _over_time(process.pid, records[-1], timeout_s):
-                process.kill()
-                process.wait()
-                records[-1]["fate"] = "hang"
-                return records
-    stderr = stderr_path.read_text(errors="replace")
-    records = _records(results_path)
-    if records and "start" in records[-1]:
-        records[-1]["fate"] = "over-memory" if "MemoryError" in stderr or "bad_alloc" in stderr else "crash"
-    return records
-
-
-def _over_time(pid: int, started: dict, timeout_s: float) -> bool:
-    """Whether the case has used ``timeout_s`` of CPU time (a loaded machine stretches wall time,
-    not CPU time), or ten times that of wall time."""
-    wall = time.time() - started["start"]
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-    except (OSError, ValueError, IndexError):
-        cpu = wall
-    return cpu - started["cpu"] > timeout_s or wall > 10 * timeout_s
-
-
-def _records(path: Path) -> list[dict]:
-    lines = path.read_text().splitlines()
-    return [json.loads(line) for line in lines if line.endswith("}")]
-
-
-if __name__ == "__main__":
-    from tests import fuzzing  # the pickled cases name this module's classes, not __main__'s
-
-    fuzzing.worker(*sys.argv[1:3])

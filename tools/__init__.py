@@ -1,0 +1,1 @@
+"""Scripts of the project: the catalog builder and the fuzzing harness (not installed)."""
