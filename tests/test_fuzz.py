@@ -19,11 +19,6 @@ def test_a_short_fuzzing_run_of_the_model_files_finds_no_bug():
     assert report.outcomes["refused"] + report.outcomes["converted"] > 0
 
 
-# Labels files, catalogs, downloads and weights --into are made safe on another branch (issue 22's
-# file half); until it is merged their runs find its bugs.
-ELSEWHERE = pytest.mark.xfail(reason="fixed with the file surfaces of issue 22", strict=False)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "family",
@@ -32,10 +27,10 @@ ELSEWHERE = pytest.mark.xfail(reason="fixed with the file surfaces of issue 22",
         "mean",
         "array",
         "free-size",
-        pytest.param("labels", marks=ELSEWHERE),
-        pytest.param("catalog", marks=ELSEWHERE),
-        pytest.param("http", marks=ELSEWHERE),
-        pytest.param("weights", marks=ELSEWHERE),
+        "labels",
+        "catalog",
+        "http",
+        "weights",
     ],
 )
 def test_a_short_fuzzing_run_of_each_new_surface_finds_no_bug(family):
