@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from caffe2keras.cli import build_parser, main
+from tests.cli_process import REPO
 
 
 @pytest.mark.parametrize(
@@ -96,3 +101,21 @@ def test_a_solver_file_is_named_as_one(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "a Caffe solver file" in err and "'lenet_train_test.prototxt': convert that prototxt" in err
     assert "caffe2keras train" in err and not list(tmp_path.glob("*.keras"))
+
+
+def test_a_reader_closing_the_pipe_is_no_internal_error():
+    """`caffe2keras layers | head -1`: the command stops quietly, with SIGPIPE's status, as Unix tools do."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line: every write fails
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "caffe2keras", "layers"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+            timeout=120,
+            text=True,
+        )
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")

@@ -268,7 +268,9 @@ def test_unknown_extension_is_refused(tmp_path):
 def test_missing_extra_is_named(monkeypatch, tmp_path):
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "tf2onnx" else real_find_spec(name))
-    with pytest.raises(caffe2keras.ExportError, match=r"needs tf2onnx.*pip install 'caffe2keras\[export\]'"):
+    with pytest.raises(
+        caffe2keras.ExportError, match=r"needs tf2onnx.*pip install 'caffe2keras\[export\]'.*convert NET\.prototxt"
+    ):
         caffe2keras.export_model(tmp_path / "model.keras", tmp_path / "out.onnx")
 
 

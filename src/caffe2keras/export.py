@@ -37,6 +37,8 @@ FORMATS = {
 # The modules each format needs, all in the `caffe2keras[export]` extra.
 REQUIREMENTS = {"onnx": ("tensorflow", "tf2onnx", "onnx"), "tflite": ("tensorflow",), "saved_model": ("tensorflow",)}
 EXTRA_HINT = "Install the export dependencies with: pip install 'caffe2keras[export]'"
+# Users with only caffe2keras[onnx] reach for `export` first: the Caffe files need no TensorFlow.
+ONNX_HINT = "Or write ONNX straight from the Caffe files, without TensorFlow: caffe2keras convert NET.prototxt W.caffemodel -o model.onnx"
 # The child reports a Caffe2KerasError on this line of its stderr, as JSON.
 ERROR_MARK = "caffe2keras-export-error: "
 
@@ -75,9 +77,8 @@ def export_model(model, path, format: str | None = None) -> Path:
     format = export_format(path, format)
     missing = [name for name in REQUIREMENTS[format] if importlib.util.find_spec(name) is None]
     if missing:
-        raise ExportError(
-            f"Exporting to {format} needs {', '.join(missing)}. {EXTRA_HINT}. Received: format={format!r}"
-        )
+        hint = f"{EXTRA_HINT}. {ONNX_HINT}" if format == "onnx" else EXTRA_HINT
+        raise ExportError(f"Exporting to {format} needs {', '.join(missing)}. {hint}. Received: format={format!r}")
     path = Path(path)
     if isinstance(model, (str, os.PathLike)):
         source = Path(model)

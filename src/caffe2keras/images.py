@@ -158,7 +158,8 @@ def warn_if_raw(spec: ImageInput, model_path) -> None:
     if not spec.preprocessed:
         warnings.warn(
             f"{model_path} has no preprocessing built in: it is fed raw {spec.order.upper()} pixels (0-255); for a net "
-            "trained with a mean or a scale, convert it with --preprocess.",
+            "trained with a mean or a scale, convert it with --preprocess (the prototxt's transform_param) or "
+            "--mean/--scale.",
             ConversionWarning,
             stacklevel=2,
         )

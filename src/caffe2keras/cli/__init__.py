@@ -14,6 +14,8 @@ import argparse
 import errno
 import importlib
 import os
+import select
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -90,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("caffe2keras: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: still no traceback unless asked for
+        if isinstance(exc, BrokenPipeError) and _stdout_reader_gone():  # `| head`: nothing is left to tell it
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the last flush cannot fail again
+            return 128 + signal.SIGPIPE
         if args.debug:
             raise
         if _out_of_memory(exc):  # the machine's (or a ulimit's) memory, not a bug
@@ -105,6 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return failure_status
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader closed it (not another pipe, such as a child process's)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or no real stdout
+        return False
 
 
 def _out_of_memory(exc: BaseException) -> bool:

@@ -11,8 +11,9 @@ def register(commands) -> None:
         "predict",
         help="print the top classes a converted model gives images",
         description="Read the images (OpenCV), resize them to the model's input, run the model and print "
-        "each image's top classes with their probabilities. A model converted with --preprocess takes "
-        "the pixels as they are in the file; labels come from --labels, else from the model "
+        "each image's top classes with their probabilities. A model converted with --preprocess is fed "
+        "RGB (or gray) pixels of 0-255 and puts them in the net's order itself; one without is fed the file's pixels as "
+        "OpenCV decodes them (BGR, or gray). Labels come from --labels, else from the model "
         "(convert --labels), else are the class numbers.",
     )
     parser.add_argument("model", help="a .keras model made by caffe2keras convert")

@@ -29,7 +29,13 @@ def register(commands) -> None:
         metavar="CAFFEMODEL",
         help="initial weights, copied by layer name (others start from their fillers)",
     )
-    parser.add_argument("--max-iter", type=int, metavar="N", help="iterations to run (default: the solver's max_iter)")
+    parser.add_argument(
+        "--max-iter",
+        type=int,
+        metavar="N",
+        help="the iteration to stop at, as the solver's max_iter, which it replaces (a run resumed from "
+        "--snapshot at iteration S makes N - S iterations)",
+    )
     parser.add_argument("--snapshot", metavar="FILE.keras", help="resume from a .keras snapshot this command wrote")
     parser.add_argument(
         "--losses", metavar="OUT.npz", help="write every net output of every iteration (float32, one array a blob)"
