@@ -10,7 +10,7 @@ import pytest
 
 from caffe2keras.caffe import wire
 from caffe2keras.caffe.weights import read_binary_weights
-from caffe2keras.caffe.writer import _length_delimited, _varint, blob_bytes, layer_bytes, write_caffemodel
+from caffe2keras.caffe.writer import _length_delimited, blob_bytes, layer_bytes, varint, write_caffemodel
 from caffe2keras.errors import ModelFileError
 from tests.shared import SHARED, requires_shared
 
@@ -25,11 +25,11 @@ V1_CONVOLUTION, V1_INNER_PRODUCT = 4, 14
 
 
 def tag(number: int, wire_type: int) -> bytes:
-    return _varint(number << 3 | wire_type)
+    return varint(number << 3 | wire_type)
 
 
 def varint_field(number: int, value: int) -> bytes:
-    return tag(number, VARINT) + _varint(value & 0xFFFFFFFFFFFFFFFF)
+    return tag(number, VARINT) + varint(value & 0xFFFFFFFFFFFFFFFF)
 
 
 def text_field(number: int, text: str | bytes) -> bytes:
@@ -49,7 +49,7 @@ def packed(number: int, values, fmt: str) -> bytes:
 
 
 def shape_field(*dims: int) -> bytes:
-    return _length_delimited(SHAPE, _length_delimited(DIM, b"".join(_varint(d) for d in dims)))
+    return _length_delimited(SHAPE, _length_delimited(DIM, b"".join(varint(d) for d in dims)))
 
 
 def layer(name: str, layer_type: str, *blobs: bytes, extra: bytes = b"") -> bytes:

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """``value`` as a protobuf base-128 varint (the caffemodel writer's and the ONNX stream's)."""
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -26,7 +27,7 @@ def _varint(value: int) -> bytes:
 
 
 def _length_delimited(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+    return varint(field << 3 | 2) + varint(len(payload)) + payload
 
 
 def blob_bytes(array: np.ndarray, legacy: bool = False) -> bytes:
@@ -38,9 +39,9 @@ def blob_bytes(array: np.ndarray, legacy: bool = False) -> bytes:
     array = np.ascontiguousarray(array, dtype="<f4")  # at least 1-D: keep the shape apart
     if legacy:
         dims = (1,) * (4 - len(shape)) + shape
-        header = b"".join(_varint(f << 3) + _varint(int(d)) for f, d in zip((1, 2, 3, 4), dims))
+        header = b"".join(varint(f << 3) + varint(int(d)) for f, d in zip((1, 2, 3, 4), dims))
     elif shape:
-        header = _length_delimited(7, _length_delimited(1, b"".join(_varint(int(d)) for d in shape)))
+        header = _length_delimited(7, _length_delimited(1, b"".join(varint(int(d)) for d in shape)))
     else:
         header = b""
     return header + _length_delimited(5, array.tobytes())

@@ -16,6 +16,7 @@ import numpy as np
 from onnx import ModelProto, TensorProto
 
 from caffe2keras.arrays import release_pages
+from caffe2keras.caffe.writer import varint
 
 # Field numbers of onnx.proto, each with wire type 2 (length-delimited).
 MODEL_GRAPH = 7
@@ -23,20 +24,8 @@ GRAPH_INITIALIZER = 5
 TENSOR_RAW_DATA = 9
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _field_head(number: int, length: int) -> bytes:
-    return _varint(number << 3 | 2) + _varint(length)
+    return varint(number << 3 | 2) + varint(length)
 
 
 def _tensor_head(name: str, array: np.ndarray) -> bytes:
