@@ -36,10 +36,10 @@ def read_hdf5_weights(path: str | os.PathLike, layers: Collection[str] | None = 
     file_size = checked_input_file(path, "HDF5 weights file", MAX_HDF5_BYTES)
     try:
         with h5py.File(path, "r") as f:
-            data = _hard_child(f, "data")
+            data = _hard_child(path, f, "data")
             if not isinstance(data, h5py.Group):
                 raise ModelFileError(path, "an HDF5 file without a /data group is not Caffe weights.")
-            found = _layer_groups(data, layers)
+            found = _layer_groups(path, data, layers)
             weights: Weights = {}
             for name, group in found.items():
                 blobs = _blob_datasets(path, name, group)
@@ -53,16 +53,25 @@ def read_hdf5_weights(path: str | os.PathLike, layers: Collection[str] | None = 
         raise ModelFileError(path, f"not a readable HDF5 file (truncated or corrupt): {exc}.") from None
 
 
-def _hard_child(group, name: str):
-    """``group[name]`` when it is a hard link, else None (soft and external links may point anywhere)."""
+def _hard_child(path, group, name: str):
+    """``group[name]`` when it is a hard link, None when absent; a soft or external link, which may
+    point anywhere (another file, ``/etc/passwd``), is refused rather than read as absent: an absent
+    layer would start from its fillers."""
     import h5py
 
-    if name not in group or not isinstance(group.get(name, getlink=True), h5py.HardLink):
+    if name not in group:
         return None
+    link = group.get(name, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise ModelFileError(
+            path,
+            f"{group.name.rstrip('/')}/{name} is a {type(link).__name__}; Caffe's weights files hold "
+            f"groups and datasets only. Received: link={type(link).__name__}",
+        )
     return group[name]
 
 
-def _layer_groups(data, layers: Collection[str] | None) -> dict:
+def _layer_groups(path, data, layers: Collection[str] | None) -> dict:
     """The group of each layer: ``layers`` looked up (a '/' in a name nests groups), or every group
     that holds a numbered dataset."""
     import h5py
@@ -72,14 +81,14 @@ def _layer_groups(data, layers: Collection[str] | None) -> dict:
         for name in layers:
             group = data
             for part in name.split("/"):
-                group = _hard_child(group, part) if part and isinstance(group, h5py.Group) else None
+                group = _hard_child(path, group, part) if part and isinstance(group, h5py.Group) else None
             if isinstance(group, h5py.Group):
                 found[name] = group
         return found
     pending = [("", data)]
     while pending:
         prefix, group = pending.pop()
-        children = [(key, _hard_child(group, key)) for key in group]
+        children = [(key, _hard_child(path, group, key)) for key in group]
         if any(key.isdigit() and isinstance(child, h5py.Dataset) for key, child in children):
             found[prefix] = group
         pending.extend((f"{prefix}/{key}" if prefix else key, c) for key, c in children if isinstance(c, h5py.Group))
@@ -92,7 +101,7 @@ def _blob_datasets(path, name: str, group) -> list:
     blobs = {}
     for key in group:
         if key.isdigit():
-            dataset = _hard_child(group, key)
+            dataset = _hard_child(path, group, key)
             if not isinstance(dataset, h5py.Dataset) or str(int(key)) != key:
                 raise ModelFileError(path, f"layer {name!r}: /data/{name}/{key} is not a blob dataset.")
             blobs[int(key)] = dataset
