@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import descriptor_pb2, text_format
 
 from caffe2keras.caffe import extend_schema, parse_net_text, schema
-from caffe2keras.caffe.schema import PROTO_PATH, compile_schema, enum_name
+from caffe2keras.caffe.schema import PROTO_PATH, compile_schema, enum_name, schema_snapshot
 from caffe2keras.errors import ModelFileError, SchemaError
 
 FDP = descriptor_pb2.FieldDescriptorProto
@@ -104,16 +104,19 @@ def test_unknown_field_error_points_to_extend_schema():
 
 
 def test_extend_schema_adds_messages_and_fields():
-    extend_schema(
-        """
-        message TestOnlyParameter { optional float gain = 1 [default = 2.5]; }
-        extend LayerParameter { optional TestOnlyParameter test_only_param = 987650; }
-        """,
-        source="test_schema",
-    )
-    net = parse_net_text('layer { name: "a" type: "TestOnly" test_only_param { } }')
-    assert net.layer[0].test_only_param.gain == pytest.approx(2.5)
-    text_format.MessageToString(net)  # the extended message serializes
+    # Undone on leaving: a later test in the same process (the schema-coverage check) must see
+    # the built-in schema only.
+    with schema_snapshot():
+        extend_schema(
+            """
+            message TestOnlyParameter { optional float gain = 1 [default = 2.5]; }
+            extend LayerParameter { optional TestOnlyParameter test_only_param = 987650; }
+            """,
+            source="test_schema",
+        )
+        net = parse_net_text('layer { name: "a" type: "TestOnly" test_only_param { } }')
+        assert net.layer[0].test_only_param.gain == pytest.approx(2.5)
+        text_format.MessageToString(net)  # the extended message serializes
 
 
 @pytest.mark.parametrize(
