@@ -8,39 +8,14 @@ from __future__ import annotations
 
 import math
 
+from caffe2keras.conv_geometry import ConvGeometry, conv_geometry
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.node import Node, require
 from caffe2keras.onnx.emit import Emission, emits
 
 
-def _per_axis(node: Node, spatial: int, name: str, repeated, pair: str | None, default: int | None) -> tuple:
-    """Caffe's rule: ``<pair>_h``/``<pair>_w`` (2-D only), else one value or one per axis."""
-    p = node.param.convolution_param
-    if pair is not None and (p.HasField(f"{pair}_h") or p.HasField(f"{pair}_w")):
-        require(
-            spatial == 2,
-            node.op,
-            f"{pair}_h/{pair}_w apply to 2-D convolutions only",
-            f"convolution_param.{pair}_h",
-            getattr(p, f"{pair}_h"),
-        )
-        return (getattr(p, f"{pair}_h"), getattr(p, f"{pair}_w"))
-    require(
-        len(repeated) in ((1, spatial) if default is None else (0, 1, spatial)),
-        node.op,
-        f"{name} must be given once or once per spatial axis ({spatial})",
-        f"convolution_param.{name}",
-        list(repeated),
-    )
-    if not repeated:
-        return (default,) * spatial
-    return tuple(repeated) if len(repeated) == spatial else (repeated[0],) * spatial
-
-
-def _geometry(node: Node) -> dict:
-    """The kernel, stride, pad, dilation, group and output count, checked as Caffe checks them."""
-    p = node.param.convolution_param
-    shape = node.in_shapes[0]
+def _geometry(node: Node) -> ConvGeometry:
+    """Caffe's geometry of the layer (the converters' rule), for one bottom and one top."""
     require(
         len(node.op.bottoms) == len(node.op.tops) == 1,
         node.op,
@@ -49,47 +24,7 @@ def _geometry(node: Node) -> dict:
         [b.name for b in node.op.bottoms],
         kind=UnsupportedParameterError,
     )
-    require(
-        p.axis % len(shape) == 1,
-        node.op,
-        "only convolutions over channel axis 1 are supported",
-        "convolution_param.axis",
-        p.axis,
-        kind=UnsupportedParameterError,
-    )
-    spatial = len(shape) - 2
-    require(
-        spatial in (1, 2, 3),
-        node.op,
-        "convolutions need 1 to 3 spatial axes (input rank 3 to 5)",
-        "bottom_shape",
-        tuple(shape),
-    )
-    channels, num_output, group = shape[1], p.num_output, p.group
-    if node.type == "ConvolutionDepthwise":
-        num_output = group = channels
-    g = dict(
-        kernel=_per_axis(node, spatial, "kernel_size", p.kernel_size, "kernel", None),
-        stride=_per_axis(node, spatial, "stride", p.stride, "stride", 1),
-        pad=_per_axis(node, spatial, "pad", p.pad, "pad", 0),
-        dilation=_per_axis(node, spatial, "dilation", p.dilation, None, 1),
-        group=group,
-        num_output=num_output,
-    )
-    require(num_output > 0, node.op, "num_output must be positive", "convolution_param.num_output", num_output)
-    for field in ("kernel", "stride", "dilation"):
-        require(
-            all(v > 0 for v in g[field]), node.op, f"{field} must be positive", f"convolution_param.{field}", g[field]
-        )
-    require(
-        group > 0 and channels % group == 0 and num_output % group == 0,
-        node.op,
-        f"group must divide the input channels ({channels}) and num_output ({num_output})",
-        "convolution_param.group",
-        group,
-    )
-    g["extent"] = tuple(d * (k - 1) + 1 for k, d in zip(g["kernel"], g["dilation"]))
-    return g
+    return conv_geometry(node.op, node.in_shapes[0])
 
 
 def _kernel_and_bias(node: Node, out: Emission, kernel_shape: tuple, num_output: int) -> list[str]:
@@ -100,13 +35,13 @@ def _kernel_and_bias(node: Node, out: Emission, kernel_shape: tuple, num_output:
     return names
 
 
-def _attributes(g: dict, end_pads) -> dict:
+def _attributes(g: ConvGeometry, end_pads) -> dict:
     return dict(
-        kernel_shape=list(g["kernel"]),
-        strides=list(g["stride"]),
-        dilations=list(g["dilation"]),
-        group=g["group"],
-        pads=[*g["pad"], *end_pads],
+        kernel_shape=list(g.kernel),
+        strides=list(g.stride),
+        dilations=list(g.dilation),
+        group=g.group,
+        pads=[*g.pad, *end_pads],
     )
 
 
@@ -117,17 +52,17 @@ def convolution(node: Node, out: Emission) -> None:
     A padded 1x1 kernel is a ``Pad`` then an unpadded ``Conv``."""
     g = _geometry(node)
     channels = node.in_shapes[0][1]
-    inputs = _kernel_and_bias(node, out, (g["num_output"], channels // g["group"], *g["kernel"]), g["num_output"])
+    inputs = _kernel_and_bias(node, out, (g.num_output, channels // g.group, *g.kernel), g.num_output)
     end_pads = []
-    for size, pad, extent, stride in zip(node.in_shapes[0][2:], g["pad"], g["extent"], g["stride"]):
+    for size, pad, extent, stride in zip(node.in_shapes[0][2:], g.pad, g.extent, g.stride):
         span = size + 2 * pad - extent
         produced = (span // stride if span >= 0 else -(-span // stride)) + 1
-        require(produced > 0, node.op, "the output would be empty", "convolution_param.kernel_size", g["kernel"])
+        require(produced > 0, node.op, "the output would be empty", "convolution_param.kernel_size", g.kernel)
         end_pads.append(pad + max(0, (produced - 1) * stride + extent - size - 2 * pad))
     x, attributes = out.bottoms[0], _attributes(g, end_pads)
-    if all(k == 1 for k in g["kernel"]) and any(attributes["pads"]):
+    if all(k == 1 for k in g.kernel) and any(attributes["pads"]):
         # OpenCV 5's default engine computes a padded 1x1 Conv wrongly: the zeros go in first.
-        x = out.op("Pad", x, out.constant("pads", [0, 0, *g["pad"], 0, 0, *end_pads]))
+        x = out.op("Pad", x, out.constant("pads", [0, 0, *g.pad, 0, 0, *end_pads]))
         attributes["pads"] = [0] * len(attributes["pads"])
     out.op("Conv", x, *inputs, top=0, **attributes)
 
@@ -137,16 +72,16 @@ def deconvolution(node: Node, out: Emission) -> None:
     """``ConvTranspose``: Caffe's ``stride * (n - 1) + extent - 2 * pad`` is ONNX's output with the same pads."""
     g = _geometry(node)
     channels = node.in_shapes[0][1]
-    inputs = _kernel_and_bias(node, out, (channels, g["num_output"] // g["group"], *g["kernel"]), g["num_output"])
-    for size, pad, extent, stride in zip(node.in_shapes[0][2:], g["pad"], g["extent"], g["stride"]):
+    inputs = _kernel_and_bias(node, out, (channels, g.num_output // g.group, *g.kernel), g.num_output)
+    for size, pad, extent, stride in zip(node.in_shapes[0][2:], g.pad, g.extent, g.stride):
         require(
             stride * (size - 1) + extent - 2 * pad > 0,
             node.op,
             "the output would be empty",
             "convolution_param.pad",
-            g["pad"],
+            g.pad,
         )
-    out.op("ConvTranspose", out.bottoms[0], *inputs, top=0, **_attributes(g, g["pad"]))
+    out.op("ConvTranspose", out.bottoms[0], *inputs, top=0, **_attributes(g, g.pad))
 
 
 @emits("InnerProduct")
