@@ -245,3 +245,24 @@ def test_the_test_net_runs_every_test_interval_with_the_trained_weights(case, ca
     out = capsys.readouterr().out
     assert out.count("Testing net (#0)") == 2  # iteration 0 (test_initialization) and 2 (= max_iter)
     assert "    Test net output #0: acc = " in out and "    Test net output #1: loss = " in out
+
+
+@pytest.mark.parametrize(
+    "text, received",
+    [
+        (
+            'type: "ImageData" image_data_param { source: "x" batch_size: 2 rand_skip: 3 }',
+            "image_data_param.rand_skip=3",
+        ),
+        ('type: "ImageData" image_data_param { source: "x" batch_size: 2 mirror: true }', "image_data_param="),
+        ('type: "Data" data_param { source: "db" batch_size: 2 backend: LMDB rand_skip: 1 }', "data_param.rand_skip=1"),
+        ('type: "Data" data_param { source: "db" batch_size: 2 backend: LMDB scale: 0.5 }', "data_param="),
+    ],
+)
+def test_loader_fields_training_does_not_compute_are_refused_by_name(text, received):
+    from caffe2keras.training import image_data
+
+    layer = parse_net_text(f'layer {{ name: "l" top: "data" top: "label" {text} }}').layer[0]
+    check = image_data._check_supported if layer.type == "ImageData" else image_data._check_data_supported
+    with pytest.raises(UnsupportedParameterError, match=f"Received: {received}"):
+        check(layer)

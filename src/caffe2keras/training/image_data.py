@@ -219,26 +219,32 @@ def _decoded(path: str, color: bool, size) -> np.ndarray:
     return image.transpose(2, 0, 1).astype(np.float32)
 
 
-def _check_supported(layer) -> None:
-    p, t = layer.image_data_param, layer.transform_param
-    if len(layer.top) != 2:
-        raise LayerError(layer.name, layer.type, "ImageData makes two tops, data and label.", "top", list(layer.top))
+def _refuse_loader_fields(layer, p, field: str, legacy_note: str = "") -> None:
+    """The fields ImageData and Data share that training does not compute: rand_skip, and the old
+    transforms inside the layer's own parameter (``transform_param`` holds them now)."""
     if p.rand_skip:
         raise UnsupportedParameterError(
             layer.name,
             layer.type,
             "rand_skip draws from Caffe's generator; not supported",
-            "image_data_param.rand_skip",
+            f"{field}.rand_skip",
             p.rand_skip,
         )
     if p.crop_size or p.mean_file or p.mirror or p.scale != 1:
         raise UnsupportedParameterError(
             layer.name,
             layer.type,
-            "give crop_size, mean_file, mirror and scale in transform_param (Caffe ignores these)",
-            "image_data_param",
+            f"give crop_size, mean_file, mirror and scale in transform_param{legacy_note}",
+            field,
             str(p).strip(),
         )
+
+
+def _check_supported(layer) -> None:
+    p, t = layer.image_data_param, layer.transform_param
+    if len(layer.top) != 2:
+        raise LayerError(layer.name, layer.type, "ImageData makes two tops, data and label.", "top", list(layer.top))
+    _refuse_loader_fields(layer, p, "image_data_param", " (Caffe ignores these)")
     for name in ("force_color", "force_gray", *FORK_TRANSFORMS):
         if t.HasField(name) if not t.DESCRIPTOR.fields_by_name[name].is_repeated else len(getattr(t, name)):
             raise UnsupportedParameterError(
@@ -272,22 +278,7 @@ def _check_data_supported(layer) -> None:
             "data_param.backend",
             enum_name(p, "backend"),
         )
-    if p.rand_skip:
-        raise UnsupportedParameterError(
-            layer.name,
-            layer.type,
-            "rand_skip draws from Caffe's generator; not supported",
-            "data_param.rand_skip",
-            p.rand_skip,
-        )
-    if p.crop_size or p.mean_file or p.mirror or p.scale != 1:
-        raise UnsupportedParameterError(
-            layer.name,
-            layer.type,
-            "give crop_size, mean_file, mirror and scale in transform_param",
-            "data_param",
-            str(p).strip(),
-        )
+    _refuse_loader_fields(layer, p, "data_param")
     for name in FORK_TRANSFORMS:
         if t.HasField(name):
             raise UnsupportedParameterError(
