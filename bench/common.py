@@ -109,3 +109,16 @@ def machine() -> str:
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"load average {load:.1f} at start"
     )
+
+
+# OpenCV 4's Caffe importer, the anchor every conversion bench runs beside caffe2keras.
+OPENCV_READ = "import cv2, sys; cv2.dnn.readNetFromCaffe(sys.argv[1], sys.argv[2])"
+
+
+def convert_command(prototxt, weights, output) -> list[str]:
+    """``caffe2keras convert`` of the net to ``output`` (its format by extension), quietly."""
+    return [sys.executable, "-m", "caffe2keras", "convert", str(prototxt), str(weights), "-o", str(output), "--quiet"]
+
+
+def opencv_read_command(prototxt, weights) -> list[str]:
+    return [sys.executable, "-c", OPENCV_READ, str(prototxt), str(weights)]

@@ -13,11 +13,17 @@ and the spread of each.
 
 from __future__ import annotations
 
-import sys
-
-from common import compile_sources, ensure_model, machine, measure, median, parse_arguments, spread
-
-OPENCV = "import cv2, sys; cv2.dnn.readNetFromCaffe(sys.argv[1], sys.argv[2])"
+from common import (
+    compile_sources,
+    convert_command,
+    ensure_model,
+    machine,
+    measure,
+    median,
+    opencv_read_command,
+    parse_arguments,
+    spread,
+)
 
 
 def main() -> None:
@@ -25,18 +31,8 @@ def main() -> None:
     prototxt, weights = ensure_model(args.net, args.dir)
     output = args.dir / f"{args.net}.keras"
     commands = {
-        "caffe2keras convert": [
-            sys.executable,
-            "-m",
-            "caffe2keras",
-            "convert",
-            str(prototxt),
-            str(weights),
-            "-o",
-            str(output),
-            "--quiet",
-        ],
-        "OpenCV readNetFromCaffe": [sys.executable, "-c", OPENCV, str(prototxt), str(weights)],
+        "caffe2keras convert": convert_command(prototxt, weights, output),
+        "OpenCV readNetFromCaffe": opencv_read_command(prototxt, weights),
     }
     compile_sources()
     for command in commands.values():

@@ -18,7 +18,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import DEFAULT_DIR, REPO, compile_sources, ensure_weights, machine, measure, median
+from common import (
+    DEFAULT_DIR,
+    REPO,
+    compile_sources,
+    convert_command,
+    ensure_weights,
+    machine,
+    measure,
+    median,
+    opencv_read_command,
+)
 
 SHARED = Path(os.environ.get("CAFFE2KERAS_SHARED", REPO.parent / "shared"))
 # net -> (Zoo model folder, golden case whose weights it takes, or None for synthetic weights)
@@ -28,7 +38,6 @@ NETS = {
     "googlenet": ("bvlc_googlenet", "bvlc_googlenet"),
     "mobilenet_ssd": ("mobilenet_ssd", None),
 }
-OPENCV = "import cv2, sys; cv2.dnn.readNetFromCaffe(sys.argv[1], sys.argv[2])"
 
 
 def model_files(net: str, directory: Path) -> tuple[Path, Path]:
@@ -65,18 +74,8 @@ def main() -> None:
         prototxt, weights = model_files(net, args.dir)
         output = args.dir / f"{net}.onnx"
         commands = {
-            "onnx": [
-                sys.executable,
-                "-m",
-                "caffe2keras",
-                "convert",
-                str(prototxt),
-                str(weights),
-                "-o",
-                str(output),
-                "--quiet",
-            ],
-            "opencv": [sys.executable, "-c", OPENCV, str(prototxt), str(weights)],
+            "onnx": convert_command(prototxt, weights, output),
+            "opencv": opencv_read_command(prototxt, weights),
         }
         for command in commands.values():
             measure(command)
