@@ -14,7 +14,7 @@ import pytest
 import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.errors import UnsupportedParameterError
-from caffe2keras.layers.proposal import faster_rcnn_anchors
+from caffe2keras.layer_arithmetic import faster_rcnn_anchors
 from caffe2keras.layers.proposal_test import PUBLISHED_ANCHORS, proposals_reference
 from caffe2keras.synthetic import synthetic_weights
 from caffe2keras.tolerance import compare

@@ -12,16 +12,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from keras import layers
 
 from caffe2keras.caffe.weights import Blob
 from caffe2keras.conv_geometry import ConvGeometry, conv_geometry
 from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
+from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.converters.transforms import depthwise_kernel_to_keras, kernel_to_keras
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import Crop, GroupedConv2DTranspose
 
 
 def _conv_output_size(size: int | None, pad: int, extent: int, stride: int) -> int | None:
@@ -56,13 +55,26 @@ def _output_shapes(op: Op, batch, channels: int, spatial: tuple, field: str, val
     return [(batch, channels, *spatial)] * len(op.tops)
 
 
+def _one_bottom_one_top(op: Op) -> None:
+    require(
+        len(op.tops) == len(op.bottoms) == 1,
+        op,
+        "caffe2keras converts convolutions with one bottom and one top",
+        "bottom",
+        [b.name for b in op.bottoms],
+        kind=UnsupportedParameterError,
+    )
+
+
 def convolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    _one_bottom_one_top(op)
     g = conv_geometry(op, in_shapes[0])
     spatial = tuple(_conv_output_size(n, p, e, s) for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride))
     return _output_shapes(op, in_shapes[0][0], g.num_output, spatial, "convolution_param.kernel_size", g.kernel)
 
 
 def deconvolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    _one_bottom_one_top(op)
     g = conv_geometry(op, in_shapes[0])
     spatial = tuple(
         None if n is None else s * (n - 1) + e - 2 * p
@@ -85,15 +97,7 @@ def _bias(node: Node, g: ConvGeometry) -> np.ndarray | None:
 
 
 def _checked_geometry(node: Node) -> tuple[ConvGeometry, int]:
-    """The layer's geometry and input channels, once its wiring is checked."""
-    require(
-        len(node.op.tops) == len(node.op.bottoms) == 1,
-        node.op,
-        "caffe2keras converts convolutions with one bottom and one top",
-        "bottom",
-        [b.name for b in node.op.bottoms],
-        kind=UnsupportedParameterError,
-    )
+    """The layer's geometry and input channels (its wiring checked by the shape rule)."""
     return conv_geometry(node.op, node.in_shapes[0]), node.in_shapes[0][1]
 
 
@@ -219,7 +223,7 @@ def deconvolution(node: Node) -> list[Step]:
         conv_class = (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)[spatial - 1]
         deconv = conv_class(g.num_output, g.kernel, **common)
     elif spatial == 2:
-        deconv = GroupedConv2DTranspose(g.num_output, g.kernel, groups=g.group, **common)
+        deconv = caffe_layers.GroupedConv2DTranspose(g.num_output, g.kernel, groups=g.group, **common)
     else:
         raise node.error(
             "grouped or strided-and-dilated deconvolutions are supported in 2-D only",
@@ -239,7 +243,7 @@ def deconvolution(node: Node) -> list[Step]:
     begin = node.layout.keras_shape((0, 0, *g.pad))
     # What is left past Caffe's output does not depend on the input size (checked at size 1).
     trim = node.layout.keras_shape((0, 0, *(n - e + p for n, p, e in zip(produced(1), g.pad, g.extent))))
-    crop = Crop(begin[1:], out_shape[1:], end_trim=trim[1:])
+    crop = caffe_layers.Crop(begin[1:], out_shape[1:], end_trim=trim[1:])
     return [Step(deconv, weights, suffix="deconv"), Step(crop)]
 
 

@@ -9,22 +9,8 @@ from __future__ import annotations
 import math
 
 from caffe2keras.conv_geometry import ConvGeometry, conv_geometry
-from caffe2keras.errors import UnsupportedParameterError
-from caffe2keras.node import Node, require
+from caffe2keras.node import Node
 from caffe2keras.onnx.emit import Emission, emits
-
-
-def _geometry(node: Node) -> ConvGeometry:
-    """Caffe's geometry of the layer (the converters' rule), for one bottom and one top."""
-    require(
-        len(node.op.bottoms) == len(node.op.tops) == 1,
-        node.op,
-        "caffe2keras converts convolutions with one bottom and one top",
-        "bottom",
-        [b.name for b in node.op.bottoms],
-        kind=UnsupportedParameterError,
-    )
-    return conv_geometry(node.op, node.in_shapes[0])
 
 
 def _kernel_and_bias(node: Node, out: Emission, kernel_shape: tuple, num_output: int) -> list[str]:
@@ -50,15 +36,15 @@ def convolution(node: Node, out: Emission) -> None:
     """``Conv`` with Caffe's pads; where Caffe's output size, which rounds toward zero, has a last
     window reaching past the padded input, ONNX pads that window's end with zeros as im2col reads.
     A padded 1x1 kernel is a ``Pad`` then an unpadded ``Conv``."""
-    g = _geometry(node)
+    g = conv_geometry(node.op, node.in_shapes[0])  # as the plan read and checked it
     channels = node.in_shapes[0][1]
     inputs = _kernel_and_bias(node, out, (g.num_output, channels // g.group, *g.kernel), g.num_output)
-    end_pads = []
-    for size, pad, extent, stride in zip(node.in_shapes[0][2:], g.pad, g.extent, g.stride):
-        span = size + 2 * pad - extent
-        produced = (span // stride if span >= 0 else -(-span // stride)) + 1
-        require(produced > 0, node.op, "the output would be empty", "convolution_param.kernel_size", g.kernel)
-        end_pads.append(pad + max(0, (produced - 1) * stride + extent - size - 2 * pad))
+    end_pads = [
+        pad + max(0, (produced - 1) * stride + extent - size - 2 * pad)
+        for size, produced, pad, extent, stride in zip(
+            node.in_shapes[0][2:], node.out_shapes[0][2:], g.pad, g.extent, g.stride
+        )
+    ]
     x, attributes = out.bottoms[0], _attributes(g, end_pads)
     if all(k == 1 for k in g.kernel) and any(attributes["pads"]):
         # OpenCV 5's default engine computes a padded 1x1 Conv wrongly: the zeros go in first.
@@ -70,17 +56,9 @@ def convolution(node: Node, out: Emission) -> None:
 @emits("Deconvolution")
 def deconvolution(node: Node, out: Emission) -> None:
     """``ConvTranspose``: Caffe's ``stride * (n - 1) + extent - 2 * pad`` is ONNX's output with the same pads."""
-    g = _geometry(node)
+    g = conv_geometry(node.op, node.in_shapes[0])  # as the plan read and checked it
     channels = node.in_shapes[0][1]
     inputs = _kernel_and_bias(node, out, (channels, g.num_output // g.group, *g.kernel), g.num_output)
-    for size, pad, extent, stride in zip(node.in_shapes[0][2:], g.pad, g.extent, g.stride):
-        require(
-            stride * (size - 1) + extent - 2 * pad > 0,
-            node.op,
-            "the output would be empty",
-            "convolution_param.pad",
-            g.pad,
-        )
     out.op("ConvTranspose", out.bottoms[0], *inputs, top=0, **_attributes(g, g.pad))
 
 
@@ -90,13 +68,8 @@ def inner_product(node: Node, out: Emission) -> None:
     shape = node.in_shapes[0]
     p = node.param.inner_product_param
     rank = len(shape)
-    require(
-        -rank <= p.axis < rank, node.op, f"axis out of range for a {rank}-D bottom", "inner_product_param.axis", p.axis
-    )
-    axis = p.axis % rank
-    require(axis >= 1, node.op, "axis 0 would mix the batch into the features", "inner_product_param.axis", p.axis)
+    axis = len(node.out_shapes[0]) - 1  # the plan's top: the axes before it, then num_output
     num, inputs = p.num_output, math.prod(shape[axis:])
-    require(num > 0, node.op, "num_output must be positive", "inner_product_param.num_output", num)
     weight = node.blob(0, (inputs, num) if p.transpose else (num, inputs), "inner_product_param.num_output", num)
     bias = node.blob(1, (num,), "inner_product_param.num_output", num) if p.bias_term else None
     x = out.bottoms[0]
