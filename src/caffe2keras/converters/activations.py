@@ -160,6 +160,16 @@ def swish(node: Node) -> Step:
     return Step(layers.Activation("silu") if beta == 1 else caffe_layers.Swish(beta=beta))
 
 
+@converts(
+    "Mish",
+    shapes=same_shapes,
+    doc=LayerDoc('`Activation("mish")`', "`x * tanh(ln(1 + exp(x)))`", origin="YOLOv4 forks"),
+)
+def mish(node: Node) -> Step:
+    """The YOLOv4 forks' Mish, ``x * tanh(ln(1 + exp(x)))`` (no parameters), as Keras' mish activation."""
+    return Step(layers.Activation("mish"))
+
+
 @converts("Threshold", shapes=same_shapes, doc=ELEMENTWISE_FUNCTIONS)
 def threshold(node: Node) -> Step:
     """Caffe's Threshold (1 above ``threshold``, else 0) as the Threshold layer."""
