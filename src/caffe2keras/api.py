@@ -12,13 +12,14 @@ from caffe2keras.caffe import read_net, read_weights
 from caffe2keras.caffe.limits import check_path_type
 from caffe2keras.converters.base import Converter, LayerRule, ShapeRule, register_rule, rule_for
 from caffe2keras.errors import ArgumentError, ConversionWarning, NetError, RegistryError
-from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, infer_shapes, is_dropped_type
+from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, is_dropped_type
 from caffe2keras.labels import check_label_count, read_labels
 from caffe2keras.layout import Layout
 from caffe2keras.minimum_size import minimum_sizes
 from caffe2keras.plan import check_supported, plan_layer
 from caffe2keras.preprocessing import Preprocessing, declared_transforms, plan_inputs, unembedded_warning
 from caffe2keras.progress import Progress
+from caffe2keras.shape_rules import infer_shapes
 
 PathLike = str | os.PathLike
 

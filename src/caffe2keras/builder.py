@@ -31,11 +31,12 @@ from caffe2keras.errors import (  # noqa: E402
     WeightsError,
 )
 from caffe2keras.framework_internals import call_creating_variables  # noqa: E402
-from caffe2keras.graph import BlobRef, Graph, Op, check_top_count, needed_ops  # noqa: E402
+from caffe2keras.graph import BlobRef, Graph, Op, needed_ops  # noqa: E402
 from caffe2keras.keras_names import keras_name  # noqa: E402
 from caffe2keras.layout import Layout  # noqa: E402
 from caffe2keras.plan import LayerPlan, plan_layer  # noqa: E402
 from caffe2keras.recursion import recursion_room  # noqa: E402
+from caffe2keras.shape_rules import check_top_count  # noqa: E402
 from caffe2keras.sharing import SharedParameters  # noqa: E402
 
 

@@ -44,17 +44,9 @@ from caffe2keras.caffe.weights import Blob, Weights
 from caffe2keras.converters import base
 from caffe2keras.converters.base import LayerRule, Node, Step
 from caffe2keras.errors import Caffe2KerasError, LayerError, UnsupportedLayersError
-from caffe2keras.graph import (
-    Graph,
-    Op,
-    Shape,
-    apply_shape_rule,
-    check_blob_shape,
-    check_top_count,
-    free_size_error,
-    has_free_dims,
-)
+from caffe2keras.graph import Graph, Op, Shape, check_blob_shape
 from caffe2keras.layout import Layout
+from caffe2keras.shape_rules import apply_shape_rule, check_top_count, free_size_error, has_free_dims
 
 RuleFor = Callable[[str], LayerRule | None]
 

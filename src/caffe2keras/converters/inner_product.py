@@ -10,7 +10,8 @@ from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.converters.transforms import dense_kernel_to_keras
 from caffe2keras.errors import ShapeError
-from caffe2keras.graph import Op, Shape, free_size_error
+from caffe2keras.graph import Op, Shape
+from caffe2keras.shape_rules import free_size_error
 
 
 def inner_product_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
