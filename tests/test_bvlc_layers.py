@@ -334,3 +334,35 @@ def test_filter_is_reported_with_its_reason(tmp_path):
     prototxt, _ = write_net(tmp_path, text)
     with pytest.raises(caffe2keras.UnsupportedLayersError, match="Filter: 1 layer, first 'l' — its output's batch"):
         caffe2keras.convert(prototxt)
+
+
+# ---------------------------------------------------------------- one (de)convolution over several bottoms
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("type_", ["Convolution", "Deconvolution"])
+def test_convolution_applies_its_weights_to_each_bottom(type_, data_format, tmp_path):
+    """BaseConvolutionLayer: top i is bottom i convolved with the layer's one set of weights."""
+    shape = (2, 3, 7, 6)
+    first, second = (RNG.standard_normal(shape).astype(np.float32) for _ in range(2))
+    weight_shape = (4, 3, 3, 2) if type_ == "Convolution" else (3, 4, 3, 2)
+    weight, bias = RNG.standard_normal(weight_shape).astype(np.float32), RNG.standard_normal(4).astype(np.float32)
+    params = "convolution_param { num_output: 4 kernel_h: 3 kernel_w: 2 stride: 2 pad: 1 }"
+    text = net({"a": shape, "b": shape}, layer(type_, params, ("a", "b"), ("ya", "yb")))
+    actual = convert_and_run(tmp_path, text, [first, second], data_format, [("l", type_, [weight, bias])])
+    reference = oracle.convolution if type_ == "Convolution" else oracle.deconvolution
+    for x, y in zip((first, second), actual):
+        assert_matches(y, reference(x, weight, bias, (2, 2), (1, 1), (1, 1)), type_)
+
+
+def test_convolution_bottoms_of_different_shapes_are_refused(tmp_path):
+    text = net(
+        {"a": (1, 3, 6, 6), "b": (1, 3, 5, 6)},
+        layer("Convolution", "convolution_param { num_output: 2 kernel_size: 1 }", ("a", "b"), ("ya", "yb")),
+    )
+    prototxt, _ = write_net(tmp_path, text)
+    with pytest.raises(
+        caffe2keras.Caffe2KerasError,
+        match=r"every bottom of a convolution has one shape.*Received: bottom=\['a', 'b'\]",
+    ):
+        caffe2keras.convert(prototxt)
