@@ -9,8 +9,22 @@ from __future__ import annotations
 import math
 
 from caffe2keras.conv_geometry import ConvGeometry, conv_geometry
-from caffe2keras.node import Node
+from caffe2keras.errors import UnsupportedParameterError
+from caffe2keras.node import Node, require
 from caffe2keras.onnx.emit import Emission, emits
+
+
+def _geometry(node: Node) -> ConvGeometry:
+    """The geometry as the plan read and checked it, for one bottom (the file has no several-bottom form)."""
+    require(
+        len(node.op.bottoms) == 1,
+        node.op,
+        "a convolution with several bottoms (sharing its weights) is not written to ONNX",
+        "bottom",
+        [b.name for b in node.op.bottoms],
+        kind=UnsupportedParameterError,
+    )
+    return conv_geometry(node.op, node.in_shapes[0])
 
 
 def _kernel_and_bias(node: Node, out: Emission, kernel_shape: tuple, num_output: int) -> list[str]:
@@ -36,7 +50,7 @@ def convolution(node: Node, out: Emission) -> None:
     """``Conv`` with Caffe's pads; where Caffe's output size, which rounds toward zero, has a last
     window reaching past the padded input, ONNX pads that window's end with zeros as im2col reads.
     A padded 1x1 kernel is a ``Pad`` then an unpadded ``Conv``."""
-    g = conv_geometry(node.op, node.in_shapes[0])  # as the plan read and checked it
+    g = _geometry(node)
     channels = node.in_shapes[0][1]
     inputs = _kernel_and_bias(node, out, (g.num_output, channels // g.group, *g.kernel), g.num_output)
     end_pads = [
@@ -56,7 +70,7 @@ def convolution(node: Node, out: Emission) -> None:
 @emits("Deconvolution")
 def deconvolution(node: Node, out: Emission) -> None:
     """``ConvTranspose``: Caffe's ``stride * (n - 1) + extent - 2 * pad`` is ONNX's output with the same pads."""
-    g = conv_geometry(node.op, node.in_shapes[0])  # as the plan read and checked it
+    g = _geometry(node)
     channels = node.in_shapes[0][1]
     inputs = _kernel_and_bias(node, out, (channels, g.num_output // g.group, *g.kernel), g.num_output)
     out.op("ConvTranspose", out.bottoms[0], *inputs, top=0, **_attributes(g, g.pad))
