@@ -60,6 +60,10 @@ def run(args) -> int:
         refuse_overwriting_inputs(path, (args.solver, args.weights, args.snapshot))
     _check_suffix(args.output, ".keras", "-o")
     training = from_solver(args.solver, args.weights, max_iter=args.max_iter)
+    if training.net.filled and not args.quiet:
+        from caffe2keras.builder import filled_report
+
+        print(filled_report(training.net.filled))
     if args.snapshot:
         resume(training, args.snapshot)
     solver = training.solver
