@@ -56,6 +56,8 @@ def test_lr_mult_0_freezes_and_other_multipliers_are_carried_through_the_keras_f
     reloaded = keras.saving.load_model(path, safe_mode=True)
     assert not reloaded.get_layer("frozen").trainable
     assert caffe2keras.parameter_multipliers(path) == expected
+    with pytest.raises(caffe2keras.ModelFileError, match="Received: path="):
+        caffe2keras.parameter_multipliers(prototxt)
 
 
 def test_caffe_solver_applies_the_carried_multipliers(tmp_path):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import caffe2keras.framework_internals as internals
-from caffe2keras.errors import ArgumentError
+from caffe2keras.errors import ArgumentError, ModelFileError
 from caffe2keras.outputs import atomic_output
 from caffe2keras.progress import Progress
 from caffe2keras.recursion import recursion_room
@@ -38,6 +38,7 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
 
     ``progress=True`` shows a progress bar on stderr. The file is written beside ``path`` and
     renamed into place when complete (see :mod:`caffe2keras.outputs` for the paths refused).
+    A converted model's ``lr_mult``/``decay_mult`` go in too (:func:`parameter_multipliers`).
     """
     path = Path(path)
     if path.suffix != ".keras":
@@ -84,11 +85,16 @@ def parameter_multipliers(model) -> dict[str, tuple[float, float]]:
     ``CaffeSolver(multipliers=...)`` to fine-tune as Caffe would. Frozen layers (``lr_mult: 0``
     on every blob) are ``trainable=False`` instead."""
     if isinstance(model, (str, os.PathLike)):
-        with zipfile.ZipFile(model) as archive:
-            if MULTIPLIERS_MEMBER not in archive.namelist():
-                return {}
-            stored = json.loads(archive.read(MULTIPLIERS_MEMBER))
-        return {str(k): (float(v[0]), float(v[1])) for k, v in stored.items()}
+        try:
+            with zipfile.ZipFile(model) as archive:
+                if MULTIPLIERS_MEMBER not in archive.namelist():
+                    return {}
+                stored = json.loads(archive.read(MULTIPLIERS_MEMBER))
+            return {str(k): (float(v[0]), float(v[1])) for k, v in stored.items()}
+        except (OSError, zipfile.BadZipFile, ValueError, TypeError, IndexError, AttributeError) as exc:
+            raise ModelFileError(
+                model, f"cannot read it as a .keras file with multipliers ({exc}). Received: path={str(model)!r}"
+            ) from None
     return dict(getattr(model, MULTIPLIERS_ATTRIBUTE, None) or {})
 
 
