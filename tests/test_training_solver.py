@@ -289,3 +289,11 @@ def test_a_snapshot_folder_that_does_not_exist_is_refused_before_training(case, 
     assert main(["train", write_solver(case, 'snapshot: 1\nsnapshot_prefix: "nowhere/tiny"\n')]) != 0
     err = capsys.readouterr().err
     assert "snapshot_prefix" in err and "Received: snapshot_prefix='nowhere/tiny'" in err
+
+
+def test_a_layer_error_names_the_net_file(case, capsys):
+    net = NET.replace("inner_product_param {", "loss_weight: 1 inner_product_param {")
+    (case / "net.prototxt").write_text(net)
+    assert main(["train", write_solver(case)]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"caffe2keras: error: {case / 'net.prototxt'}: Layer 'ip'"), err
