@@ -109,3 +109,13 @@ def test_convert_and_train_read_the_same_multipliers(case_id):
 
 def _frozen_layers(model) -> set[str]:
     return {layer.name for layer in model.layers if layer.weights and not layer.trainable}
+
+
+def test_a_keras_batch_normalization_gets_lr_mult_0_instead_of_trainable_false(tmp_path):
+    # PSPNet's BN is Keras' BatchNormalization: trainable=False would switch it to its moving statistics.
+    text = net({"data": (1, 2, 3, 3)}, layer("BN", _params(*[(0, 0)] * 4) + " bn_param { }", tops=("data",), name="bn"))
+    prototxt, _ = write_net(tmp_path, text)
+    model = caffe2keras.convert(prototxt)
+    assert model.get_layer("bn").trainable
+    multipliers = caffe2keras.parameter_multipliers(model)
+    assert multipliers["bn/gamma"] == multipliers["bn/beta"] == (0.0, 0.0)

@@ -26,7 +26,7 @@ from caffe2keras.layout import Layout
 STATISTICS_TYPES = ("BatchNorm",)
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: its variable's == is elementwise
 class ParameterSlot:
     """One Caffe parameter blob held by one Keras variable."""
 
@@ -163,12 +163,13 @@ def apply_param_blocks(
             by_layer.setdefault(slot.layer, []).append(slot)
     frozen, multipliers = [], {}
     for name, slots in by_layer.items():
-        freezable = [s for s in slots if not isinstance(s.keras_layer, BatchNormalization)]
-        if all(s.lr_mult == 0 for s in slots) and freezable:
+        kept = [s for s in slots if isinstance(s.keras_layer, BatchNormalization)]
+        if len(kept) < len(slots) and all(s.lr_mult == 0 for s in slots):
             frozen.append(name)
-            for slot in freezable:
-                slot.keras_layer.trainable = False
-            slots = [s for s in slots if s not in freezable]
+            for slot in slots:
+                if slot not in kept:
+                    slot.keras_layer.trainable = False
+            slots = kept
         for slot in slots:
             if (slot.lr_mult, slot.decay_mult) != (1.0, 1.0):
                 multipliers[slot.variable.path] = (slot.lr_mult, slot.decay_mult)
