@@ -19,7 +19,6 @@ from caffe2keras.conv_geometry import ConvGeometry, conv_geometry
 from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.transforms import depthwise_kernel_to_keras, kernel_to_keras
-from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
 from caffe2keras.layers import Crop, GroupedConv2DTranspose
 
@@ -85,16 +84,42 @@ def _bias(node: Node, g: ConvGeometry) -> np.ndarray | None:
 
 
 def _checked_geometry(node: Node) -> tuple[ConvGeometry, int]:
-    """The layer's geometry and input channels, once its wiring is checked."""
+    """The layer's geometry and input channels, once its wiring is checked: as Caffe's
+    BaseConvolutionLayer, one top per bottom, every bottom of one shape."""
+    bottoms = [b.name for b in node.op.bottoms]
     require(
-        len(node.op.tops) == len(node.op.bottoms) == 1,
+        len(node.op.tops) == len(bottoms) >= 1,
         node.op,
-        "caffe2keras converts convolutions with one bottom and one top",
+        f"a convolution gives one top per bottom; it has {len(bottoms)} bottoms and {len(node.op.tops)} tops",
+        "top",
+        [t.name for t in node.op.tops],
+    )
+    require(
+        all(shape == node.in_shapes[0] for shape in node.in_shapes),
+        node.op,
+        f"every bottom of a convolution has one shape; they have {node.in_shapes}",
         "bottom",
-        [b.name for b in node.op.bottoms],
-        kind=UnsupportedParameterError,
+        bottoms,
     )
     return conv_geometry(node.op, node.in_shapes[0]), node.in_shapes[0][1]
+
+
+def _on_each_bottom(node: Node, steps: list[Step]) -> list[Step]:
+    """Caffe convolves each bottom in turn with the same weights: the same Keras layers are
+    called on each bottom, and an Identity named after the Caffe layer gives their outputs as
+    its tops."""
+    if len(node.op.bottoms) == 1:
+        return steps
+    chained, ends = [], []
+    for bottom in range(len(node.op.bottoms)):
+        previous = bottom
+        for step in steps:
+            # The first call creates the variables from the weights; later calls reuse them.
+            link = Step(step.layer, step.weights if bottom == 0 else (), inputs=(previous,), suffix=step.suffix)
+            chained.append(link)
+            previous = link
+        ends.append(previous)
+    return [*chained, Step(layers.Identity(), inputs=tuple(ends))]
 
 
 @converts(
@@ -112,7 +137,7 @@ def _checked_geometry(node: Node) -> tuple[ConvGeometry, int]:
     shapes=convolution_shapes,
     doc=LayerDoc(
         "`Conv1D/2D/3D`, `DepthwiseConv2D` (+ `ZeroPadding`, `MaxPooling` as a subsampler)",
-        "group, dilation, asymmetric kernel/stride/pad, `bias_term: false`",
+        "group, dilation, asymmetric kernel/stride/pad, `bias_term: false`; several bottoms share the weights",
     ),
 )
 def convolution(node: Node) -> list[Step]:
@@ -175,14 +200,15 @@ def convolution(node: Node) -> list[Step]:
     if subsample:
         pool_class = (layers.MaxPooling1D, layers.MaxPooling2D, layers.MaxPooling3D)[spatial - 1]
         steps.append(Step(pool_class(pool_size=1, strides=g.stride, padding="valid", data_format=data_format)))
-    return steps
+    return _on_each_bottom(node, steps)
 
 
 @converts(
     "Deconvolution",
     shapes=deconvolution_shapes,
     doc=LayerDoc(
-        "`Conv1D/2D/3DTranspose`, `GroupedConv2DTranspose` (+ `Crop`)", "groups, dilation; pad crops the output"
+        "`Conv1D/2D/3DTranspose`, `GroupedConv2DTranspose` (+ `Crop`)",
+        "groups, dilation; pad crops the output; several bottoms share the weights",
     ),
 )
 def deconvolution(node: Node) -> list[Step]:
@@ -234,13 +260,13 @@ def deconvolution(node: Node) -> list[Step]:
         return [(n - 1) * s + e if not standard else n * s + max(e - s, 0) for s, e in zip(g.stride, g.extent)]
 
     if produced(1) == [e - 2 * p for e, p in zip(g.extent, g.pad)]:
-        return [Step(deconv, weights)]  # the same length at every size: nothing to crop
+        return _on_each_bottom(node, [Step(deconv, weights)])  # the same length at every size: nothing to crop
     out_shape = node.layout.keras_shape(node.out_shapes[0])
     begin = node.layout.keras_shape((0, 0, *g.pad))
     # What is left past Caffe's output does not depend on the input size (checked at size 1).
     trim = node.layout.keras_shape((0, 0, *(n - e + p for n, p, e in zip(produced(1), g.pad, g.extent))))
     crop = Crop(begin[1:], out_shape[1:], end_trim=trim[1:])
-    return [Step(deconv, weights, suffix="deconv"), Step(crop)]
+    return _on_each_bottom(node, [Step(deconv, weights, suffix="deconv"), Step(crop)])
 
 
 def _im2col_as_convolution(op: Op, shape: Shape) -> Op:
