@@ -6,7 +6,7 @@ import pytest
 
 import caffe2keras
 from tests.golden import Case, assert_matches, run, save_and_reload
-from tests.shared import FORMATS, SHARED, case_dirs
+from tests.shared import DEEPER_SIBLINGS, FORMATS, SHARED, case_dirs
 
 # The same weights saved by Caffe as HDF5: the fast tier reads the .caffemodel only.
 RAND_WEIGHTS = ["weights.caffemodel", pytest.param("weights.caffemodel.h5", marks=pytest.mark.slow)]
@@ -67,11 +67,8 @@ def test_trained_original_files(case_dir, tmp_path):
 # before it reads the weights, and XLA compiles a random draw for each weight shape (about 10 s
 # for GoogLeNet). So each Zoo net is checked converted in channels_last, and saved and reloaded
 # in channels_first; the random and trained cases, which cover every layer family, reload in
-# both. The deeper siblings of a Zoo family (DenseNet-161/169/201 beside DenseNet-121,
-# ResNet-101/152 beside ResNet-50, VGG19 beside VGG16) have its layers and wiring, only more of
-# them: they are checked in channels_last only.
+# both. The deeper siblings of a Zoo family are checked in channels_last only.
 ZOO_ROUTES = {"channels_last-converted": ("channels_last", False), "channels_first-reloaded": ("channels_first", True)}
-DEEPER_SIBLINGS = {"densenet161", "densenet169", "densenet201", "resnet101", "resnet152", "vgg19"}
 
 
 def _zoo_params():
