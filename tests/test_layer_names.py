@@ -9,7 +9,7 @@ from caffe2keras.api import load_graph
 from caffe2keras.caffe import read_net
 from caffe2keras.graph import DATA_LAYER_TYPES, is_dropped_type
 from caffe2keras.keras_names import keras_name
-from tests.shared import SHARED
+from tests.shared import DEEPER_SIBLINGS, SHARED
 
 # Nets with more layers than this take tens of seconds to build on a small CPU.
 SLOW_LAYER_COUNT = 60
@@ -26,6 +26,7 @@ def zoo_prototxts():
             marks=[pytest.mark.slow] if path.read_text().count("layer {") > SLOW_LAYER_COUNT else [],
         )
         for path in sorted(root.glob("*/*.prototxt"))
+        if path.parent.name not in DEEPER_SIBLINGS
     ]
 
 

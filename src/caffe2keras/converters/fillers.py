@@ -100,7 +100,8 @@ def _fan(norm: str, fan_in: float, fan_out: float) -> float:
 # The filler field of each weight blob, by Caffe type, with the value Caffe's layer uses when the
 # prototxt gives none (its LayerSetUp: Scale and Normalize start at 1, PReLU at 0.25, the rest at
 # FillerParameter's constant 0). Caffe fills every blob this way before it copies the weights file's.
-BLOB_FILLERS: dict[str, tuple[tuple[str, float], ...]] = {
+# A field of None: the layer sets the blob to its value, with no filler to declare (BatchNorm's 0s).
+BLOB_FILLERS: dict[str, tuple[tuple[str | None, float], ...]] = {
     "Convolution": (("convolution_param.weight_filler", 0.0), ("convolution_param.bias_filler", 0.0)),
     "Deconvolution": (("convolution_param.weight_filler", 0.0), ("convolution_param.bias_filler", 0.0)),
     "InnerProduct": (("inner_product_param.weight_filler", 0.0), ("inner_product_param.bias_filler", 0.0)),
@@ -109,18 +110,21 @@ BLOB_FILLERS: dict[str, tuple[tuple[str, float], ...]] = {
     "Bias": (("bias_param.filler", 0.0),),
     "PReLU": (("prelu_param.filler", 0.25),),
     "Normalize": (("norm_param.scale_filler", 1.0),),
+    "BatchNorm": ((None, 0.0),) * 3,
 }
 # Fillers that draw their values: a net starting from them differs at every conversion.
 RANDOM_FILLERS = ("uniform", "gaussian", "xavier", "msra", "positive_unitball")
 
 
-def blob_filler(layer_type: str, layer_param, index: int) -> tuple[str, float, str] | None:
+def blob_filler(layer_type: str, layer_param, index: int) -> tuple[str | None, float, str] | None:
     """``(field, default, filler type)`` of weight blob ``index`` of a ``layer_type`` layer, or None
     where caffe2keras does not know which filler makes it."""
     fields = BLOB_FILLERS.get(layer_type, ())
     if index >= len(fields):
         return None
     field, default = fields[index]
+    if field is None:
+        return None, default, "constant"
     message_name, _, filler_name = field.partition(".")
     message = getattr(layer_param, message_name)
     kind = getattr(message, filler_name).type if message.HasField(filler_name) else "constant"
@@ -132,6 +136,8 @@ def filler_values(layer_param, field: str, default: float, caffe_shape: Shape) -
 
     A constant filler's are made without Keras, so that a writer that never loads Keras (the ONNX
     one) fills such blobs as the Keras builder does; drawn ones come from Keras' initializers."""
+    if field is None:
+        return np.full(caffe_shape, default, np.float32)
     message_name, _, filler_name = field.partition(".")
     message = getattr(layer_param, message_name)
     if not message.HasField(filler_name):
