@@ -123,3 +123,16 @@ def test_converted_values_reach_variables_however_add_weight_is_called():
     np.testing.assert_array_equal(np.asarray(layer.first), [1, 2])
     np.testing.assert_array_equal(np.asarray(layer.second), [3, 4, 5])
     assert "add_weight" not in vars(layer)  # the layer's own method again
+
+
+def test_a_keras_refusal_is_reported_in_one_line_without_terminal_styling():
+    from caffe2keras.builder import _keras_reason
+
+    keras_message = (
+        "Exception encountered when calling MaxPooling2D.call().\n\n"
+        "\x1b[1mComputed output size would be zero or negative.\x1b[0m\n\n"
+        "Arguments received by MaxPooling2D.call():\n  • inputs=tf.Tensor(shape=(1, 4, 4, 1))"
+    )
+    assert _keras_reason(ValueError(keras_message)) == (
+        "Exception encountered when calling MaxPooling2D.call(). Computed output size would be zero or negative."
+    )

@@ -278,6 +278,18 @@ def reduction_over_batch(d: Path) -> Broken:
     )
 
 
+def pooling_past_its_input(d: Path) -> Broken:
+    # conv1's top is 6x6: a 7x7 window leaves nothing (Caffe would make a top of no values).
+    text = NET + 'layer { name: "pool" type: "Pooling" bottom: "conv1" top: "pool" pooling_param { kernel_size: 7 } }\n'
+    return Broken(
+        _write(d, "net.prototxt", text),
+        None,
+        ShapeError,
+        ("'pool'", "Pooling", "empty", "pooling_param.kernel_size=(7, 7)"),
+        {"layer": "pool", "layer_type": "Pooling", "field": "pooling_param.kernel_size", "value": (7, 7)},
+    )
+
+
 BROKEN = {
     "truncated_10": lambda d: truncated_ours(d, 0.1),
     "truncated_half": lambda d: truncated_ours(d, 0.5),
@@ -302,6 +314,7 @@ BROKEN = {
     "group_mismatch": group_mismatch,
     "softmax_over_batch": softmax_over_batch,
     "reduction_over_batch": reduction_over_batch,
+    "pooling_past_its_input": pooling_past_its_input,
 }
 
 

@@ -272,7 +272,9 @@ class _Builder:
         except Caffe2KerasError:
             raise
         except Exception as exc:  # Keras refusing a configuration: report it against the layer
-            raise LayerError(op.name, op.type, f"Keras could not build this layer: {exc}", "type", op.type) from exc
+            raise LayerError(
+                op.name, op.type, f"Keras could not build this layer: {_keras_reason(exc)}", "type", op.type
+            ) from exc
         for top in op.tops:
             self.producer_name[top] = steps[-1].layer.name
         return list(result) if isinstance(result, (list, tuple)) else [result]
@@ -330,3 +332,13 @@ class _Builder:
                 tensor = keras.layers.Identity(name=self.names.claim(wanted))(tensor)
             model_outputs.append(tensor)
         return model_outputs
+
+
+_TERMINAL_STYLE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _keras_reason(exc: Exception) -> str:
+    """Keras' message as one line: without its terminal styling and the dump of the call's
+    arguments that follows it, so that the error stays one line like every other."""
+    text = _TERMINAL_STYLE.sub("", str(exc)).split("Arguments received by", 1)[0]
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())

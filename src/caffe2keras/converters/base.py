@@ -19,7 +19,7 @@ import numpy as np
 from caffe2keras.caffe.schema import schema_snapshot
 from caffe2keras.errors import RegistryError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.node import Node, require  # noqa: F401  (defined without Keras, for the ONNX writer)
+from caffe2keras.node import Node, require  # defined without Keras, for the ONNX writer
 from caffe2keras.shape_rules import ShapeRule
 
 
@@ -169,3 +169,17 @@ def unsupported_types() -> dict[str, Unsupported]:
 def same_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     """Shape rule of element-wise layers: each top has the shape of bottom 0."""
     return [in_shapes[0]] * len(op.tops)
+
+
+def nonempty_output_shapes(op: Op, batch, channels: int, spatial: tuple, field: str, value) -> list[Shape]:
+    """Each top's shape, once no spatial size is empty (the field and value that made it so named).
+
+    Caffe would make a top of no values, which Keras cannot build: refused as the layer's own error."""
+    require(
+        all(n is None or n > 0 for n in spatial),
+        op,
+        f"the output would be empty (spatial size {spatial})",
+        field,
+        value,
+    )
+    return [(batch, channels, *spatial)] * len(op.tops)

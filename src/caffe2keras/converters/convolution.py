@@ -15,7 +15,7 @@ import numpy as np
 
 from caffe2keras.caffe.weights import Blob
 from caffe2keras.conv_geometry import ConvGeometry, conv_geometry
-from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
+from caffe2keras.converters.base import LayerDoc, Node, Step, converts, nonempty_output_shapes, require
 from caffe2keras.converters.fillers import caffe_filler
 from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.converters.transforms import depthwise_kernel_to_keras, kernel_to_keras
@@ -42,18 +42,6 @@ def _zeros_past_end(size: int | None, pad: int, extent: int, stride: int, out: i
     return max(0, (out - 1) * stride + extent - size - 2 * pad)
 
 
-def _output_shapes(op: Op, batch, channels: int, spatial: tuple, field: str, value) -> list[Shape]:
-    """Each top's shape, once no spatial size is empty (the field and value that made it so named)."""
-    require(
-        all(n is None or n > 0 for n in spatial),
-        op,
-        f"the output would be empty (spatial size {spatial})",
-        field,
-        value,
-    )
-    return [(batch, channels, *spatial)] * len(op.tops)
-
-
 def _check_wiring(op: Op, in_shapes: list[Shape]) -> None:
     """As Caffe's BaseConvolutionLayer: one top per bottom, every bottom of one shape."""
     bottoms = [b.name for b in op.bottoms]
@@ -77,7 +65,7 @@ def convolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     _check_wiring(op, in_shapes)
     g = conv_geometry(op, in_shapes[0])
     spatial = tuple(_conv_output_size(n, p, e, s) for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride))
-    return _output_shapes(op, in_shapes[0][0], g.num_output, spatial, "convolution_param.kernel_size", g.kernel)
+    return nonempty_output_shapes(op, in_shapes[0][0], g.num_output, spatial, "convolution_param.kernel_size", g.kernel)
 
 
 def deconvolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -87,7 +75,7 @@ def deconvolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
         None if n is None else s * (n - 1) + e - 2 * p
         for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride)
     )
-    return _output_shapes(op, in_shapes[0][0], g.num_output, spatial, "convolution_param.pad", g.pad)
+    return nonempty_output_shapes(op, in_shapes[0][0], g.num_output, spatial, "convolution_param.pad", g.pad)
 
 
 def _kernel_dims(g: ConvGeometry, first: tuple, second: tuple) -> tuple:

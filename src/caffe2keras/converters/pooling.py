@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.axes import to_caffe_order
-from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
+from caffe2keras.converters.base import LayerDoc, Node, Step, converts, nonempty_output_shapes, require
 from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
@@ -128,7 +128,7 @@ def pooling_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
     )
     # A global pooling's window is the whole input, whatever its size.
     pooled = (1, 1) if g.is_global else pooled_sizes(shape[2:], g.kernel, g.stride, g.pad, g.ceil_mode)
-    return [(shape[0], shape[1], *pooled)] * len(op.tops)
+    return nonempty_output_shapes(op, shape[0], shape[1], pooled, "pooling_param.kernel_size", g.kernel)
 
 
 @converts(
