@@ -139,3 +139,11 @@ def test_a_reader_closing_the_pipe_is_no_internal_error():
     finally:
         os.close(write_end)
     assert (result.returncode, result.stderr) == (141, "")
+
+
+def test_a_malformed_option_value_is_one_error_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["convert", "net.prototxt", "-o", "m.keras", "--scale", "x"])
+    lines = capsys.readouterr().err.splitlines()
+    assert exit_info.value.code == 2
+    assert lines == ["caffe2keras: error: argument --scale: invalid float value: 'x' (see: caffe2keras convert --help)"]

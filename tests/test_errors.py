@@ -342,7 +342,9 @@ def test_api_raises_the_right_error(kind, tmp_path):
     if isinstance(raised.value, LayerError):
         for attribute, value in expected.items():
             assert getattr(raised.value, attribute) == value, attribute
-        assert str(raised.value).startswith(f"Layer {raised.value.layer!r} ({raised.value.layer_type}): ")
+        source = broken.weights if isinstance(raised.value, WeightsError) else broken.prototxt
+        assert raised.value.path == str(source)
+        assert str(raised.value).startswith(f"{source}: Layer {raised.value.layer!r} ({raised.value.layer_type}): ")
     if isinstance(raised.value, UnsupportedLayersError):
         assert [u[:3] for u in raised.value.unsupported] == expected["unsupported"]
 

@@ -300,3 +300,14 @@ def test_predict_streams_the_files_in_batches(tiny, tmp_path, capsys, monkeypatc
     assert main(["predict", str(model_path), *[path] * 70, "--json", "--top", "1"]) == 0
     assert decoded == [32, 32, 6]
     assert [entry["image"] for entry in json.loads(capsys.readouterr().out)] == [path] * 70
+
+
+def test_the_table_has_a_label_column_only_when_there_are_labels(capsys):
+    from caffe2keras.cli.predict import print_table
+
+    print_table(["cat.jpg"], [[(2, "2", 0.9), (0, "0", 0.1)]], "probability")
+    numbers_only = capsys.readouterr().out
+    print_table(["cat.jpg"], [[(2, "tabby", 0.9), (0, "tench", 0.1)]], "probability")
+    labelled = capsys.readouterr().out
+    assert "label" not in numbers_only and "class" in numbers_only
+    assert "label" in labelled and "tabby" in labelled

@@ -134,3 +134,15 @@ def test_channels_first_models_take_channels_first_images(cifar_mean, tmp_path):
     to_nchw = (0, 3, 1, 2)
     blob = caffe_blob(raw, cifar_mean, 1.0).transpose(to_nchw)
     assert_same_outputs(model, plain, raw.transpose(to_nchw), blob)
+
+
+def test_a_missing_mean_file_names_where_it_was_looked_for(tmp_path):
+    from caffe2keras.preprocessing import find_mean_file
+
+    prototxt = tmp_path / "deploy.prototxt"
+    with pytest.raises(caffe2keras.ModelFileError) as raised:
+        find_mean_file("examples/cifar10/mean.binaryproto", prototxt)
+    message = str(raised.value)
+    assert str(tmp_path / "examples/cifar10/mean.binaryproto") in message
+    assert str(tmp_path / "mean.binaryproto") in message
+    assert message.endswith("Received: transform_param.mean_file='examples/cifar10/mean.binaryproto'")

@@ -50,7 +50,9 @@ def test_cli_prints_the_report_without_a_traceback(prototxt, tmp_path, capsys):
     captured = capsys.readouterr()
     assert status == 1
     assert captured.out == ""
-    assert captured.err.startswith("caffe2keras: error: 2 unsupported layer type(s) in the net:\n  Python: 3 layers")
+    assert captured.err.startswith(
+        f"caffe2keras: error: {prototxt}: 2 unsupported layer type(s) in the net:\n  Python: 3 layers"
+    )
     assert "Traceback" not in captured.err
     assert "caffe2keras.register_converter()" in captured.err
     assert not list(tmp_path.glob("*.keras"))

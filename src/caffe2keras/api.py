@@ -11,7 +11,7 @@ from caffe2keras.builder import build_model
 from caffe2keras.caffe import read_net, read_weights
 from caffe2keras.caffe.limits import check_path_type
 from caffe2keras.converters.base import Converter, LayerRule, ShapeRule, register_rule, rule_for
-from caffe2keras.errors import ArgumentError, ConversionWarning, NetError, RegistryError
+from caffe2keras.errors import ArgumentError, ConversionWarning, NetError, RegistryError, WeightsError, about_file
 from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, infer_shapes, is_dropped_type
 from caffe2keras.labels import check_label_count, read_labels
 from caffe2keras.layout import Layout
@@ -65,36 +65,38 @@ def convert(
     layout = Layout(data_format)
     if outputs is not None and (isinstance(outputs, str) or not all(isinstance(n, str) for n in outputs)):
         raise ArgumentError(f"outputs must be a list of blob names, or None. Received: outputs={outputs!r}")
-    net = read_net(prototxt)
-    graph = graph_of(net, input_shapes)
-    if outputs is not None:
-        for name in outputs:
-            graph.blob(name)
-    options = Preprocessing.from_argument(preprocessing)
-    label_list = None if labels is None else read_labels(labels)
-    steps = plan_inputs(net, prototxt, graph, options, label_list, minimum_sizes(graph, shape_rule_or_none))
-    if options is None and (message := unembedded_warning(declared_transforms(net))):
-        warnings.warn(message, ConversionWarning, stacklevel=2)
-    with Progress(progress) as bars:
-        loaded = None
-        if weights is not None:
-            check_path_type(weights, "weights")
-            with bars.phase("reading", None, detail=os.path.basename(weights)):
-                loaded = read_weights(weights, {op.name for op in graph.ops})
-        with bars.phase("building", len(graph.ops)) as advance:
-            model = build_model(
-                graph,
-                loaded,
-                layout,
-                rule_for,
-                outputs,
-                on_layer=lambda op: advance(detail=f"{op.name} ({op.type})"),
-                input_layers={step.blob: step.layer(layout.data_format) for step in steps},
-                allow_random=allow_random,
-            )
-    if label_list is not None:
-        output = model.outputs[0]
-        check_label_count(label_list, math.prod(output.shape[1:]), model.output_names[0])
+    with about_file(prototxt):
+        net = read_net(prototxt)
+        graph = graph_of(net, input_shapes)
+        if outputs is not None:
+            for name in outputs:
+                graph.blob(name)
+        options = Preprocessing.from_argument(preprocessing)
+        label_list = None if labels is None else read_labels(labels)
+        steps = plan_inputs(net, prototxt, graph, options, label_list, minimum_sizes(graph, shape_rule_or_none))
+        if options is None and (message := unembedded_warning(declared_transforms(net))):
+            warnings.warn(message, ConversionWarning, stacklevel=2)
+        with Progress(progress) as bars:
+            loaded = None
+            if weights is not None:
+                check_path_type(weights, "weights")
+                with bars.phase("reading", None, detail=os.path.basename(weights)):
+                    loaded = read_weights(weights, {op.name for op in graph.ops})
+            with bars.phase("building", len(graph.ops)) as advance:
+                with about_file(weights, (WeightsError,)):
+                    model = build_model(
+                        graph,
+                        loaded,
+                        layout,
+                        rule_for,
+                        outputs,
+                        on_layer=lambda op: advance(detail=f"{op.name} ({op.type})"),
+                        input_layers={step.blob: step.layer(layout.data_format) for step in steps},
+                        allow_random=allow_random,
+                    )
+        if label_list is not None:
+            output = model.outputs[0]
+            check_label_count(label_list, math.prod(output.shape[1:]), model.output_names[0])
     return model
 
 
@@ -104,7 +106,8 @@ def shape_rule_or_none(op) -> ShapeRule | None:
 
 def load_graph(prototxt: PathLike, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
     """Read a prototxt into a blob graph, and check every layer type has a converter."""
-    return graph_of(read_net(prototxt), input_shapes)
+    with about_file(prototxt):
+        return graph_of(read_net(prototxt), input_shapes)
 
 
 def graph_of(net, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
@@ -120,24 +123,25 @@ def parameter_shapes(
 
     Layers without parameters are left out. No Keras model is built.
     """
-    graph = load_graph(prototxt, input_shapes)
+    with about_file(prototxt):
+        graph = load_graph(prototxt, input_shapes)
 
-    def shape_rule(op):
-        rule = rule_for(op.type)
-        if rule.shapes is None:
-            raise NetError(
-                f"layer {op.name!r} ({op.type}) has a converter without a shape rule; register it "
-                f"with register_converter(..., shapes=...). Received: type={op.type!r}"
-            )
-        return rule.shapes
+        def shape_rule(op):
+            rule = rule_for(op.type)
+            if rule.shapes is None:
+                raise NetError(
+                    f"layer {op.name!r} ({op.type}) has a converter without a shape rule; register it "
+                    f"with register_converter(..., shapes=...). Received: type={op.type!r}"
+                )
+            return rule.shapes
 
-    infer_shapes(graph, shape_rule)
-    shapes = {}
-    for op in graph.ops:
-        plan = plan_layer(op, [graph.shapes[b] for b in op.bottoms], Layout())
-        plan.steps  # noqa: B018 (the converter asks for each parameter blob by its shape)
-        if plan.node.requested:
-            shapes[op.name] = [plan.node.requested[i] for i in sorted(plan.node.requested)]
+        infer_shapes(graph, shape_rule)
+        shapes = {}
+        for op in graph.ops:
+            plan = plan_layer(op, [graph.shapes[b] for b in op.bottoms], Layout())
+            plan.steps  # noqa: B018 (the converter asks for each parameter blob by its shape)
+            if plan.node.requested:
+                shapes[op.name] = [plan.node.requested[i] for i in sorted(plan.node.requested)]
     return shapes
 
 

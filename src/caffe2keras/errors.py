@@ -7,11 +7,15 @@ value, and end, Keras-style, in ``Received: field=value``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 
 class Caffe2KerasError(Exception):
     """Base class of every error caffe2keras raises on purpose."""
+
+    #: the file the error is about, once known (see :func:`about_file`)
+    path: str | None = None
 
 
 class ArgumentError(Caffe2KerasError, TypeError, ValueError):
@@ -189,3 +193,21 @@ class SolverError(Caffe2KerasError):
     def __init__(self, path, message: str, field: str, value):
         self.path, self.field, self.value = str(path), field, value
         super().__init__(f"{self.path}: {message} Received: {field}={value!r}")
+
+
+@contextmanager
+def about_file(
+    path, kinds: tuple[type[Caffe2KerasError], ...] = (NetError, LayerError, UnsupportedLayersError)
+) -> Iterator[None]:
+    """Errors of ``kinds`` raised inside start with the file they are about, unless one already names its file.
+
+    A layer's error is found far from the file it came from (the graph, the plan, the weights' pairing);
+    the entry point that opened the file says which one, so the message names it as the others do.
+    """
+    try:
+        yield
+    except kinds as exc:
+        if exc.path is None and path is not None:
+            exc.path = str(path)
+            exc.args = (f"{exc.path}: {exc.args[0]}", *exc.args[1:])
+        raise

@@ -208,7 +208,7 @@ def find_mean_file(mean_file: str, prototxt: str | os.PathLike) -> Path:
         mean_file,
         f"the mean_file of {prototxt} is not found (looked for {', '.join(map(str, candidates))}). "
         "Put it next to the prototxt, or give the mean with --mean FILE.binaryproto|V1,V2,V3 "
-        "(API: preprocessing={'mean': ...}).",
+        f"(API: preprocessing={{'mean': ...}}). Received: transform_param.mean_file={mean_file!r}",
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from caffe2keras.caffe import read_net, read_weights
 from caffe2keras.converters.base import rule_for
-from caffe2keras.errors import Caffe2KerasError, LayerError
+from caffe2keras.errors import Caffe2KerasError, LayerError, about_file
 from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, infer_known_shapes, is_dropped_type, layer_is_kept
 from caffe2keras.layout import Layout
 from caffe2keras.plan import layer_blobs, plan_layer, refusal
@@ -126,8 +126,9 @@ def summarize(
     not wire up; problems of single layers are rows of the summary.
     """
     layout = Layout(data_format)
-    net = read_net(prototxt)
-    graph = build_graph(net, input_shapes, require_input_shapes=False)
+    with about_file(prototxt):
+        net = read_net(prototxt)
+        graph = build_graph(net, input_shapes, require_input_shapes=False)
     loaded = None if weights is None else read_weights(weights)
     unknown = infer_known_shapes(graph, lambda op: getattr(rule_for(op.type), "shapes", None))
     ops = iter(graph.ops)

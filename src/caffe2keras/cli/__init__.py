@@ -32,7 +32,20 @@ from caffe2keras.cli.common import (
 COMMANDS = ("convert", "predict", "verify", "weights", "inspect", "zoo", "export", "layers", "train")
 
 
-class CommandParser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, with its errors in the form of every other error of the tool.
+
+    argparse would print the whole usage and ``caffe2keras convert: error: ...``; a malformed
+    option value is one line like the rest, with where to look for the options.
+    """
+
+    def error(self, message: str):
+        from caffe2keras.console import printable
+
+        self.exit(EXIT_USAGE, f"caffe2keras: error: {printable(message)} (see: {self.prog} --help)\n")
+
+
+class CommandParser(Parser):
     """A command's parser: it takes ``--debug`` too, so the flag works after the command name."""
 
     def __init__(self, *args, **kwargs):
@@ -47,7 +60,7 @@ DEBUG_HELP = "show tracebacks for errors"
 def build_parser() -> argparse.ArgumentParser:
     from caffe2keras._version import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="caffe2keras",
         description="Convert Caffe models (prototxt + caffemodel) to Keras 3 with Caffe's exact numbers.",
     )

@@ -79,10 +79,13 @@ def print_table(images, results, kind: str) -> None:
 
     from caffe2keras.console import console_text
 
-    table = Table("image", "#", "class", "label", kind)
+    # Without labels a class's label is its number: a second column would only repeat the first.
+    labelled = any(label != str(index) for top in results for index, label, _ in top)
+    table = Table("image", "#", "class", *(["label"] if labelled else []), kind)
     for image, top in zip(images, results):
         for rank, (index, label, probability) in enumerate(top, 1):
             shown_image = console_text(image) if rank == 1 else ""
-            table.add_row(shown_image, str(rank), str(index), console_text(label), f"{probability:.4f}")
+            shown_label = [console_text(label)] if labelled else []
+            table.add_row(shown_image, str(rank), str(index), *shown_label, f"{probability:.4f}")
         table.add_section()
     Console().print(table)

@@ -21,7 +21,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from caffe2keras._version import __version__
 from caffe2keras.caffe import read_net, read_weights
-from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError
+from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError, about_file
 from caffe2keras.graph import BlobRef, Graph, Op, build_graph, check_blob_shape, needed_ops
 from caffe2keras.layout import Layout
 from caffe2keras.node import Node
@@ -71,9 +71,11 @@ def to_onnx(
     a free batch size, and each Caffe layer's nodes are named after it. ``outputs`` picks the
     blobs to output (default: the net's outputs). Neither Keras nor TensorFlow is imported.
     """
-    graph = build_graph(read_net(prototxt), input_shapes)
-    loaded = None if weights is None else read_weights(weights, layers={op.name for op in graph.ops})
-    model, streamed = build_model(graph, loaded, outputs)
+    with about_file(prototxt):
+        graph = build_graph(read_net(prototxt), input_shapes)
+        loaded = None if weights is None else read_weights(weights, layers={op.name for op in graph.ops})
+        with about_file(weights, (WeightsError,)):
+            model, streamed = build_model(graph, loaded, outputs)
     check_output_path(path, (prototxt, weights))
     with atomic_output(path, ".onnx") as partial, open(partial, "wb") as file:
         write_streamed(file, model, streamed)

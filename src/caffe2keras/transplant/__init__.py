@@ -19,7 +19,7 @@ import numpy as np
 
 from caffe2keras.caffe import read_net, read_weights
 from caffe2keras.converters.base import rule_for
-from caffe2keras.errors import ArgumentError, WeightsPairingError
+from caffe2keras.errors import ArgumentError, WeightsPairingError, about_file
 from caffe2keras.graph import build_graph, infer_known_shapes
 from caffe2keras.keras_names import keras_name
 from caffe2keras.transplant.caffe_side import CaffeUnit, caffe_units
@@ -140,8 +140,9 @@ def load_caffe_weights(
         raise ArgumentError(
             f"keras_model must be a built keras.Model. Received: keras_model={type(keras_model).__name__}"
         )
-    graph = build_graph(read_net(prototxt), input_shapes, require_input_shapes=False)
-    infer_known_shapes(graph, lambda op: getattr(rule_for(op.type), "shapes", None))
+    with about_file(prototxt):
+        graph = build_graph(read_net(prototxt), input_shapes, require_input_shapes=False)
+        infer_known_shapes(graph, lambda op: getattr(rule_for(op.type), "shapes", None))
     units = caffe_units(graph, read_weights(weights))
     targets = keras_targets(keras_model)
     pairs, left_out, problems = _pair(units, targets, dict(mapping or {}))

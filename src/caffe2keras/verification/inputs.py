@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from caffe2keras.caffe import read_net
-from caffe2keras.errors import InputShapeError, ModelFileError, VerifyError
+from caffe2keras.errors import InputShapeError, ModelFileError, VerifyError, about_file
 from caffe2keras.graph import BlobRef, Graph, Shape, build_graph
 from caffe2keras.image_files import decode_image
 from caffe2keras.numeric import require_real
@@ -130,7 +130,8 @@ def prepare_inputs(
     seed: int,
 ) -> tuple[dict[str, np.ndarray], list[InputInfo]]:
     """Every input blob's array (Caffe layout), in the net's input order."""
-    declared = build_graph(read_net(prototxt), input_shapes, require_input_shapes=False)
+    with about_file(prototxt):
+        declared = build_graph(read_net(prototxt), input_shapes, require_input_shapes=False)
     names = [ref.name for ref in declared.inputs]
     specs = _named_inputs(inputs, names)
     dictated = reference.inputs(names)
