@@ -144,7 +144,13 @@ def worker(cases_path: str, results_path: str) -> None:
         for index, case in enumerate(cases, start=first):
             if _address_space() > baseline + GROWTH_LIMIT:
                 return  # the parent starts a fresh worker for the rest: each case gets a fresh process's room
-            start = {"index": index, "start": time.time(), "cpu": time.process_time(), "wall_s": case.wall_s}
+            start = {
+                "index": index,
+                "start": time.time(),
+                "cpu": time.process_time(),
+                "queued": _queued_s("self"),
+                "wall_s": case.wall_s,
+            }
             out.write(json.dumps(start) + "\n")
             out.flush()
             try:
@@ -305,9 +311,11 @@ def _run_worker(cases_path: Path, results_path: Path, timeout_s: float, nice: in
 
 
 def _over_time(pid: int, started: dict, timeout_s: float) -> bool:
-    """Whether the case has used ``timeout_s`` of CPU time (a loaded machine stretches wall time,
-    not CPU time), or ten times that of wall time (or the case's own wall-clock limit)."""
-    wall = time.time() - started["start"]
+    """Whether the case has used ``timeout_s`` of CPU time, or ten times that of wall time (or
+    the case's own wall-clock limit). A loaded machine stretches wall time, not CPU time: the time
+    the worker spent ready to run but waiting for a CPU is not counted, while waiting on a server,
+    a pipe or a lock is."""
+    wall = time.time() - started["start"] - (_queued_s(pid) - started.get("queued", 0.0))
     wall_limit = started.get("wall_s") or 10 * timeout_s
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -315,6 +323,14 @@ def _over_time(pid: int, started: dict, timeout_s: float) -> bool:
     except (OSError, ValueError, IndexError):
         cpu = wall
     return cpu - started["cpu"] > timeout_s or wall > wall_limit
+
+
+def _queued_s(pid) -> float:
+    """Seconds the process's main thread has spent runnable but waiting for a CPU (schedstat)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _records(path: Path) -> list[dict]:
