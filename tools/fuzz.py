@@ -35,7 +35,7 @@ import tempfile
 import time
 import warnings
 from collections import Counter
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -112,14 +112,13 @@ def main() -> int:
                 chosen_cases = [(i, case) for i, case in enumerate(cases) if (case.wall_s is not None) == waits]
                 for i in range(0, len(chosen_cases), args.batch):
                     submit(pool, chosen_cases[i : i + args.batch], seed)
-            # Draw ahead only while a pool that has work lacks more: the cases wait in memory.
+            # Draw the next chunk once every pool with work is down to two parts a worker, so that
+            # each family's figures grow in step and an interrupted run's stay comparable.
             sizes = {cpu: args.jobs, network: args.network_jobs}
-            while pending:
-                queued = Counter(pool for pool, _, _ in pending.values())
-                if any(queued[pool] <= 2 * sizes[pool] for pool in fed):
-                    break
+            while pending and any(sum(p is pool for p, _, _ in pending.values()) > 2 * sizes[pool] for pool in fed):
                 collect(FIRST_COMPLETED)
-        collect(ALL_COMPLETED)
+        while pending:  # one batch at a time, so that the summary is rewritten as each ends
+            collect(FIRST_COMPLETED)
     summary.finish()
     return 1 if summary.failures else 0
 
