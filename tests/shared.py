@@ -16,6 +16,11 @@ HAS_SHARED = (SHARED / "golden").is_dir()
 # Both Keras data formats; tests/conftest.py puts each test's channels_first run in the slow tier.
 FORMATS = list(DATA_FORMATS)
 
+# The deeper members of a Zoo family: DenseNet-121, ResNet-50 and VGG16's layers and wiring, only
+# more of them. A check of structure or numbers per layer that the shallower one passes, they pass:
+# the costly per-net checks leave them out.
+DEEPER_SIBLINGS = {"densenet161", "densenet169", "densenet201", "resnet101", "resnet152", "vgg19"}
+
 requires_shared = pytest.mark.skipif(not HAS_SHARED, reason=f"ground-truth material not found at {SHARED}")
 
 

@@ -81,6 +81,14 @@ def test_architecture_only_uses_caffes_fillers(net):
     np.testing.assert_array_equal(np.asarray(kernel), np.zeros((3, 3, 3, 2)))  # Caffe's default filler
 
 
+def test_a_batch_norm_the_weights_lack_starts_at_caffes_zeros(net, tmp_path):
+    prototxt, weights = net
+    prototxt.write_text(NET + 'layer { name: "bn" type: "BatchNorm" bottom: "prob" top: "prob" }\n')
+    with pytest.warns(caffe2keras.ConversionWarning, match=r"bn \(BatchNorm: blob 0 constant 0, blob 1 constant 0"):
+        model = caffe2keras.convert(prototxt, weights)
+    assert not any(np.any(np.asarray(w)) for w in model.get_layer("bn").weights)
+
+
 def test_outputs_must_be_distinct_and_known(net):
     with pytest.raises(NetError, match="distinct"):
         caffe2keras.convert(*net, outputs=["prob", "prob"])

@@ -13,9 +13,9 @@ import pytest
 
 import caffe2keras
 from tests import oracle
-from tests.golden import assert_matches, run
+from tests.golden import assert_matches
 from tests.nets import convert_and_run, layer, net, opencv_forward, write_net
-from tests.shared import FORMATS, SHARED, requires_shared
+from tests.shared import FORMATS
 
 RNG = np.random.default_rng(20240607)
 
@@ -181,15 +181,6 @@ def test_mvn_matches_opencv(across, tmp_path):
         )
 
 
-@requires_shared
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_opencv_layer_mvn_prototxt(data_format):
-    x = RNG.standard_normal((2, 6, 75, 113)).astype(np.float32)
-    prototxt = SHARED / "caffe" / "opencv_layers" / "layer_mvn.prototxt"
-    model = caffe2keras.convert(prototxt, data_format=data_format)
-    assert_matches(run(model, [x], data_format)[0], caffe_mvn(x, False, True, 0.1), "layer_mvn")
-
-
 # ---------------------------------------------------------------- BatchNorm with the batch's statistics
 
 
@@ -208,18 +199,6 @@ def test_batch_norm_with_local_stats_uses_the_batch(shape, eps, data_format, tmp
     centred = x.astype(np.float64) - x.mean(axis=axes, keepdims=True)
     reference = centred / np.sqrt((centred**2).mean(axis=axes, keepdims=True) + eps)
     assert_matches(single("BatchNorm", params, x, data_format, tmp_path, layers), reference, f"BatchNorm {shape}")
-
-
-@requires_shared
-def test_opencv_layer_batch_norm_local_stats(tmp_path):
-    # OpenCV computes local statistics for one image only; its own test uses 1x2x3x4.
-    text = (SHARED / "caffe" / "opencv_layers" / "layer_batch_norm_local_stats.prototxt").read_text()
-    x = RNG.standard_normal((1, 2, 3, 4)).astype(np.float32)
-    layers = [("output", "BatchNorm", batch_norm_blobs(2))]
-    (reference,) = opencv_forward(tmp_path, text, {"input": x}, ["output"], layers)
-    for data_format in FORMATS:
-        actual = convert_and_run(tmp_path, text, [x], data_format, layers)[0]
-        assert_matches(actual, reference, f"layer_batch_norm_local_stats ({data_format})")
 
 
 # ---------------------------------------------------------------- Embed
@@ -357,41 +336,33 @@ def test_filter_is_reported_with_its_reason(tmp_path):
         caffe2keras.convert(prototxt)
 
 
-# ---------------------------------------------------------------- OpenCV's analytic cases
+# ---------------------------------------------------------------- one (de)convolution over several bottoms
 
 
-@requires_shared
 @pytest.mark.parametrize("data_format", FORMATS)
-def test_opencv_reshape_and_slice_routines_give_the_input_back(data_format):
-    x = RNG.uniform(-1, 1, (6, 12)).astype(np.float32)
-    prototxt = SHARED / "caffe" / "opencv_layers" / "reshape_and_slice_routines.prototxt"
-    model = caffe2keras.convert(prototxt, input_shapes={"input": x.shape}, outputs=["output"], data_format=data_format)
-    np.testing.assert_array_equal(run(model, [x], data_format)[0], x)
+@pytest.mark.parametrize("type_", ["Convolution", "Deconvolution"])
+def test_convolution_applies_its_weights_to_each_bottom(type_, data_format, tmp_path):
+    """BaseConvolutionLayer: top i is bottom i convolved with the layer's one set of weights."""
+    shape = (2, 3, 7, 6)
+    first, second = (RNG.standard_normal(shape).astype(np.float32) for _ in range(2))
+    weight_shape = (4, 3, 3, 2) if type_ == "Convolution" else (3, 4, 3, 2)
+    weight, bias = RNG.standard_normal(weight_shape).astype(np.float32), RNG.standard_normal(4).astype(np.float32)
+    params = "convolution_param { num_output: 4 kernel_h: 3 kernel_w: 2 stride: 2 pad: 1 }"
+    text = net({"a": shape, "b": shape}, layer(type_, params, ("a", "b"), ("ya", "yb")))
+    actual = convert_and_run(tmp_path, text, [first, second], data_format, [("l", type_, [weight, bias])])
+    reference = oracle.convolution if type_ == "Convolution" else oracle.deconvolution
+    for x, y in zip((first, second), actual):
+        assert_matches(y, reference(x, weight, bias, (2, 2), (1, 1), (1, 1)), type_)
 
 
-@requires_shared
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_opencv_net_input_mixes_legacy_and_input_layers(data_format):
-    prototxt = SHARED / "caffe" / "opencv_layers" / "net_input.prototxt"
-    model = caffe2keras.convert(prototxt, data_format=data_format)
-    names = ["old_style_input_blue_green", "old_style_input_red", "different_name_for_red", "input_layer_blue_green"]
-    assert [t.name for t in model.inputs] == names
-    blue_green1, red2, red1, blue_green2 = arrays = [
-        RNG.standard_normal((1, c, 10, 11)).astype(np.float32) for c in (2, 1, 1, 2)
-    ]
-    expected = np.concatenate([blue_green1, red1], axis=1) + np.concatenate([blue_green2, red2], axis=1)
-    assert_matches(run(model, arrays, data_format)[0], expected, "net_input")
-
-
-@requires_shared
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_opencv_shared_weights_layers_named_alike_read_the_same_blobs(data_format, tmp_path):
-    text = (SHARED / "caffe" / "opencv_layers" / "shared_weights.prototxt").read_text()
-    layers = [
-        ("conv", "Convolution", [np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)]),
-        ("sum", "InnerProduct", [np.ones((1, 4), np.float32), np.zeros(1, np.float32)]),
-    ]
-    first = np.array([[[[0, 2], [4, 6]]]], np.float32)
-    second = np.array([[[[1, 3], [5, 7]]]], np.float32)
-    (actual,) = convert_and_run(tmp_path, text, [first, second], data_format, layers)
-    np.testing.assert_array_equal(actual, [[12, 16]])
+def test_convolution_bottoms_of_different_shapes_are_refused(tmp_path):
+    text = net(
+        {"a": (1, 3, 6, 6), "b": (1, 3, 5, 6)},
+        layer("Convolution", "convolution_param { num_output: 2 kernel_size: 1 }", ("a", "b"), ("ya", "yb")),
+    )
+    prototxt, _ = write_net(tmp_path, text)
+    with pytest.raises(
+        caffe2keras.Caffe2KerasError,
+        match=r"every bottom of a convolution has one shape.*Received: bottom=\['a', 'b'\]",
+    ):
+        caffe2keras.convert(prototxt)

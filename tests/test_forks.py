@@ -210,13 +210,6 @@ layer {{ name: "interp" type: "Interp" bottom: "data" top: "output" interp_param
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
-@requires_shared
-def test_interp_opencv_layer_test(data_format, tmp_path):
-    text = (SHARED / "caffe" / "opencv_layers" / "layer_interp.prototxt").read_text()
-    check_against_opencv(tmp_path, text, {"input": random((2, 3, 4, 5))}, data_format)
-
-
-@pytest.mark.parametrize("data_format", FORMATS)
 @pytest.mark.parametrize("params", ["height: 4 width: 20", "height: 1 width: 1", "zoom_factor: 3"])
 def test_interp_matches_opencv(params, data_format, tmp_path):
     check_against_opencv(tmp_path, interp_net(params), {"data": random((2, 3, 9, 11))}, data_format)
@@ -456,14 +449,6 @@ def roi_inputs(seed=0):
     # x * 1/16 at .5 rounds away from zero; reversed corners make 1x1 ROIs.
     rois[:4, 1:] = [[8, 24, 40, 56], [-8, -24, 8, 8], [300, 300, 10, 10], [0, 0, 0, 0]]
     return features, rois
-
-
-@pytest.mark.parametrize("data_format", FORMATS)
-@requires_shared
-def test_roi_pooling_opencv_layer_test(data_format, tmp_path):
-    text = (SHARED / "caffe" / "opencv_layers" / "net_roi_pooling.prototxt").read_text()
-    features, rois = roi_inputs()
-    check_against_opencv(tmp_path, text, {"input": features, "rois": rois}, data_format)
 
 
 @pytest.mark.parametrize("data_format", FORMATS)

@@ -54,6 +54,15 @@ NETS = {
         'layer { name: "zoom" type: "Interp" bottom: "data" top: "zoom" interp_param { zoom_factor: 3 } }\n'
         'layer { name: "fixed" type: "Interp" bottom: "zoom" top: "fixed" '
         "interp_param { height: 10 width: 4 pad_beg: -1 pad_end: -2 } }\n"
+        # PSPNet's order: height and width come before shrinking then zooming
+        'layer { name: "sized" type: "Interp" bottom: "data" top: "sized" '
+        "interp_param { shrink_factor: 2 zoom_factor: 3 height: 5 width: 6 } }\n"
+    ),
+    "dropout": (
+        'input: "data" input_shape { dim: 2 dim: 3 dim: 4 dim: 5 }\n'
+        # caffe-fast-rcnn's test-time factor
+        'layer { name: "drop" type: "Dropout" bottom: "data" top: "drop" '
+        "dropout_param { dropout_ratio: 0.3 scale_train: false } }\n"
     ),
     "reductions": (
         'input: "data" input_shape { dim: 2 dim: 3 dim: 4 dim: 5 }\n'
@@ -82,6 +91,7 @@ def _inputs(name: str) -> dict[str, np.ndarray]:
     shape = {
         "reductions": (2, 3, 4, 5),
         "interp": (2, 3, 7, 9),
+        "dropout": (2, 3, 4, 5),
         "mvn": (2, 3, 5, 7),
         "lrn_within_channel": (1, 3, 6, 5),
         "normalize": (2, 4, 3, 3),

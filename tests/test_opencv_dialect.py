@@ -41,45 +41,6 @@ def test_dropout_scale_train_false_does_not_scale_in_training(tmp_path):
     np.testing.assert_allclose(y[kept], x[kept], rtol=1e-6)
 
 
-# OpenCV's Scale_untrainable (modules/dnn/test/test_layers.cpp): a (2, 3, 4, 5) blob times a second
-# bottom of shape inpShape[axis:axis + dims]. Axis 0 was already converted; these are its 6 cases
-# with axis >= 1, each run by OpenCV with and without conv fusion (12 in all; fusion is OpenCV's).
-SCALE_UNTRAINABLE = [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (3, 1), (0, 1), (0, 4)]
-INPUT_SHAPE = (2, 3, 4, 5)
-
-
-def scale_untrainable_reference(x, w, axis, dims):
-    """The test's own loop: w[(i / spatialSize) % w.size] multiplies element i."""
-    spatial = int(np.prod(INPUT_SHAPE[axis + dims :]))
-    index = (np.arange(x.size) // spatial) % w.size
-    return (x.reshape(-1) * w.reshape(-1)[index]).reshape(x.shape)
-
-
-@pytest.mark.parametrize("axis, dims", SCALE_UNTRAINABLE)
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_two_bottom_scale_at_any_axis(axis, dims, data_format, tmp_path):
-    cv2 = pytest.importorskip("cv2")
-    weights_shape = INPUT_SHAPE[axis : axis + dims]
-    text = (
-        f'input: "scale_input" input_shape {{ {" ".join(f"dim: {d}" for d in INPUT_SHAPE)} }}\n'
-        f'input: "scale_weights" input_shape {{ {" ".join(f"dim: {d}" for d in weights_shape)} }}\n'
-        'layer { name: "scale" type: "Scale" bottom: "scale_input" bottom: "scale_weights" top: "out" '
-        f"scale_param {{ axis: {axis} }} }}\n"
-    )
-    prototxt = write(tmp_path, text)
-    rng = np.random.default_rng(axis * 10 + dims)
-    x = rng.uniform(-1, 1, INPUT_SHAPE).astype(np.float32)
-    w = rng.uniform(-1, 1, weights_shape).astype(np.float32)
-    expected = scale_untrainable_reference(x, w, axis, dims)
-    net = cv2.dnn.readNetFromCaffe(str(prototxt))
-    net.setInput(x, "scale_input")
-    net.setInput(w, "scale_weights")
-    assert_matches(np.asarray(net.forward()), expected, "OpenCV")
-    model = save_and_reload(caffe2keras.convert(prototxt, data_format=data_format), tmp_path)
-    (y,) = run(model, [x, w], data_format)
-    assert_matches(y, expected, f"scale axis {axis}")
-
-
 @pytest.mark.parametrize(
     "layer, field",
     [

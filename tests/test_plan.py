@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -12,6 +16,7 @@ from caffe2keras.errors import UnsupportedLayersError, WeightsError
 from caffe2keras.graph import build_graph
 from caffe2keras.layout import Layout
 from caffe2keras.plan import check_supported, plan_layer, refusal
+from tests.shared import REPO
 
 NET = """
 input: "data" input_shape { dim: 1 dim: 3 dim: 5 dim: 5 }
@@ -73,3 +78,36 @@ def test_planning_runs_no_converter(graph):
     op = next(op for op in graph.ops if op.name == "conv")
     plan = plan_layer(op, [graph.shapes[op.bottoms[0]]], Layout(), rule_for={"Convolution": rule}.get)
     assert plan.out_shapes == ((1, 4, 3, 3),)
+
+
+SMALL_NET_TAIL = """
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "fc" type: "InnerProduct" bottom: "pool" top: "fc" inner_product_param { num_output: 10 } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+PLAN_WITHOUT_KERAS = """
+import sys
+from caffe2keras.caffe import read_net
+from caffe2keras.graph import build_graph
+from caffe2keras.layout import Layout
+from caffe2keras.plan import plan_layer
+
+graph = build_graph(read_net(sys.argv[1]))
+for op in graph.ops:
+    plan = plan_layer(op, [graph.shapes[b] for b in op.bottoms], Layout("channels_first"))
+    graph.shapes.update(zip(op.tops, plan.out_shapes))
+print(sorted(m for m in ("keras", "jax", "tensorflow") if m in sys.modules), graph.shapes[graph.outputs[0]])
+"""
+
+
+def test_planning_imports_no_keras(tmp_path):
+    """The converters name Keras only through caffe2keras.converters.keras_layers, imported when a
+    converter first makes a layer: the ONNX writer plans every layer without loading Keras."""
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text(NET.split('layer { name: "py"')[0] + SMALL_NET_TAIL)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+    done = subprocess.run(
+        [sys.executable, "-c", PLAN_WITHOUT_KERAS, str(prototxt)], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip() == "[] (1, 10)"

@@ -14,7 +14,7 @@ import pytest
 import caffe2keras
 from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.errors import UnsupportedParameterError
-from caffe2keras.layers.proposal import faster_rcnn_anchors
+from caffe2keras.layer_arithmetic import faster_rcnn_anchors
 from caffe2keras.layers.proposal_test import PUBLISHED_ANCHORS, proposals_reference
 from caffe2keras.synthetic import synthetic_weights
 from caffe2keras.tolerance import compare
@@ -236,17 +236,32 @@ layer { name: "detection_out" type: "DetectionOutput" bottom: "bbox_pred_reshape
 """
 
 
+# OpenCV's R-FCN (opencv_extra's rfcn_pascal_voc_resnet50.prototxt, the zoo's rfcn_resnet50): class-
+# agnostic boxes, background's 4 deltas sliced off, one location for every class.
+OPENCV_RFCN_POSTPROCESSING = """
+layer { name: "bbox_pred_slice" type: "Slice" bottom: "bbox_pred" top: "bbox_pred_bg" top: "bbox_pred_fg"
+        slice_param { axis: 1 slice_point: 4 } }
+""" + OPENCV_POSTPROCESSING.replace(
+    'bottom: "bbox_pred" top: "bbox_pred_reshape"', 'bottom: "bbox_pred_fg" top: "bbox_pred_reshape"'
+).replace("share_location: false", "share_location: true")
+
+
 @pytest.mark.parametrize("data_format", FORMATS)
-def test_opencv_faster_rcnn_postprocessing_matches_opencv(data_format, tmp_path):
+@pytest.mark.parametrize(
+    "postprocessing, deltas_per_roi",
+    [(OPENCV_POSTPROCESSING, 84), (OPENCV_RFCN_POSTPROCESSING, 8)],
+    ids=["faster_rcnn", "rfcn"],
+)
+def test_opencv_faster_rcnn_postprocessing_matches_opencv(postprocessing, deltas_per_roi, data_format, tmp_path):
     rng = np.random.default_rng(4)
     rois = 50
     logits = rng.standard_normal((rois, 21)) * 2
     inputs = {
         "cls_prob": (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32),
-        "bbox_pred": (0.2 * rng.standard_normal((rois, 84))).astype(np.float32),
+        "bbox_pred": (0.2 * rng.standard_normal((rois, deltas_per_roi))).astype(np.float32),
         "rois": np.concatenate([np.zeros((rois, 1), np.float32), pixel_boxes(rng, rois, 200)], axis=1),
     }
-    text = net({name: array.shape for name, array in inputs.items()}, OPENCV_POSTPROCESSING)
+    text = net({name: array.shape for name, array in inputs.items()}, postprocessing)
     (reference,) = opencv_forward(tmp_path, text, inputs, ["detection_out"])
     (output,) = convert_and_run(tmp_path, text, list(inputs.values()), data_format, outputs=["detection_out"])
     expected = reference_detections(reference, "opencv")

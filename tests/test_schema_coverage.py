@@ -119,7 +119,7 @@ READ_INDIRECTLY = {
     "PoolingParameter.pad_w": "pooling.py's geometry helper",
     "PoolingParameter.stride_h": "pooling.py's geometry helper",
     "PoolingParameter.stride_w": "pooling.py's geometry helper",
-    "BiasParameter.axis": "arithmetic.py's _param_shape: getattr(op.param, 'bias_param').axis",
+    "BiasParameter.axis": "arithmetic.py's operand_span: getattr(op.param, 'bias_param').axis",
     "NetStateRule.min_level": "graph.py's layer_is_kept",
     "NetStateRule.max_level": "graph.py's layer_is_kept",
     "NetStateRule.stage": "graph.py's layer_is_kept",

@@ -265,22 +265,6 @@ def test_prior_box_matches_opencv(data_format, tmp_path):
     )
 
 
-@requires_shared
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_opencv_prior_box_layer_test(data_format, tmp_path):
-    """OpenCV's PriorBox_repeated prototxt: two min sizes, each with its max size."""
-    prototxt = SHARED / "caffe" / "opencv_layers" / "prior_box.prototxt"
-    rng = np.random.default_rng(0)
-    inputs = {
-        "data": rng.uniform(-1, 1, (1, 3, 10, 10)).astype(np.float32),
-        "shape": rng.uniform(-1, 1, (1, 2, 3, 4)).astype(np.float32),
-    }
-    (reference,) = opencv_forward(prototxt, None, inputs, ["priorbox"])
-    (actual,) = convert_and_run(prototxt, None, inputs, ["priorbox"], data_format, tmp_path)
-    assert actual.shape == reference.shape == (1, 2, 3 * 4 * 8 * 4)
-    assert_matches(actual, reference, "priorbox")
-
-
 DETECTION_NET = """
 input: "feature" input_shape { dim: 1 dim: 1 dim: 4 dim: 4 }
 input: "image" input_shape { dim: 1 dim: 3 dim: 100 dim: 100 }

@@ -60,6 +60,7 @@ def test_the_deprecated_solver_type_enum(case):
         ('type: "SGDX"\n', "type"),
         ('regularization_type: "L3"\n', "regularization_type"),
         ("debug_info: true\n", "debug_info"),
+        ("snapshot_format: HDF5\n", "snapshot_format"),
         ('type: "AdaGrad"\nmomentum: 0.9\n', "momentum"),
     ],
 )
@@ -266,3 +267,33 @@ def test_loader_fields_training_does_not_compute_are_refused_by_name(text, recei
     check = image_data._check_supported if layer.type == "ImageData" else image_data._check_data_supported
     with pytest.raises(UnsupportedParameterError, match=f"Received: {received}"):
         check(layer)
+
+
+def test_snapshots_go_where_caffe_writes_them_and_resume(case, monkeypatch, tmp_path_factory, capsys):
+    # Caffe reads snapshot_prefix from the working directory, not the solver's folder.
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "snaps").mkdir()
+    monkeypatch.chdir(elsewhere)
+    solver = write_solver(case, 'snapshot: 1\nsnapshot_prefix: "snaps/tiny"\n')
+    assert main(["train", solver, "-q"]) == 0
+    assert sorted(p.name for p in (elsewhere / "snaps").iterdir()) == ["tiny_iter_1.keras", "tiny_iter_2.keras"]
+    assert not list(case.glob("**/*.keras"))
+    assert main(["train", solver, "--snapshot", "snaps/tiny_iter_1.keras", "--max-iter", "2"]) == 0
+    assert "Optimization done: 1 iterations." in capsys.readouterr().out
+    # A folder gets the solver's name, as Caffe's upgrade of the field does.
+    assert main(["train", write_solver(case, 'snapshot_prefix: "snaps/"\n'), "-q"]) == 0
+    assert (elsewhere / "snaps" / "solver_iter_2.keras").exists()
+
+
+def test_a_snapshot_folder_that_does_not_exist_is_refused_before_training(case, capsys):
+    assert main(["train", write_solver(case, 'snapshot: 1\nsnapshot_prefix: "nowhere/tiny"\n')]) != 0
+    err = capsys.readouterr().err
+    assert "snapshot_prefix" in err and "Received: snapshot_prefix='nowhere/tiny'" in err
+
+
+def test_a_layer_error_names_the_net_file(case, capsys):
+    net = NET.replace("inner_product_param {", "loss_weight: 1 inner_product_param {")
+    (case / "net.prototxt").write_text(net)
+    assert main(["train", write_solver(case)]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"caffe2keras: error: {case / 'net.prototxt'}: Layer 'ip'"), err

@@ -57,6 +57,7 @@ _EXPORTS = {
     "export_model": "caffe2keras.export",
     "to_onnx": "caffe2keras.onnx",
     "save_model": "caffe2keras.saving",
+    "parameter_multipliers": "caffe2keras.saving",
     "summarize": "caffe2keras.summary",
     "NetSummary": "caffe2keras.summary",
     "load_caffe_weights": "caffe2keras.transplant",

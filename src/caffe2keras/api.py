@@ -12,13 +12,16 @@ from caffe2keras.caffe import read_net, read_weights
 from caffe2keras.caffe.limits import check_path_type
 from caffe2keras.converters.base import Converter, LayerRule, ShapeRule, register_rule, rule_for
 from caffe2keras.errors import ArgumentError, ConversionWarning, NetError, RegistryError, WeightsError, about_file
-from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, infer_shapes, is_dropped_type
+from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, is_dropped_type
 from caffe2keras.labels import check_label_count, read_labels
 from caffe2keras.layout import Layout
 from caffe2keras.minimum_size import minimum_sizes
+from caffe2keras.parameter_slots import apply_param_blocks
 from caffe2keras.plan import check_supported, plan_layer
 from caffe2keras.preprocessing import Preprocessing, declared_transforms, plan_inputs, unembedded_warning
 from caffe2keras.progress import Progress
+from caffe2keras.saving import MULTIPLIERS_ATTRIBUTE
+from caffe2keras.shape_rules import infer_shapes
 
 PathLike = str | os.PathLike
 
@@ -58,6 +61,10 @@ def convert(
             fillers; constant ones always, random ones (xavier, gaussian...) only when True.
             A :class:`ConversionWarning` names such layers.
 
+    A layer whose ``param`` blocks give every blob ``lr_mult: 0`` (Caffe's frozen layer) is
+    ``trainable=False``; other multipliers than 1 are carried for fine-tuning with
+    :class:`~caffe2keras.layers.CaffeSolver` (:func:`parameter_multipliers`).
+
     Returns:
         A ``keras.Model`` whose inputs are named and ordered as the net's input blobs and whose
         outputs are named after their blobs. Raises :class:`caffe2keras.Caffe2KerasError`.
@@ -82,6 +89,7 @@ def convert(
                 check_path_type(weights, "weights")
                 with bars.phase("reading", None, detail=os.path.basename(weights)):
                     loaded = read_weights(weights, {op.name for op in graph.ops})
+            applied = []
             with bars.phase("building", len(graph.ops)) as advance:
                 with about_file(weights, (WeightsError,)):
                     model = build_model(
@@ -93,7 +101,10 @@ def convert(
                         on_layer=lambda op: advance(detail=f"{op.name} ({op.type})"),
                         input_layers={step.blob: step.layer(layout.data_format) for step in steps},
                         allow_random=allow_random,
+                        on_steps=lambda op, steps: applied.append((op, steps)),
                     )
+            settings = apply_param_blocks(graph, layout, applied, rule_for)
+            setattr(model, MULTIPLIERS_ATTRIBUTE, settings.multipliers)
         if label_list is not None:
             output = model.outputs[0]
             check_label_count(label_list, math.prod(output.shape[1:]), model.output_names[0])

@@ -31,11 +31,12 @@ from caffe2keras.errors import (  # noqa: E402
     WeightsError,
 )
 from caffe2keras.framework_internals import call_creating_variables  # noqa: E402
-from caffe2keras.graph import BlobRef, Graph, Op, check_top_count, needed_ops  # noqa: E402
+from caffe2keras.graph import BlobRef, Graph, Op, needed_ops  # noqa: E402
 from caffe2keras.keras_names import keras_name  # noqa: E402
 from caffe2keras.layout import Layout  # noqa: E402
 from caffe2keras.plan import LayerPlan, plan_layer  # noqa: E402
 from caffe2keras.recursion import recursion_room  # noqa: E402
+from caffe2keras.shape_rules import check_top_count  # noqa: E402
 from caffe2keras.sharing import SharedParameters  # noqa: E402
 
 
@@ -119,19 +120,19 @@ def build_model(
     input_layers: Mapping[str, keras.Layer] | None = None,
     *,
     model_class: type = keras.Model,
-    fill_missing: bool = False,
     on_steps: Callable[[Op, list[Step]], None] | None = None,
     allow_random: bool = False,
+    on_filled: Callable[[dict[str, str]], None] | None = None,
 ) -> keras.Model:
     """The Keras model of ``graph``; ``weights=None`` builds the architecture only.
 
     A layer the weights file lacks starts, as in Caffe, from its prototxt's fillers: constant
-    ones, or random ones with ``allow_random``; a :class:`ConversionWarning` lists such layers.
+    ones, or random ones with ``allow_random``; a :class:`ConversionWarning` lists such layers,
+    or ``on_filled({layer: what its fillers made})`` is called with them.
 
     ``input_layers`` puts a layer between an input blob's ``keras.Input`` and the net (Caffe's
-    preprocessing); it is named ``<input>_preprocess``. Training uses the rest: ``model_class``
-    (a functional subclass), ``fill_missing`` (layers the weights lack start from their fillers,
-    as Caffe's ``copy_from`` leaves them) and ``on_steps(op, steps)`` (each layer's applied steps).
+    preprocessing); it is named ``<input>_preprocess``. ``model_class`` is the functional class
+    (training's) and ``on_steps(op, steps)`` receives each layer's applied steps.
     """
     if outputs is not None and not outputs:
         raise NetError(
@@ -148,7 +149,7 @@ def build_model(
     needed = needed_ops(graph, output_refs)
     ops = [op for op in graph.ops if id(op) in needed]
     builder = _Builder(graph, weights, layout, rule_for, ops, input_layers or {})
-    builder.fill_missing, builder.on_steps = fill_missing, on_steps
+    builder.on_steps = on_steps
     builder.allow_random = allow_random
     for op in graph.ops:
         if id(op) not in needed:
@@ -158,13 +159,10 @@ def build_model(
             on_layer(op)
         builder.convert(op)
     model_outputs = builder.outputs(output_refs)
-    if builder.filled:
-        warnings.warn(
-            "the weights file lacks these layers; as in Caffe, they start from their prototxt's fillers: "
-            + "; ".join(builder.filled.values()),
-            ConversionWarning,
-            stacklevel=3,
-        )
+    if builder.filled and on_filled is not None:
+        on_filled(dict(builder.filled))
+    elif builder.filled:
+        warnings.warn(filled_report(builder.filled), ConversionWarning, stacklevel=3)
     # One input or output is a tensor, as in keras.applications; several stay a list.
     with recursion_room(len(graph.ops)):
         return model_class(
@@ -172,6 +170,13 @@ def build_model(
             _single_or_list(model_outputs),
             name=keras_name(graph.name or "caffe_net"),
         )
+
+
+def filled_report(filled: Mapping[str, str]) -> str:
+    """The report of the layers the weights file lacks, ``{layer: what its fillers made}``."""
+    return "the weights file lacks these layers; as in Caffe, they start from their prototxt's fillers: " + "; ".join(
+        filled.values()
+    )
 
 
 def _single_or_list(tensors: list):
@@ -189,7 +194,6 @@ class _Builder:
         self.tensors: dict[BlobRef, object] = {}
         self.producer_name: dict[BlobRef, str] = {}  # the Keras layer that made each blob value
         self.applied: set[int] = set()  # ids of the Keras layers already called
-        self.fill_missing = False
         self.on_steps: Callable[[Op, list[Step]], None] | None = None
         self.shared = SharedParameters()
         input_names = [self.names.claim(keras_name(ref.name)) for ref in graph.inputs]
@@ -206,15 +210,12 @@ class _Builder:
             self.tensors[ref], self.producer_name[ref] = tensor, name
 
     def _plan(self, op: Op) -> LayerPlan:
-        # Caffe's copy_from leaves a layer the weights file lacks as its fillers made it.
-        missing = self.fill_missing and self.weights is not None and op.name not in self.weights
-        weights = None if missing else self.weights
         try:
             return plan_layer(
                 op,
                 [self.graph.shapes[b] for b in op.bottoms],
                 self.layout,
-                weights,
+                self.weights,
                 rule_for=self.rule_for,
                 allow_random=self.allow_random,
             )

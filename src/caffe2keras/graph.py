@@ -13,8 +13,8 @@
   name (Caffe keeps them in a ``std::set``); blobs only ``Silence`` consumes
   count when there is no other.
 
-Shape inference takes its per-type rules from the caller, so this module
-knows nothing of converters. A dimension may be free (``None``): the net is
+Shape inference (:mod:`caffe2keras.shape_rules`) takes its per-type rules from
+the caller, so neither module knows anything of converters. A dimension may be free (``None``): the net is
 then converted once for every size, and the layers compute Caffe's
 size-dependent rules from the actual input when they run.
 """
@@ -22,7 +22,7 @@ size-dependent rules from the actual input when they run.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -226,18 +226,6 @@ def check_blob_shape(shape: Shape, layer: str, layer_type: str, what: str) -> No
         )
 
 
-def check_top_count(op: Op, produced: int) -> None:
-    """The layer's tops must name each blob its shape rule or converter makes."""
-    if produced != len(op.tops):
-        raise LayerError(
-            op.name,
-            op.type,
-            f"the layer produces {produced} blob(s) but names {len(op.tops)} top(s).",
-            "top",
-            [t.name for t in op.tops],
-        )
-
-
 def build_graph(
     net,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
@@ -398,73 +386,6 @@ def _set_input_shapes(graph: Graph, declared_inputs, given: Mapping[str, Shape],
             "input_shapes={'name': (N, C, H, W)} (CLI: --input-shape name=N,C,H,W; None or ? for a free size). "
             f"Received: input_shapes={dict(given)!r}"
         )
-
-
-ShapeRule = Callable[[Op, list[Shape]], list[Shape]]
-
-
-def has_free_dims(shapes: Sequence[Shape]) -> bool:
-    return any(d is None for shape in shapes for d in shape)
-
-
-def free_size_error(op: Op, in_shapes: Sequence[Shape]) -> ShapeError:
-    """The error for a layer whose output Caffe defines only for sizes known at conversion."""
-    return ShapeError(
-        op.name,
-        op.type,
-        "this layer needs sizes fixed at conversion, but a free (None) dimension reaches it; "
-        "convert with fixed input_shapes (CLI: --input-shape) to use it",
-        "bottom_shapes",
-        [tuple(s) for s in in_shapes],
-    )
-
-
-def apply_shape_rule(rule: ShapeRule, op: Op, in_shapes: list[Shape]) -> list[Shape]:
-    """``rule(op, in_shapes)``; a rule that cannot take a free dimension becomes a clear error."""
-    try:
-        out_shapes = rule(op, in_shapes)
-    except TypeError:
-        if has_free_dims(in_shapes):
-            raise free_size_error(op, in_shapes) from None
-        raise
-    return [tuple(None if d is None else int(d) for d in shape) for shape in out_shapes]
-
-
-def infer_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule]) -> None:
-    """Fill ``graph.shapes`` for every blob value, in network order."""
-    for op in graph.ops:
-        _infer_op_shapes(graph, op, rule_for(op))
-
-
-def _infer_op_shapes(graph: Graph, op: Op, rule: ShapeRule) -> None:
-    out_shapes = apply_shape_rule(rule, op, [graph.shapes[b] for b in op.bottoms])
-    check_top_count(op, len(out_shapes))
-    for top, shape in zip(op.tops, out_shapes):
-        check_blob_shape(shape, op.name, op.type, f"top {top.name!r}")
-        graph.shapes[top] = shape
-
-
-def infer_known_shapes(graph: Graph, rule_for: Callable[[Op], ShapeRule | None]) -> dict[str, str]:
-    """Fill ``graph.shapes`` as far as it goes: layers whose bottoms have no known shape, that
-    have no shape rule, or whose rule refuses its inputs leave their tops unknown.
-
-    Returns why, by layer name, for each layer whose tops stay unknown.
-    """
-    unknown: dict[str, str] = {}
-    for op in graph.ops:
-        # Caffe's blob names: a version (an in-place layer's output) is internal to the graph.
-        missing = list(dict.fromkeys(b.name for b in op.bottoms if b not in graph.shapes))
-        rule = rule_for(op)
-        if missing:
-            unknown[op.name] = f"the shape of {', '.join(missing)} is not known"
-        elif rule is None:
-            unknown[op.name] = "no shape rule"
-        else:
-            try:
-                _infer_op_shapes(graph, op, rule)
-            except LayerError as exc:
-                unknown[op.name] = exc.detail
-    return unknown
 
 
 def needed_ops(graph: Graph, output_refs: Sequence[BlobRef]) -> set[int]:

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from caffe2keras.errors import Caffe2KerasError, InputShapeError
-from caffe2keras.graph import Graph, Shape, infer_shapes
+from caffe2keras.graph import Graph, Shape
+from caffe2keras.shape_rules import infer_shapes
 
 SPATIAL_AXES = (2, 3)  # H and W of Caffe's (N, C, H, W)
 LARGEST_TRIED = 1 << 16  # a net needing a larger input than this gets no recorded minimum

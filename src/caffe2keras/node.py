@@ -128,7 +128,7 @@ class Node:
     def _filled_blob(self, index: int, expected: Shape) -> np.ndarray:
         """Blob ``index`` as the prototxt's filler makes it, as Caffe keeps it for a layer the
         weights file lacks."""
-        from caffe2keras.converters.fillers import RANDOM_FILLERS, blob_filler, filler_values  # Keras initializers
+        from caffe2keras.converters.fillers import RANDOM_FILLERS, blob_filler, filler_values  # a module above this one
 
         filler = blob_filler(self.type, self.param, index)
         if filler is None:

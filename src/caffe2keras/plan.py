@@ -24,8 +24,9 @@ Example, a writer that needs no Keras layers::
     if plan.refusal is None:
         graph.shapes.update(zip(op.tops, plan.out_shapes))
 
-Planning runs no converter, so it makes no Keras object: only ``steps`` does. This module imports
-no Keras itself, but the built-in converter modules that fill the registry (``rule_for``) do.
+Planning runs no converter, so it makes no Keras object: only ``steps`` does. Neither this module
+nor the built-in converter modules that fill the registry (``rule_for``) import Keras, so a writer
+that never loads it (the ONNX one) plans every layer here too.
 
 Errors: a net the layer cannot be planned for raises :class:`caffe2keras.errors.LayerError`
 (missing bottoms, a shape rule refusing its input, parameters no converter check caught).
@@ -43,17 +44,9 @@ from caffe2keras.caffe.weights import Blob, Weights
 from caffe2keras.converters import base
 from caffe2keras.converters.base import LayerRule, Node, Step
 from caffe2keras.errors import Caffe2KerasError, LayerError, UnsupportedLayersError
-from caffe2keras.graph import (
-    Graph,
-    Op,
-    Shape,
-    apply_shape_rule,
-    check_blob_shape,
-    check_top_count,
-    free_size_error,
-    has_free_dims,
-)
+from caffe2keras.graph import Graph, Op, Shape, check_blob_shape
 from caffe2keras.layout import Layout
+from caffe2keras.shape_rules import apply_shape_rule, check_top_count, free_size_error, has_free_dims
 
 RuleFor = Callable[[str], LayerRule | None]
 
@@ -83,14 +76,23 @@ def refusal(op: Op, rule_for: RuleFor = base.rule_for) -> Refusal | None:
     return None
 
 
-def check_supported(graph: Graph, rule_for: RuleFor = base.rule_for) -> None:
-    """Report every layer that cannot be converted at once, by type, before anything is built."""
+def check_supported(
+    graph: Graph | Sequence[Op],
+    rule_for: RuleFor = base.rule_for,
+    writer_refusal: Callable[[Op], Refusal | None] | None = None,
+) -> None:
+    """Report every layer that cannot be converted at once, by type, before anything is built.
+
+    ``graph`` may be the ops a writer keeps; ``writer_refusal`` adds what that writer cannot write
+    of a layer its converter takes (the ONNX writer: a type it has no emitter for)."""
     counts: Counter[str] = Counter()
     first: dict[str, str] = {}
     reasons: dict[str, dict[str, None]] = {}  # type -> distinct reasons, in order
     details: dict[str, dict[str, None]] = {}
-    for op in graph.ops:
+    for op in graph.ops if isinstance(graph, Graph) else graph:
         refused = refusal(op, rule_for)
+        if refused is None and writer_refusal is not None:
+            refused = writer_refusal(op)
         if refused is None:
             continue
         counts[op.type] += 1
@@ -132,7 +134,7 @@ class LayerPlan:
         """The Keras layers the converter makes, its parameters and weights checked."""
         if self.node is None:
             raise UnsupportedLayersError([(self.op.type, 1, self.op.name, str(self.refusal))])
-        with _reported_against(self.op, self.node.in_shapes):
+        with reported_against(self.op, self.node.in_shapes):
             built = self.rule.convert(self.node)
         self.node.check_all_blobs_used()
         return [built] if isinstance(built, Step) else list(built)
@@ -166,7 +168,7 @@ def plan_layer(
             [],
         )
     in_shapes = tuple(in_shapes)
-    with _reported_against(op, in_shapes):
+    with reported_against(op, in_shapes):
         out_shapes = tuple(apply_shape_rule(rule.shapes, op, list(in_shapes))) if rule.shapes else None
     if out_shapes is not None:
         check_top_count(op, len(out_shapes))
@@ -185,8 +187,9 @@ def plan_layer(
 
 
 @contextlib.contextmanager
-def _reported_against(op: Op, in_shapes: Sequence[Shape]) -> Iterator[None]:
-    """Turn what a shape rule or converter lets slip into an error naming the layer."""
+def reported_against(op: Op, in_shapes: Sequence[Shape]) -> Iterator[None]:
+    """Turn what a shape rule, converter or other writer's emitter lets slip into an error naming
+    the layer."""
     try:
         yield
     except Caffe2KerasError:

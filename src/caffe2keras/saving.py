@@ -14,6 +14,7 @@ the file system's own errors, it calls ``model.save``.
 from __future__ import annotations
 
 import io
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -21,12 +22,15 @@ from pathlib import Path
 import numpy as np
 
 import caffe2keras.framework_internals as internals
-from caffe2keras.errors import ArgumentError
+from caffe2keras.errors import ArgumentError, ModelFileError
 from caffe2keras.outputs import atomic_output
 from caffe2keras.progress import Progress
 from caffe2keras.recursion import recursion_room
 
 CRC_CHUNK = 16 << 20
+# Where a converted model keeps its variables' Caffe multipliers, in memory and in the archive.
+MULTIPLIERS_ATTRIBUTE = "_caffe_multipliers"
+MULTIPLIERS_MEMBER = "caffe2keras/multipliers.json"
 
 
 def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> None:
@@ -34,6 +38,7 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
 
     ``progress=True`` shows a progress bar on stderr. The file is written beside ``path`` and
     renamed into place when complete (see :mod:`caffe2keras.outputs` for the paths refused).
+    A converted model's ``lr_mult``/``decay_mult`` go in too (:func:`parameter_multipliers`).
     """
     path = Path(path)
     if path.suffix != ".keras":
@@ -48,15 +53,49 @@ def save_model(model, path: str | os.PathLike, *, progress: bool = False) -> Non
         atomic_output(path, ".keras") as tmp,
     ):
         tmp = Path(tmp)
-        if internals.has_internal(internals.STREAMING_SAVE):
-            try:
-                _save_streaming(model, tmp, advance)
-                return
-            except OSError:
-                raise  # the file system's refusal (a full disk...) is the user's to see
-            except Exception:  # a Keras whose private internals changed shape
-                tmp.unlink(missing_ok=True)
-        model.save(tmp)
+        if not _saved_streaming(model, tmp, advance):
+            model.save(tmp)
+        _add_multipliers(model, tmp)
+
+
+def _saved_streaming(model, tmp: Path, advance) -> bool:
+    if not internals.has_internal(internals.STREAMING_SAVE):
+        return False
+    try:
+        _save_streaming(model, tmp, advance)
+        return True
+    except OSError:
+        raise  # the file system's refusal (a full disk...) is the user's to see
+    except Exception:  # a Keras whose private internals changed shape
+        tmp.unlink(missing_ok=True)
+        return False
+
+
+def _add_multipliers(model, path: Path) -> None:
+    """The ``lr_mult``/``decay_mult`` a converted model carries, as a member Keras' loader skips."""
+    multipliers = getattr(model, MULTIPLIERS_ATTRIBUTE, None)
+    if multipliers:
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr(MULTIPLIERS_MEMBER, json.dumps({k: list(v) for k, v in multipliers.items()}))
+
+
+def parameter_multipliers(model) -> dict[str, tuple[float, float]]:
+    """``{variable.path: (lr_mult, decay_mult)}`` of a converted model (or its ``.keras`` file),
+    where its net's ``param`` blocks set them other than 1: give them to
+    ``CaffeSolver(multipliers=...)`` to fine-tune as Caffe would. Frozen layers (``lr_mult: 0``
+    on every blob) are ``trainable=False`` instead."""
+    if isinstance(model, (str, os.PathLike)):
+        try:
+            with zipfile.ZipFile(model) as archive:
+                if MULTIPLIERS_MEMBER not in archive.namelist():
+                    return {}
+                stored = json.loads(archive.read(MULTIPLIERS_MEMBER))
+            return {str(k): (float(v[0]), float(v[1])) for k, v in stored.items()}
+        except (OSError, zipfile.BadZipFile, ValueError, TypeError, IndexError, AttributeError) as exc:
+            raise ModelFileError(
+                model, f"cannot read it as a .keras file with multipliers ({exc}). Received: path={str(model)!r}"
+            ) from None
+    return dict(getattr(model, MULTIPLIERS_ATTRIBUTE, None) or {})
 
 
 def _save_streaming(model, path: Path, on_bytes) -> None:

@@ -78,3 +78,24 @@ def prior_boxes(feature_size, image_size, step, sizes, offset: float, clip: bool
         corners = np.clip(corners, 0.0, 1.0)
     variance = np.resize(np.asarray(variances, np.float32), 4)  # one value repeats; four are per coordinate
     return np.stack([corners.reshape(-1), np.tile(variance, corners.size // 4)])
+
+
+def foreground_classes(num_classes: int, background_label_id: int) -> list[int]:
+    return [c for c in range(num_classes) if c != background_label_id]
+
+
+def nms_candidates(top_k: int, num_priors: int) -> int:
+    """Candidates per class that enter NMS (``top_k`` -1: all)."""
+    return num_priors if top_k < 0 else min(top_k, num_priors)
+
+
+def detection_rows(
+    num_classes: int, background_label_id: int, top_k: int, keep_top_k: int, num_priors: int | None
+) -> int | None:
+    """DetectionOutput's rows per image: ``keep_top_k``, or fewer when the net cannot
+    produce that many (classes x NMS candidates); at least 1, for Caffe's "none found" row.
+    None when the number of priors is free (known when the model runs)."""
+    if num_priors is None:
+        return None
+    most = len(foreground_classes(num_classes, background_label_id)) * nms_candidates(top_k, num_priors)
+    return max(1, most if keep_top_k < 0 else min(keep_top_k, most))

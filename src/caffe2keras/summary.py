@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from caffe2keras.caffe import read_net, read_weights
 from caffe2keras.converters.base import rule_for
 from caffe2keras.errors import Caffe2KerasError, LayerError, about_file
-from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, infer_known_shapes, is_dropped_type, layer_is_kept
+from caffe2keras.graph import DATA_LAYER_TYPES, Graph, build_graph, is_dropped_type, layer_is_kept
 from caffe2keras.layout import Layout
 from caffe2keras.plan import layer_blobs, plan_layer, refusal
+from caffe2keras.shape_rules import infer_known_shapes
 
 PathLike = str | os.PathLike
 

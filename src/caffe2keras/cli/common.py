@@ -217,8 +217,28 @@ def describe(model) -> str:
         f"{len(model.layers)} Keras layers, {params:,} parameters\n"
         f"inputs:  {shapes(model.inputs)}\n"
         f"outputs: {', '.join(f'{n} {tuple(t.shape)}' for n, t in zip(model.output_names, model.outputs))}\n"
-        f"loading: {loading}"
+        f"loading: {loading}" + _training_lines(model)
     )
+
+
+def _training_lines(model) -> str:
+    """What the net's ``param`` blocks left in the model: frozen layers and multipliers."""
+    from caffe2keras.layers.preprocessing import CaffePreprocessing
+    from caffe2keras.saving import parameter_multipliers
+
+    frozen = [
+        layer.name
+        for layer in model.layers
+        if layer.weights and not layer.trainable and not isinstance(layer, CaffePreprocessing)
+    ]
+    multipliers = parameter_multipliers(model)
+    lines = ""
+    if frozen:
+        lines += f"\nfrozen (lr_mult 0, trainable=False): {', '.join(frozen)}"
+    if multipliers:
+        listed = ", ".join(f"{path} {lr:g}/{decay:g}" for path, (lr, decay) in multipliers.items())
+        lines += f"\nlr_mult/decay_mult (for CaffeSolver, caffe2keras.parameter_multipliers): {listed}"
+    return lines
 
 
 def custom_layers(model) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -60,6 +61,10 @@ def run(args) -> int:
         refuse_overwriting_inputs(path, (args.solver, args.weights, args.snapshot))
     _check_suffix(args.output, ".keras", "-o")
     training = from_solver(args.solver, args.weights, max_iter=args.max_iter)
+    if training.net.filled and not args.quiet:
+        from caffe2keras.builder import filled_report
+
+        print(filled_report(training.net.filled))
     if args.snapshot:
         resume(training, args.snapshot)
     solver = training.solver
@@ -145,9 +150,20 @@ class _Snapshots:
     """``<snapshot_prefix>_iter_<N>.keras`` every ``snapshot`` iterations, as Caffe names its own."""
 
     def __init__(self, training, quiet: bool):
+        from caffe2keras.errors import SolverError
+
         self.training, self.quiet = training, quiet
         solver = training.solver
         self.every = solver.snapshot if solver.snapshot_prefix else 0
+        folder = os.path.dirname(solver.snapshot_prefix or "") or "."
+        if solver.snapshot_prefix and (self.every or solver.snapshot_after_train) and not os.path.isdir(folder):
+            # Caffe finds out at its first snapshot, hours in: say so before training.
+            raise SolverError(
+                solver.path,
+                f"snapshot_prefix names a folder that does not exist ({folder}, from the working directory).",
+                "snapshot_prefix",
+                solver.snapshot_prefix,
+            )
 
     def maybe_write(self, completed: int) -> None:
         if self.every and completed % self.every == 0 and completed < self.training.iterations:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from keras import layers
 
-from caffe2keras import layers as caffe_layers
 from caffe2keras.converters.axes import canonical_axis, require_not_batch_axis
 from caffe2keras.converters.base import IDENTITY, LayerDoc, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
+from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.errors import UnsupportedParameterError
+from caffe2keras.graph import Op, Shape
 
 
 @converts(
@@ -36,11 +36,15 @@ def relu6(node: Node) -> Step:
     return Step(layers.ReLU(max_value=6.0))
 
 
-@converts("PReLU", shapes=same_shapes, doc=LayerDoc("`PReLU`", "shared or per channel"))
+def prelu_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    require(len(in_shapes[0]) >= 2, op, "PReLU needs a channel axis", "bottom_shape", in_shapes[0])
+    return same_shapes(op, in_shapes)
+
+
+@converts("PReLU", shapes=prelu_shapes, doc=LayerDoc("`PReLU`", "shared or per channel"))
 def prelu(node: Node) -> Step:
     """Caffe's PReLU as Keras' PReLU, one learned slope per channel or one for all."""
     shape = node.in_shapes[0]
-    require(len(shape) >= 2, node.op, "PReLU needs a channel axis", "bottom_shape", shape)
     shared = node.param.prelu_param.channel_shared
     channels = shape[1]
     slopes = node.blob(0, (1,) if shared else (channels,), "prelu_param.channel_shared", shared)
@@ -100,45 +104,52 @@ def power(node: Node) -> Step:
     return Step(caffe_layers.Power(power=p.power, scale=p.scale, shift=p.shift))
 
 
-def _positive_base(node: Node, p, field: str) -> None:
+def positive_base_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    """Exp's and Log's shape rule: ``base`` is positive, or -1 for e."""
+    field = "exp_param" if op.type == "Exp" else "log_param"
+    base = getattr(op.param, field).base
     require(
-        p.base == -1 or p.base > 0,
-        node.op,
+        base == -1 or base > 0,
+        op,
         "base must be positive, or -1 for e",
-        field,
-        p.base,
+        f"{field}.base",
+        base,
         kind=UnsupportedParameterError,
     )
+    return same_shapes(op, in_shapes)
 
 
-@converts("Exp", shapes=same_shapes, doc=ELEMENTWISE_FUNCTIONS)
+@converts("Exp", shapes=positive_base_shapes, doc=ELEMENTWISE_FUNCTIONS)
 def exp(node: Node) -> Step:
     """Caffe's Exp, ``base ^ (shift + scale * x)``, as the Exp layer."""
     p = node.param.exp_param
-    _positive_base(node, p, "exp_param.base")
     return Step(caffe_layers.Exp(base=p.base, scale=p.scale, shift=p.shift))
 
 
-@converts("Log", shapes=same_shapes, doc=ELEMENTWISE_FUNCTIONS)
+@converts("Log", shapes=positive_base_shapes, doc=ELEMENTWISE_FUNCTIONS)
 def log(node: Node) -> Step:
     """Caffe's Log, ``log_base(shift + scale * x)``, as the Log layer."""
     p = node.param.log_param
-    _positive_base(node, p, "log_param.base")
     return Step(caffe_layers.Log(base=p.base, scale=p.scale, shift=p.shift))
 
 
-@converts("Clip", shapes=same_shapes, doc=ELEMENTWISE_FUNCTIONS)
-def clip(node: Node) -> Step:
-    """Caffe's Clip as the Clip layer (both bounds must be given)."""
-    p = node.param.clip_param
+def clip_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    p = op.param.clip_param
     require(
         p.HasField("min") and p.HasField("max"),
-        node.op,
+        op,
         "Clip needs both min and max",
         "clip_param",
         f"min={p.min}, max={p.max}",
         kind=UnsupportedParameterError,
     )
+    return same_shapes(op, in_shapes)
+
+
+@converts("Clip", shapes=clip_shapes, doc=ELEMENTWISE_FUNCTIONS)
+def clip(node: Node) -> Step:
+    """Caffe's Clip as the Clip layer (both bounds must be given)."""
+    p = node.param.clip_param
     return Step(caffe_layers.Clip(min=p.min, max=p.max))
 
 
@@ -149,15 +160,53 @@ def swish(node: Node) -> Step:
     return Step(layers.Activation("silu") if beta == 1 else caffe_layers.Swish(beta=beta))
 
 
+@converts(
+    "Mish",
+    shapes=same_shapes,
+    doc=LayerDoc('`Activation("mish")`', "`x * tanh(ln(1 + exp(x)))`", origin="YOLOv4 forks"),
+)
+def mish(node: Node) -> Step:
+    """The YOLOv4 forks' Mish, ``x * tanh(ln(1 + exp(x)))`` (no parameters), as Keras' mish activation."""
+    return Step(layers.Activation("mish"))
+
+
 @converts("Threshold", shapes=same_shapes, doc=ELEMENTWISE_FUNCTIONS)
 def threshold(node: Node) -> Step:
     """Caffe's Threshold (1 above ``threshold``, else 0) as the Threshold layer."""
     return Step(caffe_layers.Threshold(threshold=node.param.threshold_param.threshold))
 
 
+def dropout_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    p = op.param.dropout_param
+    ratio = p.dropout_ratio
+    require(0 <= ratio < 1, op, "dropout_ratio must be in [0, 1)", "dropout_param.dropout_ratio", ratio)
+    require(
+        not p.sample_weights_test,
+        op,
+        "Bayesian SegNet's Monte Carlo dropout draws a random mask at test time: its outputs are "
+        "samples, which a deterministic model cannot give; set it to false for the mean",
+        "dropout_param.sample_weights_test",
+        True,
+        kind=UnsupportedParameterError,
+    )
+    return same_shapes(op, in_shapes)
+
+
+def inference_scale(op: Op) -> float | None:
+    """The factor caffe-fast-rcnn's ``scale_train: false`` multiplies by at test time (None: none).
+
+    It keeps the kept values unscaled in training and multiplies by ``1 / scale`` at test time, in
+    the fork's float arithmetic: ``scale_ = 1 / (1 - threshold_)`` stored as a float, then ``1 / scale_``."""
+    p = op.param.dropout_param
+    if p.scale_train or p.dropout_ratio == 0:
+        return None
+    scale = np.float32(1.0 / (1.0 - np.float64(np.float32(p.dropout_ratio))))
+    return float(np.float32(1.0 / np.float64(scale)))
+
+
 @converts(
     "Dropout",
-    shapes=same_shapes,
+    shapes=dropout_shapes,
     doc=LayerDoc(
         "`Dropout` (+ `Rescaling`)",
         "`dropout_ratio`; caffe-fast-rcnn's `scale_train: false` (scaled by 1 - ratio at test time)",
@@ -166,36 +215,32 @@ def threshold(node: Node) -> Step:
 def dropout(node: Node):
     """Caffe's Dropout as Keras' Dropout (nothing at all when the ratio is 0).
 
-    caffe-fast-rcnn's ``scale_train: false`` keeps the kept values unscaled in training and
-    multiplies by ``1 / scale`` at test time: Keras' Dropout followed by that factor does both.
+    caffe-fast-rcnn's ``scale_train: false`` (see :func:`inference_scale`): Keras' Dropout
+    followed by that factor does both.
     """
-    p = node.param.dropout_param
-    ratio = p.dropout_ratio
-    require(0 <= ratio < 1, node.op, "dropout_ratio must be in [0, 1)", "dropout_param.dropout_ratio", ratio)
-    require(
-        not node.param.dropout_param.sample_weights_test,
-        node.op,
-        "Bayesian SegNet's Monte Carlo dropout draws a random mask at test time: its outputs are "
-        "samples, which a deterministic model cannot give; set it to false for the mean",
-        "dropout_param.sample_weights_test",
-        True,
-        kind=UnsupportedParameterError,
-    )
+    ratio = node.param.dropout_param.dropout_ratio
     # Identity at inference; kept so that fine-tuning regularizes as the Caffe net did.
     steps = [Step(layers.Dropout(ratio), suffix="dropout")] if ratio > 0 else []
-    if not p.scale_train and ratio > 0:
-        # The fork's float arithmetic: scale_ = 1 / (1 - threshold_) stored as a float, then 1 / scale_.
-        scale = np.float32(1.0 / (1.0 - np.float64(np.float32(ratio))))
-        steps.append(Step(layers.Rescaling(float(np.float32(1.0 / np.float64(scale))))))
+    if (scale := inference_scale(node.op)) is not None:
+        steps.append(Step(layers.Rescaling(scale)))
     if len(steps) == 1:
         return Step(steps[0].layer)
     return steps or IDENTITY
 
 
-@converts("Softmax", shapes=same_shapes, doc=LayerDoc("`Softmax`", "`axis`"))
+def softmax_axis(op: Op, rank: int) -> int:
+    axis = canonical_axis(op, op.param.softmax_param.axis, rank, "softmax_param.axis")
+    require_not_batch_axis(op, axis, "a softmax across the batch", "softmax_param.axis", axis)
+    return axis
+
+
+def softmax_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    softmax_axis(op, len(in_shapes[0]))
+    return same_shapes(op, in_shapes)
+
+
+@converts("Softmax", shapes=softmax_shapes, doc=LayerDoc("`Softmax`", "`axis`"))
 def softmax(node: Node) -> Step:
     """Caffe's Softmax as Keras' Softmax along the same axis."""
-    rank = len(node.in_shapes[0])
-    axis = canonical_axis(node.op, node.param.softmax_param.axis, rank, "softmax_param.axis")
-    require_not_batch_axis(node.op, axis, "a softmax across the batch", "softmax_param.axis", axis)
+    axis = softmax_axis(node.op, len(node.in_shapes[0]))
     return Step(layers.Softmax(axis=node.keras_axis(axis)))

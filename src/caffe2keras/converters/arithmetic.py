@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from keras import layers
 
 from caffe2keras.converters.axes import canonical_axis, to_caffe_order, to_keras_order
 from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
+from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import Affine, BroadcastOperand, WeightedSum
 
 
 def eltwise_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -44,7 +43,7 @@ def eltwise(node: Node) -> Step:
     if p.operation == p.MAX:
         return Step(layers.Maximum())
     if p.coeff and any(c != 1 for c in p.coeff):
-        return Step(WeightedSum(p.coeff))
+        return Step(caffe_layers.WeightedSum(p.coeff))
     return Step(layers.Add())
 
 
@@ -69,7 +68,7 @@ def broadcast_shape(shape: Shape, start: int, param_shape: Shape) -> list[int]:
     return full
 
 
-def _param_shape(op: Op, in_shapes: list[Shape], field: str) -> tuple[int, Shape]:
+def operand_span(op: Op, in_shapes: list[Shape], field: str) -> tuple[int, Shape]:
     """(first axis, shape) of the multiplier/addend: bottom 1's shape, or the learned blob's."""
     shape = in_shapes[0]
     p = getattr(op.param, field)
@@ -89,12 +88,12 @@ def _param_shape(op: Op, in_shapes: list[Shape], field: str) -> tuple[int, Shape
 
 
 def scale_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
-    _param_shape(op, in_shapes, "scale_param")
+    operand_span(op, in_shapes, "scale_param")
     return [in_shapes[0]]
 
 
 def bias_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
-    _param_shape(op, in_shapes, "bias_param")
+    operand_span(op, in_shapes, "bias_param")
     return [in_shapes[0]]
 
 
@@ -146,7 +145,7 @@ AFFINE = LayerDoc(
 def scale(node: Node) -> list[Step]:
     """Caffe's Scale as a learned Affine, or with two bottoms a broadcast Multiply by bottom 1."""
     p = node.param.scale_param
-    start, param_shape = _param_shape(node.op, list(node.in_shapes), "scale_param")
+    start, param_shape = operand_span(node.op, list(node.in_shapes), "scale_param")
     if len(node.in_shapes) == 2:
         # The bias of a two-bottom Scale has bottom 1's shape, which includes the batch axis.
         require(
@@ -168,20 +167,20 @@ def scale(node: Node) -> list[Step]:
         gamma_initializer=caffe_filler(node.param, "scale_param.filler", param_shape, 1.0, keras_shape=keras_shape),
         beta_initializer=caffe_filler(node.param, "scale_param.bias_filler", param_shape, keras_shape=keras_shape),
     )
-    return [Step(Affine(keras_shape, use_scale=True, use_bias=p.bias_term, **fillers), weights)]
+    return [Step(caffe_layers.Affine(keras_shape, use_scale=True, use_bias=p.bias_term, **fillers), weights)]
 
 
 @converts("Bias", shapes=bias_shapes, doc=AFFINE)
 def bias(node: Node) -> list[Step]:
     """Caffe's Bias as a learned Affine, or with two bottoms a broadcast Add of bottom 1."""
     p = node.param.bias_param
-    start, param_shape = _param_shape(node.op, list(node.in_shapes), "bias_param")
+    start, param_shape = operand_span(node.op, list(node.in_shapes), "bias_param")
     if len(node.in_shapes) == 2:
         return _merge_bottoms(node, start, param_shape, layers.Add())
     beta = _learned(node, node.blob(0, param_shape, "bias_param.num_axes", p.num_axes), start, param_shape)
     keras_shape = _affine_param_shape(node, start, param_shape)
     filler = caffe_filler(node.param, "bias_param.filler", param_shape, keras_shape=keras_shape)
-    return [Step(Affine(keras_shape, use_scale=False, use_bias=True, beta_initializer=filler), [beta])]
+    return [Step(caffe_layers.Affine(keras_shape, use_scale=False, use_bias=True, beta_initializer=filler), [beta])]
 
 
 def _merge_unbatched(node: Node, start: int, param_shape: Shape, merge: layers.Layer) -> list[Step]:
@@ -202,7 +201,7 @@ def _merge_unbatched(node: Node, start: int, param_shape: Shape, merge: layers.L
         steps.append(Step(to_caffe.layer, inputs=[1], suffix="operand_to_nchw"))
     target = [1, *broadcast_shape(node.in_shapes[0], start, param_shape)[1:]]
     perm = node.layout.perm(rank)
-    operand = BroadcastOperand(target, None if perm == tuple(range(rank)) else perm)
+    operand = caffe_layers.BroadcastOperand(target, None if perm == tuple(range(rank)) else perm)
     steps.append(Step(operand, inputs=[steps[-1]] if steps else [1], suffix="operand"))
     return [*steps, Step(merge, inputs=[0, steps[-1]])]
 

@@ -7,12 +7,10 @@ puts them (the classic Flatten -> InnerProduct CHW/HWC trap).
 
 from __future__ import annotations
 
-from keras import layers
-
 from caffe2keras.converters.base import Node, Step, require
+from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers.tensor import BatchReshape
 from caffe2keras.layout import Layout
 
 
@@ -62,7 +60,9 @@ def caffe_reshape_steps(node: Node, in_shape: Shape, out_shape: Shape, field: st
             tuple(out_shape),
             kind=UnsupportedParameterError,
         )
-        return in_caffe_order(node, len(in_shape), len(out_shape), [Step(BatchReshape(out_shape), suffix="reshape")])
+        return in_caffe_order(
+            node, len(in_shape), len(out_shape), [Step(caffe_layers.tensor.BatchReshape(out_shape), suffix="reshape")]
+        )
     target = tuple(out_shape[1:])
     if None in target:
         # Keras infers one free dimension (-1) when the model runs; Caffe's element order fixes the rest.

@@ -18,8 +18,9 @@ import numpy as np
 
 from caffe2keras.caffe.schema import schema_snapshot
 from caffe2keras.errors import RegistryError
-from caffe2keras.graph import Op, Shape, ShapeRule
+from caffe2keras.graph import Op, Shape
 from caffe2keras.node import Node, require  # noqa: F401  (defined without Keras, for the ONNX writer)
+from caffe2keras.shape_rules import ShapeRule
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,16 +12,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from keras import layers
 
 from caffe2keras.caffe.weights import Blob
 from caffe2keras.conv_geometry import ConvGeometry, conv_geometry
 from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
+from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.converters.transforms import depthwise_kernel_to_keras, kernel_to_keras
-from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import Crop, GroupedConv2DTranspose
 
 
 def _conv_output_size(size: int | None, pad: int, extent: int, stride: int) -> int | None:
@@ -56,13 +54,34 @@ def _output_shapes(op: Op, batch, channels: int, spatial: tuple, field: str, val
     return [(batch, channels, *spatial)] * len(op.tops)
 
 
+def _check_wiring(op: Op, in_shapes: list[Shape]) -> None:
+    """As Caffe's BaseConvolutionLayer: one top per bottom, every bottom of one shape."""
+    bottoms = [b.name for b in op.bottoms]
+    require(
+        len(op.tops) == len(bottoms) >= 1,
+        op,
+        f"a convolution gives one top per bottom; it has {len(bottoms)} bottoms and {len(op.tops)} tops",
+        "top",
+        [t.name for t in op.tops],
+    )
+    require(
+        all(shape == in_shapes[0] for shape in in_shapes),
+        op,
+        f"every bottom of a convolution has one shape; they have {tuple(in_shapes)}",
+        "bottom",
+        bottoms,
+    )
+
+
 def convolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    _check_wiring(op, in_shapes)
     g = conv_geometry(op, in_shapes[0])
     spatial = tuple(_conv_output_size(n, p, e, s) for n, p, e, s in zip(in_shapes[0][2:], g.pad, g.extent, g.stride))
     return _output_shapes(op, in_shapes[0][0], g.num_output, spatial, "convolution_param.kernel_size", g.kernel)
 
 
 def deconvolution_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
+    _check_wiring(op, in_shapes)
     g = conv_geometry(op, in_shapes[0])
     spatial = tuple(
         None if n is None else s * (n - 1) + e - 2 * p
@@ -85,16 +104,26 @@ def _bias(node: Node, g: ConvGeometry) -> np.ndarray | None:
 
 
 def _checked_geometry(node: Node) -> tuple[ConvGeometry, int]:
-    """The layer's geometry and input channels, once its wiring is checked."""
-    require(
-        len(node.op.tops) == len(node.op.bottoms) == 1,
-        node.op,
-        "caffe2keras converts convolutions with one bottom and one top",
-        "bottom",
-        [b.name for b in node.op.bottoms],
-        kind=UnsupportedParameterError,
-    )
+    """The layer's geometry and input channels (its wiring checked by the shape rule)."""
     return conv_geometry(node.op, node.in_shapes[0]), node.in_shapes[0][1]
+
+
+def _on_each_bottom(node: Node, steps: list[Step]) -> list[Step]:
+    """Caffe convolves each bottom in turn with the same weights: the same Keras layers are
+    called on each bottom, and an Identity named after the Caffe layer gives their outputs as
+    its tops."""
+    if len(node.op.bottoms) == 1:
+        return steps
+    chained, ends = [], []
+    for bottom in range(len(node.op.bottoms)):
+        previous = bottom
+        for step in steps:
+            # The first call creates the variables from the weights; later calls reuse them.
+            link = Step(step.layer, step.weights if bottom == 0 else (), inputs=(previous,), suffix=step.suffix)
+            chained.append(link)
+            previous = link
+        ends.append(previous)
+    return [*chained, Step(layers.Identity(), inputs=tuple(ends))]
 
 
 @converts(
@@ -112,7 +141,7 @@ def _checked_geometry(node: Node) -> tuple[ConvGeometry, int]:
     shapes=convolution_shapes,
     doc=LayerDoc(
         "`Conv1D/2D/3D`, `DepthwiseConv2D` (+ `ZeroPadding`, `MaxPooling` as a subsampler)",
-        "group, dilation, asymmetric kernel/stride/pad, `bias_term: false`",
+        "group, dilation, asymmetric kernel/stride/pad, `bias_term: false`; several bottoms share the weights",
     ),
 )
 def convolution(node: Node) -> list[Step]:
@@ -175,14 +204,15 @@ def convolution(node: Node) -> list[Step]:
     if subsample:
         pool_class = (layers.MaxPooling1D, layers.MaxPooling2D, layers.MaxPooling3D)[spatial - 1]
         steps.append(Step(pool_class(pool_size=1, strides=g.stride, padding="valid", data_format=data_format)))
-    return steps
+    return _on_each_bottom(node, steps)
 
 
 @converts(
     "Deconvolution",
     shapes=deconvolution_shapes,
     doc=LayerDoc(
-        "`Conv1D/2D/3DTranspose`, `GroupedConv2DTranspose` (+ `Crop`)", "groups, dilation; pad crops the output"
+        "`Conv1D/2D/3DTranspose`, `GroupedConv2DTranspose` (+ `Crop`)",
+        "groups, dilation; pad crops the output; several bottoms share the weights",
     ),
 )
 def deconvolution(node: Node) -> list[Step]:
@@ -219,7 +249,7 @@ def deconvolution(node: Node) -> list[Step]:
         conv_class = (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)[spatial - 1]
         deconv = conv_class(g.num_output, g.kernel, **common)
     elif spatial == 2:
-        deconv = GroupedConv2DTranspose(g.num_output, g.kernel, groups=g.group, **common)
+        deconv = caffe_layers.GroupedConv2DTranspose(g.num_output, g.kernel, groups=g.group, **common)
     else:
         raise node.error(
             "grouped or strided-and-dilated deconvolutions are supported in 2-D only",
@@ -234,13 +264,13 @@ def deconvolution(node: Node) -> list[Step]:
         return [(n - 1) * s + e if not standard else n * s + max(e - s, 0) for s, e in zip(g.stride, g.extent)]
 
     if produced(1) == [e - 2 * p for e, p in zip(g.extent, g.pad)]:
-        return [Step(deconv, weights)]  # the same length at every size: nothing to crop
+        return _on_each_bottom(node, [Step(deconv, weights)])  # the same length at every size: nothing to crop
     out_shape = node.layout.keras_shape(node.out_shapes[0])
     begin = node.layout.keras_shape((0, 0, *g.pad))
     # What is left past Caffe's output does not depend on the input size (checked at size 1).
     trim = node.layout.keras_shape((0, 0, *(n - e + p for n, p, e in zip(produced(1), g.pad, g.extent))))
-    crop = Crop(begin[1:], out_shape[1:], end_trim=trim[1:])
-    return [Step(deconv, weights, suffix="deconv"), Step(crop)]
+    crop = caffe_layers.Crop(begin[1:], out_shape[1:], end_trim=trim[1:])
+    return _on_each_bottom(node, [Step(deconv, weights, suffix="deconv"), Step(crop)])
 
 
 def _im2col_as_convolution(op: Op, shape: Shape) -> Op:

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import math
 
-from keras import layers
-
 from caffe2keras.converters.base import IDENTITY, LayerDoc, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
+from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import DetectionOutput, Normalize, PriorBox, Transpose
-from caffe2keras.layers.detection_output import detection_rows
 from caffe2keras.ssd import detection_output_args, prior_box_args
-from caffe2keras.ssd_boxes import prior_box_sizes
+from caffe2keras.ssd_boxes import detection_rows, prior_box_sizes
 
 
 def normalize_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -47,7 +44,7 @@ def normalize(node: Node) -> Step:
     scale = node.blob(0, shape, "norm_param.channel_shared", p.channel_shared)
     # SSD's default scale filler is the constant 1.
     initializer = caffe_filler(node.param, "norm_param.scale_filler", shape, 1.0)
-    layer = Normalize(
+    layer = caffe_layers.Normalize(
         across_spatial=p.across_spatial,
         channel_shared=p.channel_shared,
         eps=p.eps,
@@ -95,7 +92,7 @@ def permute(node: Node):
     # Keras axis k of the output holds Caffe axis perm[k] of the top = Caffe axis order[perm[k]] of the bottom.
     axes = tuple(perm.index(order[perm[k]]) for k in range(rank))
     if axes[0] != 0:  # the batch axis moves: only a transpose of the whole tensor does that
-        return Step(Transpose(axes, batch_size=node.in_shapes[0][0]))
+        return Step(caffe_layers.Transpose(axes, batch_size=node.in_shapes[0][0]))
     return Step(layers.Permute(axes[1:]))
 
 
@@ -131,7 +128,7 @@ def prior_box_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 )
 def prior_box(node: Node) -> Step:
     """SSD's PriorBox as the PriorBox layer."""
-    return Step(PriorBox(**prior_box_args(node.op), data_format=node.layout.data_format))
+    return Step(caffe_layers.PriorBox(**prior_box_args(node.op), data_format=node.layout.data_format))
 
 
 def detection_output_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -195,5 +192,5 @@ def detection_output_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 def detection_output(node: Node) -> Step:
     """SSD's DetectionOutput (box decoding and non-maximum suppression) as the DetectionOutput layer."""
     # save_output_param and visualize only write files and draw; the blob does not change.
-    layer = DetectionOutput(**detection_output_args(node.op), data_format=node.layout.data_format)
+    layer = caffe_layers.DetectionOutput(**detection_output_args(node.op), data_format=node.layout.data_format)
     return Step(layer, inputs=[0, 1, 2])

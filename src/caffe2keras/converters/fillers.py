@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 
-from keras import initializers
+import numpy as np
 
 from caffe2keras.caffe.schema import enum_name
+from caffe2keras.converters.keras_layers import caffe_initializers, initializers
 from caffe2keras.graph import Shape
-from caffe2keras.layers.initializers import FILLER_TYPES, CaffeFiller
 
 VARIANCE_NORMS = {"FAN_IN": "fan_in", "FAN_OUT": "fan_out", "AVERAGE": "average"}  # FillerParameter.VarianceNorm
 KERAS_MODES = {"fan_in": "fan_in", "fan_out": "fan_out", "average": "fan_avg"}
@@ -36,7 +36,7 @@ def caffe_filler(
     """
     message_name, _, filler_name = field.partition(".")
     message = getattr(layer_param, message_name)
-    if not message.HasField(filler_name) or getattr(message, filler_name).type not in FILLER_TYPES:
+    if not message.HasField(filler_name) or getattr(message, filler_name).type not in caffe_initializers.FILLER_TYPES:
         return initializers.Constant(default_value)
     f = getattr(message, filler_name)
     fan_in, fan_out = _caffe_fans(caffe_shape)
@@ -55,7 +55,7 @@ def caffe_filler(
             mode=KERAS_MODES[norm],
             distribution=distribution,
         )
-    return CaffeFiller(
+    return caffe_initializers.CaffeFiller(
         f.type,
         value=f.value,
         min=f.min,
@@ -100,7 +100,8 @@ def _fan(norm: str, fan_in: float, fan_out: float) -> float:
 # The filler field of each weight blob, by Caffe type, with the value Caffe's layer uses when the
 # prototxt gives none (its LayerSetUp: Scale and Normalize start at 1, PReLU at 0.25, the rest at
 # FillerParameter's constant 0). Caffe fills every blob this way before it copies the weights file's.
-BLOB_FILLERS: dict[str, tuple[tuple[str, float], ...]] = {
+# A field of None: the layer sets the blob to its value, with no filler to declare (BatchNorm's 0s).
+BLOB_FILLERS: dict[str, tuple[tuple[str | None, float], ...]] = {
     "Convolution": (("convolution_param.weight_filler", 0.0), ("convolution_param.bias_filler", 0.0)),
     "Deconvolution": (("convolution_param.weight_filler", 0.0), ("convolution_param.bias_filler", 0.0)),
     "InnerProduct": (("inner_product_param.weight_filler", 0.0), ("inner_product_param.bias_filler", 0.0)),
@@ -109,27 +110,39 @@ BLOB_FILLERS: dict[str, tuple[tuple[str, float], ...]] = {
     "Bias": (("bias_param.filler", 0.0),),
     "PReLU": (("prelu_param.filler", 0.25),),
     "Normalize": (("norm_param.scale_filler", 1.0),),
+    "BatchNorm": ((None, 0.0),) * 3,
 }
 # Fillers that draw their values: a net starting from them differs at every conversion.
 RANDOM_FILLERS = ("uniform", "gaussian", "xavier", "msra", "positive_unitball")
 
 
-def blob_filler(layer_type: str, layer_param, index: int) -> tuple[str, float, str] | None:
+def blob_filler(layer_type: str, layer_param, index: int) -> tuple[str | None, float, str] | None:
     """``(field, default, filler type)`` of weight blob ``index`` of a ``layer_type`` layer, or None
     where caffe2keras does not know which filler makes it."""
     fields = BLOB_FILLERS.get(layer_type, ())
     if index >= len(fields):
         return None
     field, default = fields[index]
+    if field is None:
+        return None, default, "constant"
     message_name, _, filler_name = field.partition(".")
     message = getattr(layer_param, message_name)
     kind = getattr(message, filler_name).type if message.HasField(filler_name) else "constant"
     return field, default, kind
 
 
-def filler_values(layer_param, field: str, default: float, caffe_shape: Shape):
-    """The values the filler ``field`` gives a blob of Caffe shape ``caffe_shape``, in that layout."""
-    import numpy as np
+def filler_values(layer_param, field: str, default: float, caffe_shape: Shape) -> np.ndarray:
+    """The values the filler ``field`` gives a blob of Caffe shape ``caffe_shape``, in that layout.
 
+    A constant filler's are made without Keras, so that a writer that never loads Keras (the ONNX
+    one) fills such blobs as the Keras builder does; drawn ones come from Keras' initializers."""
+    if field is None:
+        return np.full(caffe_shape, default, np.float32)
+    message_name, _, filler_name = field.partition(".")
+    message = getattr(layer_param, message_name)
+    if not message.HasField(filler_name):
+        return np.full(caffe_shape, default, np.float32)
+    if getattr(message, filler_name).type == "constant":
+        return np.full(caffe_shape, getattr(message, filler_name).value, np.float32)
     initializer = caffe_filler(layer_param, field, caffe_shape, default, keras_shape=caffe_shape)
     return np.asarray(initializer(tuple(caffe_shape), dtype="float32"), dtype=np.float32)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 
-from keras import layers
-
 from caffe2keras.converters.axes import canonical_axis, in_caffe_order, to_caffe_order, to_keras_order
 from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
+from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.converters.transforms import dense_kernel_to_keras
 from caffe2keras.errors import ShapeError
-from caffe2keras.graph import Op, Shape, free_size_error
-from caffe2keras.layers import Affine
+from caffe2keras.graph import Op, Shape
+from caffe2keras.shape_rules import free_size_error
 
 
 def inner_product_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -122,7 +121,9 @@ def embed(node: Node) -> list[Step]:
         filler = caffe_filler(node.param, "embed_param.bias_filler", (p.num_output,))
         steps.append(
             Step(
-                Affine((p.num_output,), use_scale=False, use_bias=True, beta_initializer=filler), (bias,), suffix="bias"
+                caffe_layers.Affine((p.num_output,), use_scale=False, use_bias=True, beta_initializer=filler),
+                (bias,),
+                suffix="bias",
             )
         )
     return in_caffe_order(node, len(shape), len(out), steps)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from keras import layers
-
 from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.axes import caffe_reshape_steps
 from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require, same_shapes
 from caffe2keras.converters.fillers import caffe_filler
+from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.converters.transforms import batch_norm_statistics
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import LRN, Affine, MeanVarianceNormalization
 
 NORM_REGIONS = {"ACROSS_CHANNELS": "across_channels", "WITHIN_CHANNEL": "within_channel"}
 
@@ -28,7 +26,7 @@ def lrn(node: Node) -> Step:
     """Caffe's LRN as the LRN layer, across channels or within each channel."""
     p = node.param.lrn_param
     return Step(
-        LRN(
+        caffe_layers.LRN(
             size=p.local_size,
             alpha=p.alpha,
             beta=p.beta,
@@ -68,7 +66,7 @@ def batch_norm(node: Node) -> Step:
     if p.HasField("use_global_stats") and not p.use_global_stats:
         # The stored statistics are only updated, never used: each call normalizes with its batch's.
         axes = tuple(sorted(node.keras_axis(a) for a in range(rank) if a != 1))
-        return Step(MeanVarianceNormalization(axes, epsilon=p.eps, epsilon_on="variance"))
+        return Step(caffe_layers.MeanVarianceNormalization(axes, epsilon=p.eps, epsilon_on="variance"))
     if mean is not None:
         mean, variance = batch_norm_statistics(mean, variance, factor)
     norm = layers.BatchNormalization(
@@ -98,7 +96,7 @@ def mvn(node: Node) -> list[Step]:
     shape = node.in_shapes[0]
     first = 1 if p.across_channels else 2
     axes = tuple(sorted(node.keras_axis(a) for a in range(first, len(shape))))
-    steps = [Step(MeanVarianceNormalization(axes, p.normalize_variance, p.eps), suffix="mvn")]
+    steps = [Step(caffe_layers.MeanVarianceNormalization(axes, p.normalize_variance, p.eps), suffix="mvn")]
     if node.out_shapes[0] != shape:
         steps += caffe_reshape_steps(node, shape, node.out_shapes[0], "bottom_shape")
     return steps
@@ -152,9 +150,9 @@ def segnet_bn(node: Node) -> list[Step]:
     steps = []
     if enum_name(p, "bn_mode") == "LEARN":
         axes = tuple(sorted(node.keras_axis(a) for a in (0, 2, 3)))
-        normalize = MeanVarianceNormalization(axes, epsilon=SEGNET_BN_EPSILON, epsilon_on="variance")
+        normalize = caffe_layers.MeanVarianceNormalization(axes, epsilon=SEGNET_BN_EPSILON, epsilon_on="variance")
         steps.append(Step(normalize, suffix="normalize"))
-    return [*steps, Step(Affine(keras_shape, use_scale=True, use_bias=True, **fillers), (scale, shift))]
+    return [*steps, Step(caffe_layers.Affine(keras_shape, use_scale=True, use_bias=True, **fillers), (scale, shift))]
 
 
 @converts(

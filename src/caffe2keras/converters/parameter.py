@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
+from caffe2keras.converters.keras_layers import caffe_layers
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import LearnedTensor
 
 
 def parameter_layer_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -36,4 +36,4 @@ def parameter(node: Node) -> Step:
     value = node.blob(0, shape, "parameter_param.shape", shape)
     # The blob's axis 0 is its own, not a batch: the Keras tensor keeps it, fixed.
     keras_shape = node.layout.keras_shape(shape)
-    return Step(LearnedTensor(keras_shape), (None if value is None else node.layout.to_keras(value),))
+    return Step(caffe_layers.LearnedTensor(keras_shape), (None if value is None else node.layout.to_keras(value),))

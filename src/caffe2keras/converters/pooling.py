@@ -6,15 +6,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from keras import layers
-
 from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.axes import to_caffe_order
 from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
+from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import CaffePooling2D, MaxPoolingWithArgmax2D, ROIPooling
-from caffe2keras.layers.pooling import pooled_sizes
+from caffe2keras.layer_arithmetic import pooled_sizes
 
 METHODS = {"MAX": "max", "AVE": "average", "STOCHASTIC": "stochastic"}
 
@@ -147,7 +145,9 @@ def pooling(node: Node) -> Step:
     g = pool_geometry(node.op, shape)
     data_format = node.layout.data_format
     if len(node.op.tops) == 2:
-        return Step(MaxPoolingWithArgmax2D(g.kernel, g.stride, g.pad, g.ceil_mode, data_format=data_format))
+        return Step(
+            caffe_layers.MaxPoolingWithArgmax2D(g.kernel, g.stride, g.pad, g.ceil_mode, data_format=data_format)
+        )
     return Step(pooling_layer(g, shape, node.out_shapes[0], data_format))
 
 
@@ -168,7 +168,7 @@ def pooling_layer(g: PoolGeometry, shape: Shape, out: Shape, data_format: str):
     if g.pad == (0, 0) and floor_tiling and g.method != "stochastic":
         plain_class = layers.MaxPooling2D if g.method == "max" else layers.AveragePooling2D
         return plain_class(pool_size=g.kernel, strides=g.stride, padding="valid", data_format=data_format)
-    return CaffePooling2D(g.method, g.kernel, g.stride, g.pad, g.ceil_mode, data_format=data_format)
+    return caffe_layers.CaffePooling2D(g.method, g.kernel, g.stride, g.pad, g.ceil_mode, data_format=data_format)
 
 
 def spp_levels(op: Op, shape: Shape) -> list[tuple[PoolGeometry, Shape]]:
@@ -285,7 +285,7 @@ def roi_pooling(node: Node) -> list[Step]:
     """Fast R-CNN's ROIPooling as the ROIPooling layer."""
     p = node.param.roi_pooling_param
     steps = roi_rows_steps(node)
-    pool = ROIPooling((p.pooled_h, p.pooled_w), p.spatial_scale, data_format=node.layout.data_format)
+    pool = caffe_layers.ROIPooling((p.pooled_h, p.pooled_w), p.spatial_scale, data_format=node.layout.data_format)
     return [*steps, Step(pool, inputs=[0, steps[-1] if steps else 1])]
 
 

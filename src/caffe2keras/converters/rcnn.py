@@ -11,11 +11,11 @@ import ast
 import math
 
 from caffe2keras.converters.base import LayerDoc, LayerRule, Node, Step, converts, register_rule, require, unsupported
+from caffe2keras.converters.keras_layers import caffe_layers
 from caffe2keras.converters.pooling import roi_rows_steps
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import Proposal, PSROIPooling
-from caffe2keras.layers.proposal import faster_rcnn_anchors
+from caffe2keras.layer_arithmetic import faster_rcnn_anchors
 
 # py-faster-rcnn's lib/fast_rcnn/config.py, cfg.TEST: the values its ProposalLayer reads at test time.
 PY_FASTER_RCNN_TEST = dict(pre_nms_topn=6000, post_nms_topn=300, nms_threshold=0.7, min_size=16.0)
@@ -114,7 +114,7 @@ def proposal(node: Node) -> Step:
     filter out), so no box is dropped for its size here either; it truncates im_info's height
     and width to integers."""
     p = node.param.proposal_param
-    layer = Proposal(
+    layer = caffe_layers.Proposal(
         _opencv_anchors(node.op).tolist(),
         feat_stride=p.feat_stride,
         pre_nms_topn=p.pre_nms_topn,
@@ -190,7 +190,7 @@ def faster_rcnn_proposal_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 
 def faster_rcnn_proposal(node: Node) -> Step:
     """py-faster-rcnn's ProposalLayer (TEST phase) as the Proposal layer, with its size filter."""
-    layer = Proposal(
+    layer = caffe_layers.Proposal(
         **faster_rcnn_settings(node.op),
         score_output=len(node.op.tops) == 2,
         data_format=node.layout.data_format,
@@ -290,5 +290,5 @@ def psroi_pooling(node: Node) -> list[Step]:
     """R-FCN's PSROIPooling as the PSROIPooling layer."""
     p = node.param.psroi_pooling_param
     steps = roi_rows_steps(node)
-    pool = PSROIPooling(p.output_dim, p.group_size, p.spatial_scale, data_format=node.layout.data_format)
+    pool = caffe_layers.PSROIPooling(p.output_dim, p.group_size, p.spatial_scale, data_format=node.layout.data_format)
     return [*steps, Step(pool, inputs=[0, steps[-1] if steps else 1])]

@@ -16,8 +16,8 @@ import numpy as np
 
 from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
 from caffe2keras.converters.fillers import caffe_filler
+from caffe2keras.converters.keras_layers import caffe_layers
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import CaffeLSTM, CaffeRNN, LearnedTensor, LSTMUnit
 
 STATES = {"LSTM": 2, "RNN": 1}
 GATES = {"LSTM": 4, "RNN": 1}
@@ -107,7 +107,7 @@ def recurrent(node: Node) -> Step:
         weights.append(blob.T if blob is not None and blob.ndim == 2 else blob)
         filler = "recurrent_param.weight_filler" if len(shape) == 2 else "recurrent_param.bias_filler"
         fillers[f"{name}_initializer"] = caffe_filler(node.param, filler, shape)
-    layer_class = CaffeLSTM if node.type == "LSTM" else CaffeRNN
+    layer_class = caffe_layers.CaffeLSTM if node.type == "LSTM" else caffe_layers.CaffeRNN
     layer = layer_class(
         p.num_output,
         static_input=_has_static_input(node.op),
@@ -145,7 +145,7 @@ def lstm_unit_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 )
 def lstm_unit(node: Node) -> Step:
     """Caffe's LSTMUnit as the LSTMUnit layer."""
-    return Step(LSTMUnit(data_format=node.layout.data_format))
+    return Step(caffe_layers.LSTMUnit(data_format=node.layout.data_format))
 
 
 def continuation_indicator_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -174,4 +174,4 @@ def continuation_indicator(node: Node) -> Step:
     steps, streams = node.out_shapes[0]
     cont = np.ones((steps, streams), np.float32)
     cont[0] = 0.0
-    return Step(LearnedTensor((steps, streams), trainable=False), (cont,))
+    return Step(caffe_layers.LearnedTensor((steps, streams), trainable=False), (cont,))

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import math
 
-from keras import layers
-
 from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.axes import canonical_axis, in_caffe_order, require_not_batch_axis
 from caffe2keras.converters.base import LayerDoc, Node, Step, converts, require
+from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import ArgMax, Reduction
 
 REDUCTIONS = {"SUM": "sum", "ASUM": "asum", "SUMSQ": "sumsq", "MEAN": "mean"}
 
@@ -52,7 +50,7 @@ def argmax(node: Node) -> Step | list[Step]:
     if p.HasField("axis"):
         axis = canonical_axis(node.op, p.axis, len(shape), "argmax_param.axis")
         require_not_batch_axis(node.op, axis, "ranking across the batch", "argmax_param.axis", p.axis)
-        return Step(ArgMax(p.top_k, node.keras_axis(axis), "values" if p.out_max_val else "indices"))
+        return Step(caffe_layers.ArgMax(p.top_k, node.keras_axis(axis), "values" if p.out_max_val else "indices"))
     out = node.out_shapes[0]
     return in_caffe_order(
         node,
@@ -60,7 +58,9 @@ def argmax(node: Node) -> Step | list[Step]:
         len(out),
         [
             Step(layers.Reshape((math.prod(shape[1:]),)), suffix="flatten"),
-            Step(ArgMax(p.top_k, -1, "indices_and_values" if p.out_max_val else "indices"), suffix="argmax"),
+            Step(
+                caffe_layers.ArgMax(p.top_k, -1, "indices_and_values" if p.out_max_val else "indices"), suffix="argmax"
+            ),
             Step(layers.Reshape(out[1:]), suffix="reshape"),
         ],
     )
@@ -96,4 +96,4 @@ def reduction(node: Node) -> Step:
         p.axis,
     )
     axes = tuple(sorted(node.keras_axis(a) for a in range(axis, rank)))
-    return Step(Reduction(REDUCTIONS[enum_name(p, "operation")], axes, p.coeff))
+    return Step(caffe_layers.Reduction(REDUCTIONS[enum_name(p, "operation")], axes, p.coeff))

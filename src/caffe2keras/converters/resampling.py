@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from keras import layers
-
 from caffe2keras.converters.base import IDENTITY, LayerDoc, Node, Step, converts, require
+from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.errors import ShapeError, UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import BilinearInterp, Crop, MaxUnpooling2D
 
 
 def _spatial_input(op: Op, shape: Shape) -> tuple[int, int, int, int]:
@@ -104,13 +102,15 @@ def interp(node: Node) -> list[Step]:
         begin = node.layout.keras_shape((0, 0, -p.pad_beg, -p.pad_beg))[1:]
         trim = node.layout.keras_shape((0, 0, -p.pad_end, -p.pad_end))[1:]
         size = node.layout.keras_shape((*shape[:2], *size_in))[1:]
-        steps.append(Step(Crop(begin, size, end_trim=trim), suffix="crop"))
+        steps.append(Step(caffe_layers.Crop(begin, size, end_trim=trim), suffix="crop"))
     if None in size_out:  # free sizes: the factors give the output's size when the model runs
         shrink = p.shrink_factor if p.HasField("shrink_factor") else 1
         zoom = p.zoom_factor if p.HasField("zoom_factor") else 1
-        resize = BilinearInterp(None, shrink_factor=shrink, zoom_factor=zoom, data_format=node.layout.data_format)
+        resize = caffe_layers.BilinearInterp(
+            None, shrink_factor=shrink, zoom_factor=zoom, data_format=node.layout.data_format
+        )
     else:
-        resize = BilinearInterp(size_out, data_format=node.layout.data_format)
+        resize = caffe_layers.BilinearInterp(size_out, data_format=node.layout.data_format)
     return [*steps, Step(resize)]
 
 
@@ -200,7 +200,7 @@ def upsample(node: Node):
     """The forks' Upsample as Keras' nearest UpSampling2D, or with a pooling mask as MaxUnpooling2D."""
     data_format = node.layout.data_format
     if len(node.in_shapes) == 2:
-        return Step(MaxUnpooling2D(node.out_shapes[0][2:], data_format=data_format))
+        return Step(caffe_layers.MaxUnpooling2D(node.out_shapes[0][2:], data_format=data_format))
     scale = _nearest_scale(node.op)
     if scale == 1:
         return IDENTITY

@@ -9,13 +9,11 @@ from __future__ import annotations
 import itertools
 import math
 
-from keras import layers
-
 from caffe2keras.converters.axes import caffe_reshape_steps, canonical_axis, in_caffe_order, require_not_batch_axis
 from caffe2keras.converters.base import IDENTITY, LayerDoc, Node, Step, converts, require, same_shapes
+from caffe2keras.converters.keras_layers import caffe_layers, layers
 from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.graph import Op, Shape
-from caffe2keras.layers import BatchReindex, Crop, Slice, Tile
 
 JOIN_AND_SPLIT = LayerDoc("(identity), `Concatenate`, `Slice`", "`axis` / legacy `concat_dim`, `slice_dim`")
 
@@ -98,7 +96,7 @@ def slice_(node: Node):
         return IDENTITY
     axis, points = slice_points(node.op, node.in_shapes[0])
     require_not_batch_axis(node.op, axis, "slicing the batch axis", "slice_param.axis", axis)
-    return Step(Slice(node.keras_axis(axis), points))
+    return Step(caffe_layers.Slice(node.keras_axis(axis), points))
 
 
 def flatten_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -264,7 +262,7 @@ def crop(node: Node):
     )
     begin = node.layout.keras_shape(offsets)[1:]
     size = node.layout.keras_shape(out)[1:]
-    return Step(Crop(begin, size))
+    return Step(caffe_layers.Crop(begin, size))
 
 
 def tile_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -282,7 +280,7 @@ def tile(node: Node) -> Step:
     axis = canonical_axis(node.op, p.axis, len(node.in_shapes[0]), "tile_param.axis")
     require_not_batch_axis(node.op, axis, "tiling the batch axis", "tile_param.axis", p.axis)
     # Whole copies of the block from `axis` on, one after another: the same along any layout.
-    return Step(Tile(node.keras_axis(axis), p.tiles))
+    return Step(caffe_layers.Tile(node.keras_axis(axis), p.tiles))
 
 
 def batch_reindex_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
@@ -306,7 +304,7 @@ def batch_reindex_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:
 )
 def batch_reindex(node: Node) -> Step:
     """Caffe's BatchReindex as the BatchReindex layer: the samples bottom 1 indexes."""
-    return Step(BatchReindex())
+    return Step(caffe_layers.BatchReindex())
 
 
 def shuffle_channel_shapes(op: Op, in_shapes: list[Shape]) -> list[Shape]:

@@ -15,30 +15,10 @@ import numpy as np
 from keras import layers, ops, saving
 
 from caffe2keras.layers.common import PACKAGE, check_data_format
+from caffe2keras.ssd_boxes import detection_rows, foreground_classes, nms_candidates
 
 LOWEST_FLOAT32 = float(np.finfo(np.float32).min)  # Caffe's -FLT_MAX: "no confidence threshold"
 CODE_TYPES = ("corner", "center_size", "corner_size")
-
-
-def foreground_classes(num_classes: int, background_label_id: int) -> list[int]:
-    return [c for c in range(num_classes) if c != background_label_id]
-
-
-def nms_candidates(top_k: int, num_priors: int) -> int:
-    """Candidates per class that enter NMS (``top_k`` -1: all)."""
-    return num_priors if top_k < 0 else min(top_k, num_priors)
-
-
-def detection_rows(
-    num_classes: int, background_label_id: int, top_k: int, keep_top_k: int, num_priors: int | None
-) -> int | None:
-    """DetectionOutput's rows per image: ``keep_top_k``, or fewer when the net cannot
-    produce that many (classes x NMS candidates); at least 1, for Caffe's "none found" row.
-    None when the number of priors is free (known when the model runs)."""
-    if num_priors is None:
-        return None
-    most = len(foreground_classes(num_classes, background_label_id)) * nms_candidates(top_k, num_priors)
-    return max(1, most if keep_top_k < 0 else min(keep_top_k, most))
 
 
 def _count(mask):

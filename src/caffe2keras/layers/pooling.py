@@ -11,33 +11,14 @@ average's divisor.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from keras import layers, ops, saving
 
+from caffe2keras.layer_arithmetic import pooled_sizes
 from caffe2keras.layers.common import PACKAGE, channel_axis, check_data_format, spatial_axes
 
 METHODS = ("max", "average", "stochastic")
 LOWEST_FLOAT32 = float(np.finfo(np.float32).min)
-
-
-def pooled_sizes(sizes, kernel, stride, pad, ceil_mode: bool) -> tuple[int, ...]:
-    """Caffe's output size per spatial axis (None for a free size).
-
-    As soon as any axis is padded, Caffe drops a last window that starts at or past
-    ``size + pad`` on *every* axis, padded or not (``PoolingLayer::Reshape``).
-    """
-    rounding = math.ceil if ceil_mode else math.floor
-    clip = any(pad)
-    pooled = []
-    for n, k, s, p in zip(sizes, kernel, stride, pad):
-        if n is None:  # a free size: known when the layer runs
-            pooled.append(None)
-            continue
-        size = int(rounding((n + 2 * p - k) / s)) + 1
-        pooled.append(size - 1 if clip and (size - 1) * s >= n + p else size)
-    return tuple(pooled)
 
 
 def average_divisors(size: int, kernel: int, stride: int, pad: int, pooled: int) -> np.ndarray:

@@ -15,24 +15,6 @@ from keras import layers, ops, saving
 from caffe2keras.layers.common import PACKAGE, check_data_format
 
 
-def faster_rcnn_anchors(base_size: float, ratios, scales) -> np.ndarray:
-    """py-faster-rcnn's ``generate_anchors``: for each ratio, then each scale, a box
-    ``(x1, y1, x2, y2)`` centred on the base box ``(0, 0, base_size - 1, base_size - 1)``.
-
-    Widths are ``round(base_size / sqrt(ratio))``, heights ``round(width * ratio)``, halves
-    rounded up (as OpenCV's ``floor(x + 0.5)``; py-faster-rcnn's ``np.round`` differs only at
-    exact halves, which the published ratios never reach after the square root)."""
-    centre = (base_size - 1) / 2
-    anchors = []
-    for ratio in ratios:
-        width = np.floor(base_size / np.sqrt(ratio) + 0.5)
-        height = np.floor(width * ratio + 0.5)
-        for scale in scales:
-            half_w, half_h = (scale * width - 1) / 2, (scale * height - 1) / 2
-            anchors.append((centre - half_w, centre - half_h, centre + half_w, centre + half_h))
-    return np.asarray(anchors, dtype=np.float32)
-
-
 @saving.register_keras_serializable(package=PACKAGE)
 class Proposal(layers.Layer):
     """Region proposals from an RPN, as py-faster-rcnn's ProposalLayer and OpenCV's Proposal compute them.

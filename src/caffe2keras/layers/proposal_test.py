@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from caffe2keras.layers.proposal import Proposal, faster_rcnn_anchors
+from caffe2keras.layer_arithmetic import faster_rcnn_anchors
+from caffe2keras.layers.proposal import Proposal
 
 # py-faster-rcnn's generate_anchors() for base 16, ratios (0.5, 1, 2), scales (8, 16, 32).
 PUBLISHED_ANCHORS = [

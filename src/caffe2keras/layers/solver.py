@@ -7,6 +7,7 @@ step // k, and the optimizer accumulates k gradients (Keras' ``gradient_accumula
 
 from __future__ import annotations
 
+import numpy as np
 from keras import ops, optimizers, saving
 
 from caffe2keras.layers.common import PACKAGE
@@ -14,6 +15,10 @@ from caffe2keras.layers.common import PACKAGE
 LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
 SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
 REGULARIZATIONS = ("L2", "L1")
+# Policies of base_lr * gamma^k, which Caffe computes in double (C++'s pow(float, int)) and rounds
+# to float: their rates for k up to this many come from a table computed so, exactly.
+MULTIPLICATIVE_POLICIES = ("step", "exp", "multistep")
+EXACT_POWERS = 1 << 20
 
 
 @saving.register_keras_serializable(package=PACKAGE)
@@ -23,6 +28,10 @@ class CaffeLearningRate(optimizers.schedules.LearningRateSchedule):
     fixed: ``base_lr``; step: ``base_lr * gamma^floor(iter / stepsize)``; exp: ``base_lr * gamma^iter``;
     inv: ``base_lr * (1 + gamma * iter)^-power``; multistep: ``base_lr * gamma^(stepvalues <= iter)``;
     poly: ``base_lr * (1 - iter / max_iter)^power``; sigmoid: ``base_lr / (1 + exp(-gamma * (iter - stepsize)))``.
+
+    step, exp and multistep are exact to Caffe's float rate (computed in double, then rounded)
+    for exponents up to the solver's (``max_iter``, at most 2^20); beyond, float32 arithmetic
+    can put them 1 ulp off.
     """
 
     def __init__(
@@ -50,6 +59,18 @@ class CaffeLearningRate(optimizers.schedules.LearningRateSchedule):
             raise ValueError(f"the step policy needs stepsize > 0. Received: stepsize={stepsize}")
         if lr_policy == "poly" and self.max_iter <= 0:
             raise ValueError(f"the poly policy needs max_iter > 0. Received: max_iter={max_iter}")
+        self._powers = self._exact_powers() if lr_policy in MULTIPLICATIVE_POLICIES else None
+
+    def _exact_powers(self) -> np.ndarray:
+        """``float32(base_lr * gamma^k)`` computed in double, for every exponent k the solver reaches."""
+        largest = {
+            "step": self.max_iter // max(self.stepsize, 1),
+            "exp": self.max_iter,
+            "multistep": len(self.stepvalue),
+        }[self.lr_policy]
+        exponents = np.arange(min(largest, EXACT_POWERS) + 1, dtype=np.float64)
+        with np.errstate(over="ignore", under="ignore"):
+            return (self.base_lr * np.power(np.float64(self.gamma), exponents)).astype(np.float32)
 
     def __call__(self, step):
         it = ops.cast(ops.floor_divide(ops.cast(step, "int32"), self.iter_size), "float32")
@@ -58,14 +79,14 @@ class CaffeLearningRate(optimizers.schedules.LearningRateSchedule):
         if policy == "fixed":
             rate = ops.ones_like(it) * base
         elif policy == "step":
-            rate = base * ops.power(gamma, ops.floor(it / self.stepsize))
+            rate = self._multiplied(ops.floor(it / self.stepsize))
         elif policy == "exp":
-            rate = base * ops.power(gamma, it)
+            rate = self._multiplied(it)
         elif policy == "inv":
             rate = base * ops.power(1.0 + gamma * it, -self.power)
         elif policy == "multistep":
             passed = sum(ops.cast(it >= v, "float32") for v in self.stepvalue) if self.stepvalue else 0.0
-            rate = base * ops.power(gamma, passed)
+            rate = self._multiplied(ops.zeros_like(it) + passed)
         elif policy == "poly":
             rate = base * ops.power(1.0 - it / self.max_iter, self.power)
         else:
@@ -73,6 +94,13 @@ class CaffeLearningRate(optimizers.schedules.LearningRateSchedule):
             # last bit of the rate is enough to flip an Accuracy 27 LeNet iterations later.
             rate = base * (1.0 / (1.0 + ops.exp(-gamma * (it - self.stepsize))))
         return ops.cast(rate, "float32")
+
+    def _multiplied(self, exponent):
+        """``base_lr * gamma^exponent``: from the exact table where it reaches, else in float32."""
+        last = self._powers.shape[0] - 1
+        index = ops.cast(ops.minimum(exponent, last), "int32")
+        exact = ops.take(ops.convert_to_tensor(self._powers), index)
+        return ops.where(exponent <= last, exact, self.base_lr * ops.power(self.gamma, exponent))
 
     def get_config(self):
         return {

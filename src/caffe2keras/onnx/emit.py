@@ -50,8 +50,11 @@ class Emission:
     as they are; ``constant`` arrays are small values the emitter computed.
     """
 
-    def __init__(self, layer: str, bottoms: Sequence[str], tops: Sequence[str]):
+    def __init__(self, layer: str, bottoms: Sequence[str], tops: Sequence[str], top_shapes: Sequence[tuple]):
         self.layer, self.bottoms, self.tops = layer, list(bottoms), list(tops)
+        # The tops' Caffe shapes, as the layer's plan gives them; an emitter whose ONNX tops differ
+        # replaces them (DetectionOutput's rows, which Keras pads to a fixed count and ONNX does not).
+        self.top_shapes = list(top_shapes)
         self.nodes: list[NodeProto] = []
         self.constants: dict[str, np.ndarray] = {}
         self.weights: dict[str, np.ndarray] = {}

@@ -1,35 +1,33 @@
 """Write a Caffe net as an ONNX file, layer by layer, from the Caffe graph (no Keras).
 
-Each kept layer becomes a :class:`~caffe2keras.node.Node` (its Caffe
-parameters, bottom shapes and weights); its emitter adds the ONNX nodes. The
-tops' shapes are read off ONNX's shape inference of the layer's nodes alone, at
-the net's own batch size; the file's inputs and outputs take a free batch size.
+Each kept layer is planned as the Keras builder plans it (:func:`caffe2keras.plan.plan_layer`:
+its refusal, its :class:`~caffe2keras.node.Node` of Caffe parameters, shapes and weights, and its
+tops' Caffe shapes at the net's own batch size); its emitter adds the ONNX nodes. The file's
+inputs and outputs take a free batch size.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper, shape_inference
+from onnx import TensorProto, helper, numpy_helper
 
 from caffe2keras._version import __version__
 from caffe2keras.caffe import read_net, read_weights
-from caffe2keras.errors import Caffe2KerasError, LayerError, NetError, UnsupportedLayersError, WeightsError, about_file
-from caffe2keras.graph import BlobRef, Graph, Op, build_graph, check_blob_shape, needed_ops
+from caffe2keras.errors import NetError, WeightsError, about_file
+from caffe2keras.graph import BlobRef, Graph, Op, build_graph, needed_ops
 from caffe2keras.layout import Layout
-from caffe2keras.node import Node
 from caffe2keras.onnx import families  # noqa: F401  (registers the emitters)
 from caffe2keras.onnx.emit import Emission, emitter_for
 from caffe2keras.onnx.opset import OPSET
 from caffe2keras.onnx.stream import write_streamed
 from caffe2keras.outputs import atomic_output, check_output_path
+from caffe2keras.plan import Refusal, check_supported, plan_layer, reported_against
 
 BATCH = "N"  # the free batch dimension of the file's inputs and outputs
 NCHW = Layout("channels_first")
@@ -101,7 +99,7 @@ def build_model(graph: Graph, weights, outputs: Sequence[str] | None = None):
         raise NetError(f"outputs must be distinct. Received: outputs={[r.name for r in output_refs]}")
     needed = needed_ops(graph, output_refs)
     ops = [op for op in graph.ops if id(op) in needed]
-    _check_supported(ops)
+    check_supported(ops, writer_refusal=_no_emitter)
     names = _tensor_names(graph, ops, output_refs)
     nodes, constants, streamed = [], {}, {}
     for op in ops:
@@ -131,13 +129,8 @@ def _value_info(name: str, shape) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)
 
 
-def _check_supported(ops: Sequence[Op]) -> None:
-    counts = Counter(op.type for op in ops if emitter_for(op.type) is None)
-    if counts:
-        first = {t: next(op.name for op in ops if op.type == t) for t in counts}
-        raise UnsupportedLayersError(
-            (t, n, first[t], "caffe2keras has no ONNX writer for this type") for t, n in counts.items()
-        )
+def _no_emitter(op: Op) -> Refusal | None:
+    return None if emitter_for(op.type) is not None else Refusal("caffe2keras has no ONNX writer for this type")
 
 
 def _tensor_names(graph: Graph, ops: Sequence[Op], output_refs) -> dict[BlobRef, str]:
@@ -151,59 +144,17 @@ def _tensor_names(graph: Graph, ops: Sequence[Op], output_refs) -> dict[BlobRef,
 
 
 def _emit(graph: Graph, op: Op, weights, names) -> Emission:
+    """The layer's ONNX nodes, from its plan: the Keras converters' parameter checks, output
+    shapes and weight blobs, so that the two writers cannot drift apart."""
     in_shapes = tuple(graph.shapes[b] for b in op.bottoms)
-    layer_weights = None
-    if weights is not None:
-        found = weights.get(op.name)
-        layer_weights = found.blobs if found is not None else ()
-    node = Node(op, in_shapes, (), NCHW, layer_weights)
-    emission = Emission(op.name, [names[b] for b in op.bottoms], [names[t] for t in op.tops])
-    try:
-        emitter_for(op.type)(node, emission)
-        node.check_all_blobs_used()
-        out_shapes = _inferred_shapes(emission, in_shapes, node)
-    except Caffe2KerasError:
-        raise
-    except (ArithmeticError, ValueError, TypeError) as exc:
-        raise LayerError(
-            op.name, op.type, f"the layer's parameters cannot be used: {type(exc).__name__}: {exc}", "type", op.type
-        ) from exc
+    plan = plan_layer(op, in_shapes, NCHW, weights)
+    emission = Emission(op.name, [names[b] for b in op.bottoms], [names[t] for t in op.tops], plan.out_shapes)
+    with reported_against(op, in_shapes):
+        emitter_for(op.type)(plan.node, emission)
+    plan.node.check_all_blobs_used()
     tops = set(emission.tops)
     for onnx_node in emission.nodes:
         if tops.intersection(onnx_node.output):
             onnx_node.doc_string = op.type  # the Caffe type, which verify reports
-    for top, shape in zip(op.tops, out_shapes):
-        check_blob_shape(shape, op.name, op.type, f"top {top.name!r}")
-        graph.shapes[top] = shape
+    graph.shapes.update(zip(op.tops, emission.top_shapes))
     return emission
-
-
-def _inferred_shapes(emission: Emission, in_shapes, node: Node) -> list[tuple[int, ...]]:
-    """The tops' shapes, from ONNX's shape inference over this layer's nodes alone (weights as
-    typed inputs, so that none is copied)."""
-    inputs = [
-        helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
-        for name, shape in zip(emission.bottoms, in_shapes)
-    ]
-    inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape) for n, a in emission.weights.items()]
-    constants = [numpy_helper.from_array(np.asarray(v), n) for n, v in emission.constants.items()]
-    outputs = [helper.make_empty_tensor_value_info(name) for name in dict.fromkeys(emission.tops)]
-    model = helper.make_model(
-        helper.make_graph(emission.nodes, "layer", inputs, outputs, constants),
-        opset_imports=[helper.make_opsetid("", OPSET)],
-    )
-    inferred = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
-    found = {v.name: v for v in [*inferred.graph.output, *inferred.graph.value_info]}
-    shapes = []
-    for top in emission.tops:
-        value = found.get(top)
-        if value is None or not value.type.tensor_type.HasField("shape"):
-            raise LayerError(
-                node.name,
-                node.type,
-                "ONNX cannot tell the shape of this top (a writer bug; please report it)",
-                "top",
-                top,
-            )
-        shapes.append(_dims(value))  # None: known when the net runs (DetectionOutput's row count)
-    return shapes

@@ -19,7 +19,7 @@ import keras  # noqa: E402
 
 from caffe2keras.caffe import read_weights  # noqa: E402
 from caffe2keras.caffe.limits import check_path_type  # noqa: E402
-from caffe2keras.errors import ArgumentError, NetError  # noqa: E402
+from caffe2keras.errors import ArgumentError, NetError, WeightsError, about_file  # noqa: E402
 from caffe2keras.framework_internals import tensorflow_left_unimported  # noqa: E402
 from caffe2keras.graph import DATA_LAYER_TYPES, layer_is_kept  # noqa: E402
 from caffe2keras.layers import CaffeLearningRate, CaffeSolver  # noqa: E402
@@ -111,6 +111,25 @@ def from_solver(
     level = settings.train_state.get("level")
     stages = settings.train_state.get("stages")
     net = settings.net
+    # Errors about a layer name the net's file, as convert's do.
+    with about_file(settings.net_source):
+        datasets, input_shapes = _datasets(settings, net, iterations, layout, memory_data, level, stages)
+        graph = train_graph(net, input_shapes, level, stages)
+        loaded = None
+        if weights is not None:
+            check_path_type(weights, "weights")
+            loaded = read_weights(weights, {op.name for op in graph.ops})
+        with about_file(weights, (WeightsError,)):
+            training_net = build_training_net(graph, loaded, layout)
+        model = training_net.model
+        model.compile(optimizer=optimizer_of(settings, training_net.multipliers()))
+        # Built after the train net, so that its fillers leave the train net's random draws alone.
+        test_net = test_net_of(settings, net, layout)
+    return Training(model, datasets, iterations, settings, training_net, test_net)
+
+
+def _datasets(settings: Solver, net, iterations: int, layout: Layout, memory_data, level, stages):
+    """The TRAIN net's one data layer as a dataset, and the shapes of its tops."""
     net_folder = os.path.dirname(settings.net_source) if os.path.exists(settings.net_source) else "."
     datasets, input_shapes = {}, {}
     state_level = net.state.level if level is None else level
@@ -125,20 +144,10 @@ def from_solver(
             input_shapes.update(datasets[layer.name].caffe_shapes())
     if len(datasets) != 1:
         raise NetError(
-            f"{settings.net_source}: the TRAIN net must read its data from one data layer; it has "
+            f"the TRAIN net must read its data from one data layer; it has "
             f"{len(datasets)}. Received: data layers={list(datasets)}"
         )
-    graph = train_graph(net, input_shapes, level, stages)
-    loaded = None
-    if weights is not None:
-        check_path_type(weights, "weights")
-        loaded = read_weights(weights, {op.name for op in graph.ops})
-    training_net = build_training_net(graph, loaded, layout)
-    model = training_net.model
-    model.compile(optimizer=optimizer_of(settings, training_net.multipliers()))
-    # Built after the train net, so that its fillers leave the train net's random draws alone.
-    test_net = test_net_of(settings, net, layout)
-    return Training(model, datasets, iterations, settings, training_net, test_net)
+    return datasets, input_shapes
 
 
 def optimizer_of(settings: Solver, multipliers: dict[str, tuple[float, float]]) -> CaffeSolver:

@@ -21,6 +21,7 @@ NOT_IMPLEMENTED = {
     "test_state": "the test net runs in the net's own TEST state",
     "test_compute_loss": "the test net reports its outputs, losses included, without a total",
     "snapshot_diff": "snapshots hold the weights, not their gradients",
+    "snapshot_format": "snapshots are .keras files; --save-caffemodel writes the final weights as a binary .caffemodel",
     "debug_info": "Caffe's per-blob debug log has no counterpart",
     "weights": "give the initial weights with weights= (CLI: --weights)",
 }
@@ -135,7 +136,7 @@ def read_solver_file(path: str | os.PathLike) -> Solver:
         display=param.display,
         average_loss=param.average_loss,
         snapshot=param.snapshot,
-        snapshot_prefix=_relative(path, param.snapshot_prefix) if param.snapshot_prefix else None,
+        snapshot_prefix=_snapshot_prefix(path, param.snapshot_prefix),
         snapshot_after_train=param.snapshot_after_train,
         train_state={"level": state.level, "stages": list(state.stage)} if param.HasField("train_state") else {},
         test_iter=test_iter,
@@ -179,6 +180,19 @@ def _value(param, name: str):
 
 def _relative(solver_path: str, target: str) -> str:
     return target if os.path.isabs(target) else str(Path(solver_path).parent / target)
+
+
+def _snapshot_prefix(solver_path: str, prefix: str) -> str | None:
+    """Where snapshots go, as Caffe writes them: relative to the working directory (an output
+    the solver names, like ``snapshot_prefix: "examples/mnist/lenet"`` run from Caffe's root),
+    a folder getting the solver's name, as Caffe's upgrade of the field does. None without a
+    prefix: caffe2keras then writes no snapshots (Caffe would name them after the solver file,
+    beside it)."""
+    if not prefix:
+        return None
+    if prefix.endswith(("/", os.sep)) or os.path.isdir(prefix):
+        return os.path.join(prefix, Path(solver_path).stem)
+    return prefix
 
 
 def _train_net(param, path: str):

@@ -20,8 +20,9 @@ import numpy as np
 from caffe2keras.caffe import read_net, read_weights
 from caffe2keras.converters.base import rule_for
 from caffe2keras.errors import ArgumentError, WeightsPairingError, about_file
-from caffe2keras.graph import build_graph, infer_known_shapes
+from caffe2keras.graph import build_graph
 from caffe2keras.keras_names import keras_name
+from caffe2keras.shape_rules import infer_known_shapes
 from caffe2keras.transplant.caffe_side import CaffeUnit, caffe_units
 from caffe2keras.transplant.keras_side import KerasTarget, keras_targets
 from caffe2keras.transplant.values import EPSILON_MODES, Assignment, Mismatch, assignment

@@ -6,19 +6,26 @@ import math
 
 import numpy as np
 
-from caffe2keras.errors import UnsupportedParameterError
-from caffe2keras.node import Node, require
+from caffe2keras.converters.activations import inference_scale, softmax_axis
+from caffe2keras.node import Node
 from caffe2keras.onnx.emit import Emission, emits
 
 
-@emits("Split", "Dropout")
-def identity(node: Node, out: Emission) -> None:
-    """Every top is bottom 0 (Caffe's Dropout scales at training time only)."""
-    if node.type == "Dropout":
-        ratio = node.param.dropout_param.dropout_ratio
-        require(0 <= ratio < 1, node.op, "dropout_ratio must be in [0, 1)", "dropout_param.dropout_ratio", ratio)
+@emits("Split")
+def split(node: Node, out: Emission) -> None:
+    """Every top is bottom 0."""
     for index in range(len(out.tops)):
         out.op("Identity", out.bottoms[0], top=index)
+
+
+@emits("Dropout")
+def dropout(node: Node, out: Emission) -> None:
+    """Bottom 0 (Caffe's Dropout scales at training time), times caffe-fast-rcnn's test-time factor."""
+    scale = inference_scale(node.op)
+    if scale is None:
+        out.op("Identity", out.bottoms[0], top=0)
+    else:
+        out.op("Mul", out.bottoms[0], out.constant("scale", np.float32(scale)), top=0)
 
 
 @emits("ReLU")
@@ -37,15 +44,7 @@ def relu6(node: Node, out: Emission) -> None:
 
 @emits("Clip")
 def clip(node: Node, out: Emission) -> None:
-    p = node.param.clip_param
-    require(
-        p.HasField("min") and p.HasField("max"),
-        node.op,
-        "Clip needs both min and max",
-        "clip_param",
-        f"min={p.min}, max={p.max}",
-        kind=UnsupportedParameterError,
-    )
+    p = node.param.clip_param  # both bounds, as the plan checked (converters.activations.clip_shapes)
     low, high = out.constant("min", np.float32(p.min)), out.constant("max", np.float32(p.max))
     out.op("Clip", out.bottoms[0], low, high, top=0)
 
@@ -53,7 +52,6 @@ def clip(node: Node, out: Emission) -> None:
 @emits("PReLU")
 def prelu(node: Node, out: Emission) -> None:
     shape = node.in_shapes[0]
-    require(len(shape) >= 2, node.op, "PReLU needs a channel axis", "bottom_shape", shape)
     shared = node.param.prelu_param.channel_shared
     slopes = node.blob(0, (1,) if shared else (shape[1],), "prelu_param.channel_shared", shared)
     # One slope per channel, broadcast over the axes after it.
@@ -100,15 +98,8 @@ def power(node: Node, out: Emission) -> None:
         out.op("Pow", base, out.constant("power", np.float32(p.power)), top=0)
 
 
-def _log_base(node: Node, p, field: str) -> float:
-    require(
-        p.base == -1 or p.base > 0,
-        node.op,
-        "base must be positive, or -1 for e",
-        field,
-        p.base,
-        kind=UnsupportedParameterError,
-    )
+def _log_base(p) -> float:
+    """``ln(base)``; ``base`` is positive or -1 (e), as the plan checked."""
     return 1.0 if p.base == -1 else math.log(p.base)
 
 
@@ -116,7 +107,7 @@ def _log_base(node: Node, p, field: str) -> float:
 def exp(node: Node, out: Emission) -> None:
     """``base ^ (shift + scale * x)`` as ``exp(ln(base) * (shift + scale * x))``."""
     p = node.param.exp_param
-    log_base = _log_base(node, p, "exp_param.base")
+    log_base = _log_base(p)
     out.op("Exp", _affine(out, out.bottoms[0], p.scale * log_base, p.shift * log_base), top=0)
 
 
@@ -124,7 +115,7 @@ def exp(node: Node, out: Emission) -> None:
 def log(node: Node, out: Emission) -> None:
     """``log_base(shift + scale * x)`` as ``ln(shift + scale * x) / ln(base)``."""
     p = node.param.log_param
-    log_base = _log_base(node, p, "log_param.base")
+    log_base = _log_base(p)
     natural = out.op("Log", _affine(out, out.bottoms[0], p.scale, p.shift))
     if log_base == 1:
         out.op("Identity", natural, top=0)
@@ -149,15 +140,4 @@ def threshold(node: Node, out: Emission) -> None:
 
 @emits("Softmax")
 def softmax(node: Node, out: Emission) -> None:
-    rank = len(node.in_shapes[0])
-    axis = node.param.softmax_param.axis
-    require(-rank <= axis < rank, node.op, f"axis out of range for a {rank}-D bottom", "softmax_param.axis", axis)
-    require(
-        axis % rank != 0,
-        node.op,
-        "a softmax across the batch is not supported",
-        "softmax_param.axis",
-        axis,
-        kind=UnsupportedParameterError,
-    )
-    out.op("Softmax", out.bottoms[0], top=0, axis=axis % rank)
+    out.op("Softmax", out.bottoms[0], top=0, axis=softmax_axis(node.op, len(node.in_shapes[0])))

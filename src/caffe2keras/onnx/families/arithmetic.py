@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe2keras.node import Node, require
+from caffe2keras.converters.arithmetic import operand_span
+from caffe2keras.node import Node
 from caffe2keras.onnx.emit import Emission, emits
 
 
 @emits("Eltwise")
 def eltwise(node: Node, out: Emission) -> None:
     """``Mul``/``Max`` of the bottoms, or ``Sum`` (each bottom first scaled by its coefficient)."""
-    shapes = node.in_shapes
-    require(len(shapes) >= 2, node.op, "Eltwise takes two or more bottoms", "bottom", [b.name for b in node.op.bottoms])
-    require(
-        all(s == shapes[0] for s in shapes),
-        node.op,
-        "all bottoms must have the same shape",
-        "bottom_shapes",
-        [tuple(s) for s in shapes],
-    )
-    p = node.param.eltwise_param
-    if p.coeff:
-        require(p.operation == p.SUM, node.op, "coefficients apply to SUM only", "eltwise_param.coeff", list(p.coeff))
-        require(
-            len(p.coeff) == len(shapes),
-            node.op,
-            "give one coefficient per bottom",
-            "eltwise_param.coeff",
-            list(p.coeff),
-        )
+    p = node.param.eltwise_param  # checked by the plan (converters.arithmetic.eltwise_shapes)
     if p.operation == p.PROD:
         _chain(out, "Mul")
         return
@@ -38,7 +21,7 @@ def eltwise(node: Node, out: Emission) -> None:
         return
     terms = [
         x if c == 1 else out.op("Mul", x, out.constant(f"coeff{i}", np.float32(c)))
-        for i, (x, c) in enumerate(zip(out.bottoms, p.coeff or [1] * len(shapes)))
+        for i, (x, c) in enumerate(zip(out.bottoms, p.coeff or [1] * len(out.bottoms)))
     ]
     out.op("Sum", *terms, top=0)
 
@@ -49,33 +32,6 @@ def _chain(out: Emission, op_type: str) -> None:
     for x in out.bottoms[1:-1]:
         value = out.op(op_type, value, x)
     out.op(op_type, value, out.bottoms[-1], top=0)
-
-
-def _operand_span(node: Node, field: str) -> tuple[int, tuple[int, ...]]:
-    """(first axis, shape) of the multiplier or addend: bottom 1's, or the learned blob's."""
-    shape, p = node.in_shapes[0], getattr(node.param, field)
-    rank = len(shape)
-    require(-rank <= p.axis < rank, node.op, f"axis out of range for a {rank}-D bottom", f"{field}.axis", p.axis)
-    start = p.axis % rank
-    if len(node.in_shapes) == 2:
-        other = tuple(node.in_shapes[1])
-        require(
-            tuple(shape[start : start + len(other)]) == other,
-            node.op,
-            f"bottom 1's shape {other} must match bottom 0's shape {tuple(shape)} from axis {start}",
-            f"{field}.axis",
-            p.axis,
-        )
-        return start, other
-    end = rank if p.num_axes == -1 else start + p.num_axes
-    require(
-        p.num_axes >= -1 and end <= rank,
-        node.op,
-        f"num_axes out of range for a {rank}-D bottom",
-        f"{field}.num_axes",
-        p.num_axes,
-    )
-    return start, tuple(shape[start:end])
 
 
 def _broadcast(node: Node, start: int, span: tuple) -> tuple[int, ...]:
@@ -95,7 +51,7 @@ def _operand(node: Node, out: Emission, start: int, span: tuple, blob: np.ndarra
 @emits("Scale")
 def scale(node: Node, out: Emission) -> None:
     p = node.param.scale_param
-    start, span = _operand_span(node, "scale_param")
+    start, span = operand_span(node.op, node.in_shapes, "scale_param")
     learned = len(node.in_shapes) == 1
     multiplier = node.blob(0, span, "scale_param.num_axes", p.num_axes) if learned else None
     factor = _operand(node, out, start, span, multiplier, "scale")
@@ -110,7 +66,7 @@ def scale(node: Node, out: Emission) -> None:
 @emits("Bias")
 def bias(node: Node, out: Emission) -> None:
     p = node.param.bias_param
-    start, span = _operand_span(node, "bias_param")
+    start, span = operand_span(node.op, node.in_shapes, "bias_param")
     addend = node.blob(0, span, "bias_param.num_axes", p.num_axes) if len(node.in_shapes) == 1 else None
     out.op("Add", out.bottoms[0], _operand(node, out, start, span, addend, "bias"), top=0)
 
@@ -118,16 +74,6 @@ def bias(node: Node, out: Emission) -> None:
 @emits("Axpy")
 def axpy(node: Node, out: Emission) -> None:
     """SENet's ``a * x + y``, ``a`` one factor per sample and channel."""
-    bottoms = [b.name for b in node.op.bottoms]
-    require(len(node.in_shapes) == 3, node.op, "Axpy takes three bottoms: a, x and y", "bottom", bottoms)
-    a, x, y = (tuple(s) for s in node.in_shapes)
-    require(len(x) >= 2 and x == y, node.op, f"x and y must have one shape, got {x} and {y}", "bottom", bottoms)
-    require(
-        a[:2] == x[:2] and all(d == 1 for d in a[2:]),
-        node.op,
-        f"a must have shape (N, C) or (N, C, 1, ...) to scale x {x} per channel, got {a}",
-        "bottom",
-        bottoms,
-    )
+    a, x = node.in_shapes[:2]  # as the plan checked them (converters.arithmetic.axpy_shapes)
     factor = out.op("Reshape", out.bottoms[0], out.constant("per_channel", [0, a[1], *(1,) * (len(x) - 2)]))
     out.op("Add", out.op("Mul", factor, out.bottoms[1]), out.bottoms[2], top=0)

@@ -15,11 +15,11 @@ from caffe2keras.onnx.emit import Emission, emits
 
 
 def _geometry(node: Node) -> ConvGeometry:
-    """Caffe's geometry of the layer (the converters' rule), for one bottom and one top."""
+    """The geometry as the plan read and checked it, for one bottom (the file has no several-bottom form)."""
     require(
-        len(node.op.bottoms) == len(node.op.tops) == 1,
+        len(node.op.bottoms) == 1,
         node.op,
-        "caffe2keras converts convolutions with one bottom and one top",
+        "a convolution with several bottoms (sharing its weights) is not written to ONNX",
         "bottom",
         [b.name for b in node.op.bottoms],
         kind=UnsupportedParameterError,
@@ -53,12 +53,12 @@ def convolution(node: Node, out: Emission) -> None:
     g = _geometry(node)
     channels = node.in_shapes[0][1]
     inputs = _kernel_and_bias(node, out, (g.num_output, channels // g.group, *g.kernel), g.num_output)
-    end_pads = []
-    for size, pad, extent, stride in zip(node.in_shapes[0][2:], g.pad, g.extent, g.stride):
-        span = size + 2 * pad - extent
-        produced = (span // stride if span >= 0 else -(-span // stride)) + 1
-        require(produced > 0, node.op, "the output would be empty", "convolution_param.kernel_size", g.kernel)
-        end_pads.append(pad + max(0, (produced - 1) * stride + extent - size - 2 * pad))
+    end_pads = [
+        pad + max(0, (produced - 1) * stride + extent - size - 2 * pad)
+        for size, produced, pad, extent, stride in zip(
+            node.in_shapes[0][2:], node.out_shapes[0][2:], g.pad, g.extent, g.stride
+        )
+    ]
     x, attributes = out.bottoms[0], _attributes(g, end_pads)
     if all(k == 1 for k in g.kernel) and any(attributes["pads"]):
         # OpenCV 5's default engine computes a padded 1x1 Conv wrongly: the zeros go in first.
@@ -73,14 +73,6 @@ def deconvolution(node: Node, out: Emission) -> None:
     g = _geometry(node)
     channels = node.in_shapes[0][1]
     inputs = _kernel_and_bias(node, out, (channels, g.num_output // g.group, *g.kernel), g.num_output)
-    for size, pad, extent, stride in zip(node.in_shapes[0][2:], g.pad, g.extent, g.stride):
-        require(
-            stride * (size - 1) + extent - 2 * pad > 0,
-            node.op,
-            "the output would be empty",
-            "convolution_param.pad",
-            g.pad,
-        )
     out.op("ConvTranspose", out.bottoms[0], *inputs, top=0, **_attributes(g, g.pad))
 
 
@@ -90,13 +82,8 @@ def inner_product(node: Node, out: Emission) -> None:
     shape = node.in_shapes[0]
     p = node.param.inner_product_param
     rank = len(shape)
-    require(
-        -rank <= p.axis < rank, node.op, f"axis out of range for a {rank}-D bottom", "inner_product_param.axis", p.axis
-    )
-    axis = p.axis % rank
-    require(axis >= 1, node.op, "axis 0 would mix the batch into the features", "inner_product_param.axis", p.axis)
+    axis = len(node.out_shapes[0]) - 1  # the plan's top: the axes before it, then num_output
     num, inputs = p.num_output, math.prod(shape[axis:])
-    require(num > 0, node.op, "num_output must be positive", "inner_product_param.num_output", num)
     weight = node.blob(0, (inputs, num) if p.transpose else (num, inputs), "inner_product_param.num_output", num)
     bias = node.blob(1, (num,), "inner_product_param.num_output", num) if p.bias_term else None
     x = out.bottoms[0]

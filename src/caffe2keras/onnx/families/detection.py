@@ -13,7 +13,7 @@ from caffe2keras.errors import UnsupportedParameterError
 from caffe2keras.node import Node, require
 from caffe2keras.onnx.emit import Emission, emits
 from caffe2keras.ssd import detection_output_args, prior_box_args
-from caffe2keras.ssd_boxes import prior_box_sizes, prior_boxes
+from caffe2keras.ssd_boxes import foreground_classes, nms_candidates, prior_box_sizes, prior_boxes
 
 FLOAT = 1  # onnx.TensorProto.FLOAT
 
@@ -23,7 +23,6 @@ def normalize(node: Node, out: Emission) -> None:
     """``x / sqrt(sum x^2 + eps) * scale``, the sum over channels (or the whole sample)."""
     p = node.param.norm_param
     shape = node.in_shapes[0]
-    require(2 <= len(shape) <= 4, node.op, "Normalize takes blobs of 2 to 4 axes", "bottom_shape", shape)
     scale = node.blob(0, () if p.channel_shared else (shape[1],), "norm_param.channel_shared", p.channel_shared)
     x = out.bottoms[0]
     axes = list(range(1, len(shape))) if p.across_spatial else [1]
@@ -41,13 +40,6 @@ def normalize(node: Node, out: Emission) -> None:
 def prior_box(node: Node, out: Emission) -> None:
     """A constant: the boxes depend on the bottoms' sizes only."""
     shapes = node.in_shapes
-    require(
-        len(shapes) == 2 and all(len(s) == 4 for s in shapes),
-        node.op,
-        "PriorBox takes two 4-D bottoms (the feature map and the image)",
-        "bottom_shapes",
-        [tuple(s) for s in shapes],
-    )
     args = prior_box_args(node.op)
     sizes = prior_box_sizes(args["min_sizes"], args["max_sizes"], args["aspect_ratios"], args["flip"])
     image = args["image_size"] or tuple(shapes[1][2:])
@@ -99,14 +91,6 @@ def detection_output(node: Node, out: Emission) -> None:
     """Rows ``[image_id, label, score, xmin, ymin, xmax, ymax]`` in Caffe's order (image, label
     ascending, score descending) and shape ``(1, 1, detections, 7)``; no detection gives no rows
     (Caffe gives one row of -1)."""
-    shapes = node.in_shapes
-    require(
-        len(shapes) in (3, 4),
-        node.op,
-        "DetectionOutput takes loc, conf and prior bottoms",
-        "bottom",
-        [b.name for b in node.op.bottoms],
-    )
     a = detection_output_args(node.op)
     require(
         a["share_location"],
@@ -133,19 +117,12 @@ def detection_output(node: Node, out: Emission) -> None:
         a["eta"],
         kind=UnsupportedParameterError,
     )
-    loc_shape, conf_shape, prior_shape = shapes[:3]
+    prior_shape = node.in_shapes[2]
     priors, classes = prior_shape[2] // 4, a["num_classes"]
-    require(
-        prior_shape[:2] in ((1, 2), (1, 1))
-        and np.prod(loc_shape[1:]) == priors * 4
-        and np.prod(conf_shape[1:]) == priors * classes,
-        node.op,
-        f"loc, conf and priors must hold {priors} priors of 4 coordinates and {classes} classes",
-        "bottom_shapes",
-        [tuple(s) for s in shapes],
-    )
-    foreground = [c for c in range(classes) if c != a["background_label_id"]]
-    top_k = priors if a["top_k"] < 0 else min(a["top_k"], priors)
+    foreground = foreground_classes(classes, a["background_label_id"])
+    top_k = nms_candidates(a["top_k"], priors)
+    # As many rows as there are detections: Keras' layer pads to the plan's fixed count.
+    out.top_shapes[0] = (1, 1, None, 7)
     loc, conf, prior = out.bottoms[:3]
 
     # Boxes (N, priors) per coordinate; the priors' (priors,) rows broadcast against them.

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from caffe2keras.caffe.schema import enum_name
-from caffe2keras.node import Node, batch_norm_statistics, require
+from caffe2keras.node import Node, batch_norm_statistics
 from caffe2keras.onnx.emit import Emission, emits
-from caffe2keras.onnx.families.pooling import pooled_size
 
 
 @emits("LRN")
@@ -15,24 +14,16 @@ def lrn(node: Node, out: Emission) -> None:
     """Across channels, ONNX's ``LRN`` is Caffe's: ``x / (k + alpha / size * sum x^2) ^ beta`` over
     a window centred on each channel (``size`` odd). Within a channel, Caffe averages ``x^2`` over a
     ``size`` x ``size`` window padded by ``(size - 1) / 2``, dividing by the window clipped to the
-    padded extent, and computes ``x * (1 + alpha * mean) ^ -beta``."""
+    padded extent, and computes ``x * (1 + alpha * mean) ^ -beta``. The plan checked the rank and
+    the odd ``size`` (converters.normalization.lrn_shapes)."""
     p = node.param.lrn_param
     shape = node.in_shapes[0]
-    require(len(shape) == 4, node.op, "LRN takes 4-D (N, C, H, W) inputs", "bottom_shape", shape)
-    require(p.local_size % 2 == 1, node.op, "local_size must be odd", "lrn_param.local_size", p.local_size)
     x = out.bottoms[0]
     if enum_name(p, "norm_region") == "ACROSS_CHANNELS":
         out.op("LRN", x, top=0, size=p.local_size, alpha=p.alpha, beta=p.beta, bias=p.k)
         return
     size, pad = p.local_size, (p.local_size - 1) // 2
     ends = [np.minimum(np.arange(n) - pad + size, n + pad) - (np.arange(n) - pad) for n in shape[2:]]
-    require(
-        all(pooled_size(n, size, 1, pad, True, True) == n for n in shape[2:]),
-        node.op,
-        "the window does not keep the size",
-        "lrn_param.local_size",
-        size,
-    )
     area = np.outer(*ends).astype(np.float32)
     squares = out.op("Mul", x, x)
     mean = out.op("AveragePool", squares, kernel_shape=[size, size], pads=[pad] * 4, count_include_pad=1)
@@ -90,7 +81,6 @@ def mvn(node: Node, out: Emission) -> None:
     """``(x - mean) / (std + eps)`` over (C,) H, W; the top has Caffe's 4 axes."""
     p = node.param.mvn_param
     shape = node.in_shapes[0]
-    require(1 <= len(shape) <= 4, node.op, "MVN takes blobs of up to 4 axes", "bottom_shape", tuple(shape))
     x = out.bottoms[0]
     if len(shape) < 4:  # Caffe reads the bottom through its legacy (num, channels, height, width) view
         x = out.op("Reshape", x, out.constant("shape", [0, *shape[1:], *(1,) * (4 - len(shape))]))
@@ -102,15 +92,7 @@ def mvn(node: Node, out: Emission) -> None:
 def bn(node: Node, out: Emission) -> None:
     """PSPNet's BN at test time, ``(x - mean) / sqrt(variance + eps) * slope + bias``: its four
     (1, C, 1, 1) blobs are BatchNormalization's inputs (the fork's CPU formula)."""
-    shape = node.in_shapes[0]
-    require(
-        2 <= len(shape) <= 4,
-        node.op,
-        "BN takes 2-D to 4-D inputs with channels on axis 1",
-        "bottom_shape",
-        tuple(shape),
-    )
-    channels = shape[1]
+    channels = node.in_shapes[0][1]
     blobs = [node.blob(i, (1, channels, 1, 1), "bottom_channels", channels) for i in range(4)]
     names = [out.constant(what, b.reshape(channels)) for what, b in zip(("slope", "bias", "mean", "variance"), blobs)]
     out.op("BatchNormalization", out.bottoms[0], *names, top=0, epsilon=node.param.bn_param.eps)

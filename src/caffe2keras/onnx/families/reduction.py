@@ -16,7 +16,7 @@ REDUCE = {"SUM": "ReduceSum", "ASUM": "ReduceL1", "SUMSQ": "ReduceSumSquare", "M
 
 
 def _axis(node: Node, axis: int, rank: int, field: str) -> int:
-    require(-rank <= axis < rank, node.op, f"axis out of range for a {rank}-D bottom", field, axis)
+    """``axis`` in ``[0, rank)`` (the plan checked its range), refused where it is the batch's."""
     require(
         axis % rank != 0,
         node.op,
@@ -35,7 +35,6 @@ def argmax(node: Node, out: Emission) -> None:
     top ``(N, 1 or 2, top_k, 1...)``."""
     p = node.param.argmax_param
     shape = node.in_shapes[0]
-    require(p.top_k >= 1, node.op, "top_k must be at least 1", "argmax_param.top_k", p.top_k)
     x = out.bottoms[0]
     if p.HasField("axis"):
         axis = _axis(node, p.axis, len(shape), "argmax_param.axis")
@@ -43,7 +42,6 @@ def argmax(node: Node, out: Emission) -> None:
         axis = 1
         x = out.op("Flatten", x, axis=1)
     size = shape[axis] if p.HasField("axis") else math.prod(shape[1:])
-    require(p.top_k <= size, node.op, f"top_k exceeds the {size} values ranked", "argmax_param.top_k", p.top_k)
     reversed_x = out.op(
         "Slice",
         x,
@@ -96,8 +94,5 @@ def tile(node: Node, out: Emission) -> None:
     p = node.param.tile_param
     rank = len(node.in_shapes[0])
     axis = _axis(node, p.axis, rank, "tile_param.axis")
-    require(
-        p.HasField("tiles") and p.tiles > 0, node.op, "tiles must be given and positive", "tile_param.tiles", p.tiles
-    )
     repeats = [p.tiles if i == axis else 1 for i in range(rank)]
     out.op("Tile", out.bottoms[0], out.constant("repeats", repeats), top=0)
