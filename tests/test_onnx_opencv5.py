@@ -16,7 +16,7 @@ import pytest
 
 from caffe2keras.onnx import to_onnx
 from tests.golden import Case, assert_matches
-from tests.onnx_cases import HEAVY_ZOO, prototxt_of
+from tests.onnx_cases import prototxt_of, zoo_params
 from tests.shared import REPO, case_dirs, requires_shared
 
 OPENCV5_PYTHON = Path(os.environ.get("CAFFE2KERAS_OPENCV5_PYTHON", Path(sys.prefix).parent / "venv-cv5/bin/python"))
@@ -60,21 +60,13 @@ def _check(case: Case, weights: Path, tmp_path: Path, engine: str = "auto") -> N
         assert_matches(actual, case.reference(blob), f"{case.path.name} in OpenCV {VERSION}: blob {blob!r}")
 
 
-def _zoo_params():
-    params = []
-    for p in case_dirs("zoo"):
-        marks = [*p.marks, *([pytest.mark.slow] if p.id in HEAVY_ZOO else [])]
-        params.append(pytest.param(*p.values, marks=marks, id=p.id))
-    return params
-
-
 @pytest.mark.parametrize("case_dir", case_dirs("trained"))
 def test_trained_case(case_dir, tmp_path):
     case = Case.load(case_dir)
     _check(case, case_dir / "weights.caffemodel", tmp_path)
 
 
-@pytest.mark.parametrize("case_dir", _zoo_params())
+@pytest.mark.parametrize("case_dir", zoo_params())
 def test_zoo_case(case_dir, zoo_weights, tmp_path):
     _check(Case.load(case_dir), zoo_weights(case_dir), tmp_path)
 

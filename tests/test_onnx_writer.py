@@ -12,7 +12,7 @@ import pytest
 from caffe2keras.errors import UnsupportedLayersError
 from caffe2keras.onnx import OPSET, to_onnx
 from tests.golden import Case, assert_matches
-from tests.onnx_cases import HEAVY_ZOO, checked_blobs, prototxt_of, reference
+from tests.onnx_cases import checked_blobs, prototxt_of, reference, zoo_params
 from tests.shared import REPO, SHARED, case_dirs, requires_shared
 from tests.test_golden import RAND_WEIGHTS
 
@@ -69,13 +69,7 @@ def test_trained_case(case_dir, tmp_path):
 
 
 @requires_shared
-@pytest.mark.parametrize(
-    "case_dir",
-    [
-        pytest.param(*p.values, marks=[*p.marks, *([pytest.mark.slow] if p.id in HEAVY_ZOO else [])], id=p.id)
-        for p in case_dirs("zoo")
-    ],
-)
+@pytest.mark.parametrize("case_dir", zoo_params())
 def test_zoo_case(case_dir, zoo_weights, tmp_path):
     _check_case(Case.load(case_dir), zoo_weights(case_dir), tmp_path, every_blob=False)
 
