@@ -92,6 +92,26 @@ def test_convert_summary_says_what_loading_needs_and_counts_no_mean(tmp_path, ca
     assert "loading: plain Keras: loads with Keras alone" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_the_convert_summary_leaves_tensorflow_unimported(tmp_path):
+    """Keras' serializer imports TensorFlow to ask whether a value is one of its shapes: seconds and
+    about 760 MB of address space, for a model on another backend that holds none."""
+    pytest.importorskip("tensorflow")
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text(
+        'input: "data"\ninput_shape { dim: 1 dim: 3 dim: 4 dim: 4 }\n'
+        'layer { name: "relu" type: "ReLU" bottom: "data" top: "relu" }\n'
+    )
+    code = (
+        "import sys; from caffe2keras.cli import main; "
+        f"status = main(['convert', {str(prototxt)!r}, '-o', {str(tmp_path / 'm.keras')!r}]); "
+        "print(status, 'tensorflow' in sys.modules)"
+    )
+    environment = dict(os.environ, PYTHONPATH=str(REPO / "src"), KERAS_BACKEND="jax")
+    result = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120)
+    assert result.stdout.splitlines()[-1] == "0 False", result.stdout + result.stderr
+
+
 def test_a_solver_file_is_named_as_one(tmp_path, capsys):
     solver = tmp_path / "lenet_solver.prototxt"
     solver.write_text(

@@ -59,6 +59,17 @@ def test_a_declared_bomb_is_refused_before_decompressing(tmp_path):
         read_npz(path)
 
 
+def test_a_header_with_a_bracket_left_open_is_refused(tmp_path):
+    """numpy reads a version 1 header through Python's tokenizer, which raises TokenError, not
+    SyntaxError, on a bracket left open (found by the fuzz run: a bit flip in the padding)."""
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (1, 3, 12), }          ("
+    header += b" " * (118 - len(header)) + b"\n"
+    path = tmp_path / "x.npy"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + bytes(288))
+    with pytest.raises(ModelFileError, match="not a .npy array"):
+        read_npy(path)
+
+
 def test_a_header_declaring_more_than_the_member_holds_is_refused(tmp_path):
     header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 100), }"
     header += b" " * (118 - len(header)) + b"\n"

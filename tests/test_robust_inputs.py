@@ -206,6 +206,22 @@ def test_a_png_whose_data_is_shorter_than_its_header_says_is_refused(tiny_model,
     assert "libpng" not in err
 
 
+def test_libjpegs_complaints_are_said_once_as_our_warning(tiny_model, tmp_path, capfd):
+    """libjpeg prints "Corrupt JPEG data: ..." on the C stderr; the fuzz run found it beside our error
+    line (a file it cannot decode then says it in the error)."""
+    data = encoded(".jpg")
+    frame = data.index(b"\xff\xc0")
+    path = tmp_path / "extra.jpg"
+    path.write_bytes(data[:frame] + bytes(5) + data[frame:])
+    assert main(["predict", str(tiny_model), str(path)]) == 0
+    lines = capfd.readouterr().err.splitlines()
+    assert all(line.startswith("caffe2keras: warning: ") for line in lines), lines
+    assert any(
+        line.endswith("the image is damaged: Corrupt JPEG data: 5 extraneous bytes before marker 0xc0")
+        for line in lines
+    )
+
+
 @pytest.mark.parametrize("size", [(1, 1), (3, 5), (9, 17), (8, 8)])
 def test_an_interlaced_png_is_read_whole_and_checked_pass_by_pass(tmp_path, size):
     from caffe2keras.image_files import decode_image

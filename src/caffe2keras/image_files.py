@@ -16,15 +16,20 @@ environment variable raises or lowers it.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import re
 import struct
+import tempfile
+import warnings
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 
-from caffe2keras.errors import ModelFileError
+from caffe2keras.console import printable
+from caffe2keras.errors import ConversionWarning, ModelFileError
 
 DEFAULT_MAX_PIXELS = 1 << 26  # 8192 x 8192: 192 MB decoded, 768 MB as the float32 a model takes
 MAX_PIXELS_VARIABLE = "CAFFE2KERAS_MAX_IMAGE_PIXELS"
@@ -70,14 +75,35 @@ def decode_image(path: str | os.PathLike, flags: int) -> np.ndarray:
                 size = declared_size(data, path)
                 if size is not None:
                     check_pixels(path, *size, limit)
-                image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+                with _decoder_messages() as said:
+                    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except OSError as exc:
         raise ModelFileError(path, f"cannot read the file: {exc.strerror or exc}.") from None
     except cv2.error as exc:  # an allocation or a decoder failure inside OpenCV
         raise ModelFileError(path, f"OpenCV cannot decode it: {str(exc).strip().splitlines()[-1]}.") from None
     if image is None:
-        raise ModelFileError(path, "OpenCV cannot read it as an image.")
+        raise ModelFileError(path, "OpenCV cannot read it as an image" + (f" ({said[0]})." if said else "."))
+    if said:
+        warnings.warn(f"{path}: the image is damaged: {said[0]}", ConversionWarning, stacklevel=2)
     return image
+
+
+@contextlib.contextmanager
+def _decoder_messages() -> Iterator[list[str]]:
+    """The lines the C decoders (libjpeg: "Corrupt JPEG data...") print on stderr while the block
+    runs, kept from the terminal so that the caller says them once, as our error or warning."""
+    said: list[str] = []
+    with tempfile.TemporaryFile() as captured:  # a file, not a pipe: a full pipe would stall the decoder
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read(1 << 12).decode(errors="replace")
+            said.extend(printable(line.strip()) for line in text.splitlines() if line.strip())
 
 
 def check_pixels(path, width: int, height: int, limit: int) -> None:

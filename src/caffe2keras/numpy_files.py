@@ -10,6 +10,7 @@ numbers, dates or records), and exactly as many bytes as the file or member hold
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
 
 import numpy as np
@@ -73,7 +74,7 @@ def _read_array(stream, size: int, path, what: str) -> np.ndarray:
             shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
         else:
             raise ValueError(f"unknown .npy version {version}")
-    except (ValueError, EOFError, SyntaxError) as exc:
+    except (ValueError, EOFError, SyntaxError, tokenize.TokenError) as exc:  # TokenError: an unclosed bracket
         raise ModelFileError(path, f"{what} is not a .npy array: {exc}.") from None
     if dtype.hasobject or dtype.kind not in NUMBER_KINDS or dtype.fields is not None or dtype.subdtype is not None:
         raise ModelFileError(

@@ -32,7 +32,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.fuzzing.harness import SHARED, Case
+from tools.fuzzing.harness import SEEDS_ENV, SHARED, Case
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 USAGE_ERROR = re.compile(r"^caffe2keras( [a-z]+)*: error: ")
@@ -72,7 +72,24 @@ def available_free_nets() -> list[str]:
 
 @functools.cache
 def seed_bytes(name: str) -> bytes:
-    """``tiny.prototxt``, ``tiny.caffemodel``, ``tiny.keras``, ``fcn.*``, ``pnet.*``, ``squeezenet.keras``."""
+    """``tiny.prototxt``, ``tiny.caffemodel``, ``tiny.keras``, ``fcn.*``, ``pnet.*``, ``squeezenet.keras``;
+    made once per run when the workers share a folder (``$C2K_FUZZ_SEEDS``): converting
+    SqueezeNet alone takes seconds."""
+    folder = os.environ.get(SEEDS_ENV)
+    if not folder:
+        return _made_seed(name)
+    path = Path(folder) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file():
+        return path.read_bytes()
+    data = _made_seed(name)
+    temporary = path.with_name(f".{name}.{os.getpid()}")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)  # whole or absent for a worker reading it at the same time
+    return data
+
+
+def _made_seed(name: str) -> bytes:
     from tools.fuzzing.model_files import TINY_NET, _tiny_weights
 
     if name == "tiny.prototxt":
@@ -139,11 +156,14 @@ def _cases_root() -> str:
 
 def run_command_case(case: Case) -> tuple[str, str]:
     import gc
+    import sys
 
-    import keras
-
-    keras.backend.clear_session()  # each case starts as a fresh process would, not with the last one's models
+    if "keras" in sys.modules:  # each case starts as a fresh process would, not with the last one's models
+        sys.modules["keras"].backend.clear_session()
     gc.collect()
+    # What outlives the last case's collection stays (modules, caches): frozen, it is not scanned
+    # again by each later collection, which would otherwise cost most of a refusal's time.
+    gc.freeze()
     with tempfile.TemporaryDirectory(prefix="case-", dir=_cases_root()) as name:
         folder = Path(name).resolve()
         (folder / "in").mkdir()

@@ -33,6 +33,10 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("CAFFE2KERAS_SHARED", REPO.parent / "shared"))
 MEMORY_LIMIT = 2 << 30
 CASE_TIMEOUT_S = 60.0
+SEEDS_ENV = "C2K_FUZZ_SEEDS"  # the folder of seed files a run's workers share
+# A worker whose address space has grown this much past its start makes way for a fresh one, so
+# that a case meets the memory bound with a fresh process's room, not its predecessors' leftovers.
+GROWTH_LIMIT = 256 << 20
 BUGS = ("internal", "traceback", "property", "leftovers", "hang", "over-memory", "crash")
 
 
@@ -134,9 +138,19 @@ def worker(cases_path: str, results_path: str) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with open(cases_path, "rb") as f:
         first, cases = pickle.load(f)
+    _warm_up(cases)
+    baseline = _address_space()
     with open(results_path, "a") as out:
         for index, case in enumerate(cases, start=first):
-            start = {"index": index, "start": time.time(), "cpu": time.process_time(), "wall_s": case.wall_s}
+            if _address_space() > baseline + GROWTH_LIMIT:
+                return  # the parent starts a fresh worker for the rest: each case gets a fresh process's room
+            start = {
+                "index": index,
+                "start": time.time(),
+                "cpu": time.process_time(),
+                "queued": _queued_s("self"),
+                "wall_s": case.wall_s,
+            }
             out.write(json.dumps(start) + "\n")
             out.flush()
             try:
@@ -149,6 +163,38 @@ def worker(cases_path: str, results_path: str) -> None:
                 outcome, detail = "traceback", "".join(traceback.format_exception(exc))[-600:]
             out.write(json.dumps({"index": index, "outcome": outcome, "detail": detail, "kind": case.kind}) + "\n")
             out.flush()
+
+
+def _warm_up(cases: list[Case]) -> None:
+    """Import what the cases run and make the seed files they use, then freeze the heap.
+
+    Frozen, the objects of Keras, JAX and the seeds are left out of every garbage collection:
+    the full collection each case's fresh Keras session makes would otherwise scan them all
+    (about 0.2 s a case, most of a refusal's time)."""
+    import gc
+
+    import caffe2keras.cli  # noqa: F401
+
+    if any(case.wall_s is None for case in cases):  # a network case only downloads: no Keras
+        import keras
+
+        keras.ops.convert_to_numpy(keras.ops.ones(1))  # starts the backend (XLA's client, its threads)
+    from tools.fuzzing.commands import Seed, seed_bytes
+
+    for case in cases:
+        for data in case.files.values():
+            if isinstance(data, Seed):
+                seed_bytes(data.name)
+    gc.collect()
+    gc.freeze()
+
+
+def _address_space() -> int:
+    """This process's address space (VmSize) in bytes: what ``RLIMIT_AS`` bounds."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 # ---------------------------------------------------------------------------------------- the parent
@@ -164,20 +210,34 @@ class Report:
     failures: list[dict]
     seconds: float
     by_family: Counter = field(default_factory=Counter)  # (family, outcome) -> count
+    workers: int = 0  # processes started: one per batch, and one more each time a worker made way
 
     @property
     def tried(self) -> int:
         return sum(self.outcomes.values())
 
 
-def run(cases: list[Case], batch: int = 200, timeout_s: float = CASE_TIMEOUT_S, nice: int = 0, log=None) -> Report:
-    """Run ``cases`` in worker processes of ``batch`` cases each, under the memory bound."""
+def run(
+    cases: list[Case],
+    batch: int = 200,
+    timeout_s: float = CASE_TIMEOUT_S,
+    nice: int = 0,
+    log=None,
+    run_cache: Path | None = None,
+) -> Report:
+    """Run ``cases`` in worker processes of ``batch`` cases each, under the memory bound; the
+    workers share ``run_cache`` (by default, a folder of this call's): the seed files, and JAX's
+    compilation cache, as a net run at a size it has been run at compiles to the same program."""
     outcomes: Counter = Counter()
     by_family: Counter = Counter()
     failures: list[dict] = []
+    workers = 0
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="c2k-fuzz-run-") as name:
         folder = Path(name)
+        if run_cache is None:
+            run_cache = folder / "cache"
+            run_cache.mkdir()
         position = 0
         while position < len(cases):
             chunk = cases[position : position + batch]
@@ -185,7 +245,8 @@ def run(cases: list[Case], batch: int = 200, timeout_s: float = CASE_TIMEOUT_S, 
             with open(cases_path, "wb") as f:
                 pickle.dump((position, chunk), f)
             results_path.write_text("")
-            done = _run_worker(cases_path, results_path, timeout_s, nice)
+            done = _run_worker(cases_path, results_path, timeout_s, nice, run_cache)
+            workers += 1
             finished = {r["index"]: r for r in done if "outcome" in r}
             starts = [r for r in done if "start" in r]
             for index in range(position, position + len(chunk)):
@@ -204,10 +265,10 @@ def run(cases: list[Case], batch: int = 200, timeout_s: float = CASE_TIMEOUT_S, 
                 position = index + 1
             if log is not None:
                 log(position, outcomes, time.time() - started)
-    return Report(outcomes, failures, time.time() - started, by_family)
+    return Report(outcomes, failures, time.time() - started, by_family, workers)
 
 
-def _run_worker(cases_path: Path, results_path: Path, timeout_s: float, nice: int) -> list[dict]:
+def _run_worker(cases_path: Path, results_path: Path, timeout_s: float, nice: int, run_cache: Path) -> list[dict]:
     command = [sys.executable, "-m", "tools.fuzzing", str(cases_path), str(results_path)]
     if nice:
         command = ["nice", "-n", str(nice), *command]
@@ -227,6 +288,10 @@ def _run_worker(cases_path: Path, results_path: Path, timeout_s: float, nice: in
                 # XLA's thread pools would count for gigabytes they never touch.
                 "MALLOC_ARENA_MAX": "2",
                 "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]),
+                SEEDS_ENV: str(run_cache / "seeds"),
+                "JAX_COMPILATION_CACHE_DIR": str(run_cache / "jax"),
+                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
             },
         )
         while process.poll() is None:
@@ -246,9 +311,11 @@ def _run_worker(cases_path: Path, results_path: Path, timeout_s: float, nice: in
 
 
 def _over_time(pid: int, started: dict, timeout_s: float) -> bool:
-    """Whether the case has used ``timeout_s`` of CPU time (a loaded machine stretches wall time,
-    not CPU time), or ten times that of wall time (or the case's own wall-clock limit)."""
-    wall = time.time() - started["start"]
+    """Whether the case has used ``timeout_s`` of CPU time, or ten times that of wall time (or
+    the case's own wall-clock limit). A loaded machine stretches wall time, not CPU time: the time
+    the worker spent ready to run but waiting for a CPU is not counted, while waiting on a server,
+    a pipe or a lock is."""
+    wall = time.time() - started["start"] - (_queued_s(pid) - started.get("queued", 0.0))
     wall_limit = started.get("wall_s") or 10 * timeout_s
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -256,6 +323,14 @@ def _over_time(pid: int, started: dict, timeout_s: float) -> bool:
     except (OSError, ValueError, IndexError):
         cpu = wall
     return cpu - started["cpu"] > timeout_s or wall > wall_limit
+
+
+def _queued_s(pid) -> float:
+    """Seconds the process's main thread has spent runnable but waiting for a CPU (schedstat)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _records(path: Path) -> list[dict]:

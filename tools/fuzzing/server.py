@@ -11,6 +11,7 @@ closed port); ``error`` (500); ``other`` (the wrong bytes).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import threading
 import time
@@ -48,6 +49,12 @@ def url() -> str:
     return f"http://127.0.0.1:{_SERVER[0].server_address[1]}"
 
 
+@functools.cache
+def _gzip_bomb() -> bytes:
+    """256 MB of zeros in 250 kB: made once, as compressing it takes seconds of the worker's CPU."""
+    return gzip.compress(bytes(256 << 20), compresslevel=9)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -79,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = {"other": data[::-1] + b"x", "long": data + bytes(len(data) + 1)}.get(mode, data)
         self.send_response(200)
         if mode == "gzip":
-            body = gzip.compress(bytes(256 << 20), compresslevel=9)  # 256 MB of zeros in 250 kB
+            body = _gzip_bomb()
             self.send_header("Content-Encoding", "gzip")
         length = {"short": len(body) + 1000, "huge": 1 << 50}.get(mode, len(body))
         if mode not in ("endless", "drip"):

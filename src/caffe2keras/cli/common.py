@@ -248,7 +248,10 @@ def custom_layers(model) -> list[str]:
 
     import keras
 
-    config = json.dumps(keras.saving.serialize_keras_object(model))
+    from caffe2keras import framework_internals
+
+    with framework_internals.tensorflow_left_unimported():  # the summary of a JAX model needs no TensorFlow
+        config = json.dumps(keras.saving.serialize_keras_object(model))
     return sorted(set(re.findall(r'"caffe2keras>(\w+)"', config)))
 
 
