@@ -68,3 +68,18 @@ def test_unknown_runtime_is_refused(mtcnn, capsys):
     model, golden, _ = mtcnn
     assert main(["verify", str(model), "--against", str(golden), "--runtime", "tensorrt"]) == 2
     assert "Received: runtime='tensorrt'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("runtime, module", [("onnxruntime", "onnxruntime"), ("opencv", "cv2")])
+def test_a_runtime_not_installed_names_what_to_install(runtime, module, monkeypatch):
+    import importlib.util
+
+    from caffe2keras.errors import VerifyError
+    from caffe2keras.verification import runtimes
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else find_spec(name, *a))
+    with pytest.raises(
+        VerifyError, match=rf"needs {module}, which is not installed: pip install .*runtime='{runtime}'"
+    ):
+        runtimes._runner(runtime)

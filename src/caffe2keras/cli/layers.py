@@ -13,7 +13,9 @@ def register(commands) -> None:
         "(which become inputs) and those it refuses, with the Keras layers they become.",
     )
     parser.add_argument(
-        "--markdown", action="store_true", help="print the README's table (Markdown) with the notes on each type"
+        "--markdown",
+        action="store_true",
+        help="print the table of the docs' Supported layers page (Markdown), with the notes on each type",
     )
     parser.set_defaults(run=run)
 

@@ -58,7 +58,7 @@ Converter = Callable[[Node], Build]
 
 @dataclass(frozen=True, eq=False)
 class LayerDoc:
-    """What the layer table (README, ``caffe2keras layers``) says of a type: Markdown cells.
+    """What the layer table (the docs' Supported layers page, ``caffe2keras layers``) says of a type: Markdown cells.
 
     Types registered with the same ``LayerDoc`` object share one row of the table.
     """

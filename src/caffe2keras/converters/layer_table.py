@@ -1,4 +1,4 @@
-"""The table of supported Caffe layers, as the README and ``caffe2keras layers --markdown`` show it.
+"""The table of supported Caffe layers, as the docs' Supported layers page and ``caffe2keras layers --markdown`` show it.
 
 One row per group of Caffe types with what they become in Keras and what of Caffe's behaviour
 is covered. Each row comes from the registration of its types: ``@converts(..., doc=LayerDoc(...))``
@@ -67,7 +67,7 @@ def table_rows() -> list[LayerRow]:
 
 
 def markdown_table(rows: list[LayerRow]) -> str:
-    """The rows as a GitHub Markdown table, as the README's "Supported layers" shows it."""
+    """The rows as a GitHub Markdown table, as the docs' Supported layers page shows it."""
     lines = [
         "|" + "|".join(f" {cell} " if cell else " " for cell in row) + "|" for row in (HEADER, *(r.cells for r in rows))
     ]

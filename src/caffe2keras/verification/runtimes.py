@@ -9,6 +9,7 @@ or another runtime (the file's outputs are compared). Nothing here imports Keras
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Mapping, Sequence
 
@@ -21,6 +22,12 @@ from caffe2keras.verification.detections import DETECTION_TYPES, detection_row
 from caffe2keras.verification.report import BlobRow, InputInfo, Status, VerifyReport, Writer
 
 RUNTIMES = ("onnxruntime", "opencv", "opencv-classic")
+# The module each runtime imports, and how to install it.
+RUNTIME_INSTALLS = {
+    "onnxruntime": ("onnxruntime", "pip install onnxruntime (or caffe2keras[onnx])"),
+    "opencv": ("cv2", "pip install opencv-python-headless (or caffe2keras[verify])"),
+    "opencv-classic": ("cv2", "pip install 'opencv-python-headless>=5'"),
+}
 PathLike = str | os.PathLike
 
 
@@ -47,6 +54,11 @@ def _run_opencv(model, feeds, names, engine: str = "ENGINE_AUTO") -> list[np.nda
 
 
 def _runner(runtime: str) -> Callable:
+    if runtime in RUNTIME_INSTALLS and importlib.util.find_spec(RUNTIME_INSTALLS[runtime][0]) is None:
+        module, install = RUNTIME_INSTALLS[runtime]
+        raise VerifyError(
+            f"--runtime {runtime} needs {module}, which is not installed: {install}. Received: runtime={runtime!r}"
+        )
     if runtime == "onnxruntime":
         return _run_onnxruntime
     if runtime == "opencv":
