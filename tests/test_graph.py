@@ -135,3 +135,17 @@ def test_input_shapes_must_be_positive(shape):
         InputShapeError, match=r"sizes must be whole numbers >= 1, or None .* Received: input_shapes\['data'\]="
     ):
         graph_of(TRAIN_VAL, input_shapes={"data": shape})
+
+
+def test_an_empty_net_says_it_has_no_inputs(tmp_path):
+    from caffe2keras.api import load_graph
+    from caffe2keras.errors import NetError
+
+    prototxt = tmp_path / "empty.prototxt"
+    prototxt.write_text("")
+    with pytest.raises(NetError) as raised:
+        load_graph(prototxt)
+    assert str(raised.value) == (
+        f"{prototxt}: the net has no inputs: no Input or data layer and no 'input' field feeds a layer. "
+        "Received: layers=0, input=[]"
+    )

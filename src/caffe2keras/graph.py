@@ -257,7 +257,10 @@ def build_graph(
     graph = wiring.graph(net.name)
     _set_input_shapes(graph, wiring.declared_inputs, given, require_input_shapes)
     if not graph.inputs:
-        raise NetError("the net has no inputs: no Input or data layer and no 'input' field feeds a layer.")
+        raise NetError(
+            "the net has no inputs: no Input or data layer and no 'input' field feeds a layer. "
+            f"Received: layers={len(net.layer)}, input={list(net.input)}"
+        )
     return graph
 
 
