@@ -32,6 +32,7 @@ from caffe2keras.errors import (  # noqa: E402
 )
 from caffe2keras.framework_internals import call_creating_variables  # noqa: E402
 from caffe2keras.graph import BlobRef, Graph, Op, needed_ops  # noqa: E402
+from caffe2keras.host_draws import drawn_on_host  # noqa: E402
 from caffe2keras.keras_names import keras_name  # noqa: E402
 from caffe2keras.layout import Layout  # noqa: E402
 from caffe2keras.plan import LayerPlan, plan_layer  # noqa: E402
@@ -84,15 +85,18 @@ class _PresetInitializer:
 
 def _call_with_weights(step: Step, op: Op, inputs):
     """Call ``step.layer`` on ``inputs``, creating its variables from ``step.weights`` (no random
-    initialization first: VGG16's fc6 alone is 400 MB)."""
+    initialization first: VGG16's fc6 alone is 400 MB), or, without weights, from their
+    initializers drawn on the host (:mod:`caffe2keras.host_draws`)."""
     layer = step.layer
     values = list(step.weights)
-    if not values or layer.built:
+    if layer.built:
         return layer(inputs)
+    if not values:
+        return call_creating_variables(layer, inputs, lambda _, requested: drawn_on_host(requested))[0]
 
-    def initializer_for(index: int):
+    def initializer_for(index: int, requested):
         if index >= len(values) or values[index] is None:
-            return None
+            return drawn_on_host(requested)
         initializer = _PresetInitializer(np.asarray(values[index]), op, index)
         values[index] = None  # the initializer holds the one reference
         return initializer

@@ -118,8 +118,11 @@ def has_internal(name: str) -> bool:
 ADD_WEIGHT_POSITIONAL = ("shape", "initializer", "dtype")
 
 
-def call_creating_variables(layer, inputs, initializer_for: Callable[[int], object | None]) -> tuple[object, int]:
-    """``layer(inputs)``, its variable ``i`` created with ``initializer_for(i)`` unless that is None.
+def call_creating_variables(
+    layer, inputs, initializer_for: Callable[[int, object], object | None]
+) -> tuple[object, int]:
+    """``layer(inputs)``, its variable ``i`` created with ``initializer_for(i, requested)`` unless that
+    is None, ``requested`` being the initializer the layer asked for.
 
     Returns the output and how many variables the layer created. Keras has no public way to
     hand a layer the values of the variables it is about to create: building the layer and
@@ -134,11 +137,13 @@ def call_creating_variables(layer, inputs, initializer_for: Callable[[int], obje
         nonlocal created
         index = created
         created += 1
-        initializer = initializer_for(index) if len(args) <= len(ADD_WEIGHT_POSITIONAL) else None
+        if len(args) > len(ADD_WEIGHT_POSITIONAL):
+            return original(*args, **kwargs)  # Keras reports a call it refuses
+        kwargs = {**kwargs, **dict(zip(ADD_WEIGHT_POSITIONAL, args))}
+        initializer = initializer_for(index, kwargs.get("initializer"))
         if initializer is not None:
-            kwargs = {**kwargs, **dict(zip(ADD_WEIGHT_POSITIONAL, args)), "initializer": initializer}
-            return original(**kwargs)
-        return original(*args, **kwargs)  # Keras reports a call it refuses
+            return original(**{**kwargs, "initializer": initializer})
+        return original(**kwargs)
 
     layer.add_weight = add_weight
     try:

@@ -14,6 +14,7 @@ import numpy as np
 from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.keras_layers import caffe_initializers, initializers
 from caffe2keras.graph import Shape
+from caffe2keras.host_draws import drawn_on_host, keras_fans
 
 VARIANCE_NORMS = {"FAN_IN": "fan_in", "FAN_OUT": "fan_out", "AVERAGE": "average"}  # FillerParameter.VarianceNorm
 KERAS_MODES = {"fan_in": "fan_in", "fan_out": "fan_out", "average": "fan_avg"}
@@ -49,9 +50,9 @@ def caffe_filler(
     if f.type in VARIANCE_FILLERS:
         gain, distribution = VARIANCE_FILLERS[f.type]
         norm = VARIANCE_NORMS[enum_name(f, "variance_norm")]
-        keras_fans = _keras_fans(_kernel_layout(caffe_shape) if keras_shape is None else keras_shape)
+        fans = keras_fans(_kernel_layout(caffe_shape) if keras_shape is None else keras_shape)
         return initializers.VarianceScaling(
-            scale=gain * _fan(norm, *keras_fans) / _fan(norm, fan_in, fan_out),
+            scale=gain * _fan(norm, *fans) / _fan(norm, fan_in, fan_out),
             mode=KERAS_MODES[norm],
             distribution=distribution,
         )
@@ -81,16 +82,6 @@ def _kernel_layout(caffe_shape: Shape) -> Shape:
     if len(caffe_shape) < 2:
         return tuple(caffe_shape)
     return (*caffe_shape[2:], caffe_shape[1], caffe_shape[0])
-
-
-def _keras_fans(shape: Shape) -> tuple[float, float]:
-    """Fans as Keras' VarianceScaling computes them from a variable's shape."""
-    if len(shape) == 0:
-        return 1, 1
-    if len(shape) == 1:
-        return shape[0], shape[0]
-    receptive_field = math.prod(shape[:-2])
-    return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
 def _fan(norm: str, fan_in: float, fan_out: float) -> float:
@@ -135,7 +126,8 @@ def filler_values(layer_param, field: str, default: float, caffe_shape: Shape) -
     """The values the filler ``field`` gives a blob of Caffe shape ``caffe_shape``, in that layout.
 
     A constant filler's are made without Keras, so that a writer that never loads Keras (the ONNX
-    one) fills such blobs as the Keras builder does; drawn ones come from Keras' initializers."""
+    one) fills such blobs as the Keras builder does; drawn ones come from Keras' initializers'
+    distributions, drawn on the host."""
     if field is None:
         return np.full(caffe_shape, default, np.float32)
     message_name, _, filler_name = field.partition(".")
@@ -145,4 +137,5 @@ def filler_values(layer_param, field: str, default: float, caffe_shape: Shape) -
     if getattr(message, filler_name).type == "constant":
         return np.full(caffe_shape, getattr(message, filler_name).value, np.float32)
     initializer = caffe_filler(layer_param, field, caffe_shape, default, keras_shape=caffe_shape)
-    return np.asarray(initializer(tuple(caffe_shape), dtype="float32"), dtype=np.float32)
+    draw = drawn_on_host(initializer) or initializer
+    return np.asarray(draw(tuple(caffe_shape), dtype="float32"), dtype=np.float32)
