@@ -4,33 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from caffe2keras.caffe import read_net
 from caffe2keras.graph import build_graph
 from tests.golden import Case
 from tests.shared import DEEPER_SIBLINGS, SHARED, case_dirs
 
-# Zoo nets whose weights take long to generate or run: the slow tier.
-HEAVY_ZOO = {
-    "bvlc_alexnet",
-    "bvlc_reference_caffenet",
-    "bvlc_reference_rcnn_ilsvrc13",
-    "caffenet_full_conv",
-    "fcn8s_voc",
-    "finetune_flickr_style",
-    "net_surgery_conv",
-    "vgg16",
-}
-
 
 def zoo_params() -> list:
-    """The Zoo cases written to ONNX: all but the deeper siblings of a family, the heavy ones slow."""
-    return [
-        pytest.param(*p.values, marks=[*p.marks, *([pytest.mark.slow] if p.id in HEAVY_ZOO else [])], id=p.id)
-        for p in case_dirs("zoo")
-        if p.id not in DEEPER_SIBLINGS
-    ]
+    """The Zoo cases written to ONNX: all but the deeper siblings of a family."""
+    return [p for p in case_dirs("zoo") if p.id not in DEEPER_SIBLINGS]
 
 
 def prototxt_of(case: Case) -> Path:

@@ -120,12 +120,14 @@ def _zoo_params():
         name = getattr(case_dir, "name", None)
         if case_dir is not None and name not in EXPORTED_ZOO_NETS:
             continue
-        marks = [*param.marks] + ([] if name in SMALL_ZOO_NETS else [pytest.mark.slow])
         for format in ("onnx", "saved_model", "tflite"):
-            params.append(pytest.param(case_dir, format, marks=marks, id=f"{param.id}-{format}"))
+            params.append(pytest.param(case_dir, format, marks=param.marks, id=f"{param.id}-{format}"))
     return params
 
 
+# The golden nets' exports start TensorFlow and export whole groups of nets (a minute or more): the
+# slow tier, as is every export through TensorFlow. The fast tier writes LeNet's ONNX directly.
+@pytest.mark.slow
 @pytest.mark.parametrize("case_dir, format", _zoo_params())
 def test_zoo_net_exports(case_dir, format, zoo_weights, exports, small_nets):
     _check_golden(case_dir, format, zoo_weights, exports, small_nets)
@@ -151,6 +153,7 @@ def rand_nets(exports):
     return export_all
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_dir", case_dirs("rand"))
 def test_rand_net_exports_to_onnx(case_dir, rand_nets):
     """Random nets of every layer family that real Caffe ran."""
@@ -159,6 +162,7 @@ def test_rand_net_exports_to_onnx(case_dir, rand_nets):
         assert_matches(actual, case.reference(blob), f"{case_dir.name} as onnx: blob {blob!r}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("format", ["onnx", "saved_model", "tflite"])
 @pytest.mark.parametrize("case_dir", case_dirs("trained"))
 def test_trained_net_exports(case_dir, format, zoo_weights, exports, small_nets):
@@ -176,11 +180,10 @@ NATURAL_GRAPHS = {
 
 
 @requires_shared
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=[pytest.mark.slow] * (n in EXPORTED_ZOO_NETS)) for n in NATURAL_GRAPHS]
-)
+@pytest.mark.slow  # reads the golden nets' exports
+@pytest.mark.parametrize("name", NATURAL_GRAPHS)
 def test_onnx_graph_keeps_caffe_operators(name, zoo_weights, exports, rand_nets, tmp_path_factory):
-    if name.startswith("rand"):  # the random nets are exported together, in the fast tier
+    if name.startswith("rand"):  # the random nets are exported together
         rand_nets()
         group, key = "rand-nets", name
     else:
@@ -234,21 +237,29 @@ LENET = SHARED / "caffe" / "trained" / "lenet_mnist"
 
 
 @requires_shared
-def test_convert_writes_onnx_by_extension_and_export_writes_the_other_formats(tmp_path):
+def test_convert_writes_onnx_by_extension(tmp_path):
     import onnxruntime
 
     # A legal name as long as the system allows leaves no room to lengthen it for the temporary file.
-    keras_file, onnx_file = tmp_path / "lenet.keras", tmp_path / "out" / ("lenet" + "m" * 245 + ".onnx")
+    onnx_file = tmp_path / "out" / ("lenet" + "m" * 245 + ".onnx")
     weights = str(LENET / "lenet_iter_10000.caffemodel")
-    assert main(["convert", str(LENET / "lenet.prototxt"), weights, "-o", str(keras_file), "-q"]) == 0
     assert main(["convert", str(LENET / "lenet.prototxt"), weights, "-o", str(onnx_file), "-q"]) == 0
     session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["data"]
     assert [o.name for o in session.get_outputs()] == ["prob"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@requires_shared
+@pytest.mark.slow  # TensorFlow: seconds to import, then to trace the model
+def test_export_writes_litert_and_saved_model(tmp_path):
+    keras_file = tmp_path / "lenet.keras"
+    weights = str(LENET / "lenet_iter_10000.caffemodel")
+    assert main(["convert", str(LENET / "lenet.prototxt"), weights, "-o", str(keras_file), "-q"]) == 0
     assert main(["export", str(keras_file), "-o", str(tmp_path / "lenet.tflite"), "-q"]) == 0
     assert main(["export", str(keras_file), "-o", str(tmp_path / "saved"), "--format", "saved_model", "-q"]) == 0
     assert (tmp_path / "saved" / "saved_model.pb").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet.keras", "lenet.tflite", "out", "saved"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet.keras", "lenet.tflite", "saved"]
 
 
 def test_unknown_extension_is_refused(tmp_path):
@@ -265,6 +276,7 @@ def test_missing_extra_is_named(monkeypatch, tmp_path):
         caffe2keras.export_model(tmp_path / "model.keras", tmp_path / "out.onnx")
 
 
+@pytest.mark.slow  # starts TensorFlow in a subprocess; tests/test_file_safety.py covers the same writer
 def test_cli_failure_leaves_no_partial_output(tmp_path):
     broken = tmp_path / "broken.keras"
     broken.write_bytes(b"not a zip file")
@@ -279,6 +291,7 @@ def test_cli_failure_leaves_no_partial_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.keras"]
 
 
+@pytest.mark.slow  # imports tf2onnx, so TensorFlow
 def test_tf2onnx_optimizers_collect_garbage_only_during_an_export():
     """The wrapped optimizer table builds the same optimizers, and is tf2onnx's own again after."""
     from tf2onnx import optimizer
@@ -295,6 +308,7 @@ def test_tf2onnx_optimizers_collect_garbage_only_during_an_export():
 
 
 @requires_shared
+@pytest.mark.slow  # two TensorFlow exports and a TensorFlow process; LeNet's exports are fast
 def test_saved_model_and_litert_name_their_outputs_after_the_blobs(tmp_path):
     """O-Net's three outputs keep their blob names in both formats, each with its own values."""
     mtcnn = SHARED / "caffe" / "trained" / "mtcnn"

@@ -44,6 +44,7 @@ DET1 = SHARED / "golden" / "trained" / "mtcnn_det1"
 
 
 @requires_shared
+@pytest.mark.slow  # eleven sizes, each built and run; test_small_fcn_matches_opencv_at_odd_sizes is fast
 @pytest.mark.parametrize("data_format", FORMATS)
 def test_mtcnn_det1_runs_at_every_pyramid_size(data_format, tmp_path):
     prototxt, weights = SHARED / "caffe" / "trained" / "mtcnn" / "det1.prototxt", DET1 / "weights.caffemodel"

@@ -46,12 +46,21 @@ def _trained_prototxt(case: Case):
     return SHARED / "caffe" / "trained" / source["dir"] / source["prototxt"]
 
 
+# Loading a net back costs most of its case on JAX: Keras runs every layer's initializer before
+# it reads the weights, and XLA compiles a random draw for each weight shape (about 0.5 s each;
+# 10 s for GoogLeNet). So each trained and Zoo net is checked converted in channels_last, and
+# saved and reloaded in channels_first; the random cases, which cover every layer family, reload
+# in both. The deeper siblings of a Zoo family are checked in channels_last only.
+ROUTES = {"channels_last-converted": ("channels_last", False), "channels_first-reloaded": ("channels_first", True)}
+
+
 @pytest.mark.parametrize("weights_file", RAND_WEIGHTS)
-@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize(("data_format", "reload"), list(ROUTES.values()), ids=list(ROUTES))
 @pytest.mark.parametrize("case_dir", case_dirs("trained"))
-def test_trained_case(case_dir, data_format, weights_file, tmp_path):
+def test_trained_case(case_dir, data_format, reload, weights_file, tmp_path):
     case = Case.load(case_dir)
-    _check_case(case, _trained_prototxt(case), case_dir / weights_file, data_format, tmp_path, all_blobs=True)
+    prototxt, weights = _trained_prototxt(case), case_dir / weights_file
+    _check_case(case, prototxt, weights, data_format, tmp_path, all_blobs=True, reload=reload)
 
 
 @pytest.mark.parametrize("case_dir", case_dirs("trained"))
@@ -60,22 +69,14 @@ def test_trained_original_files(case_dir, tmp_path):
     case = Case.load(case_dir)
     source = case.spec["source"]
     original = SHARED / "caffe" / "trained" / source["dir"] / source["caffemodel"]
-    _check_case(case, _trained_prototxt(case), original, "channels_last", tmp_path, all_blobs=False)
-
-
-# Loading a Zoo net back costs most of its case on JAX: Keras runs every layer's initializer
-# before it reads the weights, and XLA compiles a random draw for each weight shape (about 10 s
-# for GoogLeNet). So each Zoo net is checked converted in channels_last, and saved and reloaded
-# in channels_first; the random and trained cases, which cover every layer family, reload in
-# both. The deeper siblings of a Zoo family are checked in channels_last only.
-ZOO_ROUTES = {"channels_last-converted": ("channels_last", False), "channels_first-reloaded": ("channels_first", True)}
+    _check_case(case, _trained_prototxt(case), original, "channels_last", tmp_path, all_blobs=False, reload=False)
 
 
 def _zoo_params():
     return [
         pytest.param(*param.values, data_format, reload, marks=param.marks, id=f"{param.id}-{route}")
         for param in case_dirs("zoo")
-        for route, (data_format, reload) in ZOO_ROUTES.items()
+        for route, (data_format, reload) in ROUTES.items()
         if not (reload and getattr(param.values[0], "name", None) in DEEPER_SIBLINGS)
     ]
 

@@ -11,10 +11,14 @@ from caffe2keras.caffe.writer import write_caffemodel
 from caffe2keras.graph import DATA_LAYER_TYPES, is_dropped_type
 from caffe2keras.keras_names import keras_name
 from caffe2keras.synthetic import synthetic_weights
-from tests.shared import DEEPER_SIBLINGS, SHARED
+from tests.shared import DEEPER_SIBLINGS, HEAVY_ZOO, SHARED
 
 # Nets with more layers than this take tens of seconds to build on a small CPU.
 SLOW_LAYER_COUNT = 60
+
+
+def _is_slow(path) -> bool:
+    return path.read_text().count("layer {") > SLOW_LAYER_COUNT or path.parent.name in HEAVY_ZOO
 
 
 def zoo_prototxts():
@@ -25,7 +29,7 @@ def zoo_prototxts():
         pytest.param(
             path,
             id=f"{path.parent.name}/{path.stem}",
-            marks=[pytest.mark.slow] if path.read_text().count("layer {") > SLOW_LAYER_COUNT else [],
+            marks=[pytest.mark.slow] * _is_slow(path),
         )
         for path in sorted(root.glob("*/*.prototxt"))
         if path.parent.name not in DEEPER_SIBLINGS

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,8 +39,13 @@ def installed(backend: str) -> bool:
 
 
 def backends():
+    """The backends to load in, JAX in the fast tier (each is a new process that imports its backend)."""
     return [
-        pytest.param(b, marks=pytest.mark.skipif(not installed(b), reason=f"{b} is not installed"))
+        pytest.param(
+            b,
+            marks=[pytest.mark.skipif(not installed(b), reason=f"{b} is not installed")]
+            + [pytest.mark.slow] * (b != "jax"),
+        )
         for b in ("jax", "tensorflow", "torch")
     ]
 
@@ -135,12 +141,27 @@ CAFFE_SIDE = ("google.protobuf", "h5py", "cv2", "caffe2keras.caffe", "caffe2kera
 CAFFE_SIDE += ("caffe2keras.api", "caffe2keras.builder", "caffe2keras.graph", "caffe2keras.cli")
 
 
-def test_importing_the_layers_imports_no_caffe_side():
+@pytest.fixture(scope="module")
+def added_by_importing_the_layers() -> list[str]:
+    """The modules ``import caffe2keras.layers`` adds to Keras', in a fresh process (loading a
+    saved model needs only that import)."""
     env = os.environ | {"KERAS_BACKEND": "jax"}
     done = subprocess.run([sys.executable, "-c", LAYERS_IMPORT], env=env, capture_output=True, text=True, check=True)
-    added = json.loads(done.stdout.replace("'", '"'))
+    return json.loads(done.stdout.replace("'", '"'))
+
+
+def test_importing_the_layers_imports_no_caffe_side(added_by_importing_the_layers):
+    added = added_by_importing_the_layers
     assert [m for m in added if not m.startswith("caffe2keras")] == []  # nothing beyond what Keras loads
     assert [m for m in added if m.startswith(CAFFE_SIDE)] == []
+
+
+def test_importing_the_layers_registers_every_layer_module(added_by_importing_the_layers):
+    # A new layer module reloads from a saved model without a line in layers/__init__.py.
+    package = Path(__file__).resolve().parents[1] / "src" / "caffe2keras" / "layers"
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__", "conftest"}
+    expected = sorted(f"caffe2keras.layers.{m}" for m in modules if not m.endswith("_test"))
+    assert sorted(m for m in added_by_importing_the_layers if m.startswith("caffe2keras.layers.")) == expected
 
 
 def test_importing_the_layers_leaves_the_backend_to_keras(tmp_path):

@@ -111,7 +111,11 @@ def test_a_missing_mean_file_is_named(tmp_path):
         caffe2keras.convert(prototxt, input_shapes={"data": (1, 3, 32, 32)}, preprocessing=True)
 
 
-@pytest.mark.parametrize("net, size", [("det1", 12), ("det2", 24), ("det3", 48)])
+# P-Net in the fast tier; R-Net and O-Net add no preprocessing of their own.
+@pytest.mark.parametrize(
+    "net, size",
+    [("det1", 12), pytest.param("det2", 24, marks=pytest.mark.slow), pytest.param("det3", 48, marks=pytest.mark.slow)],
+)
 def test_mtcnn_with_mean_and_scale_flags(net, size, tmp_path):
     prototxt, weights = TRAINED / "mtcnn" / f"{net}.prototxt", TRAINED / "mtcnn" / f"{net}.caffemodel"
     output = tmp_path / f"{net}.keras"

@@ -225,6 +225,7 @@ def without_train_phase(text: str) -> str:
     return "".join(kept)
 
 
+@pytest.mark.slow  # the whole CRNN; LSTM and its continuation flags have fast tests in layers/recurrent_test.py
 @pytest.mark.parametrize("data_format", FORMATS)
 def test_crnn_as_published(data_format, tmp_path):
     prototxt = PUBLISHED / "crnn" / "deploy.prototxt"

@@ -323,6 +323,7 @@ def test_detection_output_matches_opencv(data_format, tmp_path):
     assert clipped.min() >= 0 and clipped.max() <= 1 and (unclipped.min() < 0 or unclipped.max() > 1)
 
 
+@pytest.mark.slow  # verify runs the net in OpenCV and Keras; the alignment has fast tests below
 def test_verify_compares_detections_as_caffe_orders_them(tmp_path):
     """caffe2keras verify reads OpenCV's score-sorted, zero-padded blob in Caffe's order."""
     report = verify(write(tmp_path, "detection.prototxt", DETECTION_NET), None, against="opencv")

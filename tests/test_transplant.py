@@ -275,6 +275,7 @@ def test_sequential_and_nested_models_pair_as_functional_ones(small_net):
         assert report.pairings[-1].notes == ("rows C,H,W -> H,W,C",)
 
 
+@pytest.mark.slow  # builds keras.applications' MobileNet: seconds of random draws on JAX
 def test_into_args_reach_the_applications_constructor_as_literals():
     from caffe2keras.cli.common import UsageError
     from caffe2keras.cli.weights import load_architecture, parse_constructor_args

@@ -13,16 +13,12 @@ def zoo_prototxts():
     root = SHARED / "caffe" / "models"
     if not root.is_dir():
         return [pytest.param(None, marks=pytest.mark.skip(reason=f"{root} not found"), id="no-shared")]
-    # A net with a zoo golden is converted, saved and reloaded with its weights in the fast tier.
-    with_golden = {path.name for path in (SHARED / "golden" / "zoo").glob("*")}
-    return [
-        pytest.param(
-            p, id=f"{p.parent.name}/{p.stem}", marks=[pytest.mark.slow] if p.parent.name in with_golden else []
-        )
-        for p in sorted(root.glob("*/*.prototxt"))
-    ]
+    return [pytest.param(p, id=f"{p.parent.name}/{p.stem}") for p in sorted(root.glob("*/*.prototxt"))]
 
 
+# Whole nets: the slow tier. The fast tier converts the small Zoo nets with their weights
+# (tests/test_golden.py), and SSD's and ShuffleNet's layers in tests of their own.
+@pytest.mark.slow
 @pytest.mark.parametrize("prototxt", zoo_prototxts())
 def test_architecture_converts_and_saves(prototxt, tmp_path):
     model = caffe2keras.convert(prototxt)
