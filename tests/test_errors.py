@@ -256,11 +256,15 @@ def group_mismatch(d: Path) -> Broken:
     )
 
 
+def _layer_after_net(d: Path, layer: str, error: type, names: tuple[str, ...], attributes: dict | None = None):
+    """NET with ``layer`` appended, broken as ``error`` says."""
+    return Broken(_write(d, "net.prototxt", NET + layer + "\n"), None, error, names, attributes)
+
+
 def softmax_over_batch(d: Path) -> Broken:
-    text = NET + 'layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" softmax_param { axis: 0 } }\n'
-    return Broken(
-        _write(d, "net.prototxt", text),
-        None,
+    return _layer_after_net(
+        d,
+        'layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" softmax_param { axis: 0 } }',
         UnsupportedParameterError,
         ("'prob'", "Softmax", "softmax_param.axis=0"),
         {"layer": "prob", "layer_type": "Softmax", "field": "softmax_param.axis", "value": 0},
@@ -269,10 +273,9 @@ def softmax_over_batch(d: Path) -> Broken:
 
 def reduction_over_batch(d: Path) -> Broken:
     # Reduction's default axis 0 sums the whole batch into one number.
-    text = NET + 'layer { name: "total" type: "Reduction" bottom: "conv1" top: "total" }\n'
-    return Broken(
-        _write(d, "net.prototxt", text),
-        None,
+    return _layer_after_net(
+        d,
+        'layer { name: "total" type: "Reduction" bottom: "conv1" top: "total" }',
         UnsupportedParameterError,
         ("'total'", "Reduction", "reduction_param.axis=0"),
     )
@@ -280,10 +283,9 @@ def reduction_over_batch(d: Path) -> Broken:
 
 def pooling_past_its_input(d: Path) -> Broken:
     # conv1's top is 6x6: a 7x7 window leaves nothing (Caffe would make a top of no values).
-    text = NET + 'layer { name: "pool" type: "Pooling" bottom: "conv1" top: "pool" pooling_param { kernel_size: 7 } }\n'
-    return Broken(
-        _write(d, "net.prototxt", text),
-        None,
+    return _layer_after_net(
+        d,
+        'layer { name: "pool" type: "Pooling" bottom: "conv1" top: "pool" pooling_param { kernel_size: 7 } }',
         ShapeError,
         ("'pool'", "Pooling", "empty", "pooling_param.kernel_size=(7, 7)"),
         {"layer": "pool", "layer_type": "Pooling", "field": "pooling_param.kernel_size", "value": (7, 7)},
