@@ -71,7 +71,7 @@ def test_zoo_convert_published_net(name, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_the_detection_guide_runs(tmp_path, monkeypatch, capsys):
-    """docs/guide/detection.md's steps, on the published prototxt with synthetic weights."""
+    """docs/guide/detection.md's steps, which the README shows too, on the published prototxt with synthetic weights."""
     import re
 
     from tests.shared import REPO
@@ -80,6 +80,8 @@ def test_the_detection_guide_runs(tmp_path, monkeypatch, capsys):
     guide = (REPO / "docs" / "guide" / "detection.md").read_text()
     command = re.search(r"```bash\n(.*?)```", guide, re.S).group(1).split()
     code = re.search(r"```python\n(.*?)```", guide, re.S).group(1)
+    readme = (REPO / "README.md").read_text()  # the README shows the same steps
+    assert f"```bash\n{' '.join(command)}\n```" in readme and f"```python\n{code}```" in readme
     source = local_zoo(tmp_path, monkeypatch, "opencv_face_detector_res10_ssd")
     monkeypatch.chdir(tmp_path)
     assert command[:3] == ["caffe2keras", "zoo", "convert"]
