@@ -64,6 +64,17 @@ NETS = {
         'layer { name: "drop" type: "Dropout" bottom: "data" top: "drop" '
         "dropout_param { dropout_ratio: 0.3 scale_train: false } }\n"
     ),
+    # BaseConvolutionLayer: each bottom convolved with the one set of weights (OpenCV's conv_2_inps)
+    "several_bottoms": (
+        'input: "data" input_shape { dim: 2 dim: 3 dim: 7 dim: 6 }\n'
+        'input: "more" input_shape { dim: 2 dim: 3 dim: 7 dim: 6 }\n'
+        'layer { name: "conv" type: "Convolution" bottom: "data" bottom: "more" top: "c1" top: "c2" '
+        "convolution_param { num_output: 4 kernel_h: 3 kernel_w: 2 stride: 2 pad: 1 } }\n"
+        'layer { name: "point" type: "Convolution" bottom: "data" bottom: "more" top: "p1" top: "p2" '
+        "convolution_param { num_output: 2 kernel_size: 1 pad: 1 } }\n"
+        'layer { name: "deconv" type: "Deconvolution" bottom: "c1" bottom: "c2" top: "d1" top: "d2" '
+        "convolution_param { num_output: 3 kernel_size: 3 stride: 2 } }\n"
+    ),
     "reductions": (
         'input: "data" input_shape { dim: 2 dim: 3 dim: 4 dim: 5 }\n'
         'layer { name: "relu" type: "ReLU" bottom: "data" top: "relu" }\n'
@@ -86,6 +97,8 @@ def _inputs(name: str) -> dict[str, np.ndarray]:
     if name == "roi_pooling":
         rois = np.array([[0, 0, 0, 15, 11], [1, 2, 3, 9, 8], [0, 5, 1, 6, 2], [1, 14, 10, 20, 30]], np.float32)
         return {"data": rng.standard_normal((2, 3, 12, 16)).astype(np.float32), "rois": rois}
+    if name == "several_bottoms":
+        return {n: rng.standard_normal((2, 3, 7, 6)).astype(np.float32) for n in ("data", "more")}
     if name == "forks":
         return {"data": rng.standard_normal((2, 6, 4, 5)).astype(np.float32), "a": rng.random((2, 6), np.float32)}
     shape = {

@@ -9,21 +9,12 @@ from __future__ import annotations
 import math
 
 from caffe2keras.conv_geometry import ConvGeometry, conv_geometry
-from caffe2keras.errors import UnsupportedParameterError
-from caffe2keras.node import Node, require
+from caffe2keras.node import Node
 from caffe2keras.onnx.emit import Emission, emits
 
 
 def _geometry(node: Node) -> ConvGeometry:
-    """The geometry as the plan read and checked it, for one bottom (the file has no several-bottom form)."""
-    require(
-        len(node.op.bottoms) == 1,
-        node.op,
-        "a convolution with several bottoms (sharing its weights) is not written to ONNX",
-        "bottom",
-        [b.name for b in node.op.bottoms],
-        kind=UnsupportedParameterError,
-    )
+    """The geometry as the plan read and checked it (every bottom has the first's shape)."""
     return conv_geometry(node.op, node.in_shapes[0])
 
 
@@ -59,12 +50,15 @@ def convolution(node: Node, out: Emission) -> None:
             node.in_shapes[0][2:], node.out_shapes[0][2:], g.pad, g.extent, g.stride
         )
     ]
-    x, attributes = out.bottoms[0], _attributes(g, end_pads)
-    if all(k == 1 for k in g.kernel) and any(attributes["pads"]):
-        # OpenCV 5's default engine computes a padded 1x1 Conv wrongly: the zeros go in first.
-        x = out.op("Pad", x, out.constant("pads", [0, 0, *g.pad, 0, 0, *end_pads]))
+    attributes = _attributes(g, end_pads)
+    # OpenCV 5's default engine computes a padded 1x1 Conv wrongly: the zeros go in first.
+    padded_first = all(k == 1 for k in g.kernel) and any(attributes["pads"])
+    if padded_first:
+        pads = out.constant("pads", [0, 0, *g.pad, 0, 0, *end_pads])
         attributes["pads"] = [0] * len(attributes["pads"])
-    out.op("Conv", x, *inputs, top=0, **attributes)
+    # As Caffe's BaseConvolutionLayer, top i is bottom i convolved with the one set of weights.
+    for top, x in enumerate(out.bottoms):
+        out.op("Conv", out.op("Pad", x, pads) if padded_first else x, *inputs, top=top, **attributes)
 
 
 @emits("Deconvolution")
@@ -73,7 +67,8 @@ def deconvolution(node: Node, out: Emission) -> None:
     g = _geometry(node)
     channels = node.in_shapes[0][1]
     inputs = _kernel_and_bias(node, out, (channels, g.num_output // g.group, *g.kernel), g.num_output)
-    out.op("ConvTranspose", out.bottoms[0], *inputs, top=0, **_attributes(g, g.pad))
+    for top, x in enumerate(out.bottoms):  # one set of weights for every bottom, as convolution's
+        out.op("ConvTranspose", x, *inputs, top=top, **_attributes(g, g.pad))
 
 
 @emits("InnerProduct")
