@@ -86,7 +86,7 @@ def test_the_convert_summary_names_frozen_layers_and_multipliers(tmp_path, capsy
     assert main(["convert", str(prototxt), str(weights), "-o", str(tmp_path / "m.keras")]) == 0
     out = capsys.readouterr().out
     assert "frozen (lr_mult 0, trainable=False): frozen\n" in out
-    assert "mixed/kernel 0/1, mixed/bias 2/0" in out
+    assert "0/1 on mixed/kernel; 2/0 on mixed/bias" in out
 
 
 @pytest.mark.slow
@@ -119,3 +119,12 @@ def test_a_keras_batch_normalization_gets_lr_mult_0_instead_of_trainable_false(t
     assert model.get_layer("bn").trainable
     multipliers = caffe2keras.parameter_multipliers(model)
     assert multipliers["bn/gamma"] == multipliers["bn/beta"] == (0.0, 0.0)
+
+
+def test_a_long_list_of_multipliers_is_counted_not_spelled_out():
+    """A Zoo net's dozens of biases at lr_mult 2 make one short line, not thousands of characters."""
+    from caffe2keras.cli.common import some_of
+
+    biases = [f"conv{i}/bias" for i in range(57)]
+    assert some_of(biases, "variables") == "57 variables (conv0/bias, conv1/bias, conv2/bias, ...)"
+    assert some_of(biases[:4], "variables") == "conv0/bias, conv1/bias, conv2/bias, conv3/bias"

@@ -231,14 +231,29 @@ def _training_lines(model) -> str:
         for layer in model.layers
         if layer.weights and not layer.trainable and not isinstance(layer, CaffePreprocessing)
     ]
-    multipliers = parameter_multipliers(model)
+    by_pair: dict[tuple[float, float], list[str]] = {}
+    for path, pair in parameter_multipliers(model).items():
+        by_pair.setdefault(pair, []).append(path)
     lines = ""
     if frozen:
-        lines += f"\nfrozen (lr_mult 0, trainable=False): {', '.join(frozen)}"
-    if multipliers:
-        listed = ", ".join(f"{path} {lr:g}/{decay:g}" for path, (lr, decay) in multipliers.items())
+        lines += f"\nfrozen (lr_mult 0, trainable=False): {some_of(frozen, 'layers')}"
+    if by_pair:
+        listed = "; ".join(
+            f"{lr:g}/{decay:g} on {some_of(paths, 'variables')}" for (lr, decay), paths in by_pair.items()
+        )
         lines += f"\nlr_mult/decay_mult (for CaffeSolver, caffe2keras.parameter_multipliers): {listed}"
     return lines
+
+
+# A summary line names this many, then counts the rest: a Zoo net's biases at lr_mult 2 number dozens.
+NAMED_IN_A_LINE = 4
+
+
+def some_of(names: list[str], what: str) -> str:
+    """``names`` joined, or, past ``NAMED_IN_A_LINE``, their count and the first few."""
+    if len(names) <= NAMED_IN_A_LINE:
+        return ", ".join(names)
+    return f"{len(names)} {what} ({', '.join(names[: NAMED_IN_A_LINE - 1])}, ...)"
 
 
 def custom_layers(model) -> list[str]:
