@@ -43,9 +43,17 @@ def drawn_on_host(initializer) -> Callable | None:
         return _drawn(lambda shape: config["mean"] + config["stddev"] * _truncated_unit_normal(rng, shape))
     if isinstance(initializer, initializers.RandomUniform):
         return _drawn(lambda shape: rng.uniform(config["minval"], config["maxval"], shape))
-    if isinstance(initializer, initializers.VarianceScaling) and initializer.input_axes is None:
+    if isinstance(initializer, initializers.VarianceScaling) and not _given_axes(initializer):
         return _drawn(lambda shape: _variance_scaled(rng, shape, initializer))
     return None
+
+
+def _given_axes(initializer) -> bool:
+    """Whether fans come from given axes (Keras 3.15's input_axes and output_axes, both needed;
+    the Keras 3.14 that pyproject admits has neither) rather than from the shape."""
+    return (
+        getattr(initializer, "input_axes", None) is not None and getattr(initializer, "output_axes", None) is not None
+    )
 
 
 def _filled(value) -> Callable:
