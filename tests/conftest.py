@@ -14,15 +14,14 @@ import caffe2keras
 
 caffe2keras.use_default_backend()  # before any test module imports Keras
 
+from caffe2keras.keras_setup import use_compilation_cache  # noqa: E402
 from tests.shared import FORMATS, REPO, SHARED  # noqa: E402
 
 # Before JAX is imported: the tests compile thousands of small XLA programs (Keras' initializers
-# when a model loads, each model's first call). Kept on disk, as the command line keeps them
-# (caffe2keras.keras_setup.use_compilation_cache), a second run compiles none of them again: the
-# fast tier took 3 min 33 s, then 1 min 43 s. The same programs run; only their compilation is saved.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".pytest_cache" / "jax"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# when a model loads, each model's first call). Kept on disk, as the command line keeps them, a
+# second run compiles none of them again: the fast tier took 3 min 33 s, then 1 min 43 s. The same
+# programs run; only their compilation is saved.
+use_compilation_cache(REPO / ".pytest_cache" / "jax")
 
 SECOND_DATA_FORMAT = FORMATS[1]
 

@@ -79,9 +79,7 @@ def _truncated_unit_normal(rng: np.random.Generator, shape) -> np.ndarray:
 
 def _variance_scaled(rng: np.random.Generator, shape, initializer) -> np.ndarray:
     """Keras' VarianceScaling: variance ``scale / n``, ``n`` a fan of the shape as Keras computes it."""
-    fan_in, fan_out = keras_fans(shape)
-    n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[initializer.mode]
-    variance = initializer.scale / max(1.0, n)
+    variance = initializer.scale / max(1.0, fan_for(initializer.mode, *keras_fans(shape)))
     distribution = initializer.distribution
     if distribution == "uniform":
         limit = math.sqrt(3.0 * variance)
@@ -89,6 +87,11 @@ def _variance_scaled(rng: np.random.Generator, shape, initializer) -> np.ndarray
     if distribution == "truncated_normal":
         return math.sqrt(variance) / TRUNCATED_UNIT_STD * _truncated_unit_normal(rng, shape)
     return rng.normal(0.0, math.sqrt(variance), shape)
+
+
+def fan_for(mode: str, fan_in: float, fan_out: float) -> float:
+    """The fan a VarianceScaling ``mode`` divides by."""
+    return {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
 
 
 def keras_fans(shape) -> tuple[float, float]:

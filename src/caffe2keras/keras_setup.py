@@ -26,8 +26,9 @@ from caffe2keras.default_backend import use_default_backend
 KERAS_DEFAULT_BACKEND = "tensorflow"
 
 
-def use_compilation_cache() -> None:
-    """JAX's persistent compilation cache, in caffe2keras' cache directory unless one is set.
+def use_compilation_cache(directory=None) -> None:
+    """JAX's persistent compilation cache in ``directory`` (by default caffe2keras' cache
+    directory), unless one is set.
 
     On JAX, rebuilding a loaded model runs every weight's initializer, and XLA compiles one
     program per weight shape: most of a fresh process's ``load_model`` time (bench/loading.py).
@@ -36,9 +37,11 @@ def use_compilation_cache() -> None:
     """
     if "JAX_COMPILATION_CACHE_DIR" in os.environ or "jax" in sys.modules:
         return
-    import platformdirs
+    if directory is None:
+        import platformdirs
 
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(platformdirs.user_cache_path("caffe2keras") / "jax")
+        directory = platformdirs.user_cache_path("caffe2keras") / "jax"
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(directory)
     # JAX keeps only programs that took a second to compile; an initializer takes less, many times over.
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")

@@ -14,7 +14,7 @@ import numpy as np
 from caffe2keras.caffe.schema import enum_name
 from caffe2keras.converters.keras_layers import caffe_initializers, initializers
 from caffe2keras.graph import Shape
-from caffe2keras.host_draws import drawn_on_host, keras_fans
+from caffe2keras.host_draws import drawn_on_host, fan_for, keras_fans
 
 VARIANCE_NORMS = {"FAN_IN": "fan_in", "FAN_OUT": "fan_out", "AVERAGE": "average"}  # FillerParameter.VarianceNorm
 KERAS_MODES = {"fan_in": "fan_in", "fan_out": "fan_out", "average": "fan_avg"}
@@ -52,7 +52,7 @@ def caffe_filler(
         norm = VARIANCE_NORMS[enum_name(f, "variance_norm")]
         fans = keras_fans(_kernel_layout(caffe_shape) if keras_shape is None else keras_shape)
         return initializers.VarianceScaling(
-            scale=gain * _fan(norm, *fans) / _fan(norm, fan_in, fan_out),
+            scale=gain * fan_for(KERAS_MODES[norm], *fans) / fan_for(KERAS_MODES[norm], fan_in, fan_out),
             mode=KERAS_MODES[norm],
             distribution=distribution,
         )
@@ -82,10 +82,6 @@ def _kernel_layout(caffe_shape: Shape) -> Shape:
     if len(caffe_shape) < 2:
         return tuple(caffe_shape)
     return (*caffe_shape[2:], caffe_shape[1], caffe_shape[0])
-
-
-def _fan(norm: str, fan_in: float, fan_out: float) -> float:
-    return {"fan_in": fan_in, "fan_out": fan_out, "average": (fan_in + fan_out) / 2}[norm]
 
 
 # The filler field of each weight blob, by Caffe type, with the value Caffe's layer uses when the

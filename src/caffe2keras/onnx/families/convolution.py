@@ -67,8 +67,9 @@ def deconvolution(node: Node, out: Emission) -> None:
     g = _geometry(node)
     channels = node.in_shapes[0][1]
     inputs = _kernel_and_bias(node, out, (channels, g.num_output // g.group, *g.kernel), g.num_output)
+    attributes = _attributes(g, g.pad)
     for top, x in enumerate(out.bottoms):  # one set of weights for every bottom, as convolution's
-        out.op("ConvTranspose", x, *inputs, top=top, **_attributes(g, g.pad))
+        out.op("ConvTranspose", x, *inputs, top=top, **attributes)
 
 
 @emits("InnerProduct")
